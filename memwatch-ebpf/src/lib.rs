@@ -1,0 +1,233 @@
+//! Types and names shared by memwatch's kernel programs and its daemon.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding, because the kernel
+//! side writes these bytes and the user side reads them back from maps and the
+//! ring buffer: both must agree on the layout to the byte. The compile-time
+//! size checks at the bottom catch an accidental change.
+#![no_std]
+
+/// Names of the maps, programs and globals in the eBPF object. The daemon looks
+/// them up by these strings, so both sides take them from here.
+pub mod names {
+    /// Per-process counters, keyed by tgid (`LruHashMap<u32, ProcCounters>`).
+    pub const PROCS: &str = "PROCS";
+    /// `kmem:rss_stat` mm_id -> owning tgid, for RSS updates that happen
+    /// outside the owner's context (reclaim, exit teardown).
+    pub const MM_OWNERS: &str = "MM_OWNERS";
+    /// Length of an in-flight mmap/munmap, keyed by the calling thread.
+    pub const PENDING: &str = "PENDING";
+    /// Rare events (process exit, very large mappings) as `ProcEvent`s.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU counters of dropped work, indexed by `ErrorKind`.
+    pub const ERRORS: &str = "ERRORS";
+    /// Field offsets read from tracefs at load time (`TracepointLayout`).
+    pub const LAYOUT: &str = "LAYOUT";
+}
+
+/// One kernel program and the tracepoint it attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Function name of the program in the eBPF object.
+    pub program: &'static str,
+    pub category: &'static str,
+    pub event: &'static str,
+}
+
+/// Every program memwatch attaches, in attach order.
+pub const PROBES: &[ProbeSpec] = &[
+    ProbeSpec { program: "rss_stat", category: "kmem", event: "rss_stat" },
+    ProbeSpec { program: "page_fault_user", category: "exceptions", event: "page_fault_user" },
+    ProbeSpec { program: "sys_enter_mmap", category: "syscalls", event: "sys_enter_mmap" },
+    ProbeSpec { program: "sys_exit_mmap", category: "syscalls", event: "sys_exit_mmap" },
+    ProbeSpec { program: "sys_enter_munmap", category: "syscalls", event: "sys_enter_munmap" },
+    ProbeSpec { program: "sys_exit_munmap", category: "syscalls", event: "sys_exit_munmap" },
+    ProbeSpec { program: "sys_exit_brk", category: "syscalls", event: "sys_exit_brk" },
+    ProbeSpec { program: "sched_process_exec", category: "sched", event: "sched_process_exec" },
+    ProbeSpec { program: "sched_process_exit", category: "sched", event: "sched_process_exit" },
+];
+
+/// Capacity of `PROCS` (and `MM_OWNERS`). LRU maps evict the least recently
+/// updated process when full, so a fork storm costs accuracy for idle
+/// processes rather than failing updates.
+pub const MAX_PROCS: u32 = 32_768;
+/// Capacity of `PENDING`: one slot per thread inside mmap/munmap right now.
+pub const MAX_PENDING: u32 = 16_384;
+/// Ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 1 << 20;
+
+/// `kmem:rss_stat`'s `member` values (the kernel's `NR_MM_COUNTERS` order,
+/// stable since the tracepoint was added in 5.5).
+pub mod rss_member {
+    pub const FILE: i32 = 0;
+    pub const ANON: i32 = 1;
+    pub const SWAP_ENTRIES: i32 = 2;
+    pub const SHMEM: i32 = 3;
+}
+
+/// A value of `ProcCounters::rss_*` that no `rss_stat` event has set yet: the
+/// daemon then takes the figure from /proc instead.
+pub const RSS_UNKNOWN: i64 = -1;
+
+/// What the kernel keeps per process (tgid). RSS fields are absolute bytes as
+/// last reported by `kmem:rss_stat`; the rest are cumulative since the entry
+/// was created and only ever grow (the daemon takes deltas).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcCounters {
+    pub rss_file: i64,
+    pub rss_anon: i64,
+    pub rss_swap: i64,
+    pub rss_shmem: i64,
+    /// Bytes returned by successful mmap calls.
+    pub mmap_bytes: u64,
+    /// Bytes released by successful munmap calls.
+    pub munmap_bytes: u64,
+    /// Sum of upward moves of the program break.
+    pub brk_grow_bytes: u64,
+    /// Sum of downward moves of the program break.
+    pub brk_shrink_bytes: u64,
+    /// The program break after the last brk call (0 before the first, and
+    /// again after exec, whose new image has a break of its own).
+    pub last_brk: u64,
+    /// User-mode page faults.
+    pub page_faults: u64,
+    /// `rss_stat`'s mm_id of this process's mm, so exit can drop the owner entry.
+    pub mm_id: u32,
+    pub _pad: u32,
+}
+
+impl ProcCounters {
+    /// A fresh entry: RSS unknown until the first `rss_stat`, counters at zero.
+    pub const NEW: Self = Self {
+        rss_file: RSS_UNKNOWN,
+        rss_anon: RSS_UNKNOWN,
+        rss_swap: RSS_UNKNOWN,
+        rss_shmem: RSS_UNKNOWN,
+        mmap_bytes: 0,
+        munmap_bytes: 0,
+        brk_grow_bytes: 0,
+        brk_shrink_bytes: 0,
+        last_brk: 0,
+        page_faults: 0,
+        mm_id: 0,
+        _pad: 0,
+    };
+}
+
+/// Why a `ProcEvent` was sent.
+pub mod event_kind {
+    /// The thread-group leader exited; `counters` holds its final values.
+    pub const EXIT: u32 = 1;
+    /// One mmap of at least `TracepointLayout::large_mapping_bytes`.
+    pub const LARGE_MAPPING: u32 = 2;
+}
+
+/// A rare event sent through the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcEvent {
+    /// One of `event_kind`.
+    pub kind: u32,
+    pub tgid: u32,
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at the event.
+    pub timestamp_ns: u64,
+    /// For `LARGE_MAPPING`, the mapping's length.
+    pub bytes: u64,
+    pub counters: ProcCounters,
+    /// The task's `comm` at the event, NUL-padded (a short-lived process may
+    /// be gone from /proc by the time the daemon reads this).
+    pub comm: [u8; 16],
+}
+
+/// Kinds of work the kernel side had to drop; indexes into `ERRORS`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Creating a `PROCS` entry failed.
+    ProcInsert = 0,
+    /// Remembering an in-flight mmap/munmap length failed.
+    PendingInsert = 1,
+    /// A sys_exit without its sys_enter (attached mid-call, or evicted).
+    PendingMissing = 2,
+    /// The ring buffer was full: an exit or large-mapping event was lost.
+    EventReserve = 3,
+    /// Reading a tracepoint field failed.
+    FieldRead = 4,
+    /// Recording an mm_id -> tgid owner failed.
+    OwnerInsert = 5,
+}
+
+impl ErrorKind {
+    pub const COUNT: u32 = 6;
+    pub const ALL: [ErrorKind; Self::COUNT as usize] = [
+        ErrorKind::ProcInsert,
+        ErrorKind::PendingInsert,
+        ErrorKind::PendingMissing,
+        ErrorKind::EventReserve,
+        ErrorKind::FieldRead,
+        ErrorKind::OwnerInsert,
+    ];
+
+    /// Stable snake_case name, used in logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::ProcInsert => "proc_insert",
+            ErrorKind::PendingInsert => "pending_insert",
+            ErrorKind::PendingMissing => "pending_missing",
+            ErrorKind::EventReserve => "event_reserve",
+            ErrorKind::FieldRead => "field_read",
+            ErrorKind::OwnerInsert => "owner_insert",
+        }
+    }
+}
+
+/// Tracepoint field offsets, read by the daemon from tracefs `format` files at
+/// load time and written into the program's `LAYOUT` global, so the probes do
+/// not depend on one kernel's struct layout.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracepointLayout {
+    pub rss_stat_mm_id: u32,
+    pub rss_stat_curr: u32,
+    pub rss_stat_member: u32,
+    pub rss_stat_size: u32,
+    /// Offset of `len` in sys_enter_mmap.
+    pub mmap_len: u32,
+    /// Offset of `len` in sys_enter_munmap.
+    pub munmap_len: u32,
+    /// Offset of `ret` in sys_exit_* (the same for every syscall).
+    pub syscall_ret: u32,
+    pub _pad: u32,
+    /// mmaps at least this long are also sent as `LARGE_MAPPING` events.
+    pub large_mapping_bytes: u64,
+}
+
+impl TracepointLayout {
+    /// The layout of kernel 6.x on x86_64, used only until the daemon
+    /// overrides it with what tracefs says.
+    pub const DEFAULT: Self = Self {
+        rss_stat_mm_id: 8,
+        rss_stat_curr: 12,
+        rss_stat_member: 16,
+        rss_stat_size: 24,
+        mmap_len: 24,
+        munmap_len: 24,
+        syscall_ret: 16,
+        _pad: 0,
+        large_mapping_bytes: 64 << 20,
+    };
+}
+
+// The kernel reads and writes these through raw pointers: catch layout drift.
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == 128);
+const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 40);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all three are repr(C), made only of integers, with explicit
+    // padding fields, so every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::ProcCounters {}
+    unsafe impl aya::Pod for super::ProcEvent {}
+    unsafe impl aya::Pod for super::TracepointLayout {}
+}

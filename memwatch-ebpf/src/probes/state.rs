@@ -1,0 +1,77 @@
+//! Maps and the small helpers every program uses to account into them.
+//!
+//! Hot paths (page faults, rss_stat) do one hash lookup and an atomic add on
+//! the per-process entry: no per-event ring-buffer traffic, no userspace work.
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    Global,
+    bindings::BPF_NOEXIST,
+    helpers::bpf_get_current_pid_tgid,
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use memwatch_ebpf::{
+    ErrorKind, MAX_PENDING, MAX_PROCS, EVENTS_BYTES, ProcCounters, TracepointLayout,
+};
+
+#[unsafe(no_mangle)]
+pub static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::DEFAULT);
+
+#[map]
+pub static PROCS: LruHashMap<u32, ProcCounters> = LruHashMap::with_max_entries(MAX_PROCS, 0);
+
+#[map]
+pub static MM_OWNERS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(MAX_PROCS, 0);
+
+#[map]
+pub static PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_PENDING, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map]
+pub static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ErrorKind::COUNT, 0);
+
+/// The calling task's (tgid, pid).
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+}
+
+/// Counts one dropped piece of work. Per-CPU, so no atomics are needed.
+#[inline(always)]
+pub fn count_error(kind: ErrorKind) {
+    if let Some(slot) = ERRORS.get_ptr_mut(kind as u32) {
+        // SAFETY: the pointer is to this CPU's slot of a live array element.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The entry of `tgid`, created when missing.
+#[inline(always)]
+pub fn proc_entry(tgid: u32) -> Option<*mut ProcCounters> {
+    if let Some(entry) = PROCS.get_ptr_mut(tgid) {
+        return Some(entry);
+    }
+    // NOEXIST: if another CPU created it in between, its entry is the one we use.
+    let _ = PROCS.insert(tgid, ProcCounters::NEW, BPF_NOEXIST as u64);
+    let entry = PROCS.get_ptr_mut(tgid);
+    if entry.is_none() {
+        count_error(ErrorKind::ProcInsert);
+    }
+    entry
+}
+
+/// Adds to a counter that other CPUs may be adding to at the same time.
+///
+/// The bpf target has no compare-and-swap, so core's `AtomicU64::fetch_add` is
+/// not offered; the intrinsic is. With its result unused it compiles to the
+/// classic `BPF_XADD` (`lock *(u64 *)(r1 + 0) += r2`), which every kernel
+/// memwatch supports.
+#[inline(always)]
+pub fn add(counter: *mut u64, value: u64) {
+    // SAFETY: `counter` points into a live map value, 8-byte aligned (repr(C) u64).
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
+}

@@ -1,0 +1,188 @@
+//! Loads the kernel programs, attaches them, and reads their maps.
+use std::{collections::HashMap, path::PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use memwatch_ebpf::{ErrorKind, PROBES, ProcCounters, ProcEvent, names};
+
+use super::{format, privileges, tracefs};
+
+/// The kernel programs, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memwatch-probes"));
+
+/// Why the probes could not be used. Each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}")]
+    NotPermitted(String),
+    #[error("{0}")]
+    Tracefs(String),
+    #[error(
+        "tracepoint {category}:{event} does not exist in this kernel ({path} is missing); \
+         memwatch needs kernel {category} tracepoints (CONFIG_FTRACE_SYSCALLS for syscalls)"
+    )]
+    MissingTracepoint { category: &'static str, event: &'static str, path: PathBuf },
+    #[error("cannot read tracepoint format {path}: {detail}")]
+    Format { path: PathBuf, detail: String },
+    #[error(
+        "this memwatch binary was built without its kernel programs (AYA_BUILD_SKIP); \
+         rebuild it with `cargo xtask build`"
+    )]
+    NoObject,
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("the eBPF object has no {kind} named {name}")]
+    Missing { kind: &'static str, name: &'static str },
+    #[error("{action} program {name} failed: {source}")]
+    Program { action: &'static str, name: &'static str, source: aya::programs::ProgramError },
+    #[error("opening map {name} failed: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+}
+
+/// An exit or large-mapping event, decoded from the ring buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Event(pub ProcEvent);
+
+impl Event {
+    pub fn comm(&self) -> String {
+        let comm = &self.0.comm;
+        let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        String::from_utf8_lossy(&comm[..end]).into_owned()
+    }
+}
+
+/// Attached kernel programs. Dropping this detaches them.
+pub struct Probes {
+    ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    attached: Vec<String>,
+}
+
+impl Probes {
+    /// Checks privileges and tracefs, then loads and attaches every program
+    /// in `memwatch_ebpf::PROBES`. All or nothing: on error nothing stays attached.
+    pub fn attach(large_mapping_bytes: u64) -> Result<Self, ProbeError> {
+        if OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        privileges::check().map_err(ProbeError::NotPermitted)?;
+        let events_dir = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
+        for probe in PROBES {
+            let path = events_dir.join(probe.category).join(probe.event);
+            if !path.is_dir() {
+                return Err(ProbeError::MissingTracepoint {
+                    category: probe.category,
+                    event: probe.event,
+                    path,
+                });
+            }
+        }
+        let layout = format::layout(&events_dir, large_mapping_bytes)?;
+        raise_memlock_limit();
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::LAYOUT, &layout, true)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(e) => {
+                tracing::debug!("probe diagnostics unavailable: {e}");
+                None
+            }
+        };
+        let mut attached = Vec::with_capacity(PROBES.len());
+        for probe in PROBES {
+            let program: &mut TracePoint = ebpf
+                .program_mut(probe.program)
+                .ok_or(ProbeError::Missing { kind: "program", name: probe.program })?
+                .try_into()
+                .map_err(|source| ProbeError::Program { action: "typing", name: probe.program, source })?;
+            program
+                .load()
+                .map_err(|source| ProbeError::Program { action: "loading", name: probe.program, source })?;
+            program
+                .attach(probe.category, probe.event)
+                .map_err(|source| ProbeError::Program { action: "attaching", name: probe.program, source })?;
+            attached.push(format!("{}:{}", probe.category, probe.event));
+        }
+        let events = ebpf
+            .take_map(names::EVENTS)
+            .ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
+        let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: names::EVENTS, source })?;
+        Ok(Self { ebpf, events, logger, attached })
+    }
+
+    /// "category:event" of every attached tracepoint.
+    pub fn attached(&self) -> &[String] {
+        &self.attached
+    }
+
+    /// Every process entry the kernel holds now, by tgid.
+    pub fn processes(&self) -> Result<HashMap<u32, ProcCounters>, ProbeError> {
+        let map = self
+            .ebpf
+            .map(names::PROCS)
+            .ok_or(ProbeError::Missing { kind: "map", name: names::PROCS })?;
+        let procs: BpfHashMap<_, u32, ProcCounters> =
+            BpfHashMap::try_from(map).map_err(|source| ProbeError::Map { name: names::PROCS, source })?;
+        // An entry deleted between the key walk and its lookup (the process
+        // exited) is skipped; its final figures come through the exit event.
+        Ok(procs.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Events sent since the last call, oldest first.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(item) = self.events.next() {
+            if item.len() < size_of::<ProcEvent>() {
+                tracing::warn!(len = item.len(), "short record in the event ring buffer, ignored");
+                continue;
+            }
+            // SAFETY: the kernel wrote a ProcEvent (a Pod, repr(C)) at the
+            // start of the record; read_unaligned copes with any alignment.
+            let event = unsafe { item.as_ptr().cast::<ProcEvent>().read_unaligned() };
+            out.push(Event(event));
+        }
+        out
+    }
+
+    /// Dropped kernel-side work so far, summed over CPUs, by kind.
+    pub fn dropped(&self) -> Result<Vec<(&'static str, u64)>, ProbeError> {
+        let map = self
+            .ebpf
+            .map(names::ERRORS)
+            .ok_or(ProbeError::Missing { kind: "map", name: names::ERRORS })?;
+        let errors: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { name: names::ERRORS, source })?;
+        ErrorKind::ALL
+            .iter()
+            .map(|&kind| {
+                let per_cpu = errors
+                    .get(&(kind as u32), 0)
+                    .map_err(|source| ProbeError::Map { name: names::ERRORS, source })?;
+                Ok((kind.name(), per_cpu.iter().sum()))
+            })
+            .collect()
+    }
+
+    /// Forwards the probes' own diagnostics (aya-log) into memwatch's log.
+    pub fn flush_diagnostics(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones to the
+/// memory cgroup, where raising the limit is unnecessary and may be refused.
+fn raise_memlock_limit() {
+    let unlimited = rustix::process::Rlimit { current: None, maximum: None };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Memlock, unlimited) {
+        tracing::debug!("could not raise RLIMIT_MEMLOCK ({e}); fine on kernels >= 5.11");
+    }
+}

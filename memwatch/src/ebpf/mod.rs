@@ -1,0 +1,7 @@
+//! Loading memwatch's kernel programs and reading what they aggregate.
+pub mod format;
+mod loader;
+pub mod privileges;
+pub mod tracefs;
+
+pub use loader::{ProbeError, Probes};
