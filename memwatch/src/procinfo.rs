@@ -159,8 +159,6 @@ pub fn unit_from_cgroup(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-
     use super::*;
 
     #[test]
@@ -211,33 +209,15 @@ mod tests {
         );
     }
 
-    /// A fixture /proc with one process, the way vector tests its collectors.
-    fn fixture() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("4242");
-        fs::create_dir(&p).unwrap();
-        // Fields after comm: state ppid pgrp session tty tpgid flags minflt cminflt majflt ...
-        // starttime is field 22.
-        let stat = "4242 (leaky worker) S 1 4242 4242 0 -1 4194560 1500 0 25 0 10 5 0 0 20 0 1 0 987654 \
-                    104857600 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
-        fs::write(p.join("stat"), stat).unwrap();
-        fs::write(
-            p.join("status"),
-            "Name:\tleaky worker\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4242\n\
-             VmRSS:\t    8192 kB\nRssAnon:\t    6144 kB\nRssFile:\t    1024 kB\nRssShmem:\t    1024 kB\n\
-             VmSwap:\t      12 kB\n",
-        )
-        .unwrap();
-        fs::write(p.join("cmdline"), b"/usr/bin/leaky\0--serve\0").unwrap();
-        fs::write(p.join("cgroup"), "0::/system.slice/leaky.service\n").unwrap();
-        fs::create_dir(dir.path().join("self")).unwrap();
-        dir
+    /// A fixture /proc (memwatch/tests/fixtures/proc) with one process, the
+    /// way vector tests its collectors against fixture trees.
+    fn fixture() -> ProcFs {
+        ProcFs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc"))
     }
 
     #[test]
     fn reads_identity_counters_and_info_from_a_fixture_tree() {
-        let dir = fixture();
-        let procfs = ProcFs::new(dir.path());
+        let procfs = fixture();
         assert_eq!(procfs.pids().unwrap(), [4242]);
         let stat = procfs.stat(4242).unwrap();
         assert_eq!(stat.id, ProcessId { pid: 4242, start_time: 987654 });

@@ -2,7 +2,10 @@
 //!
 //! Offsets differ between kernels (rss_stat's changed in 6.2), so the probes
 //! get them from tracefs at load time instead of trusting one kernel's layout.
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use memwatch_ebpf::TracepointLayout;
 
@@ -48,39 +51,46 @@ pub fn parse(text: &str) -> Result<HashMap<String, Field>, String> {
     Ok(fields)
 }
 
-fn field(
-    events: &Path,
-    event: &str,
-    name: &str,
-    sizes: &[u32],
-) -> Result<u32, ProbeError> {
-    let path = events.join(event).join("format");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ProbeError::Format { path: path.clone(), detail: e.to_string() })?;
-    let fields = parse(&text).map_err(|detail| ProbeError::Format { path: path.clone(), detail })?;
-    let field = fields.get(name).ok_or_else(|| ProbeError::Format {
-        path: path.clone(),
-        detail: format!("no field `{name}`"),
-    })?;
-    if !sizes.contains(&field.size) {
-        return Err(ProbeError::Format {
-            path,
-            detail: format!("field `{name}` is {} bytes, expected one of {sizes:?}", field.size),
-        });
+/// The fields of one event, read from `events/<event>/format`.
+struct EventFormat {
+    path: PathBuf,
+    fields: HashMap<String, Field>,
+}
+
+impl EventFormat {
+    fn read(events: &Path, event: &str) -> Result<Self, ProbeError> {
+        let path = events.join(event).join("format");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ProbeError::Format { path: path.clone(), detail: e.to_string() })?;
+        let fields = parse(&text).map_err(|detail| ProbeError::Format { path: path.clone(), detail })?;
+        Ok(Self { path, fields })
     }
-    Ok(field.offset)
+
+    /// The offset of `name`, which must be one of `sizes` bytes long.
+    fn offset(&self, name: &str, sizes: &[u32]) -> Result<u32, ProbeError> {
+        let error = |detail: String| ProbeError::Format { path: self.path.clone(), detail };
+        let field = self.fields.get(name).ok_or_else(|| error(format!("no field `{name}`")))?;
+        if !sizes.contains(&field.size) {
+            return Err(error(format!("field `{name}` is {} bytes, expected one of {sizes:?}", field.size)));
+        }
+        Ok(field.offset)
+    }
 }
 
 /// The offsets the probes need, read from `events` (tracefs's events/ folder).
 pub fn layout(events: &Path, large_mapping_bytes: u64) -> Result<TracepointLayout, ProbeError> {
+    let rss_stat = EventFormat::read(events, "kmem/rss_stat")?;
+    let enter_mmap = EventFormat::read(events, "syscalls/sys_enter_mmap")?;
+    let enter_munmap = EventFormat::read(events, "syscalls/sys_enter_munmap")?;
+    let exit_brk = EventFormat::read(events, "syscalls/sys_exit_brk")?;
     Ok(TracepointLayout {
-        rss_stat_mm_id: field(events, "kmem/rss_stat", "mm_id", &[4])?,
-        rss_stat_curr: field(events, "kmem/rss_stat", "curr", &[1, 4])?,
-        rss_stat_member: field(events, "kmem/rss_stat", "member", &[4])?,
-        rss_stat_size: field(events, "kmem/rss_stat", "size", &[8])?,
-        mmap_len: field(events, "syscalls/sys_enter_mmap", "len", &[8])?,
-        munmap_len: field(events, "syscalls/sys_enter_munmap", "len", &[8])?,
-        syscall_ret: field(events, "syscalls/sys_exit_brk", "ret", &[8])?,
+        rss_stat_mm_id: rss_stat.offset("mm_id", &[4])?,
+        rss_stat_curr: rss_stat.offset("curr", &[1, 4])?,
+        rss_stat_member: rss_stat.offset("member", &[4])?,
+        rss_stat_size: rss_stat.offset("size", &[8])?,
+        mmap_len: enter_mmap.offset("len", &[8])?,
+        munmap_len: enter_munmap.offset("len", &[8])?,
+        syscall_ret: exit_brk.offset("ret", &[8])?,
         _pad: 0,
         large_mapping_bytes,
     })
@@ -147,12 +157,12 @@ mod tests {
         write("syscalls/sys_enter_mmap", args);
         write("syscalls/sys_enter_munmap", args);
         write("syscalls/sys_exit_brk", "\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n");
-        let layout = layout(dir.path(), 1 << 26).unwrap();
-        assert_eq!(layout.rss_stat_curr, 12);
-        assert_eq!(layout.rss_stat_size, 24);
-        assert_eq!(layout.mmap_len, 24);
-        assert_eq!(layout.syscall_ret, 16);
-        assert_eq!(layout.large_mapping_bytes, 1 << 26);
+        let read = layout(dir.path(), 1 << 26).unwrap();
+        assert_eq!(read.rss_stat_curr, 12);
+        assert_eq!(read.rss_stat_size, 24);
+        assert_eq!(read.mmap_len, 24);
+        assert_eq!(read.syscall_ret, 16);
+        assert_eq!(read.large_mapping_bytes, 1 << 26);
 
         write("syscalls/sys_exit_brk", "\tfield:int ret;\toffset:16;\tsize:4;\tsigned:1;\n");
         let err = layout(dir.path(), 0).unwrap_err().to_string();

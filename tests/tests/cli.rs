@@ -1,0 +1,174 @@
+//! memwatch as a user runs it: the binary, its output and its exit.
+use std::{
+    io::{BufRead as _, BufReader},
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use memwatch_tests::{Workload, memwatch_binary, privileged};
+
+const WORKLOAD: &str = env!("CARGO_BIN_EXE_alloc-workload");
+const MIB: i64 = 1 << 20;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
+    if !privileged("probe_json_attributes_a_256_mib_allocation_to_its_pid") {
+        return;
+    }
+    let mut workload = Workload::spawn(WORKLOAD, &["--mib", "256", "--step-mib", "16", "--brk-mib", "0"]);
+    workload.wait_for("ready");
+    let probe = Command::new(memwatch_binary())
+        .args(["probe", "--duration", "5", "--json", "--pid", &workload.pid().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the probes time to attach and take their first reading.
+    std::thread::sleep(Duration::from_millis(1500));
+    workload.proceed();
+    workload.wait_for("allocated");
+    let out = probe.wait_with_output().unwrap();
+    assert!(out.status.success(), "probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "--pid prints that one process: {stdout}");
+    let row: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(row["mode"], "ebpf");
+    assert_eq!(row["pid"], workload.pid());
+    assert!(row["rss_anon_delta_bytes"].as_i64().unwrap() >= 240 * MIB, "{row}");
+    assert!(row["page_faults"].as_u64().unwrap() >= 60_000, "{row}");
+    assert!(row["mmap_bytes"].as_i64().unwrap() >= 256 * MIB, "{row}");
+    workload.proceed();
+    workload.proceed();
+    workload.finish();
+}
+
+/// A copy of the binary that an unprivileged user can execute, wherever the
+/// checkout lives (a clone under /root is not reachable for `nobody`).
+fn world_executable_copy() -> (tempfile_dir::Dir, std::path::PathBuf) {
+    let dir = tempfile_dir::Dir::new();
+    let copy = dir.path.join("memwatch");
+    std::fs::copy(memwatch_binary(), &copy).unwrap();
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, copy)
+}
+
+/// The smallest temporary-directory helper, to keep this crate's dependencies lean.
+mod tempfile_dir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("memwatch-cli-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Self { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Runs `binary args` as an unprivileged user: `nobody` when we are root,
+/// ourselves otherwise.
+fn unprivileged(binary: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(binary);
+    cmd.args(args);
+    if is_root() {
+        // std also drops root's supplementary groups when it changes uid.
+        cmd.uid(65534).gid(65534);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn probe_without_privileges_falls_back_to_procfs_and_says_why() {
+    let (_dir, binary) = world_executable_copy();
+    let out = unprivileged(&binary, &["probe", "--duration", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stdout.trim_end().ends_with("mode=procfs"), "stdout: {stdout}");
+    assert!(stdout.trim_start().starts_with("PID"), "a table with a header: {stdout}");
+    assert!(
+        stderr.contains("eBPF probes not used: not permitted to load eBPF programs"),
+        "the reason is given: {stderr}"
+    );
+    assert_eq!(stderr.matches("eBPF probes not used").count(), 1, "said once: {stderr}");
+
+    let out = unprivileged(&binary, &["probe", "--duration", "1", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["mode"], "procfs");
+        assert!(row["mmap_bytes"].is_null(), "procfs cannot see mmap: {row}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused_with_the_reason() {
+    let out = Command::new(memwatch_binary()).args(["probe", "--duration", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"), "{out:?}");
+    let out = Command::new(memwatch_binary()).args(["run", "--config", "/nonexistent/memwatch.toml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/memwatch.toml"), "{out:?}");
+}
+
+/// Reads stderr lines until one contains `needle`, within `timeout`.
+fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    for line in lines.by_ref() {
+        if line.contains(needle) {
+            return line;
+        }
+        assert!(start.elapsed() < timeout, "no line with {needle:?} within {timeout:?}");
+    }
+    panic!("stream ended before a line with {needle:?}");
+}
+
+#[test]
+fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("memwatch-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[daemon]\ninterval_secs = 0.5\n").unwrap();
+    let mut daemon = Command::new(memwatch_binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("MEMWATCH_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let banner = wait_for_line(&mut lines, "memwatch started", Duration::from_secs(20));
+    let expected_mode = if is_root() { "mode=ebpf" } else { "mode=procfs" };
+    assert!(banner.contains(expected_mode), "{banner}");
+    assert!(banner.contains("interval=500ms"), "{banner}");
+    assert!(banner.contains(&config.display().to_string()), "{banner}");
+    if is_root() {
+        assert!(banner.contains("kmem:rss_stat") && banner.contains("exceptions:page_fault_user"), "{banner}");
+    }
+    let summary = wait_for_line(&mut lines, "interval", Duration::from_secs(10));
+    assert!(summary.contains("tracked="), "{summary}");
+    assert!(summary.contains("top_growers="), "{summary}");
+
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    wait_for_line(&mut lines, "SIGTERM received", Duration::from_secs(10));
+    wait_for_line(&mut lines, "probes detached", Duration::from_secs(10));
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
