@@ -1,5 +1,6 @@
 //! memwatch's developer tasks. `cargo xtask <task>`; every task installs what
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
+mod bench;
 mod build;
 mod setup;
 mod shell;
@@ -26,8 +27,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the whole test suite: unit, privileged eBPF integration, lints.
+    /// Run the whole test suite: unit, privileged eBPF integration, lints,
+    /// and the benchmarks in quick mode.
     Test,
+    /// Measure what the probes add to a page fault (needs root).
+    Bench {
+        /// A few rounds only, to prove the benchmark works (what CI runs).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
+        Task::Bench { quick } => bench::run(quick),
     }
 }
