@@ -5,6 +5,7 @@
 //! the same per-process samples come from polling /proc, with the syscall
 //! figures left unknown.
 mod ebpf;
+mod exits;
 mod procfs;
 mod table;
 
