@@ -1,9 +1,11 @@
 //! memwatch's developer tasks. `cargo xtask <task>`; every task installs what
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
 mod build;
+mod initramfs;
 mod setup;
 mod shell;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -26,8 +28,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the whole test suite: unit, privileged eBPF integration, lints.
+    /// Run the whole test suite: unit, privileged eBPF integration, lints, VM.
     Test,
+    /// Boot Debian's kernel under qemu and run the integration tests inside
+    /// (real cgroup v2 memory controller, second kernel version).
+    VmTest {
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, default_value_t = vm::DEFAULT_TIMEOUT.as_secs())]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
+        Task::VmTest { timeout_secs } => vm::run(std::time::Duration::from_secs(timeout_secs)),
     }
 }

@@ -162,9 +162,7 @@ impl CgroupFs {
         let v2 = self.root.join(relative);
         let v1 = self.root.join("memory").join(relative);
         match Cgroup::at(&v2) {
-            Err(ActError::CgroupGone { .. }) | Err(ActError::NoMemoryControl { .. }) if v1.is_dir() => {
-                Cgroup::at(&v1)
-            }
+            Err(ActError::CgroupGone { .. }) | Err(ActError::NoMemoryControl { .. }) if v1.is_dir() => Cgroup::at(&v1),
             result => result,
         }
     }
@@ -263,10 +261,9 @@ impl Cgroup {
             .open(&path)
             .and_then(|mut f| f.write_all(value.as_bytes()));
         result.map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied => ActError::NoMemoryControl {
-                path: self.dir.clone(),
-                detail: format!("writing {file}: {e}"),
-            },
+            io::ErrorKind::PermissionDenied => {
+                ActError::NoMemoryControl { path: self.dir.clone(), detail: format!("writing {file}: {e}") }
+            }
             _ => self.io_error("writing", path, e),
         })
     }
@@ -274,8 +271,8 @@ impl Cgroup {
     /// ENODEV is what a write to a removed cgroup's open file gets; ENOENT
     /// with the directory gone is a removal between two of our steps.
     fn io_error(&self, op: &'static str, path: PathBuf, e: io::Error) -> ActError {
-        let gone = e.raw_os_error() == Some(libc::ENODEV)
-            || (e.kind() == io::ErrorKind::NotFound && !self.dir.is_dir());
+        let gone =
+            e.raw_os_error() == Some(libc::ENODEV) || (e.kind() == io::ErrorKind::NotFound && !self.dir.is_dir());
         if gone { ActError::CgroupGone { path: self.dir.clone() } } else { ActError::Io { op, path, source: e } }
     }
 

@@ -221,7 +221,11 @@ fn set_aside(path: &Path) -> Result<PathBuf, ActError> {
         .map(|n| PathBuf::from(if n == 0 { base.clone() } else { format!("{base}-{n}") }))
         .find(|p| !p.exists())
         .expect("some suffix is free");
-    fs::rename(path, &aside).map_err(|source| ActError::Io { op: "setting aside", path: path.to_path_buf(), source })?;
+    fs::rename(path, &aside).map_err(|source| ActError::Io {
+        op: "setting aside",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(aside)
 }
 
