@@ -32,6 +32,7 @@ pub enum ModeRequest {
     Procfs,
 }
 
+#[expect(clippy::large_enum_variant, reason = "one collector per daemon, made once: boxing would buy nothing")]
 pub enum Collector {
     Ebpf(EbpfCollector),
     Procfs(ProcfsCollector),
