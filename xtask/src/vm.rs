@@ -8,10 +8,9 @@
 //! serial console.
 use std::{
     fs,
-    io::{BufRead as _, BufReader, BufWriter, Write as _},
+    io::BufWriter,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -19,12 +18,17 @@ use anyhow::{Context as _, bail};
 
 use crate::{initramfs::Archive, setup, shell};
 
+mod artifacts;
+mod console;
+
+use artifacts::Artifacts;
+
 /// Static binaries: the initramfs has no C library to link against.
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The kernel (6.1 on Debian 12), an emulator, and a static shell for /init.
 const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static"];
-/// Room for the unpacked initramfs (~100 MiB), the 256 MiB attribution
-/// workload, and the throttle workload, which grows to ~300 MiB before
+/// Room for the unpacked initramfs (~70 MiB), the 256 MiB attribution
+/// workload, and the throttle workload, which grows to ~100-200 MiB before
 /// memory.high stops it.
 const MEMORY_MIB: u32 = 1024;
 /// Whole-run limit; a healthy run takes a few minutes on 2 emulated cores.
@@ -45,7 +49,7 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let out = root.join("target/vm-test");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    let artifacts = build(&root)?;
+    let artifacts = artifacts::build(&root)?;
     let kernel = kernel()?;
     let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
     let initrd = out.join("initramfs.cpio.gz");
@@ -53,8 +57,8 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let built = started.elapsed();
 
     let log = out.join("serial.log");
-    let result = boot(&kernel, &initrd, &log, &nonce, timeout)?;
-    summarize(&result, built, started.elapsed(), &log)
+    let result = console::boot(&kernel, &initrd, &log, &nonce, timeout)?;
+    console::summarize(&result, built, started.elapsed(), &log)
 }
 
 fn musl_target() -> anyhow::Result<()> {
@@ -63,98 +67,6 @@ fn musl_target() -> anyhow::Result<()> {
         return Ok(());
     }
     shell::run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))
-}
-
-/// What goes into the VM, each at its host path (see `pack`).
-struct Artifacts {
-    binaries: Vec<PathBuf>,
-    /// (name, executable) in `TESTS` order.
-    tests: Vec<(String, PathBuf)>,
-}
-
-fn cargo(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("cargo");
-    cmd.args(args).args(["--release", "--target", MUSL_TARGET]).current_dir(root);
-    // An empty stand-in object would make every probe test fail confusingly.
-    cmd.env_remove("AYA_BUILD_SKIP");
-    cmd
-}
-
-fn build(root: &Path) -> anyhow::Result<Artifacts> {
-    // The daemon: the CLI tests run it, and aya-build embeds the kernel
-    // programs in it exactly as for the host (it keys on the target's arch
-    // and endianness, which musl shares with the host).
-    shell::run(&mut cargo(root, &["build", "-p", "memwatch"]))?;
-    let daemon = root.join("target").join(MUSL_TARGET).join("release/memwatch");
-    ebpf_object_embedded(&root.join("target").join(MUSL_TARGET).join("release/build"))?;
-
-    // The integration tests themselves, not a separate VM-only binary: the
-    // same assertions then hold on both kernels. Cargo reports each built
-    // executable as a JSON message; the helper binaries come along because
-    // the tests name them with CARGO_BIN_EXE_*.
-    let mut cmd =
-        cargo(root, &["test", "-p", "memwatch-tests", "--no-run", "--message-format=json-render-diagnostics"]);
-    eprintln!("+ {}", shell::describe(&cmd));
-    let output = cmd.stderr(Stdio::inherit()).output().context("running cargo test --no-run")?;
-    if !output.status.success() {
-        bail!("building the test executables for {MUSL_TARGET} failed: {}", output.status);
-    }
-    let mut binaries = vec![daemon];
-    let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let Some(executable) = message["executable"].as_str() else {
-            continue;
-        };
-        // Package ids look like "path+file:///repo/tests#memwatch-tests@0.1.0".
-        let package = message["package_id"].as_str().unwrap_or_default();
-        if message["reason"] != "compiler-artifact" || !package.contains("#memwatch-tests@") {
-            continue;
-        }
-        let kinds = message["target"]["kind"].as_array().cloned().unwrap_or_default();
-        let name = message["target"]["name"].as_str().unwrap_or_default().to_owned();
-        if kinds.iter().any(|k| k == "test") {
-            found.push((name, PathBuf::from(executable)));
-        } else if kinds.iter().any(|k| k == "bin") {
-            binaries.push(PathBuf::from(executable));
-        }
-    }
-    let mut tests = Vec::new();
-    for name in TESTS {
-        let position = found.iter().position(|(n, _)| n == name);
-        tests.push(found.remove(position.with_context(|| format!("cargo built no test executable `{name}`"))?));
-    }
-    if !found.is_empty() {
-        let names: Vec<_> = found.iter().map(|(n, _)| n.as_str()).collect();
-        bail!("test executables not listed in xtask/src/vm.rs TESTS: {names:?}; add them (or say why not)");
-    }
-    Ok(Artifacts { binaries, tests })
-}
-
-/// Fails unless memwatch's build script left a real (non-empty) kernel
-/// object for `include_bytes_aligned!`: an empty stand-in would only show up
-/// later, as probe tests failing in the VM for no obvious reason.
-fn ebpf_object_embedded(build_dir: &Path) -> anyhow::Result<()> {
-    let newest = fs::read_dir(build_dir)
-        .with_context(|| format!("reading {}", build_dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("memwatch-"))
-        .filter_map(|e| {
-            let object = e.path().join("out/memwatch-probes");
-            let meta = fs::metadata(&object).ok()?;
-            Some((meta.modified().ok()?, meta.len(), object))
-        })
-        .max();
-    match newest {
-        Some((_, len, object)) if len > 0 => {
-            eprintln!("  kernel programs: {} ({len} bytes)", object.display());
-            Ok(())
-        }
-        Some((_, _, object)) => bail!("{} is empty: the daemon was built without its eBPF programs", object.display()),
-        None => bail!("no memwatch-probes object under {}: did memwatch's build script run?", build_dir.display()),
-    }
 }
 
 /// The newest Debian kernel image in /boot.
@@ -232,179 +144,9 @@ fn pack(artifacts: &Artifacts, nonce: &str, initrd: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// What the console said.
-#[derive(Debug, Default)]
-struct Outcome {
-    /// (test executable, exit status, seconds it ran).
-    tests: Vec<(String, i32, f64)>,
-    figures: Vec<String>,
-    status: Option<i32>,
-    booted_after: Option<Duration>,
-}
-
-fn boot(kernel: &Path, initrd: &Path, log: &Path, nonce: &str, timeout: Duration) -> anyhow::Result<Outcome> {
-    let mut qemu = Command::new("qemu-system-x86_64");
-    // No network card: nothing needs one, and it saves the firmware's PXE ROM.
-    qemu.args([
-        "-accel",
-        "tcg",
-        "-m",
-        &MEMORY_MIB.to_string(),
-        "-smp",
-        "2",
-        "-nographic",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ])
-    .arg("-kernel")
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initrd)
-    // panic=-1 with -no-reboot: a kernel panic (or init exiting) ends qemu
-    // at once instead of waiting for the timeout.
-    .args(["-append", "console=ttyS0 panic=-1 quiet"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped());
-    eprintln!("+ {}", shell::describe(&qemu));
-    let started = Instant::now();
-    let mut child = qemu.spawn().context("starting qemu-system-x86_64")?;
-    let lines = console_lines(&mut child)?;
-    let mut log_file = BufWriter::new(fs::File::create(log).with_context(|| format!("creating {}", log.display()))?);
-
-    let mut outcome = Outcome::default();
-    let mut test_started = Instant::now();
-    let deadline = started + timeout;
-    loop {
-        let line = match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                log_file.flush()?;
-                bail!("the VM did not finish within {timeout:?}; killed it. Console log: {}", log.display());
-            }
-        };
-        println!("[vm] {line}");
-        writeln!(log_file, "{line}")?;
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("MEMWATCH-VM-START"), Some(n)) if n == nonce => {
-                outcome.booted_after.get_or_insert(started.elapsed());
-                test_started = Instant::now();
-            }
-            (Some("MEMWATCH-VM-TEST"), Some(n)) if n == nonce => {
-                let name = words.next().unwrap_or_default().to_owned();
-                let rc = words.next().and_then(|w| w.strip_prefix("exit=")?.parse().ok()).unwrap_or(-1);
-                outcome.tests.push((name, rc, test_started.elapsed().as_secs_f64()));
-            }
-            (Some("MEMWATCH-VM-DONE"), Some(n)) if n == nonce => {
-                outcome.status = words.next().and_then(|w| w.strip_prefix("status=")?.parse().ok());
-            }
-            // The test harness prints "test name ... " without a newline,
-            // so a test's first figure shares that line.
-            _ => {
-                if let Some(at) = line.find("FIGURE ") {
-                    outcome.figures.push(line[at + "FIGURE ".len()..].to_owned());
-                }
-            }
-        }
-    }
-    log_file.flush()?;
-    let exit = child.wait()?;
-    if !exit.success() {
-        eprintln!("qemu exited with {exit}");
-    }
-    Ok(outcome)
-}
-
-/// The serial console, line by line, from a reader thread (so the caller
-/// can time out while the VM is silent).
-fn console_lines(child: &mut Child) -> anyhow::Result<mpsc::Receiver<String>> {
-    let stdout = child.stdout.take().context("qemu stdout")?;
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-            // The serial console ends lines with \r\n.
-            let line = without_escapes(&String::from_utf8_lossy(&buf));
-            if send.send(line).is_err() {
-                return;
-            }
-            buf.clear();
-        }
-    });
-    Ok(receive)
-}
-
-/// The line without terminal escape sequences (the firmware clears the
-/// screen) and without the serial console's \r\n.
-fn without_escapes(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            // ESC [ parameters final-letter, or ESC plus one character.
-            '\x1b' => {
-                if chars.next() == Some('[') {
-                    for c in chars.by_ref() {
-                        if c.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                }
-            }
-            '\r' | '\n' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn summarize(outcome: &Outcome, built: Duration, total: Duration, log: &Path) -> anyhow::Result<()> {
-    println!("\n=== vm-test summary (console log: {}) ===", log.display());
-    println!(
-        "build + pack: {:.0} s; boot to first test: {:.1} s",
-        built.as_secs_f64(),
-        outcome.booted_after.map_or(f64::NAN, |d| d.as_secs_f64())
-    );
-    for (name, rc, secs) in &outcome.tests {
-        println!(
-            "{:<16} {} ({secs:.1} s)",
-            name,
-            if *rc == 0 { "ok".to_owned() } else { format!("FAILED (exit {rc})") }
-        );
-    }
-    for figure in &outcome.figures {
-        println!("  {figure}");
-    }
-    println!("total: {:.0} s", total.as_secs_f64());
-    let failed: Vec<&str> = outcome.tests.iter().filter(|(_, rc, _)| *rc != 0).map(|(n, _, _)| n.as_str()).collect();
-    match outcome.status {
-        None => {
-            bail!("the VM stopped without reporting a result (crash, panic or broken /init): see {}", log.display())
-        }
-        Some(_) if !failed.is_empty() => bail!("tests failed in the VM: {}", failed.join(", ")),
-        Some(0) if outcome.tests.len() == TESTS.len() => Ok(()),
-        Some(status) => bail!(
-            "the VM reported status {status} with {} of {} test executables run",
-            outcome.tests.len(),
-            TESTS.len()
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_and_line_ends_are_dropped() {
-        assert_eq!(without_escapes("\x1bc\x1b[?7l\x1b[2JSeaBIOS (version 1.16)\r\n"), "SeaBIOS (version 1.16)");
-        assert_eq!(without_escapes("plain\ttext"), "plain\ttext");
-    }
 
     #[test]
     fn the_init_script_reports_every_test_with_the_nonce() {
