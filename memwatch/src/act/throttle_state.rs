@@ -7,6 +7,12 @@
 //! record of how to undo the change. On start-up the daemon calls
 //! `restore_all()` to undo whatever a crashed predecessor left lowered, and
 //! again on clean exit.
+//!
+//! Restoring writes the recorded original even if someone changed the limit
+//! in between: while a cgroup is in the file, memwatch owns its limit, and
+//! "nothing stays throttled after memwatch" matters more than keeping a
+//! change made under it. A crash while writing can leave a stray
+//! `.throttles.json.tmp-<pid>` beside the file; it is never read.
 use std::{
     collections::BTreeMap,
     fs,
