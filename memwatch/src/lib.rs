@@ -3,6 +3,8 @@
 //! Data flows one way: probes (`ebpf`) and /proc (`procinfo`) feed collectors
 //! (`collect`), which produce `sample::Snapshot`s; `delta` turns snapshots
 //! into per-process changes; `commands` drive it all and `report` prints it.
+//! `act` holds the primitives that change the system (throttle, signal).
+pub mod act;
 pub mod cli;
 pub mod collect;
 pub mod commands;

@@ -2,9 +2,11 @@
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
 mod bench;
 mod build;
+mod initramfs;
 mod setup;
 mod shell;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -28,13 +30,20 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the whole test suite: unit, privileged eBPF integration, lints,
-    /// and the benchmarks in quick mode.
+    /// the benchmark in quick mode, then the VM lane.
     Test,
     /// Measure what the probes add to a page fault (needs root).
     Bench {
         /// A few rounds only, to prove the benchmark works (what CI runs).
         #[arg(long)]
         quick: bool,
+    },
+    /// Boot Debian's kernel under qemu and run the integration tests inside
+    /// (real cgroup v2 memory controller, second kernel version).
+    VmTest {
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, default_value_t = vm::DEFAULT_TIMEOUT.as_secs())]
+        timeout_secs: u64,
     },
 }
 
@@ -45,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
         Task::Bench { quick } => bench::run(quick),
+        Task::VmTest { timeout_secs } => vm::run(std::time::Duration::from_secs(timeout_secs)),
     }
 }

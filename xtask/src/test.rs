@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{bench, setup, shell};
+use crate::{bench, setup, shell, vm};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -22,5 +22,7 @@ pub fn all() -> anyhow::Result<()> {
     } else {
         eprintln!("SKIPPED benchmarks (quick mode): they attach the eBPF probes and need root");
     }
-    Ok(())
+    // Last: the same integration tests on a second kernel with a real
+    // cgroup v2 memory controller, which this machine kind lacks.
+    vm::run(vm::DEFAULT_TIMEOUT)
 }
