@@ -8,6 +8,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod delta;
+pub mod engine;
 pub mod ebpf;
 pub mod logging;
 pub mod procinfo;
