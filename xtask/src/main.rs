@@ -1,6 +1,7 @@
 //! memwatch's developer tasks. `cargo xtask <task>`; every task installs what
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
 mod build;
+mod corpus;
 mod setup;
 mod shell;
 mod test;
@@ -28,6 +29,10 @@ enum Task {
     },
     /// Run the whole test suite: unit, privileged eBPF integration, lints.
     Test,
+    /// Regenerate the labelled synthetic traces in corpus/ (deterministic).
+    Corpus,
+    /// Score the leak detector and the seed's rule on corpus/ (prints a markdown table).
+    Score,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +41,7 @@ fn main() -> anyhow::Result<()> {
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
+        Task::Corpus => corpus::generate(),
+        Task::Score => test::score(),
     }
 }

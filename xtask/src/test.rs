@@ -17,3 +17,12 @@ pub fn all() -> anyhow::Result<()> {
     shell::run(&mut cargo(&["clippy", "--workspace", "--release", "--all-targets", "--", "-D", "warnings"]))?;
     Ok(())
 }
+
+/// The detection scorer is a memwatch integration test (so CI enforces its
+/// targets); this runs it alone, in release mode, with its table shown.
+pub fn score() -> anyhow::Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--release", "-p", "memwatch", "--test", "detection_score", "--", "--nocapture"])
+        .current_dir(shell::workspace_root());
+    shell::run(&mut cmd)
+}
