@@ -8,8 +8,8 @@
 //! 2. Mann–Kendall finds the rise significant (p below [`MAX_P_VALUE`]);
 //! 3. the line fits clearly better than a single step (a kept allocation is
 //!    one step; a leak, even a stepwise one, is many);
-//! 4. the last third does not grow much slower than the first third (a cache
-//!    warming up levels off; a leak does not);
+//! 4. the last third does not grow much slower than the first third or the
+//!    whole window (a cache warming up levels off; a leak does not);
 //! 5. nothing in the window fell by a large part of what the trend claims to
 //!    have gained (a batch job that frees what it took is not a leak).
 //!
@@ -25,7 +25,7 @@ use super::{
 };
 
 /// Window lengths tested, in minutes.
-pub const WINDOW_MINUTES: [usize; 5] = [15, 30, 60, 120, 240];
+pub const WINDOW_MINUTES: [usize; 5] = [10, 30, 60, 120, 240];
 /// Each window is reduced to at most this many points (by taking each
 /// group's minimum, like the minute points themselves), so every window costs
 /// the same: ~435 pairwise slopes, and a 240-minute window is no dearer than
@@ -33,15 +33,16 @@ pub const WINDOW_MINUTES: [usize; 5] = [15, 30, 60, 120, 240];
 /// is comfortably accurate.
 pub const MAX_WINDOW_POINTS: usize = 30;
 /// Below this many points a window is not tested.
-pub const MIN_WINDOW_POINTS: usize = 12;
+pub const MIN_WINDOW_POINTS: usize = 10;
 /// One-sided Mann–Kendall significance. Five windows tested every minute make
 /// many looks at the same data; 0.1% per look keeps false alarms on noise
 /// rare even before the confirmation period.
 pub const MAX_P_VALUE: f64 = 0.001;
 /// The line's squared error must be below this share of the best step's.
 pub const LINE_VS_STEP: f64 = 0.7;
-/// A late-third slope below this share of the early-third slope is levelling off.
-pub const MIN_LATE_TO_EARLY: f64 = 0.4;
+/// A late-third slope below this share of the early-third slope (or of the
+/// whole window's) is levelling off.
+pub const MIN_LATE_TO_EARLY: f64 = 0.7;
 /// A fall inside the window larger than this share of the trend's rise over
 /// the window means memory comes back: a cycle, not a leak.
 pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
@@ -59,10 +60,11 @@ pub struct LeakSettings {
 
 impl LeakSettings {
     /// 4 KiB/s is ~14 MiB/h: slower than that, a process needs days to
-    /// matter. Five minutes of confirmation is what the delay budget (15
-    /// minutes median) leaves after the shortest window has filled.
+    /// matter. Three minutes of confirmation (four evaluations in a row) is
+    /// what the delay budget (15 minutes median) leaves after the shortest
+    /// window (10 minutes) has filled.
     pub const DEFAULT: LeakSettings =
-        LeakSettings { enabled: true, min_rate_bytes_per_s: 4096.0, confirm_secs: 300.0 };
+        LeakSettings { enabled: true, min_rate_bytes_per_s: 4096.0, confirm_secs: 180.0 };
 }
 
 /// What a window that says "leak" found.
@@ -134,11 +136,15 @@ impl LeakDetector {
         }
     }
 
-    /// The longest window that says "leak": the most evidence behind the slope.
+    /// The longest window that says "leak": the most evidence behind the
+    /// slope. A window's "leak" is overruled when the next longer window sees
+    /// the growth levelling off: a warm-up looks straight over ten minutes
+    /// but not over thirty, and the longer view is the truer one.
     fn strongest_trend(&mut self, minutes: &Ring<Point>, settings: &LeakSettings) -> Option<Trend> {
         let newest = minutes.newest()?.t;
         let oldest = minutes.iter().next()?.t;
         let mut found = None;
+        let mut candidate: Option<Trend> = None;
         for window_minutes in WINDOW_MINUTES {
             let window_secs = window_minutes as f64 * MINUTE_SECS;
             // Only windows the history covers: a 60-minute test on 20 minutes
@@ -147,12 +153,18 @@ impl LeakDetector {
                 break;
             }
             self.fill_window(minutes, newest - window_secs);
-            if let Some(trend) = test_window(&self.scratch.window, window_secs, settings, &mut self.scratch.values)
+            let outcome = test_window(&self.scratch.window, window_secs, settings, &mut self.scratch.values);
+            if let Some(shorter) = candidate.take()
+                && !matches!(outcome, WindowOutcome::LevellingOff)
             {
-                found = Some(trend);
+                found = Some(shorter);
+            }
+            if let WindowOutcome::Leak(trend) = outcome {
+                candidate = Some(trend);
             }
         }
-        found
+        // The longest covered window has no longer one to overrule it.
+        candidate.or(found)
     }
 
     /// The points after `start`, grouped down to at most MAX_WINDOW_POINTS
@@ -178,37 +190,49 @@ impl LeakDetector {
     }
 }
 
+/// What one window says.
+enum WindowOutcome {
+    Leak(Trend),
+    /// Growing, but the last third much slower than before: a curve levelling off.
+    LevellingOff,
+    NoLeak,
+}
+
 /// The five conditions of the module doc, on one window.
-fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch: &mut Vec<f64>) -> Option<Trend> {
+fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch: &mut Vec<f64>) -> WindowOutcome {
     let n = points.len();
     if n < MIN_WINDOW_POINTS {
-        return None;
+        return WindowOutcome::NoLeak;
     }
-    let slope = trend::theil_sen(points, scratch)?;
+    let Some(slope) = trend::theil_sen(points, scratch) else { return WindowOutcome::NoLeak };
+    // Thirds, but never fewer than 5 points: a slope through 3 points is noise.
+    let part = (n / 3).max(5);
+    let (Some(early), Some(late)) =
+        (trend::theil_sen(&points[..part], scratch), trend::theil_sen(&points[n - part..], scratch))
+    else {
+        return WindowOutcome::NoLeak;
+    };
+    if slope > 0.0 && late < MIN_LATE_TO_EARLY * early.max(slope) {
+        return WindowOutcome::LevellingOff;
+    }
     if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {
-        return None;
+        return WindowOutcome::NoLeak;
     }
     let mk = trend::mann_kendall(points, scratch);
     if mk.p_value > MAX_P_VALUE {
-        return None;
+        return WindowOutcome::NoLeak;
     }
     let intercept = trend::intercept(points, slope, scratch);
     let line = trend::line_sse(points, intercept, slope);
-    let step = trend::best_step_sse(points, 2)?;
+    let Some(step) = trend::best_step_sse(points, 2) else { return WindowOutcome::NoLeak };
     if line >= LINE_VS_STEP * step {
-        return None;
-    }
-    let third = n / 3;
-    let early = trend::theil_sen(&points[..third], scratch)?;
-    let late = trend::theil_sen(&points[n - third..], scratch)?;
-    if early > 0.0 && late < MIN_LATE_TO_EARLY * early {
-        return None;
+        return WindowOutcome::NoLeak;
     }
     let span = points[n - 1].t - points[0].t;
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
-        return None;
+        return WindowOutcome::NoLeak;
     }
-    Some(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
+    WindowOutcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
 }
 
 /// The largest fall from an earlier high to a later low.
