@@ -22,8 +22,11 @@ struct Label {
     leak_start_s: Option<f64>,
 }
 
+/// The committed corpus, or SCORE_CORPUS (`cargo xtask score --corpus DIR`).
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+    std::env::var_os("SCORE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus"))
 }
 
 fn labels() -> Vec<Label> {

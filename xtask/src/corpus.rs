@@ -241,7 +241,7 @@ fn noise(index: usize, rng: &mut Rng) -> Trace {
     not_leak(format!("noi{index:02}"), "noise", usage)
 }
 
-fn all_traces() -> Vec<Trace> {
+fn all_traces(seed: u64) -> Vec<Trace> {
     // (count, generator) per shape: 75 leaks, 75 not.
     type Make = fn(usize, &mut Rng) -> Trace;
     let linear_count = 27;
@@ -256,21 +256,29 @@ fn all_traces() -> Vec<Trace> {
         (14, batch),
         (14, noise),
     ];
+    // Scramble the seed first, so nearby seeds (1, 2, 3) give unrelated corpora.
+    let seed = Rng(seed).next_u64();
     let mut traces = Vec::new();
     for (shape_index, (count, make)) in shapes.into_iter().enumerate() {
         for i in 0..count {
             // One seed per trace: regenerating one shape never shifts another.
-            let mut rng = Rng(0x6d65_6d77_6174_6368 ^ ((shape_index as u64) << 32) ^ i as u64);
+            let mut rng = Rng(seed ^ ((shape_index as u64) << 32) ^ i as u64);
             traces.push(make(i, &mut rng));
         }
     }
     traces
 }
 
-pub fn generate() -> anyhow::Result<()> {
-    let dir = shell::workspace_root().join("corpus");
+/// The committed corpus's seed ("memwatch" in ASCII).
+pub const CORPUS_SEED: u64 = 0x6d65_6d77_6174_6368;
+
+/// Writes the corpus made from `seed` into `dir` (default: the repo's
+/// corpus/). Another seed gives a held-out corpus of the same shapes, to
+/// check that the detector's constants were not fitted to the committed one.
+pub fn generate(seed: Option<u64>, dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| shell::workspace_root().join("corpus"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let traces = all_traces();
+    let traces = all_traces(seed.unwrap_or(CORPUS_SEED));
     let mut labels = String::from("file,key,leak,shape,leak_start_s,rate_bytes_per_h\n");
     for trace in &traces {
         write_trace(&dir, trace)?;

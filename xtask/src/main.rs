@@ -30,9 +30,20 @@ enum Task {
     /// Run the whole test suite: unit, privileged eBPF integration, lints.
     Test,
     /// Regenerate the labelled synthetic traces in corpus/ (deterministic).
-    Corpus,
+    Corpus {
+        /// Another seed makes a held-out corpus of the same shapes.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write (default: corpus/ in the repository).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Score the leak detector and the seed's rule on corpus/ (prints a markdown table).
-    Score,
+    Score {
+        /// Score another corpus directory (e.g. a held-out one) instead.
+        #[arg(long)]
+        corpus: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
-        Task::Corpus => corpus::generate(),
-        Task::Score => test::score(),
+        Task::Corpus { seed, out } => corpus::generate(seed, out),
+        Task::Score { corpus } => test::score(corpus.as_deref()),
     }
 }

@@ -44,6 +44,11 @@ impl<T> Ring<T> {
         self.items.back()
     }
 
+    /// The item at `index`, oldest first.
+    pub fn get(&self, index: usize) -> Option<&T> {
+        self.items.get(index)
+    }
+
     /// The item `back` places before the newest (0 is the newest).
     pub fn back(&self, back: usize) -> Option<&T> {
         self.items.len().checked_sub(back + 1).and_then(|i| self.items.get(i))
