@@ -43,7 +43,7 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
     let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
     match lines.next() {
         Some((_, header)) if header == HEADER => {}
-        Some((_, header)) if header.is_empty() => return Err(error(1, format!("empty file: expected the header {HEADER:?}"))),
+        Some((_, "")) => return Err(error(1, format!("empty file: expected the header {HEADER:?}"))),
         Some((_, header)) => return Err(error(1, format!("bad header {header:?}: expected {HEADER:?}"))),
         None => unreachable!("split yields at least one item"),
     }

@@ -88,7 +88,7 @@ fn sawtooth(rng: &mut Rng, amplitude: f64, period: f64) -> Vec<f64> {
 fn leak_start(rng: &mut Rng, index: usize) -> f64 {
     // Half start leaking at once (a leak present from start-up), half after a
     // flat 10-40 minutes (a leak triggered by some later request).
-    if index % 2 == 0 { 0.0 } else { (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S }
+    if index.is_multiple_of(2) { 0.0 } else { (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S }
 }
 
 fn linear(index: usize, count: usize, rng: &mut Rng) -> Trace {
@@ -182,7 +182,7 @@ fn warm_up(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 1000.0) * MB;
     let plateau = rng.range(100.0, 2048.0) * MB;
     let tau = rng.range(2.0, 12.0) * 60.0;
-    let start = if index % 2 == 0 { 0.0 } else { rng.range(10.0, 60.0) * 60.0 };
+    let start = if index.is_multiple_of(2) { 0.0 } else { rng.range(10.0, 60.0) * 60.0 };
     let sigma = rng.range(1.0, 4.0) * MB;
     let usage = times()
         .map(|t| {

@@ -20,7 +20,7 @@ pub enum Granularity {
 }
 
 /// How a target is judged, and what may be done about it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PolicySettings {
     /// `None`: the target's cgroup limit, else host memory.
     pub limit: Option<LimitSpec>,
@@ -29,12 +29,6 @@ pub struct PolicySettings {
     pub protect: bool,
     /// Log what would be done instead of doing it.
     pub dry_run: bool,
-}
-
-impl Default for PolicySettings {
-    fn default() -> Self {
-        Self { limit: None, engine: TargetSettings::default(), protect: false, dry_run: false }
-    }
 }
 
 /// Who a target is, as far as matching goes. `None` fields match nothing.

@@ -9,9 +9,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    #[default]
     Normal,
     Warning,
     Critical,
@@ -105,12 +106,6 @@ pub struct Transition {
 pub struct LevelMachine {
     level: Level,
     below_for: u32,
-}
-
-impl Default for Level {
-    fn default() -> Self {
-        Level::Normal
-    }
 }
 
 impl LevelMachine {
