@@ -31,19 +31,23 @@ pub struct ProbeSpec {
     pub program: &'static str,
     pub category: &'static str,
     pub event: &'static str,
+    /// Attached as a raw tracepoint: the program gets the tracepoint's
+    /// arguments directly, with no perf record built per event. Used where
+    /// the event fires once per page fault and the program needs no fields.
+    pub raw: bool,
 }
 
 /// Every program memwatch attaches, in attach order.
 pub const PROBES: &[ProbeSpec] = &[
-    ProbeSpec { program: "rss_stat", category: "kmem", event: "rss_stat" },
-    ProbeSpec { program: "page_fault_user", category: "exceptions", event: "page_fault_user" },
-    ProbeSpec { program: "sys_enter_mmap", category: "syscalls", event: "sys_enter_mmap" },
-    ProbeSpec { program: "sys_exit_mmap", category: "syscalls", event: "sys_exit_mmap" },
-    ProbeSpec { program: "sys_enter_munmap", category: "syscalls", event: "sys_enter_munmap" },
-    ProbeSpec { program: "sys_exit_munmap", category: "syscalls", event: "sys_exit_munmap" },
-    ProbeSpec { program: "sys_exit_brk", category: "syscalls", event: "sys_exit_brk" },
-    ProbeSpec { program: "sched_process_exec", category: "sched", event: "sched_process_exec" },
-    ProbeSpec { program: "sched_process_exit", category: "sched", event: "sched_process_exit" },
+    ProbeSpec { program: "rss_stat", category: "kmem", event: "rss_stat", raw: false },
+    ProbeSpec { program: "page_fault_user", category: "exceptions", event: "page_fault_user", raw: true },
+    ProbeSpec { program: "sys_enter_mmap", category: "syscalls", event: "sys_enter_mmap", raw: false },
+    ProbeSpec { program: "sys_exit_mmap", category: "syscalls", event: "sys_exit_mmap", raw: false },
+    ProbeSpec { program: "sys_enter_munmap", category: "syscalls", event: "sys_enter_munmap", raw: false },
+    ProbeSpec { program: "sys_exit_munmap", category: "syscalls", event: "sys_exit_munmap", raw: false },
+    ProbeSpec { program: "sys_exit_brk", category: "syscalls", event: "sys_exit_brk", raw: false },
+    ProbeSpec { program: "sched_process_exec", category: "sched", event: "sched_process_exec", raw: false },
+    ProbeSpec { program: "sched_process_exit", category: "sched", event: "sched_process_exit", raw: false },
 ];
 
 /// Capacity of `PROCS` (and `MM_OWNERS`). LRU maps evict the least recently
@@ -63,6 +67,10 @@ pub mod rss_member {
     pub const SWAP_ENTRIES: i32 = 2;
     pub const SHMEM: i32 = 3;
 }
+
+/// The probe reads this many bytes of each `kmem:rss_stat` record in one
+/// helper call, so its fields must lie within them (the daemon checks).
+pub const RSS_STAT_RECORD_BYTES: u32 = 32;
 
 /// A value of `ProcCounters::rss_*` that no `rss_stat` event has set yet: the
 /// daemon then takes the figure from /proc instead.

@@ -1,5 +1,6 @@
 //! memwatch's developer tasks. `cargo xtask <task>`; every task installs what
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
+mod bench;
 mod build;
 mod corpus;
 mod setup;
@@ -27,7 +28,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the whole test suite: unit, privileged eBPF integration, lints.
+    /// Run the whole test suite: unit, privileged eBPF integration, lints,
+    /// and the benchmarks in quick mode.
     Test,
     /// Regenerate the labelled synthetic traces in corpus/ (deterministic).
     Corpus {
@@ -44,6 +46,12 @@ enum Task {
         #[arg(long)]
         corpus: Option<std::path::PathBuf>,
     },
+    /// Measure what the probes add to a page fault (needs root).
+    Bench {
+        /// A few rounds only, to prove the benchmark works (what CI runs).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test::all(),
         Task::Corpus { seed, out } => corpus::generate(seed, out),
         Task::Score { corpus } => test::score(corpus.as_deref()),
+        Task::Bench { quick } => bench::run(quick),
     }
 }

@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{setup, shell};
+use crate::{bench, setup, shell};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -11,10 +11,17 @@ pub fn all() -> anyhow::Result<()> {
         cmd.args(args).current_dir(&root);
         cmd
     };
+    // The CLI tests run the release binary itself.
+    shell::run(&mut cargo(&["build", "--release", "-p", "memwatch"]))?;
     // Unit tests of every crate, then the privileged eBPF integration tests
     // (they skip without root, and fail instead of skipping under CI=true).
-    shell::run(&mut cargo(&["test", "--workspace", "--release"]))?;
+    shell::run(&mut cargo(&["test", "--workspace", "--release", "--no-fail-fast"]))?;
     shell::run(&mut cargo(&["clippy", "--workspace", "--release", "--all-targets", "--", "-D", "warnings"]))?;
+    if shell::is_root() {
+        bench::run(true)?;
+    } else {
+        eprintln!("SKIPPED benchmarks (quick mode): they attach the eBPF probes and need root");
+    }
     Ok(())
 }
 

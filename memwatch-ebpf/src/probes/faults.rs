@@ -1,10 +1,14 @@
 //! `exceptions:page_fault_user`: one count per user-mode page fault.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+//!
+//! The hottest probe of all, so it is a raw tracepoint: the kernel calls it
+//! with the tracepoint's arguments and builds no perf record, and it reads
+//! none of them.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use super::state::{add, current_ids, proc_entry};
 
-#[tracepoint]
-pub fn page_fault_user(_ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "page_fault_user")]
+pub fn page_fault_user(_ctx: RawTracePointContext) -> i32 {
     let (tgid, _) = current_ids();
     if let Some(entry) = proc_entry(tgid) {
         // SAFETY: `entry` points to a live PROCS value.

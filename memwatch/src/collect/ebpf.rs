@@ -1,24 +1,32 @@
 //! Normal mode: counters aggregated by the kernel programs, joined with /proc
 //! for identity (pid + start time) and names.
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use memwatch_ebpf::{ProcCounters, RSS_UNKNOWN, event_kind};
 
-use super::table::ProcessTable;
+use super::{
+    exits::{self, Exit},
+    table::ProcessTable,
+};
 use crate::{
     ebpf::{ProbeError, Probes},
     procinfo::{ProcFs, ProcRss},
-    sample::{Counters, Mode, ProcessId, ProcessInfo, ProcessSample, Snapshot},
+    sample::{Counters, Mode, Snapshot},
 };
 
 pub struct EbpfCollector {
     probes: Probes,
     table: ProcessTable,
+    /// Exit events not yet matched with a vanished process, by tgid.
+    exits: HashMap<u32, Exit>,
 }
 
 /// Kernel counters as a sample, taking RSS figures the kernel has not
 /// reported yet (no rss_stat since attach) from /proc.
-fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss) -> Counters {
+pub(super) fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss) -> Counters {
     let known = |v: i64| (v != RSS_UNKNOWN).then_some(v.max(0) as u64);
     let (anon, file, shmem, swap) =
         (known(kernel.rss_anon), known(kernel.rss_file), known(kernel.rss_shmem), known(kernel.rss_swap));
@@ -42,7 +50,11 @@ fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss) -> Counte
 
 impl EbpfCollector {
     pub fn attach(procfs: ProcFs, large_mapping_bytes: u64) -> Result<Self, ProbeError> {
-        Ok(Self { probes: Probes::attach(large_mapping_bytes)?, table: ProcessTable::new(procfs) })
+        Ok(Self {
+            probes: Probes::attach(large_mapping_bytes)?,
+            table: ProcessTable::new(procfs),
+            exits: HashMap::new(),
+        })
     }
 
     pub fn attached(&self) -> &[String] {
@@ -51,11 +63,39 @@ impl EbpfCollector {
 
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         self.probes.flush_diagnostics();
-        let mut exits: HashMap<u32, (ProcCounters, String)> = HashMap::new();
+        let kernel = self.probes.processes()?;
+        let dropped = self.probes.dropped()?;
+        let procfs = self.table.procfs.clone();
+        let scan = self.table.scan(|stat| {
+            let pid = stat.id.pid;
+            // A process without a kernel entry has had no memory event since
+            // the probes attached: its activity counters are zero.
+            let entry = kernel.get(&pid).copied().unwrap_or(ProcCounters::NEW);
+            Some(counters(&entry, || procfs.rss(pid).unwrap_or_default()))
+        })?;
+        // Drained after the scan: a process missing from /proc has already
+        // passed sched_process_exit, so its exit event is in the ring by now.
+        self.collect_events();
+
+        let alive: HashSet<u32> = scan.live.iter().map(|s| s.id.pid).collect();
+        let exited = exits::reconcile(scan.vanished, &alive, &mut self.exits);
+
+        Ok(Snapshot {
+            taken_at: Instant::now(),
+            mode: Mode::Ebpf,
+            processes: scan.live,
+            exited,
+            dropped,
+        })
+    }
+
+    /// Moves exit events from the ring buffer into `self.exits`; logs the rest.
+    fn collect_events(&mut self) {
         for event in self.probes.drain_events() {
             match event.0.kind {
                 event_kind::EXIT => {
-                    exits.insert(event.0.tgid, (event.0.counters, event.comm()));
+                    let exit = Exit::new(event.0.counters, event.comm());
+                    self.exits.insert(event.0.tgid, exit);
                 }
                 event_kind::LARGE_MAPPING => tracing::debug!(
                     pid = event.0.tgid,
@@ -66,56 +106,6 @@ impl EbpfCollector {
                 other => tracing::warn!(kind = other, "unknown event kind from the probes, ignored"),
             }
         }
-        let kernel = self.probes.processes()?;
-        let dropped = self.probes.dropped()?;
-
-        let procfs = self.table.procfs.clone();
-        let scan = self.table.scan(|stat| {
-            let pid = stat.id.pid;
-            // A process without a kernel entry has had no memory event since
-            // the probes attached: its activity counters are zero.
-            let entry = kernel.get(&pid).copied().unwrap_or(ProcCounters::NEW);
-            Some(counters(&entry, || procfs.rss(pid).unwrap_or_default()))
-        })?;
-
-        // Processes gone since the last scan: their final kernel figures if
-        // the exit event arrived, else their last sample.
-        let mut exited: Vec<ProcessSample> = scan
-            .vanished
-            .into_iter()
-            .map(|mut last| {
-                if let Some((final_counters, _)) = exits.remove(&last.id.pid) {
-                    let before = last.counters;
-                    last.counters = counters(&final_counters, || ProcRss {
-                        anon: before.rss_anon,
-                        file: before.rss_file,
-                        shmem: before.rss_shmem,
-                        swap: before.swap,
-                    });
-                }
-                last
-            })
-            .collect();
-        // Born and gone between two scans: /proc never showed them, so their
-        // start time is unknown (0) and their name is the one at exit.
-        let mut short_lived: Vec<ProcessSample> = exits
-            .into_iter()
-            .map(|(pid, (final_counters, comm))| ProcessSample {
-                id: ProcessId { pid, start_time: 0 },
-                info: Arc::new(ProcessInfo { comm, ..Default::default() }),
-                counters: counters(&final_counters, ProcRss::default),
-            })
-            .collect();
-        short_lived.sort_by_key(|s| s.id);
-        exited.append(&mut short_lived);
-
-        Ok(Snapshot {
-            taken_at: Instant::now(),
-            mode: Mode::Ebpf,
-            processes: scan.live,
-            exited,
-            dropped,
-        })
     }
 }
 

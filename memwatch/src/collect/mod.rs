@@ -5,6 +5,7 @@
 //! the same per-process samples come from polling /proc, with the syscall
 //! figures left unknown.
 mod ebpf;
+mod exits;
 mod procfs;
 mod table;
 
@@ -33,7 +34,8 @@ pub enum ModeRequest {
 }
 
 pub enum Collector {
-    Ebpf(EbpfCollector),
+    // Boxed: the probes' handles make this variant far larger than the other.
+    Ebpf(Box<EbpfCollector>),
     Procfs(ProcfsCollector),
 }
 
@@ -49,10 +51,10 @@ impl Collector {
         match request {
             ModeRequest::Procfs => Ok((Collector::Procfs(ProcfsCollector::new(procfs)), None)),
             ModeRequest::Ebpf => {
-                Ok((Collector::Ebpf(EbpfCollector::attach(procfs, large_mapping_bytes)?), None))
+                Ok((Collector::Ebpf(Box::new(EbpfCollector::attach(procfs, large_mapping_bytes)?)), None))
             }
             ModeRequest::Auto => match EbpfCollector::attach(procfs.clone(), large_mapping_bytes) {
-                Ok(collector) => Ok((Collector::Ebpf(collector), None)),
+                Ok(collector) => Ok((Collector::Ebpf(Box::new(collector)), None)),
                 Err(reason) => Ok((Collector::Procfs(ProcfsCollector::new(procfs)), Some(reason))),
             },
         }

@@ -66,3 +66,72 @@ impl ProcessTable {
         Ok(Scan { live, vanished })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, path::Path};
+
+    use super::*;
+
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc/4242");
+
+    /// A /proc tree with copies of the fixture process under the given pids.
+    fn proc_tree(pids: &[u32]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in pids {
+            add_process(dir.path(), *pid, "leaky worker");
+        }
+        dir
+    }
+
+    fn add_process(root: &Path, pid: u32, comm: &str) {
+        let target = root.join(pid.to_string());
+        fs::create_dir_all(&target).unwrap();
+        for file in ["status", "cmdline", "cgroup"] {
+            fs::copy(Path::new(FIXTURE).join(file), target.join(file)).unwrap();
+        }
+        let stat = fs::read_to_string(Path::new(FIXTURE).join("stat")).unwrap();
+        let stat = stat.replacen("4242 (leaky worker)", &format!("{pid} ({comm})"), 1);
+        fs::write(target.join("stat"), stat).unwrap();
+    }
+
+    fn counters(stat: &ProcStat) -> Option<Counters> {
+        Some(Counters { page_faults: stat.page_faults, ..Counters::default() })
+    }
+
+    #[test]
+    fn processes_that_disappear_are_reported_once_as_vanished() {
+        let dir = proc_tree(&[100, 200]);
+        let mut table = ProcessTable::new(ProcFs::new(dir.path()));
+        let first = table.scan(counters).unwrap();
+        assert_eq!(first.live.iter().map(|s| s.id.pid).collect::<Vec<_>>(), [100, 200]);
+        assert!(first.vanished.is_empty());
+
+        fs::remove_dir_all(dir.path().join("200")).unwrap();
+        let second = table.scan(counters).unwrap();
+        assert_eq!(second.vanished.iter().map(|s| s.id.pid).collect::<Vec<_>>(), [200]);
+        let third = table.scan(counters).unwrap();
+        assert!(third.vanished.is_empty(), "reported once");
+    }
+
+    #[test]
+    fn exec_renames_the_process_and_refreshes_its_info() {
+        let dir = proc_tree(&[300]);
+        let mut table = ProcessTable::new(ProcFs::new(dir.path()));
+        let before = table.scan(counters).unwrap();
+        assert_eq!(before.live[0].info.comm, "leaky worker");
+        // Same pid and start time, new image.
+        add_process(dir.path(), 300, "python3");
+        let after = table.scan(counters).unwrap();
+        assert_eq!(after.live[0].info.comm, "python3");
+        assert!(after.vanished.is_empty(), "an exec is not an exit");
+    }
+
+    #[test]
+    fn a_skipped_read_drops_the_process_from_the_live_set() {
+        let dir = proc_tree(&[400, 500]);
+        let mut table = ProcessTable::new(ProcFs::new(dir.path()));
+        let scan = table.scan(|stat| (stat.id.pid != 500).then(Counters::default)).unwrap();
+        assert_eq!(scan.live.iter().map(|s| s.id.pid).collect::<Vec<_>>(), [400]);
+    }
+}

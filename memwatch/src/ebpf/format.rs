@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use memwatch_ebpf::TracepointLayout;
+use memwatch_ebpf::{RSS_STAT_RECORD_BYTES, TracepointLayout};
 
 use super::ProbeError;
 
@@ -75,6 +75,23 @@ impl EventFormat {
         }
         Ok(field.offset)
     }
+
+    /// Like `offset`, for a field the probe reads from the record's first
+    /// `RSS_STAT_RECORD_BYTES` (see memwatch-ebpf's rss probe).
+    fn offset_within_head(&self, name: &str, sizes: &[u32]) -> Result<u32, ProbeError> {
+        let offset = self.offset(name, sizes)?;
+        let end = offset + self.fields[name].size;
+        if end > RSS_STAT_RECORD_BYTES {
+            return Err(ProbeError::Format {
+                path: self.path.clone(),
+                detail: format!(
+                    "field `{name}` ends at byte {end}, past the {RSS_STAT_RECORD_BYTES} bytes the probe reads; \
+                     this kernel's rss_stat layout is not supported yet"
+                ),
+            });
+        }
+        Ok(offset)
+    }
 }
 
 /// The offsets the probes need, read from `events` (tracefs's events/ folder).
@@ -84,10 +101,10 @@ pub fn layout(events: &Path, large_mapping_bytes: u64) -> Result<TracepointLayou
     let enter_munmap = EventFormat::read(events, "syscalls/sys_enter_munmap")?;
     let exit_brk = EventFormat::read(events, "syscalls/sys_exit_brk")?;
     Ok(TracepointLayout {
-        rss_stat_mm_id: rss_stat.offset("mm_id", &[4])?,
-        rss_stat_curr: rss_stat.offset("curr", &[1, 4])?,
-        rss_stat_member: rss_stat.offset("member", &[4])?,
-        rss_stat_size: rss_stat.offset("size", &[8])?,
+        rss_stat_mm_id: rss_stat.offset_within_head("mm_id", &[4])?,
+        rss_stat_curr: rss_stat.offset_within_head("curr", &[1, 4])?,
+        rss_stat_member: rss_stat.offset_within_head("member", &[4])?,
+        rss_stat_size: rss_stat.offset_within_head("size", &[8])?,
         mmap_len: enter_mmap.offset("len", &[8])?,
         munmap_len: enter_munmap.offset("len", &[8])?,
         syscall_ret: exit_brk.offset("ret", &[8])?,
@@ -167,5 +184,9 @@ mod tests {
         write("syscalls/sys_exit_brk", "\tfield:int ret;\toffset:16;\tsize:4;\tsigned:1;\n");
         let err = layout(dir.path(), 0).unwrap_err().to_string();
         assert!(err.contains("sys_exit_brk") && err.contains("`ret` is 4 bytes"), "{err}");
+
+        write("kmem/rss_stat", &RSS_STAT_6_1.replace("offset:24;", "offset:32;"));
+        let err = layout(dir.path(), 0).unwrap_err().to_string();
+        assert!(err.contains("`size` ends at byte 40"), "{err}");
     }
 }

@@ -4,9 +4,9 @@ use std::{collections::HashMap, path::PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{RawTracePoint, TracePoint},
 };
-use memwatch_ebpf::{ErrorKind, PROBES, ProcCounters, ProcEvent, names};
+use memwatch_ebpf::{ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, names};
 
 use super::{format, privileges, tracefs};
 
@@ -54,6 +54,14 @@ impl Event {
     }
 }
 
+/// What one program has cost so far.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramStats {
+    pub program: &'static str,
+    pub runs: u64,
+    pub run_time: std::time::Duration,
+}
+
 /// Attached kernel programs. Dropping this detaches them.
 pub struct Probes {
     ebpf: Ebpf,
@@ -97,17 +105,7 @@ impl Probes {
         };
         let mut attached = Vec::with_capacity(PROBES.len());
         for probe in PROBES {
-            let program: &mut TracePoint = ebpf
-                .program_mut(probe.program)
-                .ok_or(ProbeError::Missing { kind: "program", name: probe.program })?
-                .try_into()
-                .map_err(|source| ProbeError::Program { action: "typing", name: probe.program, source })?;
-            program
-                .load()
-                .map_err(|source| ProbeError::Program { action: "loading", name: probe.program, source })?;
-            program
-                .attach(probe.category, probe.event)
-                .map_err(|source| ProbeError::Program { action: "attaching", name: probe.program, source })?;
+            attach_one(&mut ebpf, probe)?;
             attached.push(format!("{}:{}", probe.category, probe.event));
         }
         let events = ebpf
@@ -170,12 +168,47 @@ impl Probes {
             .collect()
     }
 
+    /// Each program's run count and total run time, as the kernel accounts
+    /// them while BPF statistics are enabled (`aya::sys::enable_stats`); zero
+    /// otherwise. For measuring what the probes cost.
+    pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
+        PROBES
+            .iter()
+            .map(|probe| {
+                let program = self
+                    .ebpf
+                    .program(probe.program)
+                    .ok_or(ProbeError::Missing { kind: "program", name: probe.program })?;
+                let info = program
+                    .info()
+                    .map_err(|source| ProbeError::Program { action: "querying", name: probe.program, source })?;
+                Ok(ProgramStats { program: probe.program, runs: info.run_count(), run_time: info.run_time() })
+            })
+            .collect()
+    }
+
     /// Forwards the probes' own diagnostics (aya-log) into memwatch's log.
     pub fn flush_diagnostics(&mut self) {
         if let Some(logger) = &mut self.logger {
             logger.flush();
         }
     }
+}
+
+fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
+    let name = probe.program;
+    let program = ebpf.program_mut(name).ok_or(ProbeError::Missing { kind: "program", name })?;
+    let failed = |action| move |source| ProbeError::Program { action, name, source };
+    if probe.raw {
+        let program: &mut RawTracePoint = program.try_into().map_err(failed("typing"))?;
+        program.load().map_err(failed("loading"))?;
+        program.attach(probe.event).map_err(failed("attaching"))?;
+    } else {
+        let program: &mut TracePoint = program.try_into().map_err(failed("typing"))?;
+        program.load().map_err(failed("loading"))?;
+        program.attach(probe.category, probe.event).map_err(failed("attaching"))?;
+    }
+    Ok(())
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones to the

@@ -4,4 +4,4 @@ mod loader;
 pub mod privileges;
 pub mod tracefs;
 
-pub use loader::{ProbeError, Probes};
+pub use loader::{ProbeError, ProgramStats, Probes};

@@ -2,11 +2,13 @@
 //!
 //! Phases, each announced on stdout and each waiting for a line on stdin
 //! before the next (so a test can read the probes in between):
-//!   1. "ready"      nothing allocated yet
-//!   2. "allocated"  MIB MiB allocated in STEP_MIB steps, every page touched;
-//!                   plus BRK_MIB grown through sbrk, touched; plus one 1 GiB
-//!                   mmap that fails (it must not be counted)
-//!   3. "freed"      the last step unmapped again
+//!
+//! 1. `ready`: nothing allocated yet.
+//! 2. `allocated`: MIB MiB allocated in STEP_MIB steps, every page touched;
+//!    plus BRK_MIB grown through sbrk, touched; plus one 1 GiB mmap that
+//!    fails (it must not be counted).
+//! 3. `freed`: the last step unmapped again.
+//!
 //! Then it exits when stdin closes.
 use std::io::{BufRead as _, Write as _};
 
@@ -83,7 +85,7 @@ fn main() {
     // SAFETY: a failing mmap has no effect.
     let refused = unsafe {
         libc::mmap(
-            1 as *mut libc::c_void,
+            std::ptr::without_provenance_mut::<libc::c_void>(1),
             1 << 30,
             libc::PROT_READ,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,

@@ -1,0 +1,25 @@
+//! Benchmarks. Not timed tests: `--quick` (what CI runs) only proves they
+//! still work; the full run gives the figures quoted in the README.
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::{setup, shell};
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    setup::build_chain()?;
+    if !shell::is_root() {
+        bail!("the benchmarks attach the eBPF probes: run them as root");
+    }
+    let root = shell::workspace_root();
+    shell::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "memwatch-tests", "--bin", "fault-bench"])
+            .current_dir(&root),
+    )?;
+    let mut bench = Command::new(root.join("target/release/fault-bench"));
+    if quick {
+        bench.arg("--quick");
+    }
+    shell::run(&mut bench)
+}
