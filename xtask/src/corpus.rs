@@ -88,7 +88,11 @@ fn sawtooth(rng: &mut Rng, amplitude: f64, period: f64) -> Vec<f64> {
 fn leak_start(rng: &mut Rng, index: usize) -> f64 {
     // Half start leaking at once (a leak present from start-up), half after a
     // flat 10-40 minutes (a leak triggered by some later request).
-    if index.is_multiple_of(2) { 0.0 } else { (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S }
+    if index.is_multiple_of(2) {
+        0.0
+    } else {
+        (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S
+    }
 }
 
 fn linear(index: usize, count: usize, rng: &mut Rng) -> Trace {
@@ -97,7 +101,9 @@ fn linear(index: usize, count: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 2000.0) * MB;
     let sigma = rng.range(0.5, 4.0) * MB;
     let start = leak_start(rng, index);
-    let usage = times().map(|t| base + rate / HOUR * (t - start).max(0.0) + sigma * rng.normal()).collect();
+    let usage = times()
+        .map(|t| base + rate / HOUR * (t - start).max(0.0) + sigma * rng.normal())
+        .collect();
     Trace {
         name: format!("lin{index:02}"),
         shape: "leak_linear",
@@ -155,7 +161,9 @@ fn accelerating(index: usize, rng: &mut Rng) -> Trace {
     let start = leak_start(rng, index);
     let span = SAMPLES as f64 * STEP_S - start;
     let grown = |d: f64| first_rate * d + (final_rate - first_rate) * d * d / (2.0 * span);
-    let usage = times().map(|t| base + grown((t - start).max(0.0)) + sigma * rng.normal()).collect();
+    let usage = times()
+        .map(|t| base + grown((t - start).max(0.0)) + sigma * rng.normal())
+        .collect();
     Trace {
         name: format!("acc{index:02}"),
         shape: "leak_accelerating",
@@ -167,14 +175,24 @@ fn accelerating(index: usize, rng: &mut Rng) -> Trace {
 }
 
 fn not_leak(name: String, shape: &'static str, usage: Vec<f64>) -> Trace {
-    Trace { name, shape, leak: false, leak_start_s: None, rate_per_h: None, usage }
+    Trace {
+        name,
+        shape,
+        leak: false,
+        leak_start_s: None,
+        rate_per_h: None,
+        usage,
+    }
 }
 
 fn gc_flat(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(100.0, 2000.0) * MB;
     let (amplitude, period) = (rng.range(20.0, 400.0) * MB, rng.range(15.0, 360.0));
     let saw = sawtooth(rng, amplitude, period);
-    let usage = saw.into_iter().map(|s| base + s + MB * rng.normal()).collect();
+    let usage = saw
+        .into_iter()
+        .map(|s| base + s + MB * rng.normal())
+        .collect();
     not_leak(format!("gcf{index:02}"), "gc_sawtooth", usage)
 }
 
@@ -182,11 +200,19 @@ fn warm_up(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 1000.0) * MB;
     let plateau = rng.range(100.0, 2048.0) * MB;
     let tau = rng.range(2.0, 12.0) * 60.0;
-    let start = if index.is_multiple_of(2) { 0.0 } else { rng.range(10.0, 60.0) * 60.0 };
+    let start = if index.is_multiple_of(2) {
+        0.0
+    } else {
+        rng.range(10.0, 60.0) * 60.0
+    };
     let sigma = rng.range(1.0, 4.0) * MB;
     let usage = times()
         .map(|t| {
-            let warmed = if t < start { 0.0 } else { plateau * (1.0 - (-(t - start) / tau).exp()) };
+            let warmed = if t < start {
+                0.0
+            } else {
+                plateau * (1.0 - (-(t - start) / tau).exp())
+            };
             base + warmed + sigma * rng.normal()
         })
         .collect();
@@ -200,7 +226,9 @@ fn kept_allocation(index: usize, rng: &mut Rng) -> Trace {
     // Touching a big buffer takes a moment: the step is a short ramp.
     let ramp = rng.range(5.0, 120.0);
     let sigma = rng.range(0.5, 4.0) * MB;
-    let usage = times().map(|t| base + size * ((t - at) / ramp).clamp(0.0, 1.0) + sigma * rng.normal()).collect();
+    let usage = times()
+        .map(|t| base + size * ((t - at) / ramp).clamp(0.0, 1.0) + sigma * rng.normal())
+        .collect();
     not_leak(format!("alc{index:02}"), "kept_allocation", usage)
 }
 
@@ -234,7 +262,11 @@ fn noise(index: usize, rng: &mut Rng) -> Trace {
     let usage = times()
         .map(|_| {
             // 1% of readings catch a short burst of up to 5 sigma.
-            let spike = if rng.unit() < 0.01 { rng.range(0.0, 5.0) * sigma } else { 0.0 };
+            let spike = if rng.unit() < 0.01 {
+                rng.range(0.0, 5.0) * sigma
+            } else {
+                0.0
+            };
             base + sigma * rng.normal() + spike
         })
         .collect();
@@ -289,8 +321,14 @@ pub fn generate(seed: Option<u64>, dir: Option<std::path::PathBuf>) -> anyhow::R
             trace.name,
             trace.leak,
             trace.shape,
-            trace.leak_start_s.map(|s| format!("{s:.0}")).unwrap_or_default(),
-            trace.rate_per_h.map(|r| format!("{r:.0}")).unwrap_or_default(),
+            trace
+                .leak_start_s
+                .map(|s| format!("{s:.0}"))
+                .unwrap_or_default(),
+            trace
+                .rate_per_h
+                .map(|r| format!("{r:.0}"))
+                .unwrap_or_default(),
         )?;
     }
     std::fs::write(dir.join("labels.csv"), labels).context("writing corpus/labels.csv")?;

@@ -32,25 +32,39 @@ pub fn from_process() -> Env {
 }
 
 /// The value and the name of the variable it came from.
-fn lookup<'a>(env: &'a Env, (seed, ours): (&'static str, &'static str)) -> Option<(&'static str, &'a str)> {
-    env.get(ours).map(|v| (ours, v.as_str())).or_else(|| env.get(seed).map(|v| (seed, v.as_str())))
+fn lookup<'a>(
+    env: &'a Env,
+    (seed, ours): (&'static str, &'static str),
+) -> Option<(&'static str, &'a str)> {
+    env.get(ours)
+        .map(|v| (ours, v.as_str()))
+        .or_else(|| env.get(seed).map(|v| (seed, v.as_str())))
 }
 
 /// Applies the threshold variables; returns which ones were set, for error messages.
-pub fn apply_thresholds(env: &Env, thresholds: &mut Thresholds, problems: &mut Problems) -> Vec<(&'static str, &'static str)> {
+pub fn apply_thresholds(
+    env: &Env,
+    thresholds: &mut Thresholds,
+    problems: &mut Problems,
+) -> Vec<(&'static str, &'static str)> {
     let mut applied = Vec::new();
     for (vars, level, slot) in [
         (WARNING, "warning", &mut thresholds.warning),
         (CRITICAL, "critical", &mut thresholds.critical),
         (EMERGENCY, "emergency", &mut thresholds.emergency),
     ] {
-        let Some((name, text)) = lookup(env, vars) else { continue };
+        let Some((name, text)) = lookup(env, vars) else {
+            continue;
+        };
         match text.trim().parse::<f64>() {
             Ok(v) if v > 0.0 && v <= 1.0 => {
                 *slot = v;
                 applied.push((level, name));
             }
-            Ok(v) => problems.push(name, format!("{v} must be a fraction of the limit in (0, 1]")),
+            Ok(v) => problems.push(
+                name,
+                format!("{v} must be a fraction of the limit in (0, 1]"),
+            ),
             Err(_) => problems.push(name, format!("{text:?} is not a number")),
         }
     }

@@ -7,11 +7,13 @@
 /// is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (examples: 1073741824, \"512MiB\", \"2G\", \"25%\")"))?;
+    let number: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a size (examples: 1073741824, \"512MiB\", \"2G\", \"25%\")")
+    })?;
     let scale: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "K" | "KiB" => 1024.0,
@@ -22,7 +24,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "MB" => 1e6,
         "GB" => 1e9,
         "TB" => 1e12,
-        other => return Err(format!("unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
     };
     let bytes = number * scale;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
@@ -65,7 +71,9 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|n| n.is_finite())
         .map(|n| n * scale)
-        .ok_or_else(|| format!("{text:?} is not a duration (examples: 1800, \"90s\", \"30m\", \"2h\")"))
+        .ok_or_else(|| {
+            format!("{text:?} is not a duration (examples: 1800, \"90s\", \"30m\", \"2h\")")
+        })
 }
 
 #[cfg(test)]
@@ -79,7 +87,11 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown size unit"));
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
         assert!(parse_size("lots").is_err());
     }
 

@@ -56,7 +56,11 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// The seed's table.
-    pub const DEFAULT: Thresholds = Thresholds { warning: 0.80, critical: 0.90, emergency: 0.95 };
+    pub const DEFAULT: Thresholds = Thresholds {
+        warning: 0.80,
+        critical: 0.90,
+        emergency: 0.95,
+    };
 
     /// The fraction at which `level` is entered (0 for normal).
     pub fn entry(&self, level: Level) -> f64 {
@@ -92,7 +96,10 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     /// The defaults: 5 points of the limit, three samples (15 s at 5 s).
-    pub const DEFAULT: Hysteresis = Hysteresis { margin: 0.05, samples: 3 };
+    pub const DEFAULT: Hysteresis = Hysteresis {
+        margin: 0.05,
+        samples: 3,
+    };
 }
 
 /// A change of level, for the caller to turn into an event.
@@ -114,7 +121,12 @@ impl LevelMachine {
     }
 
     /// Feeds one reading as a fraction of the limit.
-    pub fn observe(&mut self, ratio: f64, thresholds: &Thresholds, hysteresis: &Hysteresis) -> Option<Transition> {
+    pub fn observe(
+        &mut self,
+        ratio: f64,
+        thresholds: &Thresholds,
+        hysteresis: &Hysteresis,
+    ) -> Option<Transition> {
         let from = self.level;
         let reached = thresholds.level_for(ratio);
         if reached > from {
@@ -162,7 +174,10 @@ mod tests {
     #[test]
     fn goes_up_immediately_even_several_levels_at_once() {
         let mut machine = LevelMachine::default();
-        assert_eq!(feed(&mut machine, &[0.5, 0.96]), [None, Some((Level::Normal, Level::Emergency))]);
+        assert_eq!(
+            feed(&mut machine, &[0.5, 0.96]),
+            [None, Some((Level::Normal, Level::Emergency))]
+        );
         assert_eq!(machine.level(), Level::Emergency);
     }
 
@@ -174,9 +189,15 @@ mod tests {
         // 0.86 is below 0.90 but within the margin: no progress towards leaving.
         assert_eq!(feed(&mut machine, &[0.86, 0.86, 0.86, 0.86]), [None; 4]);
         // Two below the exit line, then one back above it resets the count.
-        assert_eq!(feed(&mut machine, &[0.84, 0.84, 0.87, 0.84, 0.84]), [None; 5]);
+        assert_eq!(
+            feed(&mut machine, &[0.84, 0.84, 0.87, 0.84, 0.84]),
+            [None; 5]
+        );
         assert_eq!(machine.level(), Level::Critical);
-        assert_eq!(feed(&mut machine, &[0.84]), [Some((Level::Critical, Level::Warning))]);
+        assert_eq!(
+            feed(&mut machine, &[0.84]),
+            [Some((Level::Critical, Level::Warning))]
+        );
     }
 
     #[test]
@@ -201,6 +222,9 @@ mod tests {
         let mut machine = LevelMachine::default();
         feed(&mut machine, &[0.85, 0.5, 0.5, 0.91, 0.5]);
         assert_eq!(machine.level(), Level::Critical);
-        assert_eq!(feed(&mut machine, &[0.5, 0.5]), [None, Some((Level::Critical, Level::Normal))]);
+        assert_eq!(
+            feed(&mut machine, &[0.5, 0.5]),
+            [None, Some((Level::Critical, Level::Normal))]
+        );
     }
 }
