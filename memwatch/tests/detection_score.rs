@@ -212,4 +212,10 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
     );
     let delay = engine.median_delay_min().expect("some leaks found");
     assert!(delay < 15.0, "engine median delay {delay:.1} min");
+    // The issue asks for a million samples per second on one core; debug
+    // builds are ~10x slower and say nothing about it.
+    if !cfg!(debug_assertions) {
+        let rate = samples as f64 / replay_time.as_secs_f64();
+        assert!(rate >= 1e6, "replay ran at {:.2} M samples/s", rate / 1e6);
+    }
 }
