@@ -459,6 +459,35 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
+        let mut history = History::default();
+        let mut detector = LeakDetector::default();
+        let mut changes = Vec::new();
+        for i in 0..4320u32 {
+            let t = f64::from(i) * 5.0;
+            // Leak for 1 h, flat (restarted) for 2 h, leak again for 3 h.
+            let usage = match t {
+                t if t < 3600.0 => 100.0 * MIB + MIB * t / 60.0,
+                t if t < 3.0 * 3600.0 => 100.0 * MIB,
+                t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
+            };
+            if history.push(t, usage as u64)
+                && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            {
+                changes.push(change);
+            }
+        }
+        let kinds: Vec<&str> = changes
+            .iter()
+            .map(|c| match c {
+                LeakChange::Started(_) => "started",
+                LeakChange::Ended { .. } => "ended",
+            })
+            .collect();
+        assert_eq!(kinds, ["started", "ended", "started"]);
+    }
+
+    #[test]
     fn a_leak_ends_after_the_confirmation_window_without_one() {
         let mut history = History::default();
         let mut detector = LeakDetector::default();
