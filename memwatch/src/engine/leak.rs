@@ -1,9 +1,9 @@
 //! The leak detector: trend tests over several windows of the minute history,
 //! then a confirmation period before a verdict is announced.
 //!
-//! Every closed minute, windows of the last 15, 30, 60, 120 and 240 minutes
-//! (those the history covers) are each reduced to at most 30 points and
-//! tested. A window says "leak" when all of these hold:
+//! Every closed minute, windows of the last 10, 20, 30, 60, 120 and 240
+//! minutes (those the history covers) of the lower envelope are each reduced
+//! to at most 24 points and tested. A window says "leak" when all of these hold:
 //! 1. the Theil–Sen slope is at least the policy's minimum rate;
 //! 2. Mann–Kendall finds the rise significant (p below [`MAX_P_VALUE`]);
 //! 3. the line fits clearly better than a single step (a kept allocation is
@@ -17,7 +17,8 @@
 //! time they need to rise above noise. Several windows mean several tests,
 //! so the significance level is strict and the verdict must hold for the
 //! whole confirmation window before it is announced; it is withdrawn
-//! (`leak_ended`) only after failing for as long.
+//! (`leak_ended`) only after failing for as long. The constants were chosen
+//! on the synthetic corpus and checked on held-out ones (docs/detection.md).
 use super::{
     history::{MINUTE_SECS, Point},
     ring::Ring,
@@ -40,14 +41,19 @@ pub const MAX_WINDOW_POINTS: usize = 24;
 pub const ENVELOPE_MINUTES: usize = 3;
 /// Below this many points a window is not tested.
 pub const MIN_WINDOW_POINTS: usize = 10;
-/// One-sided Mann–Kendall significance. Five windows tested every minute make
+/// One-sided Mann–Kendall significance. Six windows tested every minute make
 /// many looks at the same data; 0.1% per look keeps false alarms on noise
 /// rare even before the confirmation period.
 pub const MAX_P_VALUE: f64 = 0.001;
-/// The line's squared error must be below this share of the best step's.
+/// The line's squared error must be below this share of the best step's:
+/// "clearly better", so a step with a little slope on either side is not
+/// mistaken for a line.
 pub const LINE_VS_STEP: f64 = 0.7;
 /// A late-third slope below this share of the early-third slope (or of the
-/// whole window's) is levelling off.
+/// whole window's) is levelling off. An exponential warm-up with time
+/// constant tau has a late/early ratio of exp(-d/tau) for thirds d minutes
+/// apart: 0.7 rejects warm-ups up to tau ~ 14 minutes on the 10-minute window
+/// and ~ 56 minutes on the 30-minute one, while a linear leak sits at 1.
 pub const MIN_LATE_TO_EARLY: f64 = 0.7;
 /// A fall inside the window larger than this share of the trend's rise over
 /// the window means memory comes back: a cycle, not a leak.
