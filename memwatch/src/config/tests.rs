@@ -20,6 +20,8 @@ fn the_repository_config_is_valid_and_keeps_the_seed_defaults() {
     assert_eq!(config.daemon.interval(), Duration::from_secs(5));
     assert_eq!(config.daemon.mode, ModeRequest::Auto);
     assert_eq!(config.defaults.engine.thresholds, Thresholds::DEFAULT);
+    // The file documents the defaults: its [defaults] must be exactly them.
+    assert_eq!(config.defaults, PolicySettings::default());
     assert_eq!(config.cache, CacheConfig::default());
     assert!(
         !config.policies.is_empty(),
