@@ -1,3 +1,6 @@
 //! One module per subcommand.
+pub mod check_config;
 pub mod probe;
+pub mod record;
+pub mod replay;
 pub mod run;
