@@ -37,6 +37,13 @@ pub struct ProbeSpec {
     pub raw: bool,
 }
 
+/// `kmem:rss_stat` as a raw tracepoint: it reads the mm's counter itself
+/// (offsets from the kernel's BTF) instead of having the kernel build a perf
+/// record per event, which is most of the per-fault cost. Attached in place
+/// of `PROBES`' classic `rss_stat` when the kernel's BTF provides the offsets.
+pub const RSS_STAT_BTF: ProbeSpec =
+    ProbeSpec { program: "rss_stat_btf", category: "kmem", event: "rss_stat", raw: true };
+
 /// Every program memwatch attaches, in attach order.
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec { program: "rss_stat", category: "kmem", event: "rss_stat", raw: false },
@@ -99,9 +106,9 @@ pub struct ProcCounters {
     pub last_brk: u64,
     /// User-mode page faults.
     pub page_faults: u64,
-    /// `rss_stat`'s mm_id of this process's mm, so exit can drop the owner entry.
-    pub mm_id: u32,
-    pub _pad: u32,
+    /// The key of this process's mm in `MM_OWNERS` (rss_stat's `mm_id`, or the
+    /// mm's address for the BTF probe), so exit can drop the owner entry.
+    pub mm: u64,
 }
 
 impl ProcCounters {
@@ -117,8 +124,7 @@ impl ProcCounters {
         brk_shrink_bytes: 0,
         last_brk: 0,
         page_faults: 0,
-        mm_id: 0,
-        _pad: 0,
+        mm: 0,
     };
 }
 
@@ -205,6 +211,15 @@ pub struct TracepointLayout {
     pub munmap_len: u32,
     /// Offset of `ret` in sys_exit_* (the same for every syscall).
     pub syscall_ret: u32,
+    /// For the BTF rss_stat probe (from /sys/kernel/btf/vmlinux): where in
+    /// `struct mm_struct` the counter of member 0 sits, and the distance to
+    /// the next member's counter.
+    pub mm_rss_base: u32,
+    pub mm_rss_stride: u32,
+    /// Offset of `mm` in `struct task_struct`.
+    pub task_mm: u32,
+    /// log2 of the page size: the mm counters count pages.
+    pub page_shift: u32,
     pub _pad: u32,
     /// mmaps at least this long are also sent as `LARGE_MAPPING` events.
     pub large_mapping_bytes: u64,
@@ -221,6 +236,10 @@ impl TracepointLayout {
         mmap_len: 24,
         munmap_len: 24,
         syscall_ret: 16,
+        mm_rss_base: 0,
+        mm_rss_stride: 0,
+        task_mm: 0,
+        page_shift: 12,
         _pad: 0,
         large_mapping_bytes: 64 << 20,
     };
@@ -229,7 +248,7 @@ impl TracepointLayout {
 // The kernel reads and writes these through raw pointers: catch layout drift.
 const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
 const _: () = assert!(core::mem::size_of::<ProcEvent>() == 128);
-const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 40);
+const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 56);
 
 #[cfg(feature = "user")]
 mod pod {

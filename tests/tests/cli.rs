@@ -16,15 +16,14 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-#[test]
-fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
-    if !privileged("probe_json_attributes_a_256_mib_allocation_to_its_pid") {
-        return;
-    }
+/// `memwatch probe --json` with the given rss_stat program (see the
+/// loader's MEMWATCH_RSS_STAT): both must attribute the same growth.
+fn probe_attributes_a_256_mib_allocation(rss_stat: &str) {
     let mut workload = Workload::spawn(WORKLOAD, &["--mib", "256", "--step-mib", "16", "--brk-mib", "0"]);
     workload.wait_for("ready");
     let probe = Command::new(memwatch_binary())
         .args(["probe", "--duration", "5", "--json", "--pid", &workload.pid().to_string()])
+        .env("MEMWATCH_RSS_STAT", rss_stat)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -39,6 +38,7 @@ fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "--pid prints that one process: {stdout}");
     let row: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    eprintln!("rss_stat={rss_stat}: {row}");
     assert_eq!(row["mode"], "ebpf");
     assert_eq!(row["pid"], workload.pid());
     assert!(row["rss_anon_delta_bytes"].as_i64().unwrap() >= 240 * MIB, "{row}");
@@ -47,6 +47,38 @@ fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
     workload.proceed();
     workload.proceed();
     workload.finish();
+}
+
+#[test]
+fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
+    if !privileged("probe_json_attributes_a_256_mib_allocation_to_its_pid") {
+        return;
+    }
+    // The default: rss_stat as a raw tracepoint reading the mm through BTF.
+    probe_attributes_a_256_mib_allocation("btf");
+}
+
+#[test]
+fn the_classic_rss_stat_tracepoint_attributes_the_same_growth() {
+    if !privileged("the_classic_rss_stat_tracepoint_attributes_the_same_growth") {
+        return;
+    }
+    probe_attributes_a_256_mib_allocation("tracepoint");
+}
+
+#[test]
+fn a_bad_rss_stat_setting_is_refused_by_name() {
+    if !privileged("a_bad_rss_stat_setting_is_refused_by_name") {
+        return;
+    }
+    let out = Command::new(memwatch_binary())
+        .args(["probe", "--duration", "1", "--mode", "ebpf"])
+        .env("MEMWATCH_RSS_STAT", "kprobe")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MEMWATCH_RSS_STAT=kprobe: expected auto, btf or tracepoint"), "{stderr}");
 }
 
 /// A copy of the binary that an unprivileged user can execute, wherever the
@@ -158,7 +190,9 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     assert!(banner.contains("interval=500ms"), "{banner}");
     assert!(banner.contains(&config.display().to_string()), "{banner}");
     if is_root() {
-        assert!(banner.contains("kmem:rss_stat") && banner.contains("exceptions:page_fault_user"), "{banner}");
+        // Both hot probes are raw tracepoints on a kernel with BTF.
+        assert!(banner.contains("kmem:rss_stat(raw)"), "{banner}");
+        assert!(banner.contains("exceptions:page_fault_user(raw)"), "{banner}");
     }
     let summary = wait_for_line(&mut lines, "interval", Duration::from_secs(10));
     assert!(summary.contains("tracked="), "{summary}");

@@ -32,7 +32,7 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
         // activity since its last read.
         None => count_error(ErrorKind::EventReserve),
     }
-    let _ = MM_OWNERS.remove(counters.mm_id);
+    let _ = MM_OWNERS.remove(counters.mm);
     let _ = PROCS.remove(tgid);
     0
 }

@@ -1,30 +1,69 @@
 //! `kmem:rss_stat`: the kernel's own absolute per-mm RSS counters.
 //!
-//! The event names the mm (`mm_id`) and says whether it is the current task's
-//! (`curr`). When it is, we learn mm_id -> tgid; when it is not (reclaim by
+//! Two front-ends feed one recorder. The classic tracepoint reads the
+//! event's record (offsets from tracefs); the BTF one is a raw tracepoint
+//! that gets the mm pointer and member and reads the counter from the mm
+//! itself (offsets from the kernel's BTF), which skips building a perf record
+//! on every page fault. Only one of them is attached.
+//!
+//! Either way the update names an mm and says whether it is the current
+//! task's. When it is, we learn mm -> tgid; when it is not (reclaim by
 //! kswapd, teardown after exit_mm), that mapping attributes the update.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use memwatch_ebpf::{ErrorKind, RSS_STAT_RECORD_BYTES, rss_member};
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use memwatch_ebpf::{ErrorKind, ProcCounters, RSS_STAT_RECORD_BYTES, rss_member};
 
 use super::state::{LAYOUT, MM_OWNERS, PROCS, count_error, current_ids, proc_entry};
 
-#[tracepoint]
-pub fn rss_stat(ctx: TracePointContext) -> u32 {
-    match try_rss_stat(&ctx) {
-        Ok(()) => 0,
-        Err(kind) => {
-            count_error(kind);
-            0
-        }
-    }
-}
-
-/// The fields of an rss_stat record that the probe uses.
-struct RssStat {
-    mm_id: u32,
+/// One counter update, whichever front-end read it.
+struct RssUpdate {
+    /// `MM_OWNERS` key of the mm.
+    mm: u64,
+    /// The mm is the current task's.
     curr: bool,
     member: i32,
+    /// Bytes.
     size: i64,
+}
+
+#[tracepoint]
+pub fn rss_stat(ctx: TracePointContext) -> u32 {
+    if let Err(kind) = read_record(&ctx).and_then(record) {
+        count_error(kind);
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn rss_stat_btf(ctx: RawTracePointContext) -> i32 {
+    if let Err(kind) = try_rss_stat_btf(&ctx) {
+        count_error(kind);
+    }
+    0
+}
+
+fn try_rss_stat_btf(ctx: &RawTracePointContext) -> Result<(), ErrorKind> {
+    let (mm, member, size) = read_mm(ctx)?;
+    // Fast path, nearly every event: the faulting process's own mm, which
+    // its entry already names. No need to read current->mm.
+    let (tgid, _) = current_ids();
+    if let Some(entry) = PROCS.get_ptr_mut(tgid) {
+        // SAFETY: `entry` points to a live PROCS value.
+        if unsafe { (*entry).mm } == mm {
+            store(entry, member, size);
+            return Ok(());
+        }
+    }
+    let layout = LAYOUT.load();
+    // SAFETY: the current task's `mm` pointer, at its BTF offset; the helper
+    // copes with any address without faulting.
+    let task = unsafe { bpf_get_current_task() };
+    let current_mm: u64 = unsafe { bpf_probe_read_kernel((task + u64::from(layout.task_mm)) as *const u64) }
+        .map_err(|_| ErrorKind::FieldRead)?;
+    record(RssUpdate { mm, curr: current_mm == mm, member, size })
 }
 
 /// Bytes of the record read in one go. Every kernel so far keeps the four
@@ -37,7 +76,7 @@ fn field<const N: usize>(record: &[u8; RECORD_BYTES], offset: u32) -> Option<[u8
     record.get(start..start + N)?.try_into().ok()
 }
 
-fn read_record(ctx: &TracePointContext) -> Result<RssStat, ErrorKind> {
+fn read_record(ctx: &TracePointContext) -> Result<RssUpdate, ErrorKind> {
     let layout = LAYOUT.load();
     // SAFETY: the record is at least RECORD_BYTES long on every kernel with
     // this event (the daemon checked the offsets against the format file).
@@ -53,26 +92,47 @@ fn read_record(ctx: &TracePointContext) -> Result<RssStat, ErrorKind> {
     let (Some(mm_id), Some(curr), Some(member), Some(size)) = fields else {
         return Err(ErrorKind::FieldRead);
     };
-    Ok(RssStat {
-        mm_id: u32::from_ne_bytes(mm_id),
+    Ok(RssUpdate {
+        mm: u64::from(u32::from_ne_bytes(mm_id)),
         curr: curr[0] != 0,
         member: i32::from_ne_bytes(member),
         size: i64::from_ne_bytes(size),
     })
 }
 
-fn try_rss_stat(ctx: &TracePointContext) -> Result<(), ErrorKind> {
-    let RssStat { mm_id, curr, member, size } = read_record(ctx)?;
+/// Members the mm keeps counters for (NR_MM_COUNTERS).
+const MEMBERS: i32 = 4;
 
+/// The mm, member and counter value (bytes) of a raw rss_stat event.
+fn read_mm(ctx: &RawTracePointContext) -> Result<(u64, i32, i64), ErrorKind> {
+    // TP_PROTO(struct mm_struct *mm, int member)
+    let mm: u64 = ctx.arg(0);
+    let member: i32 = ctx.arg(1);
+    if !(0..MEMBERS).contains(&member) {
+        return Ok((mm, member, 0)); // not a counter we keep: `store` ignores it
+    }
+    let layout = LAYOUT.load();
+    let counter = mm + u64::from(layout.mm_rss_base) + member as u64 * u64::from(layout.mm_rss_stride);
+    // SAFETY: a kernel address from the tracepoint plus BTF offsets; the
+    // helper copes with any address without faulting.
+    let pages: i64 =
+        unsafe { bpf_probe_read_kernel(counter as *const i64) }.map_err(|_| ErrorKind::FieldRead)?;
+    // What the classic event reports: the counter clamped at zero (a
+    // per-CPU counter's global part can dip below), in bytes.
+    Ok((mm, member, pages.max(0) << layout.page_shift))
+}
+
+fn record(update: RssUpdate) -> Result<(), ErrorKind> {
+    let RssUpdate { mm, curr, member, size } = update;
     let entry = if curr {
         let (tgid, _) = current_ids();
         let Some(entry) = proc_entry(tgid) else {
             return Ok(()); // counted by proc_entry
         };
         // SAFETY: `entry` points to a live PROCS value.
-        if unsafe { (*entry).mm_id } != mm_id {
-            unsafe { (*entry).mm_id = mm_id };
-            if MM_OWNERS.insert(mm_id, tgid, 0).is_err() {
+        if unsafe { (*entry).mm } != mm {
+            unsafe { (*entry).mm = mm };
+            if MM_OWNERS.insert(mm, tgid, 0).is_err() {
                 count_error(ErrorKind::OwnerInsert);
             }
         }
@@ -80,7 +140,7 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<(), ErrorKind> {
     } else {
         // Not the owner's context: only update a process we already track.
         // SAFETY: plain read of a u32 map value.
-        let Some(tgid) = (unsafe { MM_OWNERS.get(mm_id) }) else {
+        let Some(tgid) = (unsafe { MM_OWNERS.get(mm) }) else {
             return Ok(());
         };
         let Some(entry) = PROCS.get_ptr_mut(*tgid) else {
@@ -89,6 +149,13 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<(), ErrorKind> {
         entry
     };
 
+    store(entry, member, size);
+    Ok(())
+}
+
+/// Sets one absolute counter of a process entry.
+#[inline(always)]
+fn store(entry: *mut ProcCounters, member: i32, size: i64) {
     // SAFETY: `entry` points to a live PROCS value; the last writer wins,
     // which is what an absolute counter wants.
     let field: *mut i64 = unsafe {
@@ -97,9 +164,8 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<(), ErrorKind> {
             rss_member::ANON => &raw mut (*entry).rss_anon,
             rss_member::SWAP_ENTRIES => &raw mut (*entry).rss_swap,
             rss_member::SHMEM => &raw mut (*entry).rss_shmem,
-            _ => return Ok(()),
+            _ => return,
         }
     };
     unsafe { core::ptr::write_volatile(field, size) };
-    Ok(())
 }

@@ -22,7 +22,7 @@ pub static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::DEFA
 pub static PROCS: LruHashMap<u32, ProcCounters> = LruHashMap::with_max_entries(MAX_PROCS, 0);
 
 #[map]
-pub static MM_OWNERS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(MAX_PROCS, 0);
+pub static MM_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(MAX_PROCS, 0);
 
 #[map]
 pub static PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_PENDING, 0);

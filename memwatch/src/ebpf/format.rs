@@ -108,8 +108,10 @@ pub fn layout(events: &Path, large_mapping_bytes: u64) -> Result<TracepointLayou
         mmap_len: enter_mmap.offset("len", &[8])?,
         munmap_len: enter_munmap.offset("len", &[8])?,
         syscall_ret: exit_brk.offset("ret", &[8])?,
-        _pad: 0,
         large_mapping_bytes,
+        // The BTF rss_stat probe's offsets come from the kernel's BTF, not
+        // from tracefs (see ebpf/btf.rs); these defaults leave them unset.
+        ..TracepointLayout::DEFAULT
     })
 }
 

@@ -1,14 +1,19 @@
 //! Loads the kernel programs, attaches them, and reads their maps.
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
-use memwatch_ebpf::{ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, names};
+use memwatch_ebpf::{
+    ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names,
+};
 
-use super::{format, privileges, tracefs};
+use super::{btf, format, privileges, tracefs};
 
 /// The kernel programs, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memwatch-probes"));
@@ -38,6 +43,8 @@ pub enum ProbeError {
     Missing { kind: &'static str, name: &'static str },
     #[error("{action} program {name} failed: {source}")]
     Program { action: &'static str, name: &'static str, source: aya::programs::ProgramError },
+    #[error("{0}")]
+    Setting(String),
     #[error("opening map {name} failed: {source}")]
     Map { name: &'static str, source: aya::maps::MapError },
 }
@@ -67,6 +74,8 @@ pub struct Probes {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// The programs attached, in order.
+    specs: Vec<ProbeSpec>,
     attached: Vec<String>,
 }
 
@@ -89,7 +98,10 @@ impl Probes {
                 });
             }
         }
-        let layout = format::layout(&events_dir, large_mapping_bytes)?;
+        let mut layout = format::layout(&events_dir, large_mapping_bytes)?;
+        let rss_stat = choose_rss_stat(&mut layout)?;
+        let specs: Vec<ProbeSpec> =
+            PROBES.iter().map(|p| if p.program == "rss_stat" { rss_stat } else { *p }).collect();
         raise_memlock_limit();
 
         let mut ebpf = EbpfLoader::new()
@@ -103,19 +115,20 @@ impl Probes {
                 None
             }
         };
-        let mut attached = Vec::with_capacity(PROBES.len());
-        for probe in PROBES {
+        let mut attached = Vec::with_capacity(specs.len());
+        for probe in &specs {
             attach_one(&mut ebpf, probe)?;
-            attached.push(format!("{}:{}", probe.category, probe.event));
+            let kind = if probe.raw { "(raw)" } else { "" };
+            attached.push(format!("{}:{}{kind}", probe.category, probe.event));
         }
         let events = ebpf
             .take_map(names::EVENTS)
             .ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
         let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: names::EVENTS, source })?;
-        Ok(Self { ebpf, events, logger, attached })
+        Ok(Self { ebpf, events, logger, specs, attached })
     }
 
-    /// "category:event" of every attached tracepoint.
+    /// "category:event" of every attached tracepoint, "(raw)" marking raw ones.
     pub fn attached(&self) -> &[String] {
         &self.attached
     }
@@ -172,7 +185,7 @@ impl Probes {
     /// them while BPF statistics are enabled (`aya::sys::enable_stats`); zero
     /// otherwise. For measuring what the probes cost.
     pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
-        PROBES
+        self.specs
             .iter()
             .map(|probe| {
                 let program = self
@@ -194,6 +207,37 @@ impl Probes {
         }
     }
 }
+
+/// Which rss_stat program to attach, filling in what it needs. The BTF one
+/// costs a fraction of the classic one per page fault; the classic one works
+/// without BTF. MEMWATCH_RSS_STAT=btf|tracepoint forces one (for testing both).
+fn choose_rss_stat(layout: &mut TracepointLayout) -> Result<ProbeSpec, ProbeError> {
+    let classic = PROBES.iter().copied().find(|p| p.program == "rss_stat").expect("rss_stat is in PROBES");
+    let wanted = std::env::var(RSS_STAT_ENV).unwrap_or_else(|_| "auto".to_owned());
+    if wanted == "tracepoint" {
+        return Ok(classic);
+    }
+    if wanted != "auto" && wanted != "btf" {
+        return Err(ProbeError::Setting(format!("{RSS_STAT_ENV}={wanted}: expected auto, btf or tracepoint")));
+    }
+    match btf::mm_layout(Path::new(btf::VMLINUX_BTF)) {
+        Ok(mm) => {
+            layout.mm_rss_base = mm.rss_base;
+            layout.mm_rss_stride = mm.rss_stride;
+            layout.task_mm = mm.task_mm;
+            layout.page_shift = rustix::param::page_size().trailing_zeros();
+            Ok(RSS_STAT_BTF)
+        }
+        Err(reason) if wanted == "auto" => {
+            tracing::info!("kmem:rss_stat through the classic tracepoint (slower per fault): {reason}");
+            Ok(classic)
+        }
+        Err(reason) => Err(ProbeError::Setting(format!("{RSS_STAT_ENV}=btf but the kernel's BTF is unusable: {reason}"))),
+    }
+}
+
+/// Environment variable choosing the rss_stat program.
+pub const RSS_STAT_ENV: &str = "MEMWATCH_RSS_STAT";
 
 fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
     let name = probe.program;

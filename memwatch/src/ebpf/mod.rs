@@ -1,4 +1,5 @@
 //! Loading memwatch's kernel programs and reading what they aggregate.
+pub mod btf;
 pub mod format;
 mod loader;
 pub mod privileges;
