@@ -21,19 +21,22 @@ fn is_root() -> bool {
 fn probe_attributes_a_256_mib_allocation(rss_stat: &str) {
     let mut workload = Workload::spawn(WORKLOAD, &["--mib", "256", "--step-mib", "16", "--brk-mib", "0"]);
     workload.wait_for("ready");
-    let probe = Command::new(memwatch_binary())
+    let mut probe = Command::new(memwatch_binary())
         .args(["probe", "--duration", "5", "--json", "--pid", &workload.pid().to_string()])
         .env("MEMWATCH_RSS_STAT", rss_stat)
+        .env("MEMWATCH_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Give the probes time to attach and take their first reading.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Allocate only once the probes are attached and the window has begun.
+    let mut stderr = BufReader::new(probe.stderr.take().unwrap()).lines().map_while(Result::ok);
+    wait_for_line(&mut stderr, "watching", Duration::from_secs(60));
+    let rest_of_stderr = std::thread::spawn(move || stderr.collect::<Vec<_>>().join("\n"));
     workload.proceed();
     workload.wait_for("allocated");
     let out = probe.wait_with_output().unwrap();
-    assert!(out.status.success(), "probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "probe failed: {}", rest_of_stderr.join().unwrap());
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "--pid prints that one process: {stdout}");

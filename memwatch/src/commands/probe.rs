@@ -24,6 +24,8 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
     let base = collector.snapshot().context("first reading")?;
+    // The window starts here (tests wait for this line before they act).
+    tracing::info!(mode = %collector.mode(), seconds = args.duration, "watching");
     let mut exited = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.duration);
     let stop = shutdown::requested();
