@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::CheckConfig(args) => commands::check_config::run(args),
             Command::Replay(args) => commands::replay::run(args),
             Command::Record(args) => commands::record::run(args).await,
+            Command::Incidents(args) => commands::incidents::run(args),
         }
     });
     match result {

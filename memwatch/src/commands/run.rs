@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use tokio::time::MissedTickBehavior;
 
 use crate::{
+    actions::{self, Executor, Readiness, Tick, effects::PidfdSignaller},
     cli::RunArgs,
     collect::Collector,
     config::Config,
@@ -40,9 +41,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let host_total = limits.host_total().context("reading MemTotal from /proc/meminfo")?;
     let mut monitor = Monitor::new(config.clone(), host_total, EngineOptions::default());
     let mut events = Vec::new();
+    // Restores what a crashed predecessor left throttled before anything else.
+    let mut executor = actions::start(&config.actions, Readiness::new()).context("starting the action executor")?;
 
     let mut previous = collector.snapshot().context("first reading")?;
-    judge(&mut monitor, &limits, &previous, &mut events);
+    judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -60,7 +63,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
-                judge(&mut monitor, &limits, &snapshot, &mut events);
+                judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
                 previous = snapshot;
             }
             // One bad round (a /proc race, a transient map error) must not
@@ -68,19 +71,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e:#}")),
         }
     }
+    executor.shutdown(unix_seconds());
     drop(collector);
-    tracing::info!("probes detached, memwatch stopped");
+    tracing::info!("limits restored, probes detached, memwatch stopped");
     Ok(())
 }
 
-/// Feeds this interval's targets to the engine and logs what it decided.
-fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &mut Vec<Event>) {
-    let t = unix_seconds();
+/// Feeds this interval's targets to the engine, acts on what it decided, and logs it.
+fn judge(
+    monitor: &mut Monitor,
+    limits: &Limits,
+    snapshot: &Snapshot,
+    events: &mut Vec<Event>,
+    executor: &mut Executor<PidfdSignaller>,
+) {
+    let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
+    let t = tick.t;
     let targets = targets::build(&snapshot.processes, monitor.config());
+    let mut resolved = Vec::with_capacity(targets.len());
     for target in &targets {
         let observed_limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
         monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, events);
+        resolved.push(monitor.limit_bytes(target.policy, observed_limit));
     }
+    let members = actions::members::group(&snapshot.processes, &targets);
+    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
     // Targets are sorted by key: a binary search keeps this linear-ish.
     monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
     for event in events.drain(..) {

@@ -1,0 +1,54 @@
+//! Which processes make up each target, and the executor's view of this
+//! interval's targets. Mirrors `targets::build`: a process is its own target
+//! if a process key for it exists, else part of its cgroup's target.
+use std::collections::BTreeMap;
+
+use super::executor::{Member, Observed};
+use crate::{
+    config::Config,
+    sample::ProcessSample,
+    targets::{Target, cgroup_key, process_key},
+};
+
+/// Processes by target key, sorted by pid.
+pub fn group(processes: &[ProcessSample], targets: &[Target]) -> BTreeMap<String, Vec<Member>> {
+    let known = |key: &str| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok();
+    let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    for process in processes {
+        let own = process_key(process.id.pid, &process.info.comm);
+        let key = if known(&own) {
+            own
+        } else if let Some(cgroup) = process.info.cgroup.as_deref().map(cgroup_key).filter(|k| known(k)) {
+            cgroup
+        } else {
+            continue;
+        };
+        groups.entry(key).or_default().push(Member { id: process.id, rss: process.counters.rss() });
+    }
+    for members in groups.values_mut() {
+        members.sort_by_key(|m| m.id);
+    }
+    groups
+}
+
+/// The executor's view of `targets`; `limits[i]` is target i's resolved limit.
+pub fn observed<'a>(
+    config: &'a Config,
+    targets: &'a [Target],
+    limits: &[u64],
+    members: &'a BTreeMap<String, Vec<Member>>,
+) -> Vec<Observed<'a>> {
+    targets
+        .iter()
+        .zip(limits)
+        .map(|(target, &limit_bytes)| Observed {
+            key: &target.key,
+            policy: target.policy.map_or("defaults", |p| config.policies[p].name.as_str()),
+            settings: config.settings(target.policy),
+            cgroup: target.key.starts_with("cgroup:").then_some(target.cgroup.as_deref()).flatten(),
+            usage_bytes: target.usage_bytes,
+            limit_bytes,
+            members: members.get(&target.key).map_or(&[], Vec::as_slice),
+        })
+        .collect()
+}
