@@ -60,7 +60,15 @@ pub enum LimitChange {
 
 impl<S: Signaller> Hands<S> {
     /// Signals every process in `members`; one record for the pass.
-    pub fn signal_all(&mut self, t: f64, kind: ActionKind, members: &[ProcessId], sig: Signal, name: &str, dry_run: bool) -> ActionRecord {
+    pub fn signal_all(
+        &mut self,
+        t: f64,
+        kind: ActionKind,
+        members: &[ProcessId],
+        sig: Signal,
+        name: &str,
+        dry_run: bool,
+    ) -> ActionRecord {
         if members.is_empty() {
             return record(t, kind, Outcome::Skipped, format!("{name}: no processes"));
         }
@@ -151,7 +159,9 @@ impl<S: Signaller> Hands<S> {
             Ok(Some(Restored::Original(limit))) => {
                 record(t, ActionKind::Restore, Outcome::Ok, format!("{} back to {limit}", dir.display()))
             }
-            Ok(Some(Restored::Gone)) => record(t, ActionKind::Restore, Outcome::Gone, format!("{} is gone", dir.display())),
+            Ok(Some(Restored::Gone)) => {
+                record(t, ActionKind::Restore, Outcome::Gone, format!("{} is gone", dir.display()))
+            }
             Ok(None) => record(t, ActionKind::Restore, Outcome::Skipped, "not throttled by memwatch"),
             Err(e) => failure(t, ActionKind::Restore, &e),
         }

@@ -69,9 +69,18 @@ enum Step {
     Idle,
     /// Cleanup pass `pass` (1-based) was signalled at `sent_at` with usage
     /// `before`; its record is `actions[record]` of the episode.
-    Cleanup { reason: Reason, pass: u32, sent_at: f64, before: u64, record: usize },
+    Cleanup {
+        reason: Reason,
+        pass: u32,
+        sent_at: f64,
+        before: u64,
+        record: usize,
+    },
     /// SIGTERM went to `id` at `sent_at`; SIGKILL follows after the grace period.
-    Terminating { id: ProcessId, sent_at: f64 },
+    Terminating {
+        id: ProcessId,
+        sent_at: f64,
+    },
 }
 
 #[derive(Debug)]
@@ -243,7 +252,9 @@ impl<S: Signaller> Executor<S> {
         let now = tick.t;
         let actions = &target.settings.actions;
         match state.step {
-            Some(Step::Cleanup { reason, pass, sent_at, before, record }) if now - sent_at >= actions.pass_wait_secs - 1e-6 => {
+            Some(Step::Cleanup { reason, pass, sent_at, before, record })
+                if now - sent_at >= actions.pass_wait_secs - 1e-6 =>
+            {
                 let freed = before as i64 - target.usage_bytes as i64;
                 if let Some(episode) = &mut state.episode
                     && let Some(r) = episode.actions.get_mut(record)
@@ -251,24 +262,39 @@ impl<S: Signaller> Executor<S> {
                     r.freed_bytes = Some(freed);
                 }
                 tracing::info!(target_key = %target.key, pass, freed_bytes = freed, "cleanup pass re-measured");
+                // The engine's level lags on the way down (hysteresis); usage
+                // back under the critical threshold means the pass worked.
+                let ratio = target.usage_bytes as f64 / target.limit_bytes.max(1) as f64;
+                let critical = state.level >= Level::Critical && ratio >= target.settings.engine.thresholds.critical;
                 let still_needed = match reason {
-                    Reason::Critical => state.level >= Level::Critical,
+                    Reason::Critical => critical,
                     Reason::Leak => true,
                 };
                 if still_needed && pass < actions.cleanup_passes {
                     self.cleanup_pass(state, target, tick, reason, pass + 1, dry_run);
                     return;
                 }
-                if reason == Reason::Critical && state.level >= Level::Critical {
+                if reason == Reason::Critical && critical {
                     self.throttle(state, target, tick, throttle_change(target), dry_run);
                 }
                 finish(state, now, actions.cooldown_secs);
             }
             Some(Step::Terminating { id, sent_at }) if now - sent_at >= actions.kill_grace_secs - 1e-6 => {
                 if target.members.iter().any(|m| m.id == id) {
-                    let r = self.hands.signal_all(now, ActionKind::Kill, &[id], rustix::process::Signal::KILL, "SIGKILL", dry_run);
+                    let r = self.hands.signal_all(
+                        now,
+                        ActionKind::Kill,
+                        &[id],
+                        rustix::process::Signal::KILL,
+                        "SIGKILL",
+                        dry_run,
+                    );
+                    let killed = r.outcome == Outcome::Ok;
                     self.push(state, target, tick, r);
-                    self.write_kill_record(target.key, state, now);
+                    // A dry run's "would kill" is no kill to put on record.
+                    if killed {
+                        self.write_kill_record(target.key, state, now);
+                    }
                 } else {
                     tracing::info!(target_key = %target.key, pid = id.pid, "exited after SIGTERM; no SIGKILL needed");
                 }
@@ -303,7 +329,14 @@ impl<S: Signaller> Executor<S> {
         let killed = state.episode.as_ref().is_some_and(|e| e.killed);
         if actions.kill && !killed && !matches!(state.step, Some(Step::Terminating { .. })) {
             let Some(id) = largest_grower(state, target, self.hands.daemon_pid) else { return };
-            let r = self.hands.signal_all(now, ActionKind::Terminate, &[id], rustix::process::Signal::TERM, "SIGTERM", dry_run);
+            let r = self.hands.signal_all(
+                now,
+                ActionKind::Terminate,
+                &[id],
+                rustix::process::Signal::TERM,
+                "SIGTERM",
+                dry_run,
+            );
             let sent = r.outcome == Outcome::Ok || r.outcome == Outcome::DryRun;
             self.push(state, target, tick, r);
             if let Some(episode) = &mut state.episode {
@@ -335,7 +368,8 @@ impl<S: Signaller> Executor<S> {
                 open_episode(state, target, now, dry_run, false);
             }
         }
-        let passes = if reason == Reason::Leak && actions.on_leak == LeakAction::Throttle { 0 } else { actions.cleanup_passes };
+        let passes =
+            if reason == Reason::Leak && actions.on_leak == LeakAction::Throttle { 0 } else { actions.cleanup_passes };
         if passes > 0 {
             self.cleanup_pass(state, target, tick, reason, 1, dry_run);
         } else {
@@ -344,7 +378,15 @@ impl<S: Signaller> Executor<S> {
         }
     }
 
-    fn cleanup_pass(&mut self, state: &mut TargetState, target: &Observed<'_>, tick: Tick, reason: Reason, pass: u32, dry_run: bool) {
+    fn cleanup_pass(
+        &mut self,
+        state: &mut TargetState,
+        target: &Observed<'_>,
+        tick: Tick,
+        reason: Reason,
+        pass: u32,
+        dry_run: bool,
+    ) {
         let signal = target.settings.actions.cleanup_signal;
         let ids: Vec<ProcessId> = target.members.iter().map(|m| m.id).collect();
         let name = format!("{} (pass {pass})", signal_name(signal));
@@ -353,7 +395,14 @@ impl<S: Signaller> Executor<S> {
         state.step = Some(Step::Cleanup { reason, pass, sent_at: tick.t, before: target.usage_bytes, record });
     }
 
-    fn throttle(&mut self, state: &mut TargetState, target: &Observed<'_>, tick: Tick, change: LimitChange, dry_run: bool) {
+    fn throttle(
+        &mut self,
+        state: &mut TargetState,
+        target: &Observed<'_>,
+        tick: Tick,
+        change: LimitChange,
+        dry_run: bool,
+    ) {
         let kind = if change == LimitChange::Clamp { ActionKind::Clamp } else { ActionKind::Throttle };
         let r = match target.cgroup {
             None => record(tick.t, kind, Outcome::Skipped, "a process target: its cgroup may hold others"),
@@ -379,7 +428,9 @@ impl<S: Signaller> Executor<S> {
         let outcome = serde_json::to_value(r.outcome).unwrap_or_default();
         let (action, outcome) = (action.as_str().unwrap_or("?"), outcome.as_str().unwrap_or("?"));
         match r.outcome {
-            Outcome::Failed => tracing::warn!(target_key = %target.key, action, outcome, detail = %r.detail, "action failed"),
+            Outcome::Failed => {
+                tracing::warn!(target_key = %target.key, action, outcome, detail = %r.detail, "action failed")
+            }
             _ => tracing::warn!(
                 target_key = %target.key,
                 policy = %target.policy,
@@ -480,7 +531,14 @@ fn largest_grower(state: &TargetState, target: &Observed<'_>, daemon_pid: u32) -
         .map(|m| m.id)
 }
 
-fn incident_of(key: &str, state: &TargetState, episode: &Episode, kind: IncidentKind, t: f64, end: IncidentEnd) -> Incident {
+fn incident_of(
+    key: &str,
+    state: &TargetState,
+    episode: &Episode,
+    kind: IncidentKind,
+    t: f64,
+    end: IncidentEnd,
+) -> Incident {
     Incident {
         kind,
         target: key.to_owned(),

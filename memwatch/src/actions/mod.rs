@@ -38,13 +38,21 @@ pub fn start(config: &ActionsConfig, readiness: Readiness) -> Result<Executor<Pi
         Err(e) => return Err(e),
     };
     if !throttles.entries().is_empty() {
-        tracing::warn!(count = throttles.entries().len(), "a previous memwatch left memory limits lowered; restoring them");
+        tracing::warn!(
+            count = throttles.entries().len(),
+            "a previous memwatch left memory limits lowered; restoring them"
+        );
         executor::restore_all(&mut throttles, "start-up");
     }
     if config.dry_run {
         tracing::warn!("[actions] dry_run = true: actions are logged as \"would ...\", nothing is touched");
     }
-    let hands = Hands { cgroupfs: CgroupFs::default(), throttles, signaller: PidfdSignaller::default(), daemon_pid: std::process::id() };
+    let hands = Hands {
+        cgroupfs: CgroupFs::default(),
+        throttles,
+        signaller: PidfdSignaller::default(),
+        daemon_pid: std::process::id(),
+    };
     let log = IncidentLog::new(&config.incident_log, config.incident_max_bytes, config.incident_keep);
     Ok(Executor::new(hands, config.dry_run, readiness, Some(log)))
 }

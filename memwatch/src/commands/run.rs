@@ -94,18 +94,20 @@ fn judge(
         monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, events);
         resolved.push(monitor.limit_bytes(target.policy, observed_limit));
     }
-    let members = actions::members::group(&snapshot.processes, &targets);
-    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
+
     // Targets are sorted by key: a binary search keeps this linear-ish.
     monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
-    for event in events.drain(..) {
+    for event in events.iter() {
         let policy = targets
             .binary_search_by(|t| t.key.as_str().cmp(&event.key))
             .ok()
             .and_then(|i| targets[i].policy)
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
-        log_event(&event, policy);
+        log_event(event, policy);
     }
+    let members = actions::members::group(&snapshot.processes, &targets);
+    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
+    events.clear();
 }
 
 fn log_event(event: &Event, policy: &str) {

@@ -103,7 +103,8 @@ impl Default for ActionSettings {
 
 /// Signals a service may reasonably be asked to clean up on. Not TERM/KILL
 /// (those are the emergency's), nor anything whose default action dumps core.
-const CLEANUP_SIGNALS: &[(&str, Signal)] = &[("SIGUSR1", Signal::USR1), ("SIGUSR2", Signal::USR2), ("SIGHUP", Signal::HUP)];
+const CLEANUP_SIGNALS: &[(&str, Signal)] =
+    &[("SIGUSR1", Signal::USR1), ("SIGUSR2", Signal::USR2), ("SIGHUP", Signal::HUP)];
 
 pub fn signal_name(signal: Signal) -> &'static str {
     CLEANUP_SIGNALS.iter().find(|(_, s)| *s == signal).map_or("signal", |(n, _)| n)
