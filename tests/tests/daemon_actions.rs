@@ -48,10 +48,11 @@ samples = 2
 [policy.leak]
 enabled = false
 [policy.actions]
-pass_wait = "0.5s"
 cooldown = "3s"
 {actions}
-"#
+"#,
+        actions =
+            if actions.contains("pass_wait") { actions.to_owned() } else { format!("pass_wait = \"0.5s\"\n{actions}") }
     )
 }
 
@@ -232,7 +233,11 @@ fn a_leak_that_ignores_signals_is_throttled_and_a_restart_restores_memory_high()
         restored.map_or(-1, |d| d.as_millis() as i64),
     );
     assert!(restored.is_some(), "the restarted daemon restores memory.high:\n{}", successor.log_text());
-    assert!(successor.log_text().contains("memory limit restored (start-up)"), "{}", successor.log_text());
+    // The log line follows the write it reports: wait for it, do not race it.
+    let said = wait_until(Duration::from_secs(5), || {
+        successor.log_text().contains("memory limit restored (start-up)").then_some(())
+    });
+    assert!(said.is_some(), "{}", successor.log_text());
     successor.stop();
 }
 
