@@ -201,7 +201,10 @@ impl<S: Signaller> Executor<S> {
             let mut state = self.targets.remove(&key).expect("listed above");
             self.close(&key, &mut state, t, IncidentEnd::Shutdown);
         }
-        restore_all(&mut self.hands.throttles, "exit");
+        // Nothing recorded, nothing to write: a daemon that never acted leaves no state file.
+        if !self.hands.throttles.entries().is_empty() {
+            restore_all(&mut self.hands.throttles, "exit");
+        }
         self.readiness.clear();
     }
 

@@ -42,7 +42,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut monitor = Monitor::new(config.clone(), host_total, EngineOptions::default());
     let mut events = Vec::new();
     // Restores what a crashed predecessor left throttled before anything else.
-    let mut executor = actions::start(&config.actions, Readiness::new()).context("starting the action executor")?;
+    // The health endpoint reports not-ready from a clone of this handle.
+    let readiness = Readiness::new();
+    let mut executor = actions::start(&config.actions, readiness.clone()).context("starting the action executor")?;
 
     let mut previous = collector.snapshot().context("first reading")?;
     judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
