@@ -52,3 +52,45 @@ pub fn observed<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sample::{Counters, ProcessId, ProcessInfo};
+
+    fn process(pid: u32, comm: &str, cgroup: &str, rss: u64) -> ProcessSample {
+        ProcessSample {
+            id: ProcessId { pid, start_time: 1 },
+            info: Arc::new(ProcessInfo {
+                comm: comm.into(),
+                cmdline: comm.into(),
+                cgroup: Some(cgroup.into()),
+                unit: None,
+            }),
+            counters: Counters { rss_anon: rss, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn processes_join_their_own_target_or_their_cgroups() {
+        let config = Config::parse(
+            "[[policy]]\nname = \"java\"\ntarget = \"process\"\nmatch = { process = \"^java$\" }\n\
+             [[policy]]\nname = \"api\"\nmatch = { cgroup = \"/api\" }\n",
+        )
+        .unwrap();
+        let processes = [process(10, "nginx", "/api", 5), process(11, "java", "/api", 50), process(12, "nginx", "/api", 7)];
+        let targets = crate::targets::build(&processes, &config);
+        let groups = group(&processes, &targets);
+        let pids = |key: &str| groups[key].iter().map(|m| m.id.pid).collect::<Vec<_>>();
+        assert_eq!(pids("cgroup:/api"), [10, 12]);
+        assert_eq!(pids("process:11:java"), [11]);
+        let limits = vec![100; targets.len()];
+        let view = observed(&config, &targets, &limits, &groups);
+        let api = view.iter().find(|o| o.key == "cgroup:/api").unwrap();
+        assert_eq!((api.policy, api.cgroup, api.members.len()), ("api", Some("/api"), 2));
+        let java = view.iter().find(|o| o.key == "process:11:java").unwrap();
+        assert_eq!(java.cgroup, None, "a process target is never throttled through its shared cgroup");
+    }
+}

@@ -366,3 +366,22 @@ fn shutdown_restores_everything_and_closes_open_episodes() {
     assert_eq!(h.file("memory.high"), "max");
     assert_eq!(h.incidents().pop().unwrap().end, IncidentEnd::Shutdown);
 }
+
+#[test]
+fn a_cleanup_leak_policy_runs_the_passes_and_a_report_policy_does_nothing() {
+    for (on_leak, expected) in [(LeakAction::Cleanup, 3), (LeakAction::Report, 0)] {
+        let mut s = settings();
+        s.actions.on_leak = on_leak;
+        let mut h = Harness::new(s, false);
+        h.step(30, Level::Normal);
+        h.t += 1.0;
+        let verdict = LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: None, window_s: 600.0 };
+        h.tick(30 * MIB, &[Event { t: h.t, key: KEY.into(), kind: EventKind::LeakDetected(verdict) }]);
+        for _ in 0..6 {
+            h.step(30, Level::Normal);
+        }
+        assert_eq!(h.signals().len(), expected, "{on_leak:?}");
+        assert_eq!(h.file("memory.high"), "max", "cleanup never throttles below critical");
+        assert_eq!(h.incidents().len(), usize::from(expected > 0), "{on_leak:?}");
+    }
+}
