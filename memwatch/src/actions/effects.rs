@@ -10,6 +10,7 @@ use crate::{
     act::{
         ActError,
         cgroup::{CgroupFs, Limit},
+        disposition::{self, Disposition},
         signal,
         throttle_state::{Restored, Throttles},
     },
@@ -21,6 +22,9 @@ use crate::{
 /// Sends signals; the real one goes through pidfds, tests use a fake.
 pub trait Signaller {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError>;
+    /// Whether `signal` would run its default action (terminate) in `id`:
+    /// a cleanup signal must then not be sent.
+    fn would_terminate(&self, id: ProcessId, signal: Signal) -> bool;
 }
 
 /// `act::signal::send` against the host's /proc.
@@ -32,6 +36,10 @@ pub struct PidfdSignaller {
 impl Signaller for PidfdSignaller {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError> {
         signal::send(&self.procfs, id, signal)
+    }
+
+    fn would_terminate(&self, id: ProcessId, signal: Signal) -> bool {
+        disposition::of(&self.procfs, id.pid, signal.as_raw()) == Some(Disposition::Default)
     }
 }
 
@@ -59,7 +67,8 @@ pub enum LimitChange {
 }
 
 impl<S: Signaller> Hands<S> {
-    /// Signals every process in `members`; one record for the pass.
+    /// Signals every process in `members`; one record for the pass. A
+    /// cleanup signal (`ActionKind::Signal`) skips processes it would kill.
     pub fn signal_all(
         &mut self,
         t: f64,
@@ -75,8 +84,12 @@ impl<S: Signaller> Hands<S> {
         if dry_run {
             return record(t, kind, Outcome::DryRun, format!("would send {name} to {} process(es)", members.len()));
         }
-        let (mut sent, mut gone, mut refused, mut errors) = (0, 0, 0, Vec::new());
+        let (mut sent, mut gone, mut refused, mut unhandled, mut errors) = (0, 0, 0, 0, Vec::new());
         for &id in members {
+            if kind == ActionKind::Signal && self.signaller.would_terminate(id, sig) {
+                unhandled += 1;
+                continue;
+            }
             let result = match signal::refusal(id, self.daemon_pid) {
                 Some(reason) => Err(ActError::Refused { pid: id.pid, reason }),
                 None => self.signaller.send(id, sig),
@@ -88,14 +101,16 @@ impl<S: Signaller> Hands<S> {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        let outcome = match (sent, errors.is_empty(), refused, gone) {
+        let outcome = match (sent, errors.is_empty(), refused + unhandled, gone) {
             (1.., _, _, _) => Outcome::Ok,
             (0, false, _, _) => Outcome::Failed,
             (0, true, 1.., _) => Outcome::Refused,
             _ => Outcome::Gone,
         };
         let mut detail = format!("{name} to {sent} of {} process(es)", members.len());
-        for (count, what) in [(gone, "gone"), (refused, "refused")] {
+        for (count, what) in
+            [(gone, "gone"), (refused, "refused"), (unhandled, "skipped: no handler, the signal would kill them")]
+        {
             if count > 0 {
                 detail.push_str(&format!(", {count} {what}"));
             }

@@ -48,6 +48,9 @@ pub struct Observed<'a> {
     pub usage_bytes: u64,
     pub limit_bytes: u64,
     pub members: &'a [Member],
+    /// A protected process target lives in this cgroup: throttling the
+    /// cgroup would throttle it too, so it is refused.
+    pub protected_inside: bool,
 }
 
 /// When a tick's reading was taken: `t` (unix seconds) orders and stamps
@@ -411,6 +414,9 @@ impl<S: Signaller> Executor<S> {
             None => record(tick.t, kind, Outcome::Skipped, "a process target: its cgroup may hold others"),
             Some(_) if target.members.iter().any(|m| m.id.pid == self.hands.daemon_pid) => {
                 record(tick.t, kind, Outcome::Refused, "memwatch itself runs in this cgroup")
+            }
+            Some(_) if target.protected_inside => {
+                record(tick.t, kind, Outcome::Refused, "a protected process shares this cgroup")
             }
             Some(cgroup) => {
                 let (r, dir) = self.hands.lower_limit(tick.t, cgroup, target.usage_bytes, change, dry_run);

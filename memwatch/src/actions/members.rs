@@ -49,6 +49,10 @@ pub fn observed<'a>(
             usage_bytes: target.usage_bytes,
             limit_bytes,
             members: members.get(&target.key).map_or(&[], Vec::as_slice),
+            protected_inside: target.cgroup.is_some()
+                && targets.iter().any(|other| {
+                    other.key != target.key && other.cgroup == target.cgroup && config.settings(other.policy).protect
+                }),
         })
         .collect()
 }
@@ -76,11 +80,12 @@ mod tests {
     #[test]
     fn processes_join_their_own_target_or_their_cgroups() {
         let config = Config::parse(
-            "[[policy]]\nname = \"java\"\ntarget = \"process\"\nmatch = { process = \"^java$\" }\n\
+            "[[policy]]\nname = \"java\"\ntarget = \"process\"\nprotect = true\nmatch = { process = \"^java$\" }\n\
              [[policy]]\nname = \"api\"\nmatch = { cgroup = \"/api\" }\n",
         )
         .unwrap();
-        let processes = [process(10, "nginx", "/api", 5), process(11, "java", "/api", 50), process(12, "nginx", "/api", 7)];
+        let processes =
+            [process(10, "nginx", "/api", 5), process(11, "java", "/api", 50), process(12, "nginx", "/api", 7)];
         let targets = crate::targets::build(&processes, &config);
         let groups = group(&processes, &targets);
         let pids = |key: &str| groups[key].iter().map(|m| m.id.pid).collect::<Vec<_>>();
@@ -90,6 +95,7 @@ mod tests {
         let view = observed(&config, &targets, &limits, &groups);
         let api = view.iter().find(|o| o.key == "cgroup:/api").unwrap();
         assert_eq!((api.policy, api.cgroup, api.members.len()), ("api", Some("/api"), 2));
+        assert!(api.protected_inside, "protected java shares /api: throttling /api would throttle it");
         let java = view.iter().find(|o| o.key == "process:11:java").unwrap();
         assert_eq!(java.cgroup, None, "a process target is never throttled through its shared cgroup");
     }

@@ -28,6 +28,8 @@ const KEY: &str = "cgroup:/app.slice/app.service";
 struct Fake {
     sent: Vec<(u32, Signal)>,
     gone: HashSet<u32>,
+    /// Processes with no handler for the cleanup signal.
+    unhandled: HashSet<u32>,
 }
 
 impl Signaller for Fake {
@@ -37,6 +39,10 @@ impl Signaller for Fake {
         }
         self.sent.push((id.pid, signal));
         Ok(())
+    }
+
+    fn would_terminate(&self, id: ProcessId, _signal: Signal) -> bool {
+        self.unhandled.contains(&id.pid)
     }
 }
 
@@ -50,6 +56,7 @@ struct Harness {
     members: Vec<Member>,
     t: f64,
     level: Level,
+    protected_inside: bool,
 }
 
 fn member(pid: u32, rss_mib: u64) -> Member {
@@ -83,6 +90,7 @@ impl Harness {
             members: vec![member(100, 0)],
             t: 1000.0,
             level: Level::Normal,
+            protected_inside: false,
         }
     }
 
@@ -118,6 +126,7 @@ impl Harness {
             usage_bytes: usage,
             limit_bytes: LIMIT,
             members: &self.members,
+            protected_inside: self.protected_inside,
         };
         self.exec.tick(Tick { t: self.t, started: Instant::now() }, events, &[observed]);
     }
@@ -384,4 +393,36 @@ fn a_cleanup_leak_policy_runs_the_passes_and_a_report_policy_does_nothing() {
         assert_eq!(h.file("memory.high"), "max", "cleanup never throttles below critical");
         assert_eq!(h.incidents().len(), usize::from(expected > 0), "{on_leak:?}");
     }
+}
+
+#[test]
+fn a_cleanup_signal_is_never_sent_to_a_process_it_would_kill() {
+    let mut s = settings();
+    s.actions.kill = true;
+    s.actions.kill_grace_secs = 1.0;
+    let mut h = Harness::new(s, false);
+    h.members = vec![member(100, 0), member(101, 5)];
+    h.exec.hands_mut().signaller.unhandled.insert(101);
+    h.step(91, Level::Critical);
+    assert_eq!(h.signals(), [(100, Signal::USR1)], "101 has no handler: SIGUSR1 would kill it");
+    // The emergency's SIGTERM is meant to end a process: no such check.
+    h.step(97, Level::Emergency);
+    assert!(h.signals().contains(&(100, Signal::TERM)));
+    h.step(20, Level::Normal);
+    let incident = h.incidents().pop().unwrap();
+    assert!(incident.actions[0].detail.contains("1 skipped: no handler"), "{:?}", incident.actions[0]);
+}
+
+#[test]
+fn a_cgroup_holding_a_protected_process_is_signalled_but_never_throttled() {
+    let mut s = settings();
+    s.actions.cleanup_passes = 0;
+    let mut h = Harness::new(s, false);
+    h.protected_inside = true;
+    h.step(97, Level::Emergency);
+    assert_eq!(h.file("memory.high"), "max");
+    h.step(10, Level::Normal);
+    let incident = h.incidents().pop().unwrap();
+    let clamp = incident.actions.iter().find(|a| a.action == ActionKind::Clamp).unwrap();
+    assert_eq!(clamp.outcome, Outcome::Refused, "{clamp:?}");
 }
