@@ -168,6 +168,11 @@ impl Leaker {
         }
     }
 
+    /// Waits for the leaker to end on its own (killed by the daemon).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_until(timeout, || self.child.try_wait().ok().flatten())
+    }
+
     /// Closes stdin (the leaker stops) and returns every line it printed.
     pub fn finish(mut self) -> Vec<String> {
         drop(self.child.stdin.take());

@@ -8,7 +8,7 @@ use std::{
 };
 
 use memwatch::actions::{
-    incident::{ActionKind, Incident, IncidentEnd, Outcome},
+    incident::{ActionKind, Incident, IncidentEnd, IncidentKind, Outcome},
     incident_log::read_all,
 };
 use memwatch_tests::{
@@ -303,4 +303,56 @@ fn protected_and_dry_run_workloads_are_never_touched() {
     for needle in ["would send SIGTERM", "would set memory.high", "would report the host not ready"] {
         assert!(d[0].actions.iter().any(|a| a.detail.starts_with(needle)), "{needle}: {:#?}", d[0].actions);
     }
+}
+
+#[test]
+fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
+    if !available("an_emergency_may_kill_the_largest_grower_where_the_policy_allows") {
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt as _;
+    let scenario = "daemon: kill";
+    let name = "kill";
+    let dir = scenario_dir(name);
+    let group = TestCgroup::new(name);
+    let config = write_config(&dir, &policy(name, false, "", "kill = true\nkill_grace = \"1s\""));
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+
+    let mut leaker = Leaker::spawn_in(
+        &group.dir,
+        LEAKER,
+        &["--step-mib", "2", "--step-ms", "20", "--max-mib", "400", "--ignore-sigterm"],
+    );
+    leaker.start();
+    let status = leaker.wait_exit(Duration::from_secs(60));
+    let status = status.unwrap_or_else(|| panic!("the leaker was not killed:\n{}", daemon.log_text()));
+    let closed = wait_until(Duration::from_secs(20), || {
+        let incidents = incidents_of(&dir, name);
+        incidents.iter().any(|i| i.kind == IncidentKind::Episode).then_some(incidents)
+    });
+    let incidents = closed.unwrap_or_else(|| panic!("no episode record after the kill:\n{}", daemon.log_text()));
+    let high = group.read("memory.high");
+    daemon.stop();
+
+    let kill = incidents.iter().find(|i| i.kind == IncidentKind::Kill).expect("a kill record");
+    let episode = incidents.iter().find(|i| i.kind == IncidentKind::Episode).unwrap();
+    let term = episode.actions.iter().find(|a| a.action == ActionKind::Terminate).expect("SIGTERM first");
+    let sigkill = episode.actions.iter().find(|a| a.action == ActionKind::Kill).expect("then SIGKILL");
+    figure(scenario, "crossing emergency -> SIGTERM (ms)", term.applied_after_ms.unwrap_or(-1.0));
+    figure(
+        scenario,
+        "SIGTERM -> SIGKILL (s, grace 1 s, rounded up to a reading)",
+        format!("{:.2}", sigkill.t - term.t),
+    );
+    figure(scenario, "leaker ended by signal", status.signal().unwrap_or(0));
+    figure(scenario, "memory.high after the target went away", &high);
+
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "SIGTERM is ignored, so SIGKILL ends it: {status:?}");
+    assert_eq!((term.outcome, sigkill.outcome), (Outcome::Ok, Outcome::Ok), "{:#?}", episode.actions);
+    assert!(sigkill.t - term.t >= 1.0, "SIGKILL only after the grace period");
+    assert_eq!(kill.end, IncidentEnd::Killed);
+    assert_eq!(episode.end, IncidentEnd::Gone, "the cgroup emptied: the target is gone");
+    assert_eq!(episode.peak_level, memwatch::engine::Level::Emergency);
+    assert_eq!(high, "max", "the clamp is undone when the episode ends");
+    assert!(term.applied_after_ms.is_some_and(|ms| ms < 50.0), "{term:?}");
 }

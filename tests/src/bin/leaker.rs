@@ -6,7 +6,7 @@
 //! growing (a service that drops its caches once asked often enough);
 //! 0 (the default): never (a real leak). Every SIGUSR1 is announced on
 //! stdout as `signal <n>`, the freeing as `freed`, so a test can tell what
-//! the daemon sent. It starts growing after a line on stdin (time for the
+//! the daemon sent. `--ignore-sigterm`: only SIGKILL ends it. It starts growing after a line on stdin (time for the
 //! test to move it into its cgroup) and exits when stdin closes.
 use std::{
     io::{BufRead as _, Write as _},
@@ -75,6 +75,11 @@ fn main() {
     let step_ms = arg(&args, "--step-ms", 30) as u64;
     let max = arg(&args, "--max-mib", 100) << 20;
     let free_on = arg(&args, "--free-on-signal", 0);
+    if args.iter().any(|a| a == "--ignore-sigterm") {
+        // A service that will not stop when asked: only SIGKILL ends it.
+        // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    }
     let set = block_sigusr1();
 
     // stdin: one line to start; EOF to stop (read on a thread, so the
