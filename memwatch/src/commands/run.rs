@@ -21,6 +21,7 @@ use crate::{
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
+    let mut stop = shutdown::install().context("installing signal handlers")?;
     let mode_request = args.mode.unwrap_or(config.daemon.mode);
     let (mut collector, fallback) =
         Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)
@@ -51,14 +52,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let stop = shutdown::requested();
-    tokio::pin!(stop);
     let mut failures = RateLimited::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            signal = &mut stop => {
-                tracing::info!("{} received, stopping", signal.context("installing signal handlers")?);
+            signal = stop.requested() => {
+                tracing::info!("{signal} received, stopping");
                 break;
             }
         }
