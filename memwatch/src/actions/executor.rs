@@ -239,8 +239,9 @@ impl<S: Signaller> Executor<S> {
             // Watched and recorded, never touched.
             state.step = None;
         } else {
-            self.progress(state, target, tick, dry_run);
+            // The emergency first: its clamp is the action that cannot wait.
             self.emergency(state, target, tick, dry_run);
+            self.progress(state, target, tick, dry_run);
             self.start_procedure(state, target, tick, dry_run);
         }
         let throttle_held = state.leak.is_some()

@@ -98,6 +98,10 @@ fn judge(
 
     // Targets are sorted by key: a binary search keeps this linear-ish.
     monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
+    // Act before logging: the time from the reading to the action is what
+    // an emergency is judged by (the executor logs each action itself).
+    let members = actions::members::group(&snapshot.processes, &targets);
+    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
     for event in events.iter() {
         let policy = targets
             .binary_search_by(|t| t.key.as_str().cmp(&event.key))
@@ -106,8 +110,6 @@ fn judge(
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
         log_event(event, policy);
     }
-    let members = actions::members::group(&snapshot.processes, &targets);
-    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
     events.clear();
 }
 
