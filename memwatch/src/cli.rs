@@ -25,6 +25,21 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Record the live targets' memory into a trace file for `replay`.
     Record(RecordArgs),
+    /// Print the incident log (critical/emergency episodes and kills), oldest first.
+    Incidents(IncidentsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IncidentsArgs {
+    /// Only incidents that ended in the last DURATION ("2h", "30m") or since a UTC TIMESTAMP ("2026-11-27T06:00:00Z").
+    #[arg(long, value_name = "DURATION|TIMESTAMP")]
+    pub since: Option<String>,
+    /// The incident log (rotated files beside it are read too).
+    #[arg(long, default_value = crate::config::actions::DEFAULT_INCIDENT_LOG)]
+    pub file: PathBuf,
+    /// The records as JSON lines, as stored.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

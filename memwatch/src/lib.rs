@@ -8,6 +8,7 @@
 //! same path over a recorded `trace`).
 //! `act` holds the primitives that change the system (throttle, signal).
 pub mod act;
+pub mod actions;
 pub mod cli;
 pub mod collect;
 pub mod commands;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use memwatch::{
+    actions::incident_log::IncidentLogError,
     cli::{Cli, Command},
     commands,
     config::ConfigError,
@@ -11,7 +12,7 @@ use memwatch::{
 
 /// sysexits.h: the configuration is unusable.
 const EX_CONFIG: u8 = 78;
-/// sysexits.h: the input data (a trace) is malformed.
+/// sysexits.h: the input data (a trace, the incident log) is malformed.
 const EX_DATAERR: u8 = 65;
 
 fn main() -> ExitCode {
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
             Command::CheckConfig(args) => commands::check_config::run(args),
             Command::Replay(args) => commands::replay::run(args),
             Command::Record(args) => commands::record::run(args).await,
+            Command::Incidents(args) => commands::incidents::run(args),
         }
     });
     match result {
@@ -45,7 +47,9 @@ fn main() -> ExitCode {
             // do not restart in a loop) from a failure at run time.
             if e.chain().any(|cause| cause.downcast_ref::<ConfigError>().is_some()) {
                 ExitCode::from(EX_CONFIG)
-            } else if e.chain().any(|cause| cause.downcast_ref::<TraceError>().is_some()) {
+            } else if e.chain().any(|cause| {
+                cause.downcast_ref::<TraceError>().is_some() || cause.downcast_ref::<IncidentLogError>().is_some()
+            }) {
                 ExitCode::from(EX_DATAERR)
             } else {
                 ExitCode::FAILURE

@@ -53,6 +53,11 @@ impl Monitor {
         );
     }
 
+    /// The limit a target is judged against (what `observe` resolves).
+    pub fn limit_bytes(&self, policy: Option<usize>, observed_limit: Option<u64>) -> u64 {
+        resolve_limit(self.config.settings(policy).limit, observed_limit, self.host_total)
+    }
+
     /// Forgets targets that are gone.
     pub fn retain(&mut self, keep: impl FnMut(&str) -> bool) {
         self.engine.retain(keep);

@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod cgroup_v2;
+pub mod daemon;
 
 /// Prints one measured figure on its own line. `cargo xtask vm-test` (which
 /// runs the tests with --nocapture) collects the `FIGURE` lines into its

@@ -209,3 +209,60 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "clean exit after SIGTERM: {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One incident line as the daemon writes it.
+fn incident_line(target: &str, started: f64, freed: i64) -> String {
+    serde_json::json!({
+        "kind": "episode", "target": target, "policy": "api", "cgroup": "/api.service",
+        "started": started, "ended": started + 12.5, "duration_s": 12.5, "end": "recovered",
+        "peak_level": "emergency", "peak_usage_bytes": 120 * MIB, "limit_bytes": 128 * MIB,
+        "dry_run": false, "protected": false, "freed_bytes": freed,
+        "levels": [{"t": started, "from": "warning", "to": "emergency", "usage_bytes": 120 * MIB}],
+        "leak": null,
+        "actions": [
+            {"t": started, "action": "signal", "outcome": "ok", "detail": "SIGUSR1 (pass 1) to 1 of 1 process(es)",
+             "freed_bytes": freed, "applied_after_ms": 1.5},
+            {"t": started, "action": "clamp", "outcome": "ok", "detail": "memory.high max -> 1"},
+            {"t": started + 12.5, "action": "restore", "outcome": "ok", "detail": "back to max"}
+        ],
+        "timeline": [{"t": started, "usage_bytes": 120 * MIB, "limit_bytes": 128 * MIB, "level": "emergency"}]
+    })
+    .to_string()
+}
+
+#[test]
+fn incidents_prints_the_log_as_a_table_or_json_and_filters_by_time() {
+    let dir = std::env::temp_dir().join(format!("memwatch-incidents-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("incidents.jsonl");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // An old record in the rotated file, a recent one in the live file.
+    std::fs::write(dir.join("incidents.jsonl.1"), incident_line("cgroup:/old.service", 1_000_000_000.0, 0) + "\n").unwrap();
+    std::fs::write(&log, incident_line("cgroup:/api.service", now - 60.0, 40 * MIB) + "\n").unwrap();
+    let incidents = |args: &[&str]| {
+        let out = Command::new(memwatch_binary()).arg("incidents").arg("--file").arg(&log).args(args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let table = incidents(&[]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 3, "header and two incidents, oldest first:\n{table}");
+    assert!(rows[0].starts_with("STARTED (UTC)"), "{table}");
+    assert!(rows[1].starts_with("2001-09-09 01:46:40") && rows[1].contains("cgroup:/old.service"), "{table}");
+    assert!(rows[2].contains("cgroup:/api.service (api)") && rows[2].contains("emergency"), "{table}");
+    assert!(rows[2].contains("40.0 MiB") && rows[2].contains("signal, clamp, restore"), "{table}");
+
+    let recent = incidents(&["--since", "1h", "--json"]);
+    assert_eq!(recent.lines().count(), 1, "{recent}");
+    let record: serde_json::Value = serde_json::from_str(recent.trim()).unwrap();
+    assert_eq!(record["target"], "cgroup:/api.service");
+    assert_eq!(incidents(&["--since", "2001-09-09T00:00:00Z", "--json"]).lines().count(), 2);
+
+    std::fs::write(&log, incident_line("cgroup:/api.service", now, 0) + "\n{\"kind\": \"episode\"}\n").unwrap();
+    let out = Command::new(memwatch_binary()).arg("incidents").arg("--file").arg(&log).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(stderr.contains("incidents.jsonl:2: malformed incident record"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

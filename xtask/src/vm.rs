@@ -38,7 +38,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// then the action primitives. Every test executable of memwatch-tests must
 /// be listed, so a new one is not silently left out of the VM; `cgroup_v1`
 /// (the degraded path for hybrid hosts) skips there, the VM being pure v2.
-const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "cgroup_v1"];
+const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "daemon_actions", "cgroup_v1"];
 
 pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();

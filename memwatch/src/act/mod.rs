@@ -8,7 +8,9 @@
 //! - `throttle_state`: remember each cgroup's original limit on disk before
 //!   lowering it, and put it back (also after a crash).
 //! - `signal`: signal a process by identity through a pidfd.
+//! - `disposition`: whether a process handles a signal (or would die of it).
 pub mod cgroup;
+pub mod disposition;
 mod error;
 pub mod signal;
 pub mod throttle_state;

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use tokio::time::MissedTickBehavior;
 
 use crate::{
+    actions::{self, Executor, Readiness, Tick, effects::PidfdSignaller},
     cli::RunArgs,
     collect::Collector,
     config::Config,
@@ -20,6 +21,7 @@ use crate::{
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
+    let mut stop = shutdown::install().context("installing signal handlers")?;
     let mode_request = args.mode.unwrap_or(config.daemon.mode);
     let (mut collector, fallback) =
         Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)
@@ -40,27 +42,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let host_total = limits.host_total().context("reading MemTotal from /proc/meminfo")?;
     let mut monitor = Monitor::new(config.clone(), host_total, EngineOptions::default());
     let mut events = Vec::new();
+    // Restores what a crashed predecessor left throttled before anything else.
+    // The health endpoint reports not-ready from a clone of this handle.
+    let readiness = Readiness::new();
+    let mut executor = actions::start(&config.actions, readiness.clone()).context("starting the action executor")?;
 
     let mut previous = collector.snapshot().context("first reading")?;
-    judge(&mut monitor, &limits, &previous, &mut events);
+    judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let stop = shutdown::requested();
-    tokio::pin!(stop);
     let mut failures = RateLimited::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            signal = &mut stop => {
-                tracing::info!("{} received, stopping", signal.context("installing signal handlers")?);
+            signal = stop.requested() => {
+                tracing::info!("{signal} received, stopping");
                 break;
             }
         }
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
-                judge(&mut monitor, &limits, &snapshot, &mut events);
+                judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
                 previous = snapshot;
             }
             // One bad round (a /proc race, a transient map error) must not
@@ -68,29 +72,45 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e:#}")),
         }
     }
+    executor.shutdown(unix_seconds());
     drop(collector);
-    tracing::info!("probes detached, memwatch stopped");
+    tracing::info!("limits restored, probes detached, memwatch stopped");
     Ok(())
 }
 
-/// Feeds this interval's targets to the engine and logs what it decided.
-fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &mut Vec<Event>) {
-    let t = unix_seconds();
+/// Feeds this interval's targets to the engine, acts on what it decided, and logs it.
+fn judge(
+    monitor: &mut Monitor,
+    limits: &Limits,
+    snapshot: &Snapshot,
+    events: &mut Vec<Event>,
+    executor: &mut Executor<PidfdSignaller>,
+) {
+    let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
+    let t = tick.t;
     let targets = targets::build(&snapshot.processes, monitor.config());
+    let mut resolved = Vec::with_capacity(targets.len());
     for target in &targets {
         let observed_limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
         monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, events);
+        resolved.push(monitor.limit_bytes(target.policy, observed_limit));
     }
+
     // Targets are sorted by key: a binary search keeps this linear-ish.
     monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
-    for event in events.drain(..) {
+    // Act before logging: the time from the reading to the action is what
+    // an emergency is judged by (the executor logs each action itself).
+    let members = actions::members::group(&snapshot.processes, &targets);
+    executor.tick(tick, events, &actions::members::observed(monitor.config(), &targets, &resolved, &members));
+    for event in events.iter() {
         let policy = targets
             .binary_search_by(|t| t.key.as_str().cmp(&event.key))
             .ok()
             .and_then(|i| targets[i].policy)
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
-        log_event(&event, policy);
+        log_event(event, policy);
     }
+    events.clear();
 }
 
 fn log_event(event: &Event, policy: &str) {

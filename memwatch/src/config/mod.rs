@@ -4,6 +4,7 @@
 //! that every problem — unknown keys, wrong types, bad values — is collected
 //! with its key path and reported together; a typo never silently becomes a
 //! default, and a user fixes everything in one go.
+pub mod actions;
 mod env;
 mod policy;
 mod units;
@@ -11,6 +12,7 @@ mod walk;
 
 use std::{fmt, path::Path, time::Duration};
 
+pub use actions::{ActionSettings, ActionsConfig, LeakAction};
 pub use env::{Env, from_process as env_from_process};
 pub use policy::{Granularity, Identity, Matcher, Policy, PolicySettings};
 pub use units::{parse_duration_secs, parse_size};
@@ -35,6 +37,8 @@ pub const DEFAULT_CACHE_TTL_SECS: f64 = 30.0 * 60.0;
 pub struct Config {
     pub daemon: DaemonConfig,
     pub cache: CacheConfig,
+    /// `[actions]`: daemon-wide action settings (files, global dry run).
+    pub actions: ActionsConfig,
     /// What applies to targets no policy matches, and what policies inherit.
     pub defaults: PolicySettings,
     /// In file order: the first match wins.
@@ -179,6 +183,9 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
         config.cache = read_cache(cache, problems);
     }
     env::apply_cache(env, &mut config.cache, problems);
+    if let Some(actions) = top.table("actions", problems) {
+        config.actions = actions::read_config(actions, problems);
+    }
 
     if let Some(defaults) = top.table("defaults", problems) {
         let mut fields = Fields::new(defaults, "defaults");

@@ -29,6 +29,8 @@ pub struct PolicySettings {
     pub protect: bool,
     /// Log what would be done instead of doing it.
     pub dry_run: bool,
+    /// What is done at each level (`actions` sub-table).
+    pub actions: super::ActionSettings,
 }
 
 /// Who a target is, as far as matching goes. `None` fields match nothing.
@@ -159,6 +161,9 @@ pub fn read_settings(
     }
     if let Some(dry_run) = fields.bool("dry_run", problems) {
         settings.dry_run = dry_run;
+    }
+    if let Some(table) = fields.table("actions", problems) {
+        settings.actions = super::actions::read_settings(table, fields.path_of("actions"), &base.actions, problems);
     }
     settings
 }

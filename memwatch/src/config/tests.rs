@@ -23,6 +23,7 @@ fn the_repository_config_is_valid_and_keeps_the_seed_defaults() {
     // The file documents the defaults: its [defaults] must be exactly them.
     assert_eq!(config.defaults, PolicySettings::default());
     assert_eq!(config.cache, CacheConfig::default());
+    assert_eq!(config.actions, ActionsConfig::default());
     assert!(
         !config.policies.is_empty(),
         "the documented config shows example policies"

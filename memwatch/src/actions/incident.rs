@@ -1,0 +1,144 @@
+//! One incident record: what happened to a target during a critical or
+//! emergency episode (or a kill), as one JSON line of the incident log.
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{LeakVerdict, Level};
+
+/// How many readings before (and during) the incident a record keeps.
+pub const TIMELINE_SAMPLES: usize = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// From entering critical (or a leak action) until back at normal.
+    Episode,
+    /// A process was killed; written at once, so a kill is on record even if
+    /// memwatch dies before the episode ends.
+    Kill,
+}
+
+/// Why the record was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentEnd {
+    Recovered,
+    /// The target disappeared (its cgroup or process is gone).
+    Gone,
+    /// memwatch stopped while the episode was still open.
+    Shutdown,
+    /// A kill record (the episode goes on).
+    Killed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Signal,
+    Throttle,
+    Clamp,
+    Restore,
+    NotReady,
+    Ready,
+    Terminate,
+    Kill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// Dry run: logged as "would ...", nothing touched.
+    DryRun,
+    /// The cgroup or process went away first: nothing to do.
+    Gone,
+    /// A safety rule forbade it (pid 1, kernel thread, memwatch itself).
+    Refused,
+    /// Nothing needed doing (limit already lower, no processes, ...).
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// Unix seconds of the reading that triggered it.
+    pub t: f64,
+    pub action: ActionKind,
+    pub outcome: Outcome,
+    pub detail: String,
+    /// Cleanup passes: usage at the signal minus usage at the re-measure
+    /// (negative when the target kept growing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freed_bytes: Option<i64>,
+    /// From the reading that crossed the threshold to this action done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_after_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LevelChange {
+    pub t: f64,
+    pub from: Level,
+    pub to: Level,
+    pub usage_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimelineSample {
+    pub t: f64,
+    pub usage_bytes: u64,
+    pub limit_bytes: u64,
+    pub level: Level,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LeakRecord {
+    pub slope_bytes_per_s: f64,
+    pub confidence: f64,
+    pub time_to_limit_s: Option<f64>,
+    pub window_s: f64,
+}
+
+impl From<LeakVerdict> for LeakRecord {
+    fn from(v: LeakVerdict) -> Self {
+        Self {
+            slope_bytes_per_s: v.slope_bytes_per_s,
+            confidence: v.confidence,
+            time_to_limit_s: v.time_to_limit_s,
+            window_s: v.window_s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    pub target: String,
+    pub policy: String,
+    pub cgroup: Option<String>,
+    pub started: f64,
+    pub ended: f64,
+    pub duration_s: f64,
+    pub end: IncidentEnd,
+    pub peak_level: Level,
+    pub peak_usage_bytes: u64,
+    pub limit_bytes: u64,
+    pub dry_run: bool,
+    pub protected: bool,
+    /// Sum of what the cleanup passes freed.
+    pub freed_bytes: i64,
+    pub levels: Vec<LevelChange>,
+    pub leak: Option<LeakRecord>,
+    pub actions: Vec<ActionRecord>,
+    pub timeline: Vec<TimelineSample>,
+}
+
+impl Incident {
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an incident always serializes")
+    }
+}
+
+/// Milliseconds are all a log reader needs, and they keep lines short.
+pub fn round_ms(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,58 @@
+//! Acting on the engine's decisions: the per-target action state machine
+//! (`executor`) and its I/O (`effects`, built on the `act` primitives), the
+//! incident records it writes (`incident`, `incident_log`), and the host's
+//! not-ready flag the health endpoint reads (`readiness`).
+//!
+//! The engine stays pure: everything here runs after it, on its events.
+pub mod effects;
+pub mod executor;
+pub mod incident;
+pub mod incident_log;
+pub mod members;
+pub mod readiness;
+
+#[cfg(test)]
+mod tests;
+
+pub use executor::{Executor, Member, Observed, Tick};
+pub use readiness::Readiness;
+
+use crate::{
+    act::{ActError, cgroup::CgroupFs, throttle_state::Throttles},
+    config::ActionsConfig,
+};
+use effects::{Hands, PidfdSignaller};
+use incident_log::IncidentLog;
+
+/// The daemon's executor: loads the throttle state and first undoes
+/// whatever a crashed predecessor left lowered. A state file that cannot be
+/// read at all is an error: acting without it could lose original limits.
+pub fn start(config: &ActionsConfig, readiness: Readiness) -> Result<Executor<PidfdSignaller>, ActError> {
+    let mut throttles = match Throttles::load(&config.state_file) {
+        Ok(throttles) => throttles,
+        Err(e @ ActError::CorruptState { .. }) => {
+            // `load` set the bad file aside; the second load starts empty.
+            tracing::error!("{e}");
+            Throttles::load(&config.state_file)?
+        }
+        Err(e) => return Err(e),
+    };
+    if !throttles.entries().is_empty() {
+        tracing::warn!(
+            count = throttles.entries().len(),
+            "a previous memwatch left memory limits lowered; restoring them"
+        );
+        executor::restore_all(&mut throttles, "start-up");
+    }
+    if config.dry_run {
+        tracing::warn!("[actions] dry_run = true: actions are logged as \"would ...\", nothing is touched");
+    }
+    let hands = Hands {
+        cgroupfs: CgroupFs::default(),
+        throttles,
+        signaller: PidfdSignaller::default(),
+        daemon_pid: std::process::id(),
+    };
+    let log = IncidentLog::new(&config.incident_log, config.incident_max_bytes, config.incident_keep);
+    Ok(Executor::new(hands, config.dry_run, readiness, Some(log)))
+}

@@ -1,0 +1,428 @@
+//! The executor against a fixture cgroupfs and a fake signaller, on a fake
+//! clock: one call of `step` is one sampling tick.
+use std::{collections::HashSet, path::PathBuf, time::Instant};
+
+use rustix::process::Signal;
+
+use super::{
+    effects::{Hands, Signaller},
+    executor::{Executor, Member, Observed, Tick},
+    incident::{ActionKind, Incident, IncidentEnd, Outcome},
+    incident_log::{IncidentLog, read_all},
+    readiness::Readiness,
+};
+use crate::{
+    act::{ActError, cgroup::CgroupFs, cgroup::tests::fixture, throttle_state::Throttles},
+    config::{LeakAction, PolicySettings},
+    engine::{Event, EventKind, LeakVerdict, Level},
+    sample::ProcessId,
+};
+
+const MIB: u64 = 1 << 20;
+const LIMIT: u64 = 100 * MIB;
+const DAEMON: u32 = 999;
+const CGROUP: &str = "/app.slice/app.service";
+const KEY: &str = "cgroup:/app.slice/app.service";
+
+#[derive(Default)]
+struct Fake {
+    sent: Vec<(u32, Signal)>,
+    gone: HashSet<u32>,
+    /// Processes with no handler for the cleanup signal.
+    unhandled: HashSet<u32>,
+}
+
+impl Signaller for Fake {
+    fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError> {
+        if self.gone.contains(&id.pid) {
+            return Err(ActError::ProcessGone { id });
+        }
+        self.sent.push((id.pid, signal));
+        Ok(())
+    }
+
+    fn would_terminate(&self, id: ProcessId, _signal: Signal) -> bool {
+        self.unhandled.contains(&id.pid)
+    }
+}
+
+struct Harness {
+    root: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    state_file: PathBuf,
+    log: PathBuf,
+    exec: Executor<Fake>,
+    settings: PolicySettings,
+    members: Vec<Member>,
+    t: f64,
+    level: Level,
+    protected_inside: bool,
+}
+
+fn member(pid: u32, rss_mib: u64) -> Member {
+    Member { id: ProcessId { pid, start_time: 7 }, rss: rss_mib * MIB }
+}
+
+impl Harness {
+    fn new(settings: PolicySettings, global_dry_run: bool) -> Self {
+        let root = fixture(&[
+            ("cgroup.controllers", "memory\n"),
+            ("app.slice/app.service/memory.high", "max\n"),
+            ("app.slice/app.service/memory.current", "0\n"),
+        ]);
+        let state = tempfile::tempdir().unwrap();
+        let state_file = state.path().join("throttles.json");
+        let log = state.path().join("incidents.jsonl");
+        let hands = Hands {
+            cgroupfs: CgroupFs::new(root.path()),
+            throttles: Throttles::load(&state_file).unwrap(),
+            signaller: Fake::default(),
+            daemon_pid: DAEMON,
+        };
+        let exec = Executor::new(hands, global_dry_run, Readiness::new(), Some(IncidentLog::new(&log, 1 << 20, 2)));
+        Self {
+            root,
+            _state: state,
+            state_file,
+            log,
+            exec,
+            settings,
+            members: vec![member(100, 0)],
+            t: 1000.0,
+            level: Level::Normal,
+            protected_inside: false,
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.root.path().join("app.slice/app.service").join(name)).unwrap().trim().to_owned()
+    }
+
+    /// One tick: the target uses `usage_mib` (all in the first member) and
+    /// the engine says it is at `level` now.
+    fn step(&mut self, usage_mib: u64, level: Level) {
+        self.t += 1.0;
+        self.members[0].rss = usage_mib * MIB;
+        let usage: u64 = self.members.iter().map(|m| m.rss).sum();
+        let current = self.root.path().join("app.slice/app.service/memory.current");
+        if current.exists() {
+            std::fs::write(current, usage.to_string()).unwrap();
+        }
+        let mut events = Vec::new();
+        if level != self.level {
+            let kind = EventKind::State { from: self.level, to: level, usage_bytes: usage, limit_bytes: LIMIT };
+            events.push(Event { t: self.t, key: KEY.into(), kind });
+            self.level = level;
+        }
+        self.tick(usage, &events);
+    }
+
+    fn tick(&mut self, usage: u64, events: &[Event]) {
+        let observed = Observed {
+            key: KEY,
+            policy: "app",
+            settings: &self.settings,
+            cgroup: Some(CGROUP),
+            usage_bytes: usage,
+            limit_bytes: LIMIT,
+            members: &self.members,
+            protected_inside: self.protected_inside,
+        };
+        self.exec.tick(Tick { t: self.t, started: Instant::now() }, events, &[observed]);
+    }
+
+    fn signals(&self) -> &[(u32, Signal)] {
+        &self.exec.hands().signaller.sent
+    }
+
+    fn incidents(&self) -> Vec<Incident> {
+        read_all(&self.log).unwrap()
+    }
+}
+
+fn settings() -> PolicySettings {
+    let mut settings = PolicySettings::default();
+    settings.actions.pass_wait_secs = 1.0;
+    settings.actions.cooldown_secs = 5.0;
+    settings
+}
+
+fn kinds(incident: &Incident) -> Vec<(ActionKind, Outcome)> {
+    incident.actions.iter().map(|a| (a.action, a.outcome)).collect()
+}
+
+#[test]
+fn critical_runs_three_passes_then_throttles_and_recovery_restores() {
+    let mut h = Harness::new(settings(), false);
+    h.step(50, Level::Normal);
+    h.step(91, Level::Critical);
+    assert_eq!(h.signals(), [(100, Signal::USR1)], "pass 1 at once, on the crossing reading");
+    h.step(90, Level::Critical); // pass 1 freed 1 MiB, still at the threshold; pass 2
+    h.step(90, Level::Critical); // pass 2 freed nothing; pass 3
+    assert_eq!(h.signals().len(), 3);
+    assert_eq!(h.file("memory.high"), "max", "no throttling before the passes are done");
+    h.step(92, Level::Critical); // pass 3: grew 2 MiB, still critical: throttle
+    assert_eq!(h.signals().len(), 3, "three passes, no more");
+    let headroom = (LIMIT as f64 * 0.02) as u64;
+    assert_eq!(h.file("memory.high"), (92 * MIB + headroom).to_string(), "just above current usage");
+    assert!(std::fs::read_to_string(&h.state_file).unwrap().contains("\"original\": \"max\""));
+
+    // Cooldown: still critical, but no new procedure for 5 s.
+    for _ in 0..4 {
+        h.step(92, Level::Critical);
+    }
+    assert_eq!(h.signals().len(), 3, "nothing during the cooldown");
+    h.step(92, Level::Critical);
+    assert_eq!(h.signals().len(), 4, "a new round after the cooldown");
+
+    h.step(40, Level::Warning);
+    h.step(40, Level::Normal);
+    assert_eq!(h.file("memory.high"), "max", "recovery restores the original");
+    assert!(!std::fs::read_to_string(&h.state_file).unwrap().contains("app.service"));
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    let incident = &incidents[0];
+    assert_eq!(incident.end, IncidentEnd::Recovered);
+    let freed: Vec<Option<i64>> =
+        incident.actions.iter().filter(|a| a.action == ActionKind::Signal).map(|a| a.freed_bytes).collect();
+    assert_eq!(freed, [Some(MIB as i64), Some(0), Some(-2 * (MIB as i64)), Some(52 * MIB as i64)]);
+    assert_eq!(
+        kinds(incident),
+        [
+            (ActionKind::Signal, Outcome::Ok),
+            (ActionKind::Signal, Outcome::Ok),
+            (ActionKind::Signal, Outcome::Ok),
+            (ActionKind::Throttle, Outcome::Ok),
+            (ActionKind::Signal, Outcome::Ok),
+            (ActionKind::Restore, Outcome::Ok),
+        ]
+    );
+    assert_eq!(incident.levels.len(), 3, "critical, warning, normal");
+    assert_eq!(incident.peak_level, Level::Critical);
+    assert!(incident.timeline.len() >= 12 && incident.timeline.len() <= 60);
+    assert_eq!(incident.actions[0].applied_after_ms.map(|ms| ms < 50.0), Some(true));
+}
+
+#[test]
+fn passes_stop_when_the_signal_frees_enough() {
+    let mut h = Harness::new(settings(), false);
+    h.step(91, Level::Critical);
+    h.step(70, Level::Warning); // the pass worked
+    h.step(30, Level::Warning);
+    h.step(30, Level::Normal);
+    assert_eq!(h.signals().len(), 1, "no second pass once below critical");
+    assert_eq!(h.file("memory.high"), "max", "never throttled");
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].freed_bytes, 21 * MIB as i64);
+    assert_eq!(kinds(&incidents[0]), [(ActionKind::Signal, Outcome::Ok)]);
+}
+
+#[test]
+fn passes_stop_once_usage_is_under_the_threshold_though_the_level_lags() {
+    let mut h = Harness::new(settings(), false);
+    h.step(95, Level::Critical);
+    h.step(50, Level::Critical); // hysteresis: the engine still says critical
+    h.step(50, Level::Critical);
+    assert_eq!(h.signals().len(), 1, "the first pass did its job");
+    assert_eq!(h.file("memory.high"), "max");
+}
+
+#[test]
+fn emergency_clamps_holds_not_ready_and_kills_the_largest_grower_when_allowed() {
+    let mut s = settings();
+    s.actions.kill = true;
+    s.actions.kill_grace_secs = 2.0;
+    let mut h = Harness::new(s, false);
+    h.members = vec![member(100, 10), member(101, 40)];
+    h.step(10, Level::Normal);
+    h.members[1].rss = 40 * MIB; // 101 stays put; 100 grows most from here
+    h.step(60, Level::Emergency);
+    let usage = (60 + 40) * MIB;
+    assert_eq!(h.file("memory.high"), usage.to_string(), "clamped at current usage");
+    assert!(!h.exec.readiness().is_ready());
+    assert!(h.signals().contains(&(100, Signal::TERM)), "{:?}", h.signals());
+    assert!(!h.signals().contains(&(101, Signal::TERM)), "only the largest grower");
+    h.step(60, Level::Emergency);
+    assert!(!h.signals().contains(&(100, Signal::KILL)), "not before the grace period");
+    h.step(60, Level::Emergency);
+    assert!(h.signals().contains(&(100, Signal::KILL)));
+    let kills = h.incidents();
+    assert_eq!(kills.len(), 1, "a kill is recorded at once");
+    assert_eq!(kills[0].end, IncidentEnd::Killed);
+
+    h.members.remove(0);
+    h.step(0, Level::Critical);
+    assert!(!h.exec.readiness().is_ready(), "only normal releases it");
+    h.step(0, Level::Normal);
+    assert!(h.exec.readiness().is_ready());
+    assert_eq!(h.file("memory.high"), "max");
+    let last = h.incidents().pop().unwrap();
+    assert_eq!(last.peak_level, Level::Emergency);
+    assert!(kinds(&last).contains(&(ActionKind::Ready, Outcome::Ok)));
+}
+
+#[test]
+fn dry_run_globally_or_per_policy_touches_nothing() {
+    for global in [true, false] {
+        let mut s = settings();
+        s.dry_run = !global;
+        s.actions.kill = true;
+        let mut h = Harness::new(s, global);
+        h.step(97, Level::Emergency);
+        for _ in 0..20 {
+            h.step(97, Level::Emergency);
+        }
+        assert!(h.signals().is_empty(), "no signal in a dry run");
+        assert_eq!(h.file("memory.high"), "max");
+        assert!(!h.state_file.exists(), "no state recorded");
+        assert!(h.exec.readiness().is_ready(), "readiness untouched");
+        h.step(10, Level::Normal);
+        let incident = h.incidents().pop().unwrap();
+        assert!(incident.actions.iter().all(|a| matches!(a.outcome, Outcome::DryRun | Outcome::Skipped)));
+        assert!(incident.actions.iter().any(|a| a.detail.starts_with("would send SIGTERM")));
+        assert!(incident.actions.iter().any(|a| a.detail.starts_with("would send SIGKILL")));
+        assert!(incident.actions.iter().any(|a| a.detail.starts_with("would set memory.high")));
+    }
+}
+
+#[test]
+fn protected_targets_are_recorded_but_never_touched() {
+    let mut s = settings();
+    s.protect = true;
+    s.actions.kill = true;
+    let mut h = Harness::new(s, false);
+    for _ in 0..10 {
+        h.step(99, Level::Emergency);
+    }
+    h.step(10, Level::Normal);
+    assert!(h.signals().is_empty());
+    assert_eq!(h.file("memory.high"), "max");
+    assert!(h.exec.readiness().is_ready());
+    let incident = h.incidents().pop().unwrap();
+    assert!(incident.protected && incident.actions.is_empty());
+}
+
+#[test]
+fn a_cgroup_gone_mid_action_is_recorded_not_fatal() {
+    let mut h = Harness::new(settings(), false);
+    h.step(91, Level::Critical);
+    std::fs::remove_dir_all(h.root.path().join("app.slice/app.service")).unwrap();
+    h.exec_gone(100);
+    for _ in 0..3 {
+        h.step(91, Level::Critical);
+    }
+    // The target then disappears from the readings altogether.
+    h.t += 1.0;
+    h.exec.tick(Tick { t: h.t, started: Instant::now() }, &[], &[]);
+    let incident = h.incidents().pop().unwrap();
+    assert_eq!(incident.end, IncidentEnd::Gone);
+    let throttle = incident.actions.iter().find(|a| a.action == ActionKind::Throttle).unwrap();
+    assert_eq!(throttle.outcome, Outcome::Gone, "{throttle:?}");
+    assert!(incident.actions.iter().any(|a| a.action == ActionKind::Signal && a.outcome == Outcome::Gone));
+}
+
+impl Harness {
+    fn exec_gone(&mut self, pid: u32) {
+        self.exec.hands_mut().signaller.gone.insert(pid);
+    }
+}
+
+#[test]
+fn init_and_the_daemon_are_never_signalled() {
+    let mut h = Harness::new(settings(), false);
+    h.members = vec![member(1, 50), member(DAEMON, 45)];
+    h.step(0, Level::Critical);
+    assert!(h.signals().is_empty());
+    let incident_actions = {
+        h.step(0, Level::Normal);
+        h.incidents().pop().unwrap().actions
+    };
+    assert_eq!(incident_actions[0].outcome, Outcome::Refused, "{incident_actions:?}");
+}
+
+#[test]
+fn a_throttling_leak_policy_holds_the_limit_until_the_leak_ends() {
+    let mut s = settings();
+    s.actions.on_leak = LeakAction::Throttle;
+    let mut h = Harness::new(s, false);
+    h.step(30, Level::Normal);
+    h.t += 1.0;
+    let verdict =
+        LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: Some(700.0), window_s: 600.0 };
+    let leak = Event { t: h.t, key: KEY.into(), kind: EventKind::LeakDetected(verdict) };
+    h.tick(30 * MIB, &[leak]);
+    assert_eq!(h.file("memory.high"), (30 * MIB + 2 * MIB).to_string());
+    assert!(h.signals().is_empty(), "throttle, not cleanup");
+    h.step(30, Level::Normal);
+    assert_ne!(h.file("memory.high"), "max", "held while the leak lasts");
+    h.t += 1.0;
+    let ended = Event { t: h.t, key: KEY.into(), kind: EventKind::LeakEnded { leaked_for_secs: 60.0 } };
+    h.tick(30 * MIB, &[ended]);
+    assert_eq!(h.file("memory.high"), "max");
+    let incident = h.incidents().pop().unwrap();
+    assert!(incident.leak.is_some());
+}
+
+#[test]
+fn shutdown_restores_everything_and_closes_open_episodes() {
+    let mut s = settings();
+    s.actions.cleanup_passes = 0;
+    let mut h = Harness::new(s, false);
+    h.step(95, Level::Critical);
+    assert_ne!(h.file("memory.high"), "max");
+    h.exec.shutdown(h.t + 1.0);
+    assert_eq!(h.file("memory.high"), "max");
+    assert_eq!(h.incidents().pop().unwrap().end, IncidentEnd::Shutdown);
+}
+
+#[test]
+fn a_cleanup_leak_policy_runs_the_passes_and_a_report_policy_does_nothing() {
+    for (on_leak, expected) in [(LeakAction::Cleanup, 3), (LeakAction::Report, 0)] {
+        let mut s = settings();
+        s.actions.on_leak = on_leak;
+        let mut h = Harness::new(s, false);
+        h.step(30, Level::Normal);
+        h.t += 1.0;
+        let verdict = LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: None, window_s: 600.0 };
+        h.tick(30 * MIB, &[Event { t: h.t, key: KEY.into(), kind: EventKind::LeakDetected(verdict) }]);
+        for _ in 0..6 {
+            h.step(30, Level::Normal);
+        }
+        assert_eq!(h.signals().len(), expected, "{on_leak:?}");
+        assert_eq!(h.file("memory.high"), "max", "cleanup never throttles below critical");
+        assert_eq!(h.incidents().len(), usize::from(expected > 0), "{on_leak:?}");
+    }
+}
+
+#[test]
+fn a_cleanup_signal_is_never_sent_to_a_process_it_would_kill() {
+    let mut s = settings();
+    s.actions.kill = true;
+    s.actions.kill_grace_secs = 1.0;
+    let mut h = Harness::new(s, false);
+    h.members = vec![member(100, 0), member(101, 5)];
+    h.exec.hands_mut().signaller.unhandled.insert(101);
+    h.step(91, Level::Critical);
+    assert_eq!(h.signals(), [(100, Signal::USR1)], "101 has no handler: SIGUSR1 would kill it");
+    // The emergency's SIGTERM is meant to end a process: no such check.
+    h.step(97, Level::Emergency);
+    assert!(h.signals().contains(&(100, Signal::TERM)));
+    h.step(20, Level::Normal);
+    let incident = h.incidents().pop().unwrap();
+    assert!(incident.actions[0].detail.contains("1 skipped: no handler"), "{:?}", incident.actions[0]);
+}
+
+#[test]
+fn a_cgroup_holding_a_protected_process_is_signalled_but_never_throttled() {
+    let mut s = settings();
+    s.actions.cleanup_passes = 0;
+    let mut h = Harness::new(s, false);
+    h.protected_inside = true;
+    h.step(97, Level::Emergency);
+    assert_eq!(h.file("memory.high"), "max");
+    h.step(10, Level::Normal);
+    let incident = h.incidents().pop().unwrap();
+    let clamp = incident.actions.iter().find(|a| a.action == ActionKind::Clamp).unwrap();
+    assert_eq!(clamp.outcome, Outcome::Refused, "{clamp:?}");
+}

@@ -1,0 +1,125 @@
+//! A leaking service for the daemon scenarios: grows by STEP_MIB every
+//! STEP_MS up to MAX_MIB, touching every page, and answers the daemon's
+//! cleanup signal the way the scenario needs.
+//!
+//! `--free-on-signal N`: on the Nth SIGUSR1, unmap everything and stop
+//! growing (a service that drops its caches once asked often enough);
+//! 0 (the default): never (a real leak). Every SIGUSR1 is announced on
+//! stdout as `signal <n>`, the freeing as `freed`, so a test can tell what
+//! the daemon sent. `--ignore-sigterm`: only SIGKILL ends it. It starts growing after a line on stdin (time for the
+//! test to move it into its cgroup) and exits when stdin closes.
+use std::{
+    io::{BufRead as _, Write as _},
+    time::Duration,
+};
+
+const PAGE: usize = 4096;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} wants a number, got {v}")))
+        .unwrap_or(default)
+}
+
+fn say(what: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{what}").and_then(|()| out.flush()).expect("stdout");
+}
+
+/// SIGUSR1 stays pending until polled: never lost, never fatal.
+fn block_sigusr1() -> libc::sigset_t {
+    // SAFETY: the set is initialised by sigemptyset before use; still
+    // single-threaded, so sigprocmask is the whole process's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        assert_eq!(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0, "sigprocmask");
+        set
+    }
+}
+
+/// Whether a SIGUSR1 is pending (takes it).
+fn sigusr1_pending(set: &libc::sigset_t) -> bool {
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
+    unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &zero) == libc::SIGUSR1 }
+}
+
+fn map_and_touch(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping has no preconditions.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED, "mmap of {len} bytes failed");
+    let ptr = ptr.cast::<u8>();
+    for offset in (0..len).step_by(PAGE) {
+        // SAFETY: `ptr..ptr+len` is the fresh writable mapping made above.
+        unsafe { ptr.add(offset).write_volatile(1) };
+    }
+    ptr
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let step = arg(&args, "--step-mib", 1) << 20;
+    let step_ms = arg(&args, "--step-ms", 30) as u64;
+    let max = arg(&args, "--max-mib", 100) << 20;
+    let free_on = arg(&args, "--free-on-signal", 0);
+    if args.iter().any(|a| a == "--ignore-sigterm") {
+        // A service that will not stop when asked: only SIGKILL ends it.
+        // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    }
+    let set = block_sigusr1();
+
+    // stdin: one line to start; EOF to stop (read on a thread, so the
+    // growing loop never blocks on it).
+    say("ready");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut lines = std::io::stdin().lock().lines();
+        let _ = lines.next();
+        let _ = tx.send(());
+        for _ in lines {}
+        let _ = tx.send(());
+    });
+    rx.recv().expect("start line");
+
+    let mut chunks = Vec::new();
+    let (mut signals, mut freed) = (0, false);
+    loop {
+        if rx.try_recv().is_ok() {
+            break;
+        }
+        while sigusr1_pending(&set) {
+            signals += 1;
+            say(&format!("signal {signals}"));
+            if signals == free_on && !freed {
+                for chunk in chunks.drain(..) {
+                    // SAFETY: every chunk is a mapping of `step` bytes made below.
+                    assert_eq!(unsafe { libc::munmap(chunk, step) }, 0, "munmap failed");
+                }
+                freed = true;
+                say("freed");
+            }
+        }
+        if !freed && chunks.len() * step < max {
+            chunks.push(map_and_touch(step).cast::<libc::c_void>());
+            if chunks.len() * step >= max {
+                say("full");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(step_ms));
+    }
+    say(&format!("signals {signals}"));
+}
