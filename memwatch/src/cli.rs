@@ -19,6 +19,18 @@ pub enum Command {
     Run(RunArgs),
     /// Watch every process for a while, then print what changed, largest growth first.
     Probe(ProbeArgs),
+    /// Ask the running daemon for one table: host, targets, levels, leaks, last actions.
+    Status(ClientArgs),
+    /// Live view of the running daemon (q quits).
+    Top(ClientArgs),
+}
+
+/// How `status` and `top` reach the daemon: its API socket only.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The daemon's API socket (`api.socket` in its config).
+    #[arg(long, default_value = crate::observe_config::DEFAULT_SOCKET, env = "MEMWATCH_SOCKET")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,10 @@ use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
 
-use crate::collect::ModeRequest;
+use crate::{
+    collect::ModeRequest,
+    observe_config::{ApiConfig, MetricsConfig, OtlpConfig},
+};
 
 /// The seed's sampling interval: often enough to catch a fast leak within a
 /// minute, rarely enough to cost nothing measurable.
@@ -20,6 +23,11 @@ pub const DEFAULT_SUMMARY_TOP: usize = 3;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub daemon: DaemonConfig,
+    // --- issue 5: observability and control (observe_config.rs) ---
+    pub api: ApiConfig,
+    pub otlp: OtlpConfig,
+    pub metrics: MetricsConfig,
+    // --- end issue 5 ---
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -75,6 +83,10 @@ impl Config {
                 "daemon.interval_secs = {interval}: must be more than 0 and at most 3600 seconds"
             ));
         }
+        let errors = crate::observe_config::validate(&config.api, &config.otlp, &config.metrics);
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
         Ok(config)
     }
 }
@@ -89,6 +101,24 @@ mod tests {
         let config = Config::parse(text).unwrap();
         assert_eq!(config.daemon.interval(), Duration::from_secs(5));
         assert_eq!(config.daemon.mode, ModeRequest::Auto);
+        // issue 5's tables: every key present in the file, at its default.
+        assert_eq!(config.api, ApiConfig::default());
+        assert_eq!(config.otlp, OtlpConfig::default());
+        assert_eq!(config.metrics, MetricsConfig::default());
+    }
+
+    #[test]
+    fn observability_tables_parse_and_bad_values_are_named() {
+        let config = Config::parse(
+            "[api]\ntcp_enabled = true\ntoken_file = \"/etc/memwatch/token\"\n[otlp]\nendpoint = \"http://c:4317\"\nheaders = { x-tenant = \"a\" }\n[metrics]\ntop_processes = 10\n",
+        )
+        .unwrap();
+        assert!(config.api.tcp_enabled);
+        assert_eq!(config.otlp.headers["x-tenant"], "a");
+        assert_eq!(config.metrics.top_processes, 10);
+        let err = Config::parse("[otlp]\ninterval_secs = -1\nendpoint = \"c:4317\"\n").unwrap_err();
+        assert!(err.contains("otlp.interval_secs") && err.contains("otlp.endpoint"), "{err}");
+        assert!(Config::parse("[api]\nport = 1\n").unwrap_err().contains("port"));
     }
 
     #[test]

@@ -3,14 +3,27 @@
 //! Data flows one way: probes (`ebpf`) and /proc (`procinfo`) feed collectors
 //! (`collect`), which produce `sample::Snapshot`s; `delta` turns snapshots
 //! into per-process changes; `commands` drive it all and `report` prints it.
+//!
+//! Observability and control (issue 5): each interval the daemon builds a
+//! `status::StatusView`; `metrics` turns it into a frame that the OTLP and
+//! Prometheus exporters read, `api` serves it (and takes control requests
+//! back to the daemon loop), and `show` draws it for `memwatch status`/`top`.
+//! The daemon's own caches (`cache`) are bounded and counted.
+pub mod api;
+pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod delta;
 pub mod ebpf;
 pub mod logging;
+pub mod metrics;
+pub mod observe_config;
 pub mod procinfo;
 pub mod report;
 pub mod sample;
+pub mod show;
 pub mod shutdown;
+pub mod status;

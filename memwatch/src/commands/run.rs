@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     delta,
     procinfo::ProcFs,
+    commands::observe::Observability,
     report::human_change,
     sample::Snapshot,
     shutdown,
@@ -33,7 +34,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "memwatch started"
     );
 
+    // --- issue 5: view, exporters, API ---
+    let mut observe = Observability::start(&config).await?;
+    collector.set_info_cache(observe.info_cache());
+    observe.event(format!("monitoring started (mode {})", collector.mode()));
+    // --- end issue 5 ---
+
     let mut previous = collector.snapshot().context("first reading")?;
+    observe.update(&previous, &previous);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -47,10 +55,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::info!("{} received, stopping", signal.context("installing signal handlers")?);
                 break;
             }
+            // issue 5: cleanup / cache requests from the API, answered between readings.
+            Some(request) = observe.next_request() => {
+                observe.serve(request);
+                continue;
+            }
         }
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
+                observe.update(&previous, &snapshot); // issue 5
                 previous = snapshot;
             }
             // One bad round (a /proc race, a transient map error) must not
@@ -58,6 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e:#}")),
         }
     }
+    observe.stop().await; // issue 5
     drop(collector);
     tracing::info!("probes detached, memwatch stopped");
     Ok(())
