@@ -31,3 +31,6 @@ pub async fn serve_tcp(
     let app = router(state, Access::Remote(token)).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(stop).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,3 +6,6 @@ pub mod otlp;
 pub mod prometheus;
 
 pub use frame::{Frame, FrameCell, frame_from};
+
+#[cfg(test)]
+mod otlp_tests;

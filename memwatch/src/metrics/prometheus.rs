@@ -26,9 +26,8 @@ impl Collector for FrameCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let frame = self.0.get();
         for (def, series) in &frame.metrics {
-            if series.is_empty() {
-                continue;
-            }
+            // Families without series still get their HELP/TYPE lines, so
+            // a scrape always shows every name memwatch can export.
             let (name, unit) = def.prometheus();
             let unit = unit.map(|u| Unit::Other(u.to_owned()));
             let kind = match def.kind {
