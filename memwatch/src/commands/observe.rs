@@ -18,7 +18,7 @@ use crate::{
     metrics::{FrameCell, frame_from, otlp, prometheus::PrometheusExporter},
     sample::Snapshot,
     status::{
-        HostView, StatusStore, Thresholds,
+        ActionView, CleanupView, HostView, StatusStore, Thresholds,
         builder::ViewBuilder,
         cgroups::CgroupFs,
         control::{self, ControlRequest, Controller, ProvisionalController},
@@ -51,10 +51,9 @@ impl Observability {
     /// Binds the API listeners and starts the OTLP exporter. A listener that
     /// cannot bind stops the daemon (a silent API would fool health checks);
     /// an OTLP exporter that cannot be built is logged and skipped.
-    pub async fn start(config: &Config) -> anyhow::Result<Self> {
-        // The engine branch's `[cache]` table (CACHE_MAX_SIZE, CACHE_TTL)
-        // will feed these limits; until it lands, the seed's defaults.
-        let limits = CacheLimits::default();
+    ///
+    /// `limits` bound every cache (the engine branch's `[cache]` table).
+    pub async fn start(config: &Config, limits: CacheLimits) -> anyhow::Result<Self> {
         let info_cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, limits));
         let cgroups = CgroupFs::new("/sys/fs/cgroup", limits);
         let mut caches = CacheRegistry::default();
@@ -120,7 +119,7 @@ impl Observability {
             };
             match otlp::OtlpExporter::start(&settings, frames.clone()) {
                 Ok(exporter) => {
-                    tracing::info!(endpoint = %settings.endpoint, interval = ?settings.interval, "OTLP metrics export on");
+                    tracing::info!(endpoint = %settings.endpoint, every = ?settings.interval, "OTLP metrics export on");
                     Some(exporter)
                 }
                 Err(e) => {
@@ -160,9 +159,51 @@ impl Observability {
         self.requests.recv().await
     }
 
+    /// Replaces the provisional controller (dry-run cleanups) with the real
+    /// engine + actions.
+    pub fn set_controller(&mut self, controller: Box<dyn Controller>) {
+        self.controller = controller;
+    }
+
+    /// Answers one API request; a cleanup that really ran is recorded in the
+    /// view (last cleanup, per-target last action, action counters).
     pub fn serve(&mut self, request: ControlRequest) {
         let view = self.store.current();
-        request.serve(self.controller.as_mut(), &view);
+        match request {
+            ControlRequest::Cleanup { target, reply } => {
+                let result = self.controller.cleanup(target.as_deref(), &view);
+                if let Ok(report) = &result
+                    && !report.dry_run
+                {
+                    self.record(target, report);
+                }
+                let _ = reply.send(result);
+            }
+            other => other.serve(self.controller.as_mut(), &view),
+        }
+    }
+
+    fn record(&mut self, target: Option<String>, report: &control::CleanupReport) {
+        let at = unix_now();
+        let per_target = report
+            .targets
+            .iter()
+            .map(|t| {
+                let action = ActionView {
+                    action: t.actions.join("+"),
+                    result: "ok".into(),
+                    at_unix_s: at,
+                    freed_bytes: t.freed_bytes,
+                };
+                (t.target.clone(), action)
+            })
+            .collect();
+        let actions = report.targets.iter().flat_map(|t| t.actions.iter().cloned()).collect();
+        self.builder.record_cleanup(
+            CleanupView { at_unix_s: at, target, freed_bytes: report.freed_bytes, actions },
+            per_target,
+        );
+        self.builder.event(at, None, format!("cleanup freed {} bytes", report.freed_bytes));
     }
 
     /// One interval: rebuild the view and the metrics frame from the snapshots.

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     delta,
     procinfo::ProcFs,
+    cache::CacheLimits,
     commands::observe::Observability,
     report::human_change,
     sample::Snapshot,
@@ -35,7 +36,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
 
     // --- issue 5: view, exporters, API ---
-    let mut observe = Observability::start(&config).await?;
+    // The engine branch's `[cache]` table (CACHE_MAX_SIZE, CACHE_TTL) feeds
+    // these limits once merged; until then the seed's defaults.
+    let mut observe = Observability::start(&config, CacheLimits::default()).await?;
     collector.set_info_cache(observe.info_cache());
     observe.event(format!("monitoring started (mode {})", collector.mode()));
     // --- end issue 5 ---

@@ -36,8 +36,8 @@ pub fn render(view: &StatusView) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<32} {:<9} {:>10} {:>10} {:>6} {:>13} {:<28} {}",
-        "TARGET", "LEVEL", "USAGE", "LIMIT", "USE%", "GROWTH", "LEAK", "LAST ACTION"
+        "{:<32} {:<9} {:>10} {:>10} {:>6} {:>13} {:<28} LAST ACTION",
+        "TARGET", "LEVEL", "USAGE", "LIMIT", "USE%", "GROWTH", "LEAK"
     );
     for t in &view.targets {
         let action = t
