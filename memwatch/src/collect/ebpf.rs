@@ -61,7 +61,7 @@ impl EbpfCollector {
         self.probes.attached()
     }
 
-    pub fn set_info_cache(&mut self, cache: Arc<super::table::ProcessInfoCache>) {
+    pub fn set_info_cache(&mut self, cache: std::sync::Arc<super::table::ProcessInfoCache>) {
         self.table.set_info_cache(cache);
     }
 

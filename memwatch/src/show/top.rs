@@ -107,9 +107,15 @@ pub fn draw(frame: &mut Frame, view: &StatusView, source: &str, error: Option<&s
         .iter()
         .rev()
         .take(6)
-        .map(|e| ListItem::new(format!("{}  {}", e.at_unix_s, e.message)))
+        .map(|e| ListItem::new(format!("{}  {}", clock(e.at_unix_s), e.message)))
         .collect();
     frame.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title("last events")), events);
+}
+
+/// UTC time of day: enough to place an event among the last few minutes'.
+fn clock(unix_s: u64) -> String {
+    let s = unix_s % 86_400;
+    format!("{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 fn draw_target(frame: &mut Frame, row: Rect, t: &TargetView) {
@@ -175,7 +181,7 @@ mod tests {
                 target("slow.service", Level::Normal, 10.0, vec![100 << 20; 5]),
                 target("leaky.service", Level::Critical, 5000.0, (1..=60).map(|i| i << 20).collect()),
             ],
-            events: vec![EventView { at_unix_s: 1700000000, target: None, message: "leaky.service: warning -> critical".into() }],
+            events: vec![EventView { at_unix_s: 1_700_000_000, target: None, message: "leaky.service: warning -> critical".into() }],
             ..Default::default()
         };
         let mut terminal = Terminal::new(TestBackend::new(120, 20)).unwrap();
@@ -193,7 +199,7 @@ mod tests {
         let row = &lines[leaky];
         let bars: std::collections::BTreeSet<char> = row.chars().filter(|c| ('▁'..='█').contains(c)).collect();
         assert!(bars.len() >= 3 && row.trim_end().trim_end_matches('│').ends_with('█'), "no rising sparkline in {row:?}");
-        assert!(screen.contains("warning -> critical"), "{screen}");
+        assert!(screen.contains("22:13:20Z  leaky.service: warning -> critical"), "{screen}");
         // Level colours: the critical level's cell is light red.
         let x = row.find("critical").map(|b| row[..b].chars().count() as u16).unwrap();
         assert_eq!(buffer[(x, leaky as u16)].fg, Color::LightRed);
