@@ -137,6 +137,7 @@ async fn gc_and_cache_clearing_go_through_control_and_bad_requests_get_json_4xx(
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["freedBytes"], 0);
     assert_eq!(report["targets"][0]["target"], "a.service");
+    assert_eq!(report["targets"][0]["freedBytes"], 0);
     assert_eq!(report["targets"].as_array().unwrap().len(), 1, "only critical and above: {report}");
     let (code, body) = call(&app, Method::POST, "/health/gc?target=b.service", None).await;
     assert_eq!((code, json(&body)["targets"][0]["level"].as_str()), (StatusCode::OK, Some("normal")));

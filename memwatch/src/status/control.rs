@@ -12,6 +12,7 @@ use crate::cache::{CacheRegistry, UnknownCache};
 const QUEUE: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetCleanup {
     pub target: String,
     pub level: Level,
