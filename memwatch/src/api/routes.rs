@@ -3,7 +3,10 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
@@ -93,7 +96,11 @@ async fn gc(State(state): State<ApiState>, query: Result<Query<GcQuery>, QueryRe
     Ok(Json(report).into_response())
 }
 
-async fn clear_cache(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn clear_cache(
+    State(state): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let cleared = tokio::time::timeout(CONTROL_TIMEOUT, state.control.clear_cache(name.clone()))
         .await
         .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "the daemon did not answer in time"))??;

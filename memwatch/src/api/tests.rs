@@ -151,6 +151,7 @@ async fn gc_and_cache_clearing_go_through_control_and_bad_requests_get_json_4xx(
         (Method::POST, "/health/gc?target=a&force=%zz", StatusCode::BAD_REQUEST),
         (Method::POST, "/health/gc?unknown=1", StatusCode::BAD_REQUEST),
         (Method::DELETE, "/health/cache/nope", StatusCode::NOT_FOUND),
+        (Method::DELETE, "/health/cache/%FF%FE", StatusCode::BAD_REQUEST),
         (Method::GET, "/health/gc", StatusCode::METHOD_NOT_ALLOWED),
         (Method::GET, "/no/such/thing", StatusCode::NOT_FOUND),
     ] {
@@ -242,6 +243,18 @@ async fn real_tcp_round_trip_lists_metrics_and_refuses_gc_without_the_token() {
     assert_eq!(tcp_call(addr, Method::GET, "/health", None).await.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(tcp_call(addr, Method::POST, "/health/gc", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(tcp_call(addr, Method::POST, "/health/gc", Some("s3cret")).await.0, StatusCode::OK);
+
+    // Garbage on the wire is refused and the server goes on.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+        raw.write_all(b"\x00\x01 NOT HTTP\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        raw.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    assert_eq!(tcp_call(addr, Method::GET, "/metrics", None).await.0, StatusCode::OK);
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
