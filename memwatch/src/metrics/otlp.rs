@@ -9,7 +9,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -43,11 +43,15 @@ pub enum OtlpError {
 /// Where and how to export, resolved from the config and the environment.
 #[derive(Debug, Clone)]
 pub struct OtlpSettings {
-    /// None: let the SDK read OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT.
+    /// Collector URL, already resolved (see `resolve_endpoint`).
     pub endpoint: String,
+    /// Between two collections (and exports).
     pub interval: Duration,
+    /// Per export; None leaves it to OTEL_EXPORTER_OTLP_TIMEOUT or the SDK's 10 s.
     pub timeout: Option<Duration>,
+    /// gRPC metadata, on top of OTEL_EXPORTER_OTLP_HEADERS.
     pub headers: Vec<(String, String)>,
+    /// The `host.name` resource attribute.
     pub host_name: String,
 }
 
@@ -77,6 +81,8 @@ struct Watched<E> {
     inner: E,
     stats: Arc<ExportStats>,
     last_log: Mutex<Option<Instant>>,
+    /// The last export failed: the next success is worth a log line.
+    failing: AtomicBool,
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for Watched<E> {
@@ -84,13 +90,13 @@ impl<E: PushMetricExporter> PushMetricExporter for Watched<E> {
         let result = self.inner.export(metrics).await;
         match &result {
             Ok(()) => {
-                if self.stats.succeeded.fetch_add(1, Ordering::Relaxed) == 0
-                    || self.stats.failed.load(Ordering::Relaxed) > 0
-                {
-                    tracing::debug!("OTLP export succeeded");
+                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("OTLP export resumed");
                 }
             }
             Err(e) => {
+                self.failing.store(true, Ordering::Relaxed);
                 let failed = self.stats.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= FAILURE_LOG_PERIOD) {
@@ -149,7 +155,12 @@ impl OtlpExporter {
             builder = builder.with_timeout(timeout);
         }
         let stats = Arc::new(ExportStats::default());
-        let exporter = Watched { inner: builder.build()?, stats: Arc::clone(&stats), last_log: Mutex::new(None) };
+        let exporter = Watched {
+            inner: builder.build()?,
+            stats: Arc::clone(&stats),
+            last_log: Mutex::new(None),
+            failing: AtomicBool::new(false),
+        };
         let reader = PeriodicReader::builder(exporter).with_interval(settings.interval).build();
         let resource = Resource::builder()
             .with_service_name("memwatch")

@@ -259,6 +259,7 @@ async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
         next(&mut rx, Duration::from_secs(5)).await
     };
     assert_eq!(points(find(&resumed, "memwatch.target.memory.usage"))[0].1, marker as f64);
+    assert!(stats.succeeded.load(Ordering::Relaxed) >= 2, "the exporter did not count the resumed export");
     // Bounded: only the current frame's 50 processes, none of the churned ones.
     let pids = points(find(&resumed, "process.memory.usage")).len();
     assert_eq!(pids, 50, "stale per-process series were kept");
