@@ -19,6 +19,12 @@ pub enum Command {
     Run(RunArgs),
     /// Watch every process for a while, then print what changed, largest growth first.
     Probe(ProbeArgs),
+    /// Validate a configuration file without starting (exit 78 with every error if it is bad).
+    CheckConfig(CheckConfigArgs),
+    /// Run the detection engine over a recorded trace; print its events as JSON lines.
+    Replay(ReplayArgs),
+    /// Record the live targets' memory into a trace file for `replay`.
+    Record(RecordArgs),
     /// Ask the running daemon for one table: host, targets, levels, leaks, last actions.
     Status(ClientArgs),
     /// Live view of the running daemon (q quits).
@@ -31,6 +37,55 @@ pub struct ClientArgs {
     /// The daemon's API socket (`api.socket` in its config).
     #[arg(long, default_value = crate::observe_config::DEFAULT_SOCKET, env = "MEMWATCH_SOCKET")]
     pub socket: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// Configuration file (TOML).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Trace (CSV: timestamp_s,key,rss_bytes,limit_bytes).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Configuration whose policies to apply (default: built-in defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Host memory for "NN%" limits and rows without a limit (bytes or "16GiB";
+    /// default: this host's MemTotal). Set it to replay the same way on any host.
+    #[arg(long)]
+    pub host_memory: Option<String>,
+    /// Also print when the seed's rule (growth > 5 MB per check over 10 checks) starts firing.
+    #[arg(long)]
+    pub seed_rule: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// Seconds to record.
+    #[arg(long, short, value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    pub duration: u64,
+    /// Trace file to write (replaced whole when recording ends).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Seconds between readings.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
+    pub interval: f64,
+    /// Configuration whose policies decide the targets (default: built-in defaults).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where figures come from (default: the config's `daemon.mode`).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeRequest>,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => Ok(secs),
+        _ => Err(format!("{text:?}: must be more than 0 and at most 3600 seconds")),
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn idle_processes_are_not_active() {
         let s = sample(6, 1, 10, 1, Some(0));
-        let rows = diff(std::slice::from_ref(&s), std::slice::from_ref(&s), &[]);
+        let both = std::slice::from_ref(&s);
+        let rows = diff(both, both, &[]);
         assert!(!rows[0].is_active());
     }
 }

@@ -1,10 +1,20 @@
+use std::process::ExitCode;
+
 use clap::Parser as _;
 use memwatch::{
     cli::{Cli, Command},
-    commands, logging,
+    commands,
+    config::ConfigError,
+    logging,
+    trace::TraceError,
 };
 
-fn main() -> std::process::ExitCode {
+/// sysexits.h: the configuration is unusable.
+const EX_CONFIG: u8 = 78;
+/// sysexits.h: the input data (a trace) is malformed.
+const EX_DATAERR: u8 = 65;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(match cli.command {
         Command::Run(_) => "info",
@@ -17,7 +27,7 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("memwatch: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
@@ -26,13 +36,24 @@ fn main() -> std::process::ExitCode {
             Command::Probe(args) => commands::probe::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
             Command::Top(args) => commands::top::run(args).await,
+            Command::CheckConfig(args) => commands::check_config::run(args),
+            Command::Replay(args) => commands::replay::run(args),
+            Command::Record(args) => commands::record::run(args).await,
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("memwatch: {e:#}");
-            std::process::ExitCode::FAILURE
+            // Scripts and service managers tell a bad config (fix the file,
+            // do not restart in a loop) from a failure at run time.
+            if e.chain().any(|cause| cause.downcast_ref::<ConfigError>().is_some()) {
+                ExitCode::from(EX_CONFIG)
+            } else if e.chain().any(|cause| cause.downcast_ref::<TraceError>().is_some()) {
+                ExitCode::from(EX_DATAERR)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

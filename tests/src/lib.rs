@@ -9,6 +9,15 @@ use std::{
     process::{Child, ChildStdout, Command, Stdio},
 };
 
+pub mod cgroup_v2;
+
+/// Prints one measured figure on its own line. `cargo xtask vm-test` (which
+/// runs the tests with --nocapture) collects the `FIGURE` lines into its
+/// summary, so the numbers behind each scenario are in the CI log.
+pub fn figure(scenario: &str, name: &str, value: impl std::fmt::Display) {
+    eprintln!("FIGURE {scenario}: {name} = {value}");
+}
+
 /// Whether the running test may go on. `false` means it printed why it skips.
 pub fn privileged(test: &str) -> bool {
     if rustix_like_euid() == 0 {

@@ -6,7 +6,7 @@ use memwatch::{
     procinfo::ProcFs,
     sample::{Mode, Snapshot},
 };
-use memwatch_tests::{Workload, privileged, proc_status_bytes};
+use memwatch_tests::{Workload, figure, privileged, proc_status_bytes};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_alloc-workload");
 const MIB: u64 = 1 << 20;
@@ -17,6 +17,14 @@ fn attach() -> Collector {
     assert!(fallback.is_none());
     assert_eq!(collector.mode(), Mode::Ebpf);
     collector
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1}", bytes as f64 / MIB as f64)
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
 }
 
 fn row_of(base: &Snapshot, now: &Snapshot, pid: u32) -> delta::ProcessDelta {
@@ -42,14 +50,14 @@ fn growth_faults_and_syscalls_are_attributed_to_the_allocating_child() {
     let now = collector.snapshot().unwrap();
     let row = row_of(&base, &now, workload.pid());
     let kernel_rss = row.current.rss();
-    eprintln!(
-        "pid {}: kernel rss {kernel_rss} vs VmRSS {vm_rss}; anon +{} B, faults {}, mmap {:?}, brk {:?}",
-        workload.pid(),
-        row.rss_anon_delta,
-        row.page_faults,
-        row.mmap_bytes,
-        row.brk_bytes
-    );
+    let scenario = "ebpf attribution";
+    figure(scenario, "kernel", kernel_release());
+    figure(scenario, "probe RSS of the child (MiB)", mib(kernel_rss as i64));
+    figure(scenario, "VmRSS of the child (MiB)", mib(vm_rss as i64));
+    figure(scenario, "anon growth attributed to the child's pid (MiB)", mib(row.rss_anon_delta));
+    figure(scenario, "page faults", row.page_faults);
+    figure(scenario, "mmap (MiB)", mib(row.mmap_bytes.unwrap_or(0) as i64));
+    figure(scenario, "brk (MiB)", mib(row.brk_bytes.unwrap_or(0) as i64));
     let error = (kernel_rss as f64 - vm_rss as f64).abs() / vm_rss as f64;
     assert!(error <= 0.05, "kernel RSS {kernel_rss} is {:.1}% off VmRSS {vm_rss}", error * 100.0);
     assert!(row.rss_anon_delta >= (256 + 8) as i64 * MIB as i64 * 95 / 100, "anon growth {}", row.rss_anon_delta);

@@ -2,9 +2,12 @@
 //! it needs first (idempotently), so each works on a fresh Debian 12 machine.
 mod bench;
 mod build;
+mod corpus;
+mod initramfs;
 mod setup;
 mod shell;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -28,13 +31,35 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the whole test suite: unit, privileged eBPF integration, lints,
-    /// and the benchmarks in quick mode.
+    /// the benchmark in quick mode, then the VM lane.
     Test,
+    /// Regenerate the labelled synthetic traces in corpus/ (deterministic).
+    Corpus {
+        /// Another seed makes a held-out corpus of the same shapes.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write (default: corpus/ in the repository).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Score the leak detector and the seed's rule on corpus/ (prints a markdown table).
+    Score {
+        /// Score another corpus directory (e.g. a held-out one) instead.
+        #[arg(long)]
+        corpus: Option<std::path::PathBuf>,
+    },
     /// Measure what the probes add to a page fault (needs root).
     Bench {
         /// A few rounds only, to prove the benchmark works (what CI runs).
         #[arg(long)]
         quick: bool,
+    },
+    /// Boot Debian's kernel under qemu and run the integration tests inside
+    /// (real cgroup v2 memory controller, second kernel version).
+    VmTest {
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, default_value_t = vm::DEFAULT_TIMEOUT.as_secs())]
+        timeout_secs: u64,
     },
 }
 
@@ -44,6 +69,9 @@ fn main() -> anyhow::Result<()> {
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),
+        Task::Corpus { seed, out } => corpus::generate(seed, out),
+        Task::Score { corpus } => test::score(corpus.as_deref()),
         Task::Bench { quick } => bench::run(quick),
+        Task::VmTest { timeout_secs } => vm::run(std::time::Duration::from_secs(timeout_secs)),
     }
 }

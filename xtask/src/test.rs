@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{bench, setup, shell};
+use crate::{bench, setup, shell, vm};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -22,5 +22,20 @@ pub fn all() -> anyhow::Result<()> {
     } else {
         eprintln!("SKIPPED benchmarks (quick mode): they attach the eBPF probes and need root");
     }
-    Ok(())
+    // Last: the same integration tests on a second kernel with a real
+    // cgroup v2 memory controller, which this machine kind lacks.
+    vm::run(vm::DEFAULT_TIMEOUT)
+}
+
+/// The detection scorer is a memwatch integration test (so CI enforces its
+/// targets); this runs it alone, in release mode, with its table shown.
+pub fn score(corpus: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mut cmd = Command::new("cargo");
+    if let Some(dir) = corpus {
+        // The test reads SCORE_CORPUS; a relative path must survive cargo's cwd change.
+        cmd.env("SCORE_CORPUS", std::path::absolute(dir)?);
+    }
+    cmd.args(["test", "--release", "-p", "memwatch", "--test", "detection_score", "--", "--nocapture"])
+        .current_dir(shell::workspace_root());
+    shell::run(&mut cmd)
 }

@@ -6,15 +6,18 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{
     cli::RunArgs,
+    cache::CacheLimits,
     collect::Collector,
+    commands::observe::Observability,
     config::Config,
     delta,
+    engine::{EngineOptions, Event, EventKind, Level},
+    limits::Limits,
+    monitor::Monitor,
     procinfo::ProcFs,
-    cache::CacheLimits,
-    commands::observe::Observability,
-    report::human_change,
+    report::{human_bytes, human_change},
     sample::Snapshot,
-    shutdown,
+    shutdown, targets,
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -35,16 +38,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "memwatch started"
     );
 
+    let limits = Limits::default();
+    let host_total = limits.host_total().context("reading MemTotal from /proc/meminfo")?;
+    let mut monitor = Monitor::new(config.clone(), host_total, EngineOptions::default());
+    let mut events = Vec::new();
+
     // --- issue 5: view, exporters, API ---
-    // The engine branch's `[cache]` table (CACHE_MAX_SIZE, CACHE_TTL) feeds
-    // these limits once merged; until then the seed's defaults.
-    let mut observe = Observability::start(&config, CacheLimits::default()).await?;
+    let cache_limits = CacheLimits {
+        max_entries: config.cache.max_size,
+        ttl: Duration::from_secs_f64(config.cache.ttl_secs),
+    };
+    let mut observe = Observability::start(&config, cache_limits).await?;
     collector.set_info_cache(observe.info_cache());
     observe.event(format!("monitoring started (mode {})", collector.mode()));
     // --- end issue 5 ---
 
     let mut previous = collector.snapshot().context("first reading")?;
-    observe.update(&previous, &previous);
+    judge(&mut monitor, &limits, &previous, &mut events);
+    observe.update(&previous, &previous); // issue 5
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -67,6 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
+                judge(&mut monitor, &limits, &snapshot, &mut events);
                 observe.update(&previous, &snapshot); // issue 5
                 previous = snapshot;
             }
@@ -79,6 +91,59 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     drop(collector);
     tracing::info!("probes detached, memwatch stopped");
     Ok(())
+}
+
+/// Feeds this interval's targets to the engine and logs what it decided.
+fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &mut Vec<Event>) {
+    let t = unix_seconds();
+    let targets = targets::build(&snapshot.processes, monitor.config());
+    for target in &targets {
+        let observed_limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
+        monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, events);
+    }
+    // Targets are sorted by key: a binary search keeps this linear-ish.
+    monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
+    for event in events.drain(..) {
+        let policy = targets
+            .binary_search_by(|t| t.key.as_str().cmp(&event.key))
+            .ok()
+            .and_then(|i| targets[i].policy)
+            .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
+        log_event(&event, policy);
+    }
+}
+
+fn log_event(event: &Event, policy: &str) {
+    match &event.kind {
+        EventKind::State { from, to, usage_bytes, limit_bytes } => {
+            let usage = human_bytes(*usage_bytes);
+            let limit = human_bytes(*limit_bytes);
+            // Rising into critical or emergency is what an operator must see.
+            if to > from && *to >= Level::Critical {
+                tracing::warn!(target_key = %event.key, %policy, %from, %to, %usage, %limit, "memory level raised");
+            } else {
+                tracing::info!(target_key = %event.key, %policy, %from, %to, %usage, %limit, "memory level changed");
+            }
+        }
+        EventKind::LeakDetected(v) => tracing::warn!(
+            target_key = %event.key,
+            %policy,
+            rate = %format!("{}/h", human_bytes((v.slope_bytes_per_s * 3600.0) as u64)),
+            confidence = %format!("{:.4}", v.confidence),
+            time_to_limit = %v.time_to_limit_s.map_or("never".to_owned(), |s| format!("{:.0}s", s)),
+            window = %format!("{:.0}s", v.window_s),
+            "memory leak detected"
+        ),
+        EventKind::LeakEnded { leaked_for_secs } => {
+            tracing::info!(target_key = %event.key, %policy, leaked_for = %format!("{leaked_for_secs:.0}s"), "memory leak ended")
+        }
+        EventKind::SeedRule { .. } => {}
+    }
+}
+
+fn unix_seconds() -> f64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    now.as_millis() as f64 / 1000.0
 }
 
 /// One line per interval: how many processes, who grew most.

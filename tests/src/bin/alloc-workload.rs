@@ -2,14 +2,17 @@
 //!
 //! Phases, each announced on stdout and each waiting for a line on stdin
 //! before the next (so a test can read the probes in between):
-//!
 //! 1. `ready`: nothing allocated yet.
 //! 2. `allocated`: MIB MiB allocated in STEP_MIB steps, every page touched;
-//!    plus BRK_MIB grown through sbrk, touched; plus one 1 GiB mmap that
+//!    plus BRK_MIB grown through brk, touched; plus one 1 GiB mmap that
 //!    fails (it must not be counted).
 //! 3. `freed`: the last step unmapped again.
 //!
 //! Then it exits when stdin closes.
+//!
+//! With `--free-on-sigusr1`, phase 3 waits for SIGUSR1 instead of stdin and
+//! unmaps every step (like a service dropping its caches on the signal), so a
+//! test can measure what a cleanup signal frees.
 use std::io::{BufRead as _, Write as _};
 
 const PAGE: usize = 4096;
@@ -52,7 +55,61 @@ fn map_anonymous(len: usize) -> *mut u8 {
         )
     };
     assert_ne!(ptr, libc::MAP_FAILED, "mmap of {len} bytes failed");
+    no_huge_pages(ptr.cast(), len);
     ptr.cast()
+}
+
+/// One fault per 4 KiB page, whatever the kernel's transparent huge page
+/// policy: the tests count faults, and Debian's kernel defaults to THP
+/// "always" (one fault per 2 MiB), where most hosts use "madvise".
+fn no_huge_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: advice on a range of our own mappings; it changes no contents.
+    let ret = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_NOHUGEPAGE) };
+    assert_eq!(ret, 0, "madvise(MADV_NOHUGEPAGE) failed");
+}
+
+/// Grows the program break by `len` bytes; returns the start of the new range.
+#[cfg(not(target_env = "musl"))]
+fn grow_break(len: usize) -> *mut u8 {
+    // glibc's sbrk keeps its malloc's record of the break in step.
+    // SAFETY: growing our own break; the new range is ours to write.
+    let old = unsafe { libc::sbrk(len as libc::intptr_t) };
+    assert_ne!(old as isize, -1, "sbrk failed");
+    old.cast()
+}
+
+/// musl's sbrk refuses to grow the break (its malloc wants brk to itself),
+/// so the VM's static build asks the kernel directly. musl's malloc may later
+/// move the break back over this range; the tests read it before that.
+#[cfg(target_env = "musl")]
+fn grow_break(len: usize) -> *mut u8 {
+    // SAFETY: brk(0) only reports the break; brk(old + len) grows our own.
+    let old = unsafe { libc::syscall(libc::SYS_brk, 0) } as usize;
+    // SAFETY: as above.
+    let new = unsafe { libc::syscall(libc::SYS_brk, old + len) } as usize;
+    assert_eq!(new, old + len, "brk failed");
+    old as *mut u8
+}
+
+/// Blocks SIGUSR1 so that it stays pending until `wait_for_sigusr1` takes it:
+/// a signal sent early is neither lost nor fatal (its default action).
+fn block_sigusr1() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+    // we are single-threaded here, so sigprocmask is the whole process's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        assert_eq!(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0, "sigprocmask");
+        set
+    }
+}
+
+fn wait_for_sigusr1(set: &libc::sigset_t) {
+    let mut signal = 0;
+    // SAFETY: `set` was initialised by block_sigusr1; `signal` is writable.
+    assert_eq!(unsafe { libc::sigwait(set, &mut signal) }, 0, "sigwait");
+    assert_eq!(signal, libc::SIGUSR1);
 }
 
 fn main() {
@@ -61,6 +118,7 @@ fn main() {
     let step_mib = arg(&args, "--step-mib", 16);
     let step_ms = arg(&args, "--step-ms", 20);
     let brk_mib = arg(&args, "--brk-mib", 8);
+    let free_on_sigusr1 = args.iter().any(|a| a == "--free-on-sigusr1").then(block_sigusr1);
 
     say("ready");
     wait_for_go();
@@ -75,10 +133,9 @@ fn main() {
     }
     if brk_mib > 0 {
         let len = brk_mib << 20;
-        // SAFETY: growing our own break; the new range is ours to write.
-        let old = unsafe { libc::sbrk(len as libc::intptr_t) };
-        assert_ne!(old as isize, -1, "sbrk failed");
-        touch(old.cast(), len);
+        let old = grow_break(len);
+        no_huge_pages(old, len);
+        touch(old, len);
     }
     // 1 GiB at a fixed address that is not page-aligned: EINVAL, whatever
     // the overcommit policy.
@@ -95,6 +152,16 @@ fn main() {
     };
     assert_eq!(refused, libc::MAP_FAILED, "a misaligned MAP_FIXED mapping unexpectedly succeeded");
     say("allocated");
+    if let Some(set) = free_on_sigusr1 {
+        wait_for_sigusr1(&set);
+        for chunk in chunks.drain(..) {
+            // SAFETY: every chunk is a mapping of `step` bytes made above.
+            assert_eq!(unsafe { libc::munmap(chunk.cast(), step) }, 0, "munmap failed");
+        }
+        say("freed");
+        wait_for_go();
+        return;
+    }
     wait_for_go();
 
     let last = chunks.pop().expect("at least one chunk");

@@ -1,0 +1,16 @@
+//! Low-level action primitives: the only code in memwatch that changes the
+//! system. Each one is safe on its own (it refuses what must never be touched
+//! and can be undone), so the layer that decides *when* to act need not
+//! re-check any of it.
+//!
+//! - `cgroup`: read and write a cgroup's memory knobs (v2 `memory.high`, v1
+//!   `memory.soft_limit_in_bytes` as the degraded path).
+//! - `throttle_state`: remember each cgroup's original limit on disk before
+//!   lowering it, and put it back (also after a crash).
+//! - `signal`: signal a process by identity through a pidfd.
+pub mod cgroup;
+mod error;
+pub mod signal;
+pub mod throttle_state;
+
+pub use error::{ActError, Refusal};

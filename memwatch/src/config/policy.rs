@@ -1,0 +1,311 @@
+//! `[defaults]` and `[[policy]]`: how targets are chosen and judged.
+use globset::{GlobBuilder, GlobMatcher};
+use regex::Regex;
+use toml::{Table, Value};
+
+use super::{
+    units,
+    walk::{Fields, Problems, expected},
+};
+use crate::engine::{LimitSpec, TargetSettings, Thresholds};
+
+/// What a policy watches as one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    /// All processes of a cgroup (a systemd unit) together: RSS summed.
+    #[default]
+    Cgroup,
+    /// Each matching process on its own.
+    Process,
+}
+
+/// How a target is judged, and what may be done about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PolicySettings {
+    /// `None`: the target's cgroup limit, else host memory.
+    pub limit: Option<LimitSpec>,
+    pub engine: TargetSettings,
+    /// Never act on this target (it is still watched and reported).
+    pub protect: bool,
+    /// Log what would be done instead of doing it.
+    pub dry_run: bool,
+}
+
+/// Who a target is, as far as matching goes. `None` fields match nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity<'a> {
+    pub unit: Option<&'a str>,
+    pub cgroup: Option<&'a str>,
+    /// The process name (comm).
+    pub process: Option<&'a str>,
+    /// The executable path.
+    pub exe: Option<&'a str>,
+}
+
+/// A policy's `[policy.match]`: every criterion given must match; a policy
+/// with none matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub unit: Option<GlobMatcher>,
+    pub cgroup: Option<GlobMatcher>,
+    pub process: Option<Regex>,
+    pub exe: Option<GlobMatcher>,
+}
+
+impl Matcher {
+    pub fn matches(&self, id: &Identity<'_>) -> bool {
+        fn check<M>(
+            criterion: &Option<M>,
+            value: Option<&str>,
+            is_match: impl Fn(&M, &str) -> bool,
+        ) -> bool {
+            match criterion {
+                None => true,
+                Some(m) => value.is_some_and(|v| is_match(m, v)),
+            }
+        }
+        check(&self.unit, id.unit, |g, v| g.is_match(v))
+            && check(&self.cgroup, id.cgroup, |g, v| g.is_match(v))
+            && check(&self.process, id.process, |r, v| r.is_match(v))
+            && check(&self.exe, id.exe, |g, v| g.is_match(v))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub matcher: Matcher,
+    pub granularity: Granularity,
+    pub settings: PolicySettings,
+}
+
+/// Reads the keys `[defaults]` and `[[policy]]` share into `base`'s copy:
+/// a policy only overrides what it sets.
+pub fn read_settings(
+    fields: &mut Fields<'_>,
+    base: &PolicySettings,
+    problems: &mut Problems,
+) -> PolicySettings {
+    let mut settings = *base;
+    if let Some(limit) = fields.read("limit", problems, read_limit) {
+        settings.limit = Some(limit);
+    }
+    if let Some(table) = fields.table("thresholds", problems) {
+        let mut t = Fields::new(table, fields.path_of("thresholds"));
+        let thresholds = &mut settings.engine.thresholds;
+        for (key, slot) in [
+            ("warning", &mut thresholds.warning),
+            ("critical", &mut thresholds.critical),
+            ("emergency", &mut thresholds.emergency),
+        ] {
+            if let Some(v) = t.number(key, problems) {
+                *slot = v;
+            }
+        }
+        t.finish(problems);
+    }
+    if let Some(table) = fields.table("hysteresis", problems) {
+        let mut h = Fields::new(table, fields.path_of("hysteresis"));
+        if let Some(margin) = h.number("margin", problems) {
+            if (0.0..1.0).contains(&margin) {
+                settings.engine.hysteresis.margin = margin;
+            } else {
+                problems.push(
+                    &h.path_of("margin"),
+                    format!("{margin} must be at least 0 and below 1"),
+                );
+            }
+        }
+        if let Some(samples) = h.unsigned("samples", problems) {
+            match u32::try_from(samples) {
+                Ok(s) if s >= 1 => settings.engine.hysteresis.samples = s,
+                _ => problems.push(
+                    &h.path_of("samples"),
+                    format!("{samples} must be between 1 and {}", u32::MAX),
+                ),
+            }
+        }
+        h.finish(problems);
+    }
+    if let Some(table) = fields.table("leak", problems) {
+        let mut l = Fields::new(table, fields.path_of("leak"));
+        if let Some(enabled) = l.bool("enabled", problems) {
+            settings.engine.leak.enabled = enabled;
+        }
+        if let Some(rate) = l.number("min_rate_bytes_per_s", problems) {
+            if rate.is_finite() && rate >= 0.0 {
+                settings.engine.leak.min_rate_bytes_per_s = rate;
+            } else {
+                problems.push(
+                    &l.path_of("min_rate_bytes_per_s"),
+                    format!("{rate} must be a rate >= 0"),
+                );
+            }
+        }
+        if let Some(secs) = l.read("confirm_window", problems, read_duration) {
+            if secs > 0.0 {
+                settings.engine.leak.confirm_secs = secs;
+            } else {
+                problems.push(
+                    &l.path_of("confirm_window"),
+                    "must be longer than 0 seconds",
+                );
+            }
+        }
+        l.finish(problems);
+    }
+    if let Some(protect) = fields.bool("protect", problems) {
+        settings.protect = protect;
+    }
+    if let Some(dry_run) = fields.bool("dry_run", problems) {
+        settings.dry_run = dry_run;
+    }
+    settings
+}
+
+/// Thresholds must be fractions in (0, 1] and strictly increasing; checked
+/// after merging, since a policy may set only one of them.
+pub fn check_thresholds(path: &str, thresholds: &Thresholds, problems: &mut Problems) {
+    let levels = [
+        ("warning", thresholds.warning),
+        ("critical", thresholds.critical),
+        ("emergency", thresholds.emergency),
+    ];
+    for (name, value) in levels {
+        if !(value > 0.0 && value <= 1.0) {
+            problems.push(
+                &format!("{path}.thresholds.{name}"),
+                format!("{value} must be a fraction of the limit in (0, 1]"),
+            );
+        }
+    }
+    for pair in levels.windows(2) {
+        let ((low_name, low), (high_name, high)) = (pair[0], pair[1]);
+        if high <= low {
+            problems.push(
+                &format!("{path}.thresholds.{high_name}"),
+                format!("{high} must be above {low_name} ({low}): thresholds must be strictly increasing"),
+            );
+        }
+    }
+}
+
+fn read_limit(value: &Value) -> Result<LimitSpec, String> {
+    match value {
+        Value::Integer(i) if *i > 0 => Ok(LimitSpec::Bytes(*i as u64)),
+        Value::Integer(i) => Err(format!("{i}: a limit must be more than 0 bytes")),
+        Value::String(s) => match units::parse_percent(s) {
+            Some(fraction) => fraction.map(LimitSpec::HostFraction),
+            None => match units::parse_size(s)? {
+                0 => Err(format!("{s:?}: a limit must be more than 0 bytes")),
+                bytes => Ok(LimitSpec::Bytes(bytes)),
+            },
+        },
+        other => Err(expected(
+            "bytes (an integer) or a string like \"512MiB\" or \"25%\"",
+            other,
+        )),
+    }
+}
+
+pub fn read_duration(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Integer(_) | Value::Float(_) => super::walk::number(value),
+        Value::String(s) => units::parse_duration_secs(s),
+        other => Err(expected("seconds or a string like \"5m\"", other)),
+    }
+}
+
+/// One `[[policy]]` entry; `index` is its position, for key paths.
+pub fn read_policy(
+    index: usize,
+    value: &Value,
+    defaults: &PolicySettings,
+    problems: &mut Problems,
+) -> Option<Policy> {
+    let path = format!("policy[{index}]");
+    let Some(table) = value.as_table() else {
+        problems.push(&path, expected("a table", value));
+        return None;
+    };
+    let mut fields = Fields::new(table, path.clone());
+    let name = fields.string("name", problems).map(str::to_owned);
+    if name.is_none() && table.get("name").is_none() {
+        problems.push(
+            &fields.path_of("name"),
+            "missing: every policy needs a unique name",
+        );
+    }
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        problems.push(&fields.path_of("name"), "must not be empty");
+    }
+    let matcher = fields
+        .table("match", problems)
+        .map(|m| read_matcher(m, &fields.path_of("match"), problems));
+    let granularity = fields.read("target", problems, |v| match v.as_str() {
+        Some("cgroup") => Ok(Granularity::Cgroup),
+        Some("process") => Ok(Granularity::Process),
+        Some(other) => Err(format!(
+            "{other:?} is not a target kind (use \"cgroup\" or \"process\")"
+        )),
+        None => Err(expected("\"cgroup\" or \"process\"", v)),
+    });
+    let settings = read_settings(&mut fields, defaults, problems);
+    check_thresholds(&path, &settings.engine.thresholds, problems);
+    fields.finish(problems);
+    Some(Policy {
+        name: name?,
+        matcher: matcher.unwrap_or_default(),
+        granularity: granularity.unwrap_or_default(),
+        settings,
+    })
+}
+
+fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
+    let mut fields = Fields::new(table, path);
+    // `*` stays within one path component for cgroups and executables
+    // ("/system.slice/*" is the slice's direct children); `**` crosses them.
+    let glob = |fields: &mut Fields<'_>, key: &'static str, problems: &mut Problems| {
+        let pattern = fields.string(key, problems)?;
+        match GlobBuilder::new(pattern).literal_separator(true).build() {
+            Ok(glob) => Some(glob.compile_matcher()),
+            Err(e) => {
+                problems.push(
+                    &fields.path_of(key),
+                    format!("invalid glob {pattern:?}: {}", e.kind()),
+                );
+                None
+            }
+        }
+    };
+    let unit = glob(&mut fields, "unit", problems);
+    let cgroup = glob(&mut fields, "cgroup", problems);
+    let exe = glob(&mut fields, "exe", problems);
+    let process =
+        fields
+            .string("process", problems)
+            .and_then(|pattern| match Regex::new(pattern) {
+                Ok(regex) => Some(regex),
+                Err(e) => {
+                    let detail = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned();
+                    problems.push(
+                        &fields.path_of("process"),
+                        format!("invalid regex {pattern:?}: {detail}"),
+                    );
+                    None
+                }
+            });
+    fields.finish(problems);
+    Matcher {
+        unit,
+        cgroup,
+        process,
+        exe,
+    }
+}

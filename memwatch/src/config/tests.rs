@@ -1,0 +1,387 @@
+use super::*;
+use crate::engine::{LimitSpec, Thresholds};
+
+fn errors(text: &str) -> Vec<String> {
+    Config::parse(text).expect_err("must be rejected").0
+}
+
+/// Exactly one error, at `path`, mentioning `needle`.
+fn rejects(text: &str, path: &str, needle: &str) {
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with(&format!("{path}: ")), "{errors:#?}");
+    assert!(errors[0].contains(needle), "{errors:#?}");
+}
+
+#[test]
+fn the_repository_config_is_valid_and_keeps_the_seed_defaults() {
+    let text = include_str!("../../../config.toml");
+    let config = Config::parse(text).unwrap();
+    assert_eq!(config.daemon.interval(), Duration::from_secs(5));
+    assert_eq!(config.daemon.mode, ModeRequest::Auto);
+    assert_eq!(config.defaults.engine.thresholds, Thresholds::DEFAULT);
+    // The file documents the defaults: its [defaults] must be exactly them.
+    assert_eq!(config.defaults, PolicySettings::default());
+    assert_eq!(config.cache, CacheConfig::default());
+    assert!(
+        !config.policies.is_empty(),
+        "the documented config shows example policies"
+    );
+}
+
+#[test]
+fn empty_config_means_defaults() {
+    let config = Config::parse("").unwrap();
+    assert_eq!(config.daemon, DaemonConfig::default());
+    assert_eq!(config.defaults, PolicySettings::default());
+    assert_eq!(config.cache.max_size, 1000);
+    assert_eq!(config.cache.ttl_secs, 1800.0);
+    assert!(config.policies.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path() {
+    rejects("[daemon]\ninterval = 5\n", "daemon.interval", "unknown key");
+    rejects(
+        "[defaults.thresholds]\nwarn = 0.5\n",
+        "defaults.thresholds.warn",
+        "unknown key",
+    );
+    rejects(
+        "[[policy]]\nname = \"a\"\n[policy.match]\nservice = \"x\"\n",
+        "policy[0].match.service",
+        "unknown key",
+    );
+    rejects("[surprise]\n", "surprise", "unknown key");
+}
+
+#[test]
+fn wrong_types_are_rejected_with_their_path() {
+    rejects(
+        "[daemon]\ninterval_secs = \"5\"\n",
+        "daemon.interval_secs",
+        "expected a number, found a string",
+    );
+    rejects(
+        "[defaults]\nprotect = 1\n",
+        "defaults.protect",
+        "expected a boolean",
+    );
+    rejects(
+        "[defaults.leak]\nenabled = \"yes\"\n",
+        "defaults.leak.enabled",
+        "expected a boolean",
+    );
+    rejects(
+        "[defaults]\nthresholds = 0.8\n",
+        "defaults.thresholds",
+        "expected a table",
+    );
+    rejects("[daemon]\nmode = \"kprobe\"\n", "daemon.mode", "not a mode");
+}
+
+#[test]
+fn thresholds_must_be_fractions() {
+    rejects(
+        "[defaults.thresholds]\nemergency = 1.5\n",
+        "defaults.thresholds.emergency",
+        "(0, 1]",
+    );
+    rejects(
+        "[defaults.thresholds]\nwarning = 0\n",
+        "defaults.thresholds.warning",
+        "(0, 1]",
+    );
+}
+
+#[test]
+fn thresholds_must_increase_strictly_even_when_inherited() {
+    rejects(
+        "[defaults.thresholds]\ncritical = 0.8\n",
+        "defaults.thresholds.critical",
+        "strictly increasing",
+    );
+    // The policy sets only critical; warning (0.80) comes from the defaults.
+    rejects(
+        "[[policy]]\nname = \"a\"\n[policy.thresholds]\ncritical = 0.75\n",
+        "policy[0].thresholds.critical",
+        "must be above warning (0.8)",
+    );
+}
+
+#[test]
+fn limits_must_be_positive_sizes_or_shares() {
+    rejects("[defaults]\nlimit = 0\n", "defaults.limit", "more than 0");
+    rejects("[defaults]\nlimit = -5\n", "defaults.limit", "more than 0");
+    rejects(
+        "[defaults]\nlimit = \"0MiB\"\n",
+        "defaults.limit",
+        "more than 0",
+    );
+    rejects(
+        "[defaults]\nlimit = \"120%\"\n",
+        "defaults.limit",
+        "at most 100%",
+    );
+    rejects(
+        "[defaults]\nlimit = \"lots\"\n",
+        "defaults.limit",
+        "not a size",
+    );
+    let config = Config::parse(
+        "[defaults]\nlimit = \"512MiB\"\n[[policy]]\nname = \"a\"\nlimit = \"25%\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.defaults.limit, Some(LimitSpec::Bytes(512 << 20)));
+    assert_eq!(
+        config.policies[0].settings.limit,
+        Some(LimitSpec::HostFraction(0.25))
+    );
+}
+
+#[test]
+fn bad_globs_and_regexes_are_rejected() {
+    rejects(
+        "[[policy]]\nname = \"a\"\nmatch = { unit = \"nginx[.service\" }\n",
+        "policy[0].match.unit",
+        "invalid glob",
+    );
+    rejects(
+        "[[policy]]\nname = \"a\"\nmatch = { process = \"java(\" }\n",
+        "policy[0].match.process",
+        "invalid regex",
+    );
+}
+
+#[test]
+fn duplicate_and_missing_policy_names_are_rejected() {
+    rejects(
+        "[[policy]]\nname = \"a\"\n[[policy]]\nname = \"b\"\n[[policy]]\nname = \"a\"\n",
+        "policy[2].name",
+        "duplicate",
+    );
+    rejects(
+        "[[policy]]\ntarget = \"cgroup\"\n",
+        "policy[0].name",
+        "missing",
+    );
+    rejects(
+        "[[policy]]\nname = \"a\"\ntarget = \"pod\"\n",
+        "policy[0].target",
+        "not a target kind",
+    );
+}
+
+#[test]
+fn bad_hysteresis_and_leak_values_are_rejected() {
+    rejects(
+        "[defaults.hysteresis]\nmargin = 1.2\n",
+        "defaults.hysteresis.margin",
+        "below 1",
+    );
+    rejects(
+        "[defaults.hysteresis]\nsamples = 0\n",
+        "defaults.hysteresis.samples",
+        "between 1",
+    );
+    rejects(
+        "[defaults.leak]\nmin_rate_bytes_per_s = -1\n",
+        "defaults.leak.min_rate_bytes_per_s",
+        ">= 0",
+    );
+    rejects(
+        "[defaults.leak]\nconfirm_window = \"0s\"\n",
+        "defaults.leak.confirm_window",
+        "longer than 0",
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let errors = errors(
+        "[daemon]\ninterval_secs = -1\ncolour = true\n\
+         [defaults.thresholds]\nwarning = 0.9\ncritical = 0.85\n\
+         [[policy]]\nname = \"x\"\nmatch = { process = \"(\" }\n\
+         [[policy]]\nname = \"x\"\nlimit = 0\n",
+    );
+    let paths: Vec<&str> = errors
+        .iter()
+        .map(|e| e.split(": ").next().unwrap())
+        .collect();
+    for expected in [
+        "daemon.interval_secs",
+        "daemon.colour",
+        "defaults.thresholds.critical",
+        "policy[0].match.process",
+        "policy[1].limit",
+        "policy[1].name",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn toml_syntax_errors_are_reported_with_their_line() {
+    let errors = errors("[daemon]\ninterval_secs = = 5\n");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("line 2"), "{errors:?}");
+}
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn environment_overrides_defaults_and_memwatch_names_win() {
+    let text = "[defaults.thresholds]\nwarning = 0.7\n[[policy]]\nname = \"own\"\n[policy.thresholds]\nwarning = 0.5\n[[policy]]\nname = \"inherits\"\n";
+    let config = Config::parse_with_env(
+        text,
+        &env(&[
+            ("MEMORY_WARNING_THRESHOLD", "0.6"),
+            ("MEMORY_CRITICAL_THRESHOLD", "0.85"),
+            ("MEMWATCH_CRITICAL_THRESHOLD", "0.88"),
+            ("CACHE_MAX_SIZE", "50"),
+            ("MEMWATCH_CACHE_TTL", "5m"),
+        ]),
+    )
+    .unwrap();
+    let defaults = config.defaults.engine.thresholds;
+    assert_eq!(
+        (defaults.warning, defaults.critical, defaults.emergency),
+        (0.6, 0.88, 0.95)
+    );
+    assert_eq!(
+        config.policies[0].settings.engine.thresholds.warning, 0.5,
+        "a policy's own value stays"
+    );
+    assert_eq!(
+        config.policies[1].settings.engine.thresholds.critical, 0.88,
+        "inherited from the overridden defaults"
+    );
+    assert_eq!(
+        config.cache,
+        CacheConfig {
+            max_size: 50,
+            ttl_secs: 300.0
+        }
+    );
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let errors = Config::parse_with_env(
+        "",
+        &env(&[
+            ("MEMWATCH_WARNING_THRESHOLD", "high"),
+            ("MEMORY_EMERGENCY_THRESHOLD", "2"),
+            ("CACHE_TTL", "soon"),
+        ]),
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("MEMWATCH_WARNING_THRESHOLD: \"high\" is not a number")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("MEMORY_EMERGENCY_THRESHOLD: 2 must be")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with("CACHE_TTL: ")),
+        "{errors:#?}"
+    );
+
+    let errors = Config::parse_with_env("", &env(&[("MEMORY_CRITICAL_THRESHOLD", "0.5")]))
+        .unwrap_err()
+        .0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("defaults.thresholds.critical")
+            && errors[0].contains("MEMORY_CRITICAL_THRESHOLD"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn the_first_matching_policy_wins_and_all_criteria_must_match() {
+    let config = Config::parse(
+        r#"
+        [[policy]]
+        name = "java-in-api"
+        target = "process"
+        match = { unit = "api-*.service", process = "^java$" }
+        [[policy]]
+        name = "system"
+        match = { cgroup = "/system.slice/*" }
+        [[policy]]
+        name = "by-exe"
+        match = { exe = "/opt/**/bin/*" }
+        "#,
+    )
+    .unwrap();
+    let id = |unit, cgroup, process, exe| Identity {
+        unit,
+        cgroup,
+        process,
+        exe,
+    };
+    let java = id(
+        Some("api-eu.service"),
+        Some("/system.slice/api-eu.service"),
+        Some("java"),
+        None,
+    );
+    assert_eq!(config.policy_for(&java), Some(0));
+    assert_eq!(config.policies[0].granularity, Granularity::Process);
+    let python = id(
+        Some("api-eu.service"),
+        Some("/system.slice/api-eu.service"),
+        Some("python3"),
+        None,
+    );
+    assert_eq!(config.policy_for(&python), Some(1));
+    let nested = id(None, Some("/system.slice/a.service/payload"), None, None);
+    assert_eq!(config.policy_for(&nested), None, "`*` does not cross '/'");
+    let opt = id(None, None, None, Some("/opt/vendor/app/bin/server"));
+    assert_eq!(config.policy_for(&opt), Some(2));
+    assert_eq!(config.settings(None), &config.defaults);
+}
+
+// --- issue 5: [api], [otlp], [metrics] ---
+
+#[test]
+fn the_repository_config_has_the_observability_tables_at_their_defaults() {
+    use crate::observe_config::{ApiConfig, MetricsConfig, OtlpConfig};
+    let config = Config::parse(include_str!("../../../config.toml")).unwrap();
+    assert_eq!(config.api, ApiConfig::default());
+    assert_eq!(config.otlp, OtlpConfig::default());
+    assert_eq!(config.metrics, MetricsConfig::default());
+}
+
+#[test]
+fn observability_tables_parse_and_bad_values_are_named() {
+    let config = Config::parse(
+        "[api]\ntcp_enabled = true\ntoken_file = \"/etc/memwatch/token\"\n[otlp]\nendpoint = \"http://c:4317\"\nheaders = { x-tenant = \"a\" }\n[metrics]\ntop_processes = 10\n",
+    )
+    .unwrap();
+    assert!(config.api.tcp_enabled);
+    assert_eq!(config.otlp.headers["x-tenant"], "a");
+    assert_eq!(config.metrics.top_processes, 10);
+    let bad = errors("[otlp]\ninterval_secs = -1\nendpoint = \"c:4317\"\n");
+    assert!(bad.iter().any(|e| e.starts_with("otlp.interval_secs: ")), "{bad:#?}");
+    assert!(bad.iter().any(|e| e.starts_with("otlp.endpoint: ")), "{bad:#?}");
+    let unknown = errors("[api]\nport = 1\n");
+    assert!(unknown.len() == 1 && unknown[0].starts_with("api: ") && unknown[0].contains("port"), "{unknown:#?}");
+}

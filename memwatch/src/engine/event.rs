@@ -1,0 +1,150 @@
+//! What the engine tells its caller, and the JSON line each event becomes.
+//!
+//! Floats are rounded to fixed precision before printing and printed by
+//! serde_json's shortest round-trip formatting, so output is byte-identical
+//! run to run and does not show noise digits.
+use serde::Serialize;
+
+use super::{leak::Trend, levels::Level};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The reading's timestamp (seconds).
+    pub t: f64,
+    pub key: String,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    State {
+        from: Level,
+        to: Level,
+        usage_bytes: u64,
+        limit_bytes: u64,
+    },
+    LeakDetected(LeakVerdict),
+    LeakEnded {
+        leaked_for_secs: f64,
+    },
+    /// The seed's rule started firing (only with `EngineOptions::seed_rule_events`).
+    SeedRule {
+        growth_bytes_per_check: f64,
+    },
+}
+
+/// A leak as announced: how fast, how sure, how long until the limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakVerdict {
+    pub slope_bytes_per_s: f64,
+    /// 1 - p of the Mann–Kendall test on the window that found it.
+    pub confidence: f64,
+    /// `None` when usage is not rising towards the limit; 0 when at or past it.
+    pub time_to_limit_s: Option<f64>,
+    /// The history window the verdict rests on.
+    pub window_s: f64,
+}
+
+impl LeakVerdict {
+    pub(super) fn new(trend: Trend, usage_bytes: u64, limit_bytes: u64) -> Self {
+        let headroom = limit_bytes as f64 - usage_bytes as f64;
+        let time_to_limit_s =
+            (trend.slope_bytes_per_s > 0.0).then(|| (headroom / trend.slope_bytes_per_s).max(0.0));
+        Self {
+            slope_bytes_per_s: trend.slope_bytes_per_s,
+            confidence: trend.confidence,
+            time_to_limit_s,
+            window_s: trend.window_secs,
+        }
+    }
+}
+
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    let rounded = (value * scale).round() / scale;
+    // -0.0 prints as "-0.0"; nothing here is meaningfully negative zero.
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
+/// Whole-second timestamps (every trace `memwatch record` writes at whole
+/// intervals, and the corpus) print as integers, as they were read; others
+/// keep millisecond precision.
+fn timestamp(t: f64) -> serde_json::Number {
+    let t = round_to(t, 3);
+    if t.fract() == 0.0 && t.abs() < 9.0e15 {
+        serde_json::Number::from(t as i64)
+    } else {
+        serde_json::Number::from_f64(t).unwrap_or_else(|| serde_json::Number::from(0))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Line {
+    State {
+        from: Level,
+        to: Level,
+        usage_bytes: u64,
+        limit_bytes: u64,
+    },
+    LeakDetected {
+        slope_bytes_per_s: f64,
+        confidence: f64,
+        time_to_limit_s: Option<f64>,
+        window_s: u64,
+    },
+    LeakEnded {
+        leaked_for_s: f64,
+    },
+    SeedRule {
+        growth_bytes_per_check: f64,
+    },
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    t: serde_json::Number,
+    key: &'a str,
+    #[serde(flatten)]
+    line: Line,
+}
+
+impl Event {
+    /// The event as one JSON object (no newline), in the shape `memwatch
+    /// replay` documents.
+    pub fn to_json_line(&self) -> String {
+        let line = match &self.kind {
+            EventKind::State {
+                from,
+                to,
+                usage_bytes,
+                limit_bytes,
+            } => Line::State {
+                from: *from,
+                to: *to,
+                usage_bytes: *usage_bytes,
+                limit_bytes: *limit_bytes,
+            },
+            EventKind::LeakDetected(v) => Line::LeakDetected {
+                slope_bytes_per_s: round_to(v.slope_bytes_per_s, 3),
+                confidence: round_to(v.confidence, 6),
+                time_to_limit_s: v.time_to_limit_s.map(|s| round_to(s, 1)),
+                window_s: v.window_s.round() as u64,
+            },
+            EventKind::LeakEnded { leaked_for_secs } => Line::LeakEnded {
+                leaked_for_s: round_to(*leaked_for_secs, 1),
+            },
+            EventKind::SeedRule {
+                growth_bytes_per_check,
+            } => Line::SeedRule {
+                growth_bytes_per_check: round_to(*growth_bytes_per_check, 0),
+            },
+        };
+        serde_json::to_string(&Record {
+            t: timestamp(self.t),
+            key: &self.key,
+            line,
+        })
+        .expect("numbers and strings always serialise")
+    }
+}

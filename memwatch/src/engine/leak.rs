@@ -1,0 +1,527 @@
+//! The leak detector: trend tests over several windows of the minute history,
+//! then a confirmation period before a verdict is announced.
+//!
+//! Every closed minute, windows of the last 10, 20, 30, 60, 120 and 240
+//! minutes (those the history covers) of the lower envelope are each reduced
+//! to at most 24 points and tested. A window says "leak" when all of these hold:
+//! 1. the Theil–Sen slope is at least the policy's minimum rate;
+//! 2. Mann–Kendall finds the rise significant (p below [`MAX_P_VALUE`]);
+//! 3. the line fits clearly better than a single step (a kept allocation is
+//!    one step; a leak, even a stepwise one, is many);
+//! 4. the last third does not grow much slower than the first third or the
+//!    whole window (a cache warming up levels off; a leak does not);
+//! 5. nothing in the window fell by a large part of what the trend claims to
+//!    have gained (a batch job that frees what it took is not a leak).
+//!
+//! Short windows catch fast leaks early; long windows give slow leaks the
+//! time they need to rise above noise. Several windows mean several tests,
+//! so the significance level is strict and the verdict must hold for the
+//! whole confirmation window before it is announced; it is withdrawn
+//! (`leak_ended`) only after failing for as long. The constants were chosen
+//! on the synthetic corpus and checked on held-out ones (docs/detection.md).
+use super::{
+    history::{MINUTE_SECS, Point},
+    ring::Ring,
+    trend,
+};
+
+/// Window lengths tested, in minutes.
+pub const WINDOW_MINUTES: [usize; 6] = [10, 20, 30, 60, 120, 240];
+/// Each window is reduced to at most this many points (by taking each
+/// group's minimum, like the minute points themselves), so every window costs
+/// the same: at most 276 pairwise slopes, and a 240-minute window is no dearer
+/// than a 30-minute one. Mann–Kendall's normal approximation is already good
+/// from 10 points; 24 keeps replay above a million samples per second with
+/// the same scores as 30 on the corpus and held-out corpora.
+pub const MAX_WINDOW_POINTS: usize = 24;
+/// The lower envelope's reach: each minute's value is the lowest reading of
+/// the last three minutes. A minute's minimum already drops a sawtooth faster
+/// than a minute; three reach the troughs of collectors cycling every few
+/// minutes, at the cost of seeing any rise three minutes late.
+pub const ENVELOPE_MINUTES: usize = 3;
+/// Below this many points a window is not tested.
+pub const MIN_WINDOW_POINTS: usize = 10;
+/// One-sided Mann–Kendall significance. Six windows tested every minute make
+/// many looks at the same data; 0.1% per look keeps false alarms on noise
+/// rare even before the confirmation period.
+pub const MAX_P_VALUE: f64 = 0.001;
+/// The line's squared error must be below this share of the best step's:
+/// "clearly better", so a step with a little slope on either side is not
+/// mistaken for a line.
+pub const LINE_VS_STEP: f64 = 0.7;
+/// A late-third slope below this share of the early-third slope (or of the
+/// whole window's) is levelling off. An exponential warm-up with time
+/// constant tau has a late/early ratio of exp(-d/tau) for thirds d minutes
+/// apart: 0.7 rejects warm-ups up to tau ~ 14 minutes on the 10-minute window
+/// and ~ 56 minutes on the 30-minute one, while a linear leak sits at 1.
+pub const MIN_LATE_TO_EARLY: f64 = 0.7;
+/// A fall inside the window larger than this share of the trend's rise over
+/// the window means memory comes back: a cycle, not a leak.
+pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
+
+/// Per-policy leak settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakSettings {
+    pub enabled: bool,
+    /// Slopes below this are not worth reporting.
+    pub min_rate_bytes_per_s: f64,
+    /// How long a leak must be seen without interruption before it is
+    /// reported, and absent before it is declared over.
+    pub confirm_secs: f64,
+}
+
+impl LeakSettings {
+    /// 4 KiB/s is ~14 MiB/h: slower than that, a process needs days to
+    /// matter. Three minutes of confirmation (four evaluations in a row) is
+    /// what the delay budget (15 minutes median) leaves after the shortest
+    /// window (10 minutes) has filled.
+    pub const DEFAULT: LeakSettings = LeakSettings {
+        enabled: true,
+        min_rate_bytes_per_s: 4096.0,
+        confirm_secs: 180.0,
+    };
+}
+
+/// What a window that says "leak" found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    pub slope_bytes_per_s: f64,
+    /// 1 - the Mann–Kendall p-value.
+    pub confidence: f64,
+    pub window_secs: f64,
+}
+
+/// Announcements of the detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LeakChange {
+    Started(Trend),
+    Ended { leaked_for_secs: f64 },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LeakDetector {
+    /// When the current unbroken run of "leak" evaluations began.
+    suspected_since: Option<f64>,
+    /// When the reported leak started being announced, and when the current
+    /// run of "no leak" evaluations began.
+    reported_at: Option<f64>,
+    clear_since: Option<f64>,
+    /// Each window's last outcome (see `strongest_trend`).
+    outcomes: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
+    scratch: Scratch,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    window: Vec<Point>,
+    envelope: Vec<Point>,
+    values: Vec<f64>,
+}
+
+impl LeakDetector {
+    pub fn is_leaking(&self) -> bool {
+        self.reported_at.is_some()
+    }
+
+    /// Re-tests the trend after a minute closed at `now`.
+    pub fn evaluate(
+        &mut self,
+        minutes: &Ring<Point>,
+        now: f64,
+        settings: &LeakSettings,
+    ) -> Option<LeakChange> {
+        let trend = if settings.enabled {
+            self.strongest_trend(minutes, settings)
+        } else {
+            None
+        };
+        match (trend, self.reported_at) {
+            (Some(trend), None) => {
+                let since = *self.suspected_since.get_or_insert(now);
+                if now - since >= settings.confirm_secs {
+                    self.reported_at = Some(now);
+                    self.clear_since = None;
+                    return Some(LeakChange::Started(trend));
+                }
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.clear_since = None;
+                None
+            }
+            (None, reported) => {
+                self.suspected_since = None;
+                let reported = reported?;
+                let since = *self.clear_since.get_or_insert(now);
+                if now - since >= settings.confirm_secs || !settings.enabled {
+                    self.reported_at = None;
+                    self.clear_since = None;
+                    return Some(LeakChange::Ended {
+                        leaked_for_secs: now - reported,
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    /// The longest window that says "leak": the most evidence behind the
+    /// slope. A window's "leak" is overruled when the next longer window sees
+    /// the growth levelling off: a warm-up looks straight over ten minutes
+    /// but not over thirty, and the longer view is the truer one.
+    fn strongest_trend(&mut self, minutes: &Ring<Point>, settings: &LeakSettings) -> Option<Trend> {
+        let newest = minutes.newest()?.t;
+        let oldest = minutes.iter().next()?.t;
+        let minute = (newest / MINUTE_SECS).floor() as i64;
+        let mut found = None;
+        let mut candidate: Option<Trend> = None;
+        for (index, window_minutes) in WINDOW_MINUTES.into_iter().enumerate() {
+            let window_secs = window_minutes as f64 * MINUTE_SECS;
+            // Only windows the history covers: a 60-minute test on 20 minutes
+            // of data is the 20-minute test again, counted twice.
+            if newest - oldest < window_secs - 1.5 * MINUTE_SECS {
+                self.outcomes[index] = None;
+                break;
+            }
+            // A window grouped k minutes to a point gains one new point every
+            // k minutes; re-testing it in between costs as much and changes
+            // little, so its last outcome stands until then.
+            let group = window_minutes.div_ceil(MAX_WINDOW_POINTS) as i64;
+            let outcome = match self.outcomes[index] {
+                Some(outcome) if minute.rem_euclid(group) != 0 => outcome,
+                _ => {
+                    self.fill_window(minutes, newest - window_secs);
+                    test_window(
+                        &self.scratch.window,
+                        window_secs,
+                        settings,
+                        &mut self.scratch.values,
+                    )
+                }
+            };
+            self.outcomes[index] = Some(outcome);
+            if let Some(shorter) = candidate.take()
+                && !matches!(outcome, WindowOutcome::LevellingOff)
+            {
+                found = Some(shorter);
+            }
+            if let WindowOutcome::Leak(trend) = outcome {
+                candidate = Some(trend);
+            }
+        }
+        // The longest covered window has no longer one to overrule it.
+        candidate.or(found)
+    }
+
+    /// The points after `start` on the lower envelope (each minute's value
+    /// is the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it), grouped
+    /// down to at most MAX_WINDOW_POINTS by keeping each group's lowest point.
+    /// Groups are counted from the newest point so the latest group is
+    /// always complete.
+    fn fill_window(&mut self, minutes: &Ring<Point>, start: f64) {
+        let Scratch {
+            window, envelope, ..
+        } = &mut self.scratch;
+        envelope.clear();
+        let count = minutes.iter().rev().take_while(|p| p.t > start).count();
+        let first = minutes.len() - count;
+        let at = |i: usize| *minutes.get(i).expect("index within the ring");
+        for i in (first..minutes.len()).rev() {
+            let from = i.saturating_sub(ENVELOPE_MINUTES - 1);
+            let low = (from..=i).map(|j| at(j).y).fold(f64::INFINITY, f64::min);
+            envelope.push(Point { t: at(i).t, y: low });
+        }
+        let group = envelope.len().div_ceil(MAX_WINDOW_POINTS).max(1);
+        window.clear();
+        for chunk in envelope.chunks(group) {
+            let lowest = chunk
+                .iter()
+                .copied()
+                .min_by(|a, b| a.y.total_cmp(&b.y))
+                .expect("chunks are non-empty");
+            window.push(lowest);
+        }
+        window.reverse();
+        // Times relative to the window's start keep the products in the
+        // regressions small and exact enough.
+        if let Some(t0) = window.first().map(|p| p.t) {
+            for p in window.iter_mut() {
+                p.t -= t0;
+            }
+        }
+    }
+}
+
+/// What one window says.
+#[derive(Debug, Clone, Copy)]
+enum WindowOutcome {
+    Leak(Trend),
+    /// Growing, but the last third much slower than before: a curve levelling off.
+    LevellingOff,
+    NoLeak,
+}
+
+/// The five conditions of the module doc, on one window.
+fn test_window(
+    points: &[Point],
+    window_secs: f64,
+    settings: &LeakSettings,
+    scratch: &mut Vec<f64>,
+) -> WindowOutcome {
+    let n = points.len();
+    if n < MIN_WINDOW_POINTS {
+        return WindowOutcome::NoLeak;
+    }
+    let Some(slope) = trend::theil_sen(points, scratch) else {
+        return WindowOutcome::NoLeak;
+    };
+    if slope <= 0.0 {
+        return WindowOutcome::NoLeak;
+    }
+    // Thirds, but never fewer than 5 points: a slope through 3 points is noise.
+    let part = (n / 3).max(5);
+    let (Some(early), Some(late)) = (
+        trend::theil_sen(&points[..part], scratch),
+        trend::theil_sen(&points[n - part..], scratch),
+    ) else {
+        return WindowOutcome::NoLeak;
+    };
+    if slope > 0.0 && late < MIN_LATE_TO_EARLY * early.max(slope) {
+        return WindowOutcome::LevellingOff;
+    }
+    if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {
+        return WindowOutcome::NoLeak;
+    }
+    let mk = trend::mann_kendall(points, scratch);
+    if mk.p_value > MAX_P_VALUE {
+        return WindowOutcome::NoLeak;
+    }
+    let intercept = trend::intercept(points, slope, scratch);
+    let line = trend::line_sse(points, intercept, slope);
+    let Some(step) = trend::best_step_sse(points, 2) else {
+        return WindowOutcome::NoLeak;
+    };
+    if line >= LINE_VS_STEP * step {
+        return WindowOutcome::NoLeak;
+    }
+    let span = points[n - 1].t - points[0].t;
+    if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
+        return WindowOutcome::NoLeak;
+    }
+    WindowOutcome::Leak(Trend {
+        slope_bytes_per_s: slope,
+        confidence: 1.0 - mk.p_value,
+        window_secs,
+    })
+}
+
+/// The largest fall from an earlier high to a later low.
+fn max_drawdown(points: &[Point]) -> f64 {
+    let mut high = f64::NEG_INFINITY;
+    let mut worst: f64 = 0.0;
+    for p in points {
+        high = high.max(p.y);
+        worst = worst.max(high - p.y);
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::history::History;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// Feeds `usage(t)` every 5 s for `secs` and returns when (if) the
+    /// detector announced a leak, with its trend.
+    fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> {
+        let mut history = History::default();
+        let mut detector = LeakDetector::default();
+        for i in 0..secs / 5 {
+            let t = f64::from(i) * 5.0;
+            if history.push(t, usage(t).max(0.0) as u64)
+                && let Some(LeakChange::Started(trend)) =
+                    detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            {
+                return Some((t, trend));
+            }
+        }
+        None
+    }
+
+    /// Deterministic noise in [-1, 1] for tests (a hash of the time).
+    fn noise(t: f64) -> f64 {
+        let mut x = (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 32;
+        (x % 2001) as f64 / 1000.0 - 1.0
+    }
+
+    #[test]
+    fn a_linear_leak_is_found_with_its_rate() {
+        // 200 MiB/h on 500 MiB with +-4 MiB of noise.
+        let rate = 200.0 * MIB / 3600.0;
+        let (t, trend) =
+            first_verdict(7200, |t| 500.0 * MIB + rate * t + 4.0 * MIB * noise(t)).unwrap();
+        assert!(t <= 30.0 * 60.0, "found after {t} s");
+        assert!(
+            (trend.slope_bytes_per_s / rate - 1.0).abs() < 0.2,
+            "{trend:?} vs {rate}"
+        );
+        assert!(trend.confidence > 0.999);
+    }
+
+    #[test]
+    fn a_leak_under_a_gc_sawtooth_is_found() {
+        // 300 MiB/h under a 100 MiB sawtooth with a 40 s period.
+        let rate = 300.0 * MIB / 3600.0;
+        let found = first_verdict(7200, |t| {
+            800.0 * MIB + rate * t + 100.0 * MIB * ((t % 40.0) / 40.0)
+        });
+        assert!(found.is_some_and(|(t, _)| t < 30.0 * 60.0), "{found:?}");
+    }
+
+    #[test]
+    fn a_sawtooth_on_a_flat_baseline_is_not_a_leak() {
+        assert_eq!(
+            first_verdict(7200, |t| 800.0 * MIB + 200.0 * MIB * ((t % 170.0) / 170.0)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_single_kept_allocation_is_not_a_leak() {
+        let usage = |t: f64| {
+            300.0 * MIB + if t > 1800.0 { 700.0 * MIB } else { 0.0 } + 2.0 * MIB * noise(t)
+        };
+        assert_eq!(first_verdict(7200, usage), None);
+    }
+
+    #[test]
+    fn a_cache_warming_up_to_a_plateau_is_not_a_leak() {
+        let usage =
+            |t: f64| 200.0 * MIB + 1000.0 * MIB * (1.0 - (-t / 480.0).exp()) + 2.0 * MIB * noise(t);
+        assert_eq!(first_verdict(7200, usage), None);
+    }
+
+    #[test]
+    fn batch_jobs_that_free_what_they_took_are_not_a_leak() {
+        // Every 20 min: grow 400 MiB over 6 min, hold 2 min, free.
+        let usage = |t: f64| {
+            let phase = t % 1200.0;
+            let job = if phase < 360.0 {
+                400.0 * MIB * phase / 360.0
+            } else if phase < 480.0 {
+                400.0 * MIB
+            } else {
+                0.0
+            };
+            300.0 * MIB + job + 2.0 * MIB * noise(t)
+        };
+        assert_eq!(first_verdict(7200, usage), None);
+    }
+
+    #[test]
+    fn noise_is_not_a_leak() {
+        assert_eq!(
+            first_verdict(7200, |t| 1000.0 * MIB + 30.0 * MIB * noise(t)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stepwise_leak_is_found() {
+        // 8 MiB every 3 minutes (160 MiB/h) in whole steps.
+        let found = first_verdict(7200, |t| {
+            400.0 * MIB + 8.0 * MIB * (t / 180.0).floor() + MIB * noise(t)
+        });
+        assert!(found.is_some(), "stepwise leak missed");
+    }
+
+    #[test]
+    fn an_accelerating_leak_is_found() {
+        let found = first_verdict(7200, |t| {
+            400.0 * MIB + 50.0 * MIB * (t / 3600.0).powi(2) * 4.0 + MIB * noise(t)
+        });
+        assert!(found.is_some(), "accelerating leak missed");
+    }
+
+    #[test]
+    fn disabled_detection_never_reports() {
+        let mut history = History::default();
+        let mut detector = LeakDetector::default();
+        let off = LeakSettings {
+            enabled: false,
+            ..LeakSettings::DEFAULT
+        };
+        for i in 0..1440 {
+            let t = f64::from(i) * 5.0;
+            if history.push(t, (t * 100_000.0) as u64) {
+                assert_eq!(detector.evaluate(history.minutes(), t, &off), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
+        let mut history = History::default();
+        let mut detector = LeakDetector::default();
+        let mut changes = Vec::new();
+        for i in 0..4320u32 {
+            let t = f64::from(i) * 5.0;
+            // Leak for 1 h, flat (restarted) for 2 h, leak again for 3 h.
+            let usage = match t {
+                t if t < 3600.0 => 100.0 * MIB + MIB * t / 60.0,
+                t if t < 3.0 * 3600.0 => 100.0 * MIB,
+                t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
+            };
+            if history.push(t, usage as u64)
+                && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            {
+                changes.push(change);
+            }
+        }
+        let kinds: Vec<&str> = changes
+            .iter()
+            .map(|c| match c {
+                LeakChange::Started(_) => "started",
+                LeakChange::Ended { .. } => "ended",
+            })
+            .collect();
+        assert_eq!(kinds, ["started", "ended", "started"]);
+    }
+
+    #[test]
+    fn a_leak_ends_after_the_confirmation_window_without_one() {
+        let mut history = History::default();
+        let mut detector = LeakDetector::default();
+        let mut changes = Vec::new();
+        for i in 0..2880 {
+            let t = f64::from(i) * 5.0;
+            // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
+            let usage = if t < 3600.0 {
+                100.0 * MIB + MIB * t / 60.0
+            } else {
+                100.0 * MIB
+            };
+            if history.push(t, usage as u64)
+                && let Some(change) =
+                    detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            {
+                changes.push((t, change));
+            }
+        }
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(matches!(changes[0].1, LeakChange::Started(_)));
+        let (ended_at, LeakChange::Ended { .. }) = changes[1] else {
+            panic!("{changes:?}")
+        };
+        assert!(
+            ended_at > 3600.0 && ended_at <= 3600.0 + 600.0,
+            "{ended_at}"
+        );
+        assert!(!detector.is_leaking());
+    }
+}

@@ -1,0 +1,318 @@
+//! The detection engine: from (time, target, usage, limit) readings to
+//! typed events. Pure and deterministic: no I/O, no clock, no randomness,
+//! targets kept in a sorted map, so the same readings always give the same
+//! events, live (`memwatch run`) or offline (`memwatch replay`).
+//!
+//! Per target it keeps a bounded history (`history`), a threshold state
+//! machine (`levels`), a leak detector (`leak`, built on `trend`), and the
+//! seed's rule as a separate signal (`seed_rule`). Which settings apply to
+//! a target and what its limit is are decided by the caller (policies,
+//! `limit`), so the engine never reads configuration either.
+mod event;
+pub mod history;
+pub mod leak;
+pub mod levels;
+pub mod limit;
+pub mod ring;
+pub mod seed_rule;
+pub mod trend;
+
+use std::collections::BTreeMap;
+
+pub use event::{Event, EventKind, LeakVerdict};
+pub use leak::LeakSettings;
+pub use levels::{Hysteresis, Level, Thresholds};
+pub use limit::{LimitSpec, resolve_limit};
+
+use history::History;
+use leak::{LeakChange, LeakDetector};
+use levels::LevelMachine;
+
+/// Everything the engine needs to know about how to judge one target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetSettings {
+    pub thresholds: Thresholds,
+    pub hysteresis: Hysteresis,
+    pub leak: LeakSettings,
+}
+
+impl Default for TargetSettings {
+    fn default() -> Self {
+        Self {
+            thresholds: Thresholds::DEFAULT,
+            hysteresis: Hysteresis::DEFAULT,
+            leak: LeakSettings::DEFAULT,
+        }
+    }
+}
+
+/// One reading of one target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading<'a> {
+    /// Seconds, any origin, increasing per target.
+    pub t: f64,
+    pub key: &'a str,
+    pub usage_bytes: u64,
+    /// The resolved limit (see `limit::resolve_limit`); never 0.
+    pub limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Also emit `seed_rule` events (the scorer compares the seed with the engine).
+    pub seed_rule_events: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Engine {
+    options: EngineOptions,
+    targets: BTreeMap<String, Target>,
+}
+
+#[derive(Debug, Default)]
+struct Target {
+    last_t: Option<f64>,
+    history: History,
+    levels: LevelMachine,
+    leak: LeakDetector,
+    seed_firing: bool,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Self {
+            options,
+            targets: BTreeMap::new(),
+        }
+    }
+
+    /// Feeds one reading; appends what it caused to `events`, in this order:
+    /// level change, leak change, seed rule.
+    pub fn observe(
+        &mut self,
+        reading: &Reading<'_>,
+        settings: &TargetSettings,
+        events: &mut Vec<Event>,
+    ) {
+        let target = match self.targets.get_mut(reading.key) {
+            Some(target) => target,
+            None => self.targets.entry(reading.key.to_owned()).or_default(),
+        };
+        let emit = |events: &mut Vec<Event>, kind| {
+            events.push(Event {
+                t: reading.t,
+                key: reading.key.to_owned(),
+                kind,
+            });
+        };
+
+        let limit = reading.limit_bytes.max(1);
+        let ratio = reading.usage_bytes as f64 / limit as f64;
+        if let Some(change) =
+            target
+                .levels
+                .observe(ratio, &settings.thresholds, &settings.hysteresis)
+        {
+            emit(
+                events,
+                EventKind::State {
+                    from: change.from,
+                    to: change.to,
+                    usage_bytes: reading.usage_bytes,
+                    limit_bytes: limit,
+                },
+            );
+        }
+
+        // A clock that steps back (NTP on a live host) would fold minutes
+        // onto each other; such a reading still counts for the levels but
+        // not for the trend.
+        if target.last_t.is_some_and(|last| reading.t <= last) {
+            return;
+        }
+        target.last_t = Some(reading.t);
+        let closed_minute = target.history.push(reading.t, reading.usage_bytes);
+        if closed_minute {
+            match target
+                .leak
+                .evaluate(target.history.minutes(), reading.t, &settings.leak)
+            {
+                Some(LeakChange::Started(trend)) => {
+                    emit(
+                        events,
+                        EventKind::LeakDetected(LeakVerdict::new(
+                            trend,
+                            reading.usage_bytes,
+                            limit,
+                        )),
+                    );
+                }
+                Some(LeakChange::Ended { leaked_for_secs }) => {
+                    emit(events, EventKind::LeakEnded { leaked_for_secs });
+                }
+                None => {}
+            }
+        }
+
+        let seed = seed_rule::seed_rule(target.history.recent());
+        let started = seed.is_some() && !target.seed_firing;
+        target.seed_firing = seed.is_some();
+        if let (true, Some(per_check)) = (started && self.options.seed_rule_events, seed) {
+            emit(
+                events,
+                EventKind::SeedRule {
+                    growth_bytes_per_check: per_check,
+                },
+            );
+        }
+    }
+
+    /// Drops the state of targets for which `keep` is false (processes that
+    /// exited, units that stopped), so a long-running daemon stays bounded.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.targets.retain(|key, _| keep(key));
+    }
+
+    pub fn level(&self, key: &str) -> Option<Level> {
+        self.targets.get(key).map(|t| t.levels.level())
+    }
+
+    pub fn is_leaking(&self, key: &str) -> bool {
+        self.targets.get(key).is_some_and(|t| t.leak.is_leaking())
+    }
+
+    pub fn target_count(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_events_carry_from_to_usage_limit_and_time() {
+        let mut engine = Engine::default();
+        let mut events = Vec::new();
+        let settings = TargetSettings::default();
+        for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
+            engine.observe(
+                &Reading {
+                    t,
+                    key: "a",
+                    usage_bytes: usage,
+                    limit_bytes: 100,
+                },
+                &settings,
+                &mut events,
+            );
+        }
+        let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"t":5,"key":"a","event":"state","from":"normal","to":"warning","usage_bytes":85,"limit_bytes":100}"#,
+                r#"{"t":10,"key":"a","event":"state","from":"warning","to":"emergency","usage_bytes":97,"limit_bytes":100}"#,
+            ]
+        );
+        assert_eq!(engine.level("a"), Some(Level::Emergency));
+    }
+
+    #[test]
+    fn targets_are_independent_and_can_be_forgotten() {
+        let mut engine = Engine::default();
+        let mut events = Vec::new();
+        let settings = TargetSettings::default();
+        engine.observe(
+            &Reading {
+                t: 0.0,
+                key: "a",
+                usage_bytes: 99,
+                limit_bytes: 100,
+            },
+            &settings,
+            &mut events,
+        );
+        engine.observe(
+            &Reading {
+                t: 0.0,
+                key: "b",
+                usage_bytes: 1,
+                limit_bytes: 100,
+            },
+            &settings,
+            &mut events,
+        );
+        assert_eq!(engine.level("b"), Some(Level::Normal));
+        engine.retain(|key| key == "b");
+        assert_eq!(engine.target_count(), 1);
+        assert_eq!(engine.level("a"), None);
+    }
+
+    #[test]
+    fn the_seed_rule_is_reported_once_per_episode_when_asked() {
+        let mut engine = Engine::new(EngineOptions {
+            seed_rule_events: true,
+        });
+        let mut events = Vec::new();
+        let settings = TargetSettings::default();
+        let mib = 1 << 20;
+        for i in 0..40u64 {
+            let usage = if i < 20 {
+                100 * mib + i * 10 * mib
+            } else {
+                400 * mib
+            };
+            let reading = Reading {
+                t: i as f64 * 5.0,
+                key: "a",
+                usage_bytes: usage,
+                limit_bytes: 1 << 40,
+            };
+            engine.observe(&reading, &settings, &mut events);
+        }
+        let seeds: Vec<f64> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::SeedRule { .. }))
+            .map(|e| e.t)
+            .collect();
+        assert_eq!(seeds, [50.0]);
+    }
+
+    #[test]
+    fn time_to_limit_is_headroom_over_slope() {
+        let mut engine = Engine::default();
+        let mut events = Vec::new();
+        let settings = TargetSettings::default();
+        let gib = 1u64 << 30;
+        // 1 MiB/s from 1 GiB towards a 4 GiB limit.
+        for i in 0..720u64 {
+            let usage = gib + i * 5 * (1 << 20);
+            let reading = Reading {
+                t: i as f64 * 5.0,
+                key: "a",
+                usage_bytes: usage,
+                limit_bytes: 4 * gib,
+            };
+            engine.observe(&reading, &settings, &mut events);
+        }
+        let leak = events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::LeakDetected(v) => Some((e.t, *v)),
+                _ => None,
+            })
+            .expect("a 1 MiB/s leak is found");
+        let (t, verdict) = leak;
+        let usage_then = gib as f64 + (t / 5.0) * 5.0 * 1048576.0;
+        let expected = (4.0 * gib as f64 - usage_then) / 1048576.0;
+        assert!(
+            (verdict.slope_bytes_per_s / 1048576.0 - 1.0).abs() < 0.01,
+            "{verdict:?}"
+        );
+        assert!(
+            (verdict.time_to_limit_s.unwrap() - expected).abs() < expected * 0.01,
+            "{verdict:?} vs {expected}"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The one path from a target's reading to engine events, shared by `memwatch
+//! run` and `memwatch replay` so their verdicts agree: look up the target's
+//! policy settings, resolve its limit, feed the engine.
+use crate::{
+    config::Config,
+    engine::{Engine, EngineOptions, Event, Reading, resolve_limit},
+};
+
+pub struct Monitor {
+    engine: Engine,
+    config: Config,
+    host_total: u64,
+}
+
+impl Monitor {
+    /// `host_total` is the host's memory in bytes (the last-resort limit and
+    /// the base of "NN%" limits).
+    pub fn new(config: Config, host_total: u64, options: EngineOptions) -> Self {
+        Self {
+            engine: Engine::new(options),
+            config,
+            host_total,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One reading of the target `key`, judged by policy `policy` (`None`:
+    /// the defaults). `observed_limit` is the target's own cgroup limit, if
+    /// any (live: read from sysfs; replay: the trace's limit_bytes column).
+    pub fn observe(
+        &mut self,
+        t: f64,
+        key: &str,
+        policy: Option<usize>,
+        usage_bytes: u64,
+        observed_limit: Option<u64>,
+        events: &mut Vec<Event>,
+    ) {
+        let settings = self.config.settings(policy);
+        let limit_bytes = resolve_limit(settings.limit, observed_limit, self.host_total);
+        self.engine.observe(
+            &Reading {
+                t,
+                key,
+                usage_bytes,
+                limit_bytes,
+            },
+            &settings.engine,
+            events,
+        );
+    }
+
+    /// Forgets targets that are gone.
+    pub fn retain(&mut self, keep: impl FnMut(&str) -> bool) {
+        self.engine.retain(keep);
+    }
+}

@@ -1,0 +1,221 @@
+//! The detection commands as a user runs them: the built binary, its output
+//! and its exit status. Unprivileged: nothing here loads eBPF.
+use std::{path::Path, process::Command};
+
+const MEMWATCH: &str = env!("CARGO_BIN_EXE_memwatch");
+/// sysexits.h EX_CONFIG and EX_DATAERR.
+const EX_CONFIG: i32 = 78;
+const EX_DATAERR: i32 = 65;
+
+fn memwatch(args: &[&str]) -> std::process::Output {
+    Command::new(MEMWATCH)
+        .args(args)
+        // The seed's variables must not leak in from the test's environment.
+        .env_remove("MEMORY_WARNING_THRESHOLD")
+        .env_remove("MEMWATCH_WARNING_THRESHOLD")
+        .output()
+        .expect("running memwatch")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
+const BAD_CONFIG: &str = "[daemon]\ninterval_secs = 0\n\
+    [defaults.thresholds]\nwarning = 0.9\ncritical = 0.85\n\
+    [[policy]]\nname = \"a\"\nmatch = { process = \"(\" }\n\
+    [[policy]]\nname = \"a\"\nlimit = -1\ncolour = \"red\"\n";
+
+const BAD_CONFIG_PATHS: [&str; 6] = [
+    "daemon.interval_secs",
+    "defaults.thresholds.critical",
+    "policy[0].match.process",
+    "policy[1].limit",
+    "policy[1].colour",
+    "policy[1].name",
+];
+
+#[test]
+fn check_config_accepts_the_repository_config() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+    let out = memwatch(&["check-config", config]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with(&format!("{config}: ok\n")), "{stdout}");
+    assert!(stdout.contains("thresholds 0.8/0.9/0.95"), "{stdout}");
+    assert!(stdout.contains("\"system-services\""), "{stdout}");
+}
+
+#[test]
+fn check_config_reports_every_error_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "bad.toml", BAD_CONFIG);
+    let out = memwatch(&["check-config", &config]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
+    let stderr = text(&out.stderr);
+    for path in BAD_CONFIG_PATHS {
+        assert!(
+            stderr.contains(&format!("  {path}: ")),
+            "{path} missing from:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains(&config), "names the file: {stderr}");
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_every_error_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "bad.toml", BAD_CONFIG);
+    let out = memwatch(&["run", "--config", &config, "--mode", "procfs"]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
+    let stderr = text(&out.stderr);
+    for path in BAD_CONFIG_PATHS {
+        assert!(stderr.contains(path), "{path} missing from:\n{stderr}");
+    }
+    // A bad environment value is a config error too.
+    let good = write(dir.path(), "good.toml", "");
+    let out = Command::new(MEMWATCH)
+        .args(["check-config", &good])
+        .env("MEMWATCH_CRITICAL_THRESHOLD", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("MEMWATCH_CRITICAL_THRESHOLD: \"lots\" is not a number"),
+        "{out:?}"
+    );
+}
+
+const LIMIT: u64 = 7 << 29;
+
+/// A trace that leaks steadily through warning, critical and emergency.
+fn leaking_trace() -> String {
+    let mut trace = String::from("timestamp_s,key,rss_bytes,limit_bytes\n");
+    for i in 0..1440u64 {
+        let t = i * 5;
+        // 20 MiB per minute from 1 GiB towards a 3.5 GiB limit, with a little wobble.
+        let leak = (1u64 << 30) + t * (20 << 20) / 60 + (i % 7) * (1 << 20);
+        trace.push_str(&format!(
+            "{t},cgroup:/system.slice/leaky.service,{leak},{LIMIT}\n"
+        ));
+        trace.push_str(&format!(
+            "{t},cgroup:/system.slice/steady.service,{},\n",
+            500u64 << 20
+        ));
+    }
+    trace
+}
+
+#[test]
+fn replay_prints_the_issue_s_json_lines_byte_identical_run_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "trace.csv", &leaking_trace());
+    let run = || memwatch(&["replay", "--trace", &trace, "--host-memory", "16GiB"]);
+    let (first, second) = (run(), run());
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(first.stdout, second.stdout, "byte-identical");
+    let stdout = text(&first.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let leak = lines
+        .iter()
+        .find(|l| l["event"] == "leak_detected")
+        .expect("the leak is found");
+    assert_eq!(leak["key"], "cgroup:/system.slice/leaky.service");
+    let slope = leak["slope_bytes_per_s"].as_f64().unwrap();
+    assert!(
+        (slope / (20.0 * 1048576.0 / 60.0) - 1.0).abs() < 0.1,
+        "{leak}"
+    );
+    assert!(leak["confidence"].as_f64().unwrap() > 0.99, "{leak}");
+    assert!(leak["time_to_limit_s"].as_f64().unwrap() > 0.0, "{leak}");
+    let states: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["event"] == "state")
+        .map(|l| (l["from"].as_str().unwrap(), l["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("normal", "warning"),
+            ("warning", "critical"),
+            ("critical", "emergency")
+        ],
+        "{stdout}"
+    );
+    let warning = lines.iter().find(|l| l["event"] == "state").unwrap();
+    assert_eq!(warning["limit_bytes"], LIMIT);
+    assert!(warning["usage_bytes"].as_u64().unwrap() >= LIMIT * 8 / 10);
+    // Time to limit is the headroom over the slope, from the usage then.
+    let usage_then = (1u64 << 30) as f64 + leak["t"].as_f64().unwrap() * 20.0 * 1048576.0 / 60.0;
+    let expected = (LIMIT as f64 - usage_then) / slope;
+    let ttl = leak["time_to_limit_s"].as_f64().unwrap();
+    assert!((ttl / expected - 1.0).abs() < 0.02, "{ttl} vs {expected}");
+    let times: Vec<f64> = lines.iter().map(|l| l["t"].as_f64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "time order: {stdout}"
+    );
+    assert!(
+        !stdout.contains("steady.service"),
+        "a flat target says nothing: {stdout}"
+    );
+}
+
+#[test]
+fn replay_applies_the_config_s_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "trace.csv", &leaking_trace());
+    // Leak detection off for the leaky service, and a limit that puts the
+    // steady one straight into emergency.
+    let config = write(
+        dir.path(),
+        "config.toml",
+        "[[policy]]\nname = \"leaky\"\nmatch = { unit = \"leaky.service\" }\nleak = { enabled = false }\n\
+         [[policy]]\nname = \"steady\"\nmatch = { cgroup = \"/system.slice/steady.service\" }\nlimit = \"512MiB\"\n",
+    );
+    let out = memwatch(&[
+        "replay",
+        "--trace",
+        &trace,
+        "--config",
+        &config,
+        "--host-memory",
+        "16GiB",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("leak_detected"), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().starts_with(
+            r#"{"t":0,"key":"cgroup:/system.slice/steady.service","event":"state","from":"normal","to":"emergency""#
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn replay_rejects_a_malformed_trace_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        dir.path(),
+        "trace.csv",
+        "timestamp_s,key,rss_bytes,limit_bytes\n0,a,1,\n5,a,lots,\n",
+    );
+    let out = memwatch(&["replay", "--trace", &trace, "--host-memory", "16GiB"]);
+    assert_eq!(out.status.code(), Some(EX_DATAERR), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 3: rss_bytes \"lots\" is not a whole number"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed from a bad trace");
+}

@@ -1,0 +1,161 @@
+//! `cargo xtask vm-test`: the integration tests on a second, real kernel.
+//!
+//! The build machines' own kernel has the memory controller on cgroup v1, so
+//! `memory.high` cannot be exercised there. This boots Debian's 6.1 kernel
+//! under qemu (software emulation: KVM hangs on these machines) with an
+//! initramfs holding busybox, the static daemon and the static test
+//! executables, runs the tests as /init, and reads the verdict from the
+//! serial console.
+use std::{
+    fs,
+    io::BufWriter,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{initramfs::Archive, setup, shell};
+
+mod artifacts;
+mod console;
+
+use artifacts::Artifacts;
+
+/// Static binaries: the initramfs has no C library to link against.
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The kernel (6.1 on Debian 12), an emulator, and a static shell for /init.
+const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static"];
+/// Room for the unpacked initramfs (~70 MiB), the 256 MiB attribution
+/// workload, and the throttle workload, which grows to ~100-200 MiB before
+/// memory.high stops it.
+const MEMORY_MIB: u32 = 1024;
+/// Whole-run limit; a healthy run takes a few minutes on 2 emulated cores.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The integration tests that run in the VM, in this order: probes first
+/// (nothing else is meaningful if they do not load), then the daemon's CLI,
+/// then the action primitives. Every test executable of memwatch-tests must
+/// be listed, so a new one is not silently left out of the VM; `cgroup_v1`
+/// (the degraded path for hybrid hosts) skips there, the VM being pure v2.
+const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "cgroup_v1"];
+
+pub fn run(timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    setup::build_chain()?;
+    setup::apt_packages(VM_PACKAGES)?;
+    musl_target()?;
+    let root = shell::workspace_root();
+    let out = root.join("target/vm-test");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    let artifacts = artifacts::build(&root)?;
+    let kernel = kernel()?;
+    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
+    let initrd = out.join("initramfs.cpio.gz");
+    pack(&artifacts, &nonce, &initrd)?;
+    let built = started.elapsed();
+
+    let log = out.join("serial.log");
+    let result = console::boot(&kernel, &initrd, &log, &nonce, timeout)?;
+    console::summarize(&result, built, started.elapsed(), &log)
+}
+
+fn musl_target() -> anyhow::Result<()> {
+    let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.trim() == MUSL_TARGET) {
+        return Ok(());
+    }
+    shell::run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))
+}
+
+/// The newest Debian kernel image in /boot.
+fn kernel() -> anyhow::Result<PathBuf> {
+    let version =
+        |name: &str| -> Vec<u64> { name.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect() };
+    let mut kernels: Vec<String> = fs::read_dir("/boot")
+        .context("reading /boot")?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64"))
+        .collect();
+    kernels.sort_by_key(|n| version(n));
+    let newest = kernels.pop().context("no /boot/vmlinuz-*-amd64 (linux-image-amd64 installs one)")?;
+    Ok(Path::new("/boot").join(newest))
+}
+
+/// The init script: mount what the tests need, run each test executable,
+/// print one result line per executable and a final sentinel, power off.
+/// Lines carry the run's nonce so nothing else on the console (or an old
+/// log) can pass for a verdict.
+fn init_script(tests: &[(String, PathBuf)], nonce: &str) -> String {
+    let mut script = String::from(
+        r#"#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root CI=true MEMWATCH_VM=1 RUST_BACKTRACE=1
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+chmod 1777 /tmp
+echo "memwatch-vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), $(grep MemTotal /proc/meminfo)"
+status=0
+"#,
+    );
+    for (name, exe) in tests {
+        script.push_str(&format!(
+            "echo \"MEMWATCH-VM-START {nonce} {name}\"\n\
+             '{exe}' --test-threads=1 --nocapture\n\
+             rc=$?\n\
+             echo \"MEMWATCH-VM-TEST {nonce} {name} exit=$rc\"\n\
+             [ $rc -eq 0 ] || status=1\n",
+            exe = exe.display()
+        ));
+    }
+    script.push_str(&format!("echo \"MEMWATCH-VM-DONE {nonce} status=$status\"\npoweroff -f\n"));
+    script
+}
+
+fn pack(artifacts: &Artifacts, nonce: &str, initrd: &Path) -> anyhow::Result<()> {
+    eprintln!("+ packing {}", initrd.display());
+    let file = fs::File::create(initrd).with_context(|| format!("creating {}", initrd.display()))?;
+    let mut gzip =
+        Command::new("gzip").args(["-1", "-c"]).stdin(Stdio::piped()).stdout(file).spawn().context("starting gzip")?;
+    let mut archive = Archive::new(BufWriter::new(gzip.stdin.take().context("gzip stdin")?));
+    for dir in ["bin", "dev", "proc", "sys", "tmp", "root", "run"] {
+        archive.dir(dir)?;
+    }
+    archive.char_device("dev/console", 0o600, 5, 1)?;
+    archive.copy("bin/busybox", Path::new("/bin/busybox")).context("adding /bin/busybox")?;
+    archive.file("init", 0o755, init_script(&artifacts.tests, nonce).as_bytes())?;
+    // Host paths are kept: the test executables find the helper binaries
+    // through CARGO_BIN_EXE_* (absolute paths fixed at compile time) and the
+    // daemon next to their own directory.
+    for path in artifacts.binaries.iter().chain(artifacts.tests.iter().map(|(_, p)| p)) {
+        archive.copy(&path.to_string_lossy(), path).with_context(|| format!("adding {}", path.display()))?;
+    }
+    drop(archive.finish()?);
+    let status = gzip.wait()?;
+    if !status.success() {
+        bail!("gzip failed: {status}");
+    }
+    eprintln!("  {} MiB compressed", fs::metadata(initrd)?.len() >> 20);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_script_reports_every_test_with_the_nonce() {
+        let tests = [("cli".to_owned(), PathBuf::from("/w/target/t/release/deps/cli-1"))];
+        let script = init_script(&tests, "abc123");
+        assert!(script.starts_with("#!/bin/busybox sh\n"));
+        assert!(script.contains("'/w/target/t/release/deps/cli-1' --test-threads=1 --nocapture"));
+        assert!(script.contains("MEMWATCH-VM-TEST abc123 cli exit=$rc"));
+        assert!(script.contains("MEMWATCH-VM-DONE abc123 status=$status"));
+        assert!(script.trim_end().ends_with("poweroff -f"));
+    }
+}
