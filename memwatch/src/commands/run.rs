@@ -54,8 +54,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // --- end issue 5 ---
 
     let mut previous = collector.snapshot().context("first reading")?;
-    judge(&mut monitor, &limits, &previous, &mut events);
-    observe.update(&previous, &previous); // issue 5
+    let targets = judge(&mut monitor, &limits, &previous, &mut events);
+    observe.update_judged(&previous, &previous, &targets, &monitor, &limits, &events); // issue 5
+    events.clear();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -78,8 +79,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
-                judge(&mut monitor, &limits, &snapshot, &mut events);
-                observe.update(&previous, &snapshot); // issue 5
+                let targets = judge(&mut monitor, &limits, &snapshot, &mut events);
+                observe.update_judged(&previous, &snapshot, &targets, &monitor, &limits, &events); // issue 5
+                events.clear();
                 previous = snapshot;
             }
             // One bad round (a /proc race, a transient map error) must not
@@ -93,8 +95,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Feeds this interval's targets to the engine and logs what it decided.
-fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &mut Vec<Event>) {
+/// Feeds this interval's targets to the engine and logs what it decided;
+/// the targets and `events` stay for the view (issue 5), the caller clears them.
+fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &mut Vec<Event>) -> Vec<targets::Target> {
     let t = unix_seconds();
     let targets = targets::build(&snapshot.processes, monitor.config());
     for target in &targets {
@@ -103,14 +106,15 @@ fn judge(monitor: &mut Monitor, limits: &Limits, snapshot: &Snapshot, events: &m
     }
     // Targets are sorted by key: a binary search keeps this linear-ish.
     monitor.retain(|key| targets.binary_search_by(|t| t.key.as_str().cmp(key)).is_ok());
-    for event in events.drain(..) {
+    for event in events.iter() {
         let policy = targets
             .binary_search_by(|t| t.key.as_str().cmp(&event.key))
             .ok()
             .and_then(|i| targets[i].policy)
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
-        log_event(&event, policy);
+        log_event(event, policy);
     }
+    targets
 }
 
 fn log_event(event: &Event, policy: &str) {

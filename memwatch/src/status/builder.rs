@@ -4,7 +4,7 @@
 //! limit or else the host's MemTotal. The engine (issue 3) replaces the
 //! target and level parts; the rest stays.
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::PathBuf,
 };
 
@@ -37,12 +37,24 @@ pub struct ViewBuilder {
     cleanup_freed: u64,
 }
 
-/// What a target is, before levels and history.
+/// One target as whoever judges targets (the engine, or the provisional
+/// stand-in below) sees it this interval, before history and growth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub name: String,
+    pub kind: String,
+    pub usage_bytes: u64,
+    pub limit_bytes: u64,
+    pub level: Level,
+    pub leak: Option<super::LeakView>,
+    pub processes: usize,
+}
+
+/// What a provisional target is, before its level.
 struct Aggregate {
     kind: &'static str,
     cgroup: Option<String>,
     usage: u64,
-    before: u64,
     processes: usize,
 }
 
@@ -89,6 +101,7 @@ impl ViewBuilder {
         self.last_cleanup = Some(cleanup);
     }
 
+    /// Without the engine: targets per unit (else cgroup) with provisional levels.
     pub fn build(
         &mut self,
         previous: &Snapshot,
@@ -98,25 +111,27 @@ impl ViewBuilder {
         interval_s: f64,
         unix_now: u64,
     ) -> StatusView {
+        let judged = self.provisional_targets(now, &host, unix_now);
+        self.build_judged(previous, now, host, caches, interval_s, unix_now, judged, &|_, info| target_of(info).0)
+    }
+
+    /// With targets judged elsewhere (the engine); `target_of` names the
+    /// target a process counts in.
+    #[expect(clippy::too_many_arguments, reason = "one interval's inputs, all needed")]
+    pub fn build_judged(
+        &mut self,
+        previous: &Snapshot,
+        now: &Snapshot,
+        host: HostView,
+        caches: Vec<CacheStats>,
+        interval_s: f64,
+        unix_now: u64,
+        judged: Vec<Judged>,
+        target_of: &dyn Fn(u32, &crate::sample::ProcessInfo) -> String,
+    ) -> StatusView {
         let elapsed = now.taken_at.saturating_duration_since(previous.taken_at).as_secs_f64().max(1e-3);
         let rows = delta::diff(&previous.processes, &now.processes, &[]);
-
-        let mut aggregates: HashMap<String, Aggregate> = HashMap::new();
-        for row in &rows {
-            let (name, kind) = target_of(&row.info);
-            let entry = aggregates.entry(name).or_insert_with(|| Aggregate {
-                kind,
-                cgroup: row.info.cgroup.clone(),
-                usage: 0,
-                before: 0,
-                processes: 0,
-            });
-            let rss = row.current.rss();
-            entry.usage += rss;
-            entry.before += (rss as i64 - row.rss_delta()).max(0) as u64;
-            entry.processes += 1;
-        }
-        let mut targets = self.targets(aggregates, &host, elapsed, unix_now);
+        let mut targets = self.finish_targets(judged, elapsed);
         targets.sort_by(|a, b| b.level.cmp(&a.level).then(b.usage_bytes.cmp(&a.usage_bytes)));
 
         let processes = rows
@@ -127,7 +142,7 @@ impl ViewBuilder {
                 comm: row.info.comm.clone(),
                 cmdline: row.info.cmdline.clone(),
                 cgroup: row.info.cgroup.clone(),
-                target: target_of(&row.info).0,
+                target: target_of(row.id.pid, &row.info),
                 rss_bytes: row.current.rss(),
                 virtual_bytes: Process::new_with_root(self.proc_root.join(row.id.pid.to_string()))
                     .and_then(|p| p.stat())
@@ -165,64 +180,106 @@ impl ViewBuilder {
         }
     }
 
-    fn targets(
-        &mut self,
-        aggregates: HashMap<String, Aggregate>,
-        host: &HostView,
-        elapsed: f64,
-        unix_now: u64,
-    ) -> Vec<TargetView> {
-        let mut ranked: Vec<(String, Aggregate)> = aggregates.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.usage.cmp(&a.1.usage).then(a.0.cmp(&b.0)));
-        if ranked.len() > MAX_TARGETS {
-            let rest = ranked.split_off(MAX_TARGETS - 1);
-            let mut other = Aggregate { kind: "other", cgroup: None, usage: 0, before: 0, processes: 0 };
-            for (_, a) in rest {
-                other.usage += a.usage;
-                other.before += a.before;
-                other.processes += a.processes;
-            }
-            ranked.push((OTHER_TARGET.to_owned(), other));
+    /// The stand-in for the engine: processes summed per unit (else cgroup,
+    /// else host), limit from the cgroup (else the host), level from the
+    /// default thresholds without hysteresis; level changes become events.
+    fn provisional_targets(&mut self, now: &Snapshot, host: &HostView, unix_now: u64) -> Vec<Judged> {
+        let mut aggregates: HashMap<String, Aggregate> = HashMap::new();
+        for sample in &now.processes {
+            let (name, kind) = target_of(&sample.info);
+            let entry = aggregates.entry(name).or_insert_with(|| Aggregate {
+                kind,
+                cgroup: sample.info.cgroup.clone(),
+                usage: 0,
+                processes: 0,
+            });
+            entry.usage += sample.counters.rss();
+            entry.processes += 1;
         }
-
-        // Forget targets that are gone, so the history stays bounded too.
-        self.history.retain(|name, _| ranked.iter().any(|(n, _)| n == name));
-        self.levels.retain(|name, _| ranked.iter().any(|(n, _)| n == name));
-        let mut out = Vec::with_capacity(ranked.len());
-        for (name, a) in ranked {
+        let mut judged = Vec::with_capacity(aggregates.len());
+        for (name, a) in aggregates {
             let cgroup_limit = a.cgroup.as_deref().and_then(|c| self.cgroups.info(c).limit);
             let limit = cgroup_limit.map_or(host.total, |l| l.min(host.total));
             let ratio = if limit == 0 { 0.0 } else { a.usage as f64 / limit as f64 };
             let level = level_for(ratio, &self.thresholds);
-            let history = self.history.entry(name.clone()).or_default();
-            if history.len() == HISTORY_LEN {
-                history.pop_front();
-            }
-            history.push_back(a.usage);
-            let history: Vec<u64> = history.iter().copied().collect();
             let previous_level = self.levels.insert(name.clone(), level);
-            if previous_level.is_some_and(|p| p != level) {
-                let from = previous_level.unwrap_or_default();
+            if let Some(from) = previous_level.filter(|p| *p != level) {
                 self.event(
                     unix_now,
                     Some(name.clone()),
                     format!("{name}: {} -> {} ({:.0}% of limit)", from.as_str(), level.as_str(), ratio * 100.0),
                 );
             }
-            out.push(TargetView {
-                last_action: self.last_actions.get(&name).cloned(),
+            judged.push(Judged {
                 name,
                 kind: a.kind.to_owned(),
                 usage_bytes: a.usage,
                 limit_bytes: limit,
                 level,
-                growth_bytes_per_s: (a.usage as f64 - a.before as f64) / elapsed,
                 leak: None,
                 processes: a.processes,
-                history,
             });
         }
-        out
+        let names: HashSet<&str> = judged.iter().map(|j| j.name.as_str()).collect();
+        self.levels.retain(|name, _| names.contains(name.as_str()));
+        judged
+    }
+
+    /// The cgroup cache, for limits read elsewhere (the engine's reader).
+    pub fn cgroups(&self) -> &CgroupFs {
+        &self.cgroups
+    }
+
+    /// Bounds the target list, appends each reading to its history and
+    /// derives growth from the previous reading.
+    fn finish_targets(&mut self, mut judged: Vec<Judged>, elapsed: f64) -> Vec<TargetView> {
+        judged.sort_by(|a, b| b.usage_bytes.cmp(&a.usage_bytes).then(a.name.cmp(&b.name)));
+        if judged.len() > MAX_TARGETS {
+            let rest = judged.split_off(MAX_TARGETS - 1);
+            let mut other = Judged {
+                name: OTHER_TARGET.to_owned(),
+                kind: "other".into(),
+                usage_bytes: 0,
+                limit_bytes: 0,
+                level: Level::Normal,
+                leak: None,
+                processes: 0,
+            };
+            for j in rest {
+                other.usage_bytes += j.usage_bytes;
+                other.limit_bytes = other.limit_bytes.max(j.limit_bytes);
+                other.level = other.level.max(j.level);
+                other.processes += j.processes;
+            }
+            judged.push(other);
+        }
+
+        // Forget targets that are gone, so the history stays bounded too.
+        let names: HashSet<&str> = judged.iter().map(|j| j.name.as_str()).collect();
+        self.history.retain(|name, _| names.contains(name.as_str()));
+        judged
+            .into_iter()
+            .map(|j| {
+                let history = self.history.entry(j.name.clone()).or_default();
+                let growth = history.back().map_or(0.0, |&last| (j.usage_bytes as f64 - last as f64) / elapsed);
+                if history.len() == HISTORY_LEN {
+                    history.pop_front();
+                }
+                history.push_back(j.usage_bytes);
+                TargetView {
+                    last_action: self.last_actions.get(&j.name).cloned(),
+                    history: history.iter().copied().collect(),
+                    name: j.name,
+                    kind: j.kind,
+                    usage_bytes: j.usage_bytes,
+                    limit_bytes: j.limit_bytes,
+                    level: j.level,
+                    growth_bytes_per_s: growth,
+                    leak: j.leak,
+                    processes: j.processes,
+                }
+            })
+            .collect()
     }
 }
 
@@ -308,5 +365,40 @@ mod tests {
         }
         assert!(builder.history.len() <= MAX_TARGETS);
         assert!(builder.history.values().all(|h| h.len() <= HISTORY_LEN));
+    }
+
+    #[test]
+    fn judged_targets_keep_their_verdicts_and_gain_history_and_growth() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = ViewBuilder::new(
+            Thresholds::default(),
+            5,
+            dir.path().to_path_buf(),
+            CgroupFs::new(dir.path(), CacheLimits::default()),
+        );
+        let judged = |usage| {
+            vec![Judged {
+                name: "cgroup:/system.slice/a.service".into(),
+                kind: "cgroup".into(),
+                usage_bytes: usage,
+                limit_bytes: 1000,
+                level: Level::Critical,
+                leak: Some(crate::status::LeakView { slope_bytes_per_s: 5.0, confidence: 0.99, time_to_limit_s: Some(20.0) }),
+                processes: 1,
+            }]
+        };
+        let t0 = Instant::now();
+        let a = snapshot(t0, vec![sample(1, "a.service", 100)]);
+        let b = snapshot(t0 + Duration::from_secs(4), vec![sample(1, "a.service", 140)]);
+        let name = |_: u32, _: &ProcessInfo| "cgroup:/system.slice/a.service".to_owned();
+        builder.build_judged(&a, &a, HostView::default(), vec![], 4.0, 0, judged(900), &name);
+        let view = builder.build_judged(&a, &b, HostView::default(), vec![], 4.0, 4, judged(940), &name);
+        let t = &view.targets[0];
+        assert_eq!((t.level, t.usage_bytes, t.limit_bytes), (Level::Critical, 940, 1000));
+        assert_eq!(t.leak.as_ref().unwrap().time_to_limit_s, Some(20.0));
+        assert_eq!(t.history, [900, 940]);
+        assert!((t.growth_bytes_per_s - 10.0).abs() < 1e-9);
+        assert_eq!(view.processes[0].target, "cgroup:/system.slice/a.service");
+        assert!(view.events.is_empty(), "level events come from the engine on this path");
     }
 }

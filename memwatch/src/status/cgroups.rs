@@ -37,10 +37,17 @@ impl CgroupFs {
     }
 
     pub fn info(&self, path: &str) -> CgroupInfo {
+        let root = self.root.clone();
+        self.info_with(path, |p| read_limit(&root, p))
+    }
+
+    /// Like `info`, with the limit read by `read` on a miss (the daemon
+    /// passes the engine's reader, which takes the smallest limit up the tree).
+    pub fn info_with(&self, path: &str, read: impl FnOnce(&str) -> Option<u64>) -> CgroupInfo {
         if let Some(info) = self.cache.get(&path.to_owned()) {
             return info;
         }
-        let info = CgroupInfo { limit: read_limit(&self.root, path), unit: unit_from_cgroup(path) };
+        let info = CgroupInfo { limit: read(path), unit: unit_from_cgroup(path) };
         self.cache.insert(path.to_owned(), info.clone());
         info
     }
