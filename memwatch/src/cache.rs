@@ -33,7 +33,10 @@ pub struct CacheLimits {
 
 impl Default for CacheLimits {
     fn default() -> Self {
-        Self { max_entries: DEFAULT_MAX_ENTRIES, ttl: DEFAULT_TTL }
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            ttl: DEFAULT_TTL,
+        }
     }
 }
 
@@ -51,7 +54,11 @@ impl CacheStats {
     /// Hits over lookups; 0 before the first lookup (not NaN, which JSON lacks).
     pub fn hit_rate(&self) -> f64 {
         let lookups = self.hits + self.misses;
-        if lookups == 0 { 0.0 } else { self.hits as f64 / lookups as f64 }
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
     }
 }
 
@@ -76,12 +83,22 @@ where
             // would refuse new processes while old hot ones fill the cache.
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self { name, limits, inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Self {
+            name,
+            limits,
+            inner,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         let found = self.inner.get(key);
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -185,7 +202,13 @@ mod tests {
 
     #[test]
     fn size_stays_bounded_under_churn_and_old_entries_go_first() {
-        let cache = NamedCache::<u32, u32>::new("t", CacheLimits { max_entries: 100, ttl: DEFAULT_TTL });
+        let cache = NamedCache::<u32, u32>::new(
+            "t",
+            CacheLimits {
+                max_entries: 100,
+                ttl: DEFAULT_TTL,
+            },
+        );
         for key in 0..10_000 {
             cache.insert(key, key);
             if key % 50 == 0 {
@@ -194,8 +217,16 @@ mod tests {
             }
         }
         let stats = cache.stats();
-        assert!(stats.entries <= 100, "{} entries held for a limit of 100", stats.entries);
-        assert_eq!(cache.get(&0), Some(0), "the recently used entry was evicted");
+        assert!(
+            stats.entries <= 100,
+            "{} entries held for a limit of 100",
+            stats.entries
+        );
+        assert_eq!(
+            cache.get(&0),
+            Some(0),
+            "the recently used entry was evicted"
+        );
         assert_eq!(cache.get(&5_000), None, "an old, unused entry survived");
     }
 
@@ -203,7 +234,10 @@ mod tests {
     fn entries_expire_after_the_ttl() {
         let cache = NamedCache::<u32, u32>::new(
             "t",
-            CacheLimits { max_entries: 10, ttl: Duration::from_millis(50) },
+            CacheLimits {
+                max_entries: 10,
+                ttl: Duration::from_millis(50),
+            },
         );
         cache.insert(1, 1);
         std::thread::sleep(Duration::from_millis(120));
@@ -212,7 +246,10 @@ mod tests {
 
     #[test]
     fn the_registry_clears_by_name_and_rejects_unknown_names() {
-        let a = Arc::new(NamedCache::<u32, u32>::new("process-info", CacheLimits::default()));
+        let a = Arc::new(NamedCache::<u32, u32>::new(
+            "process-info",
+            CacheLimits::default(),
+        ));
         a.insert(1, 1);
         a.insert(2, 2);
         let mut registry = CacheRegistry::default();

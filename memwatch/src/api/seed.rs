@@ -18,8 +18,16 @@ fn host_usage(view: &StatusView) -> Value {
 
 /// GET /health: (healthy?, body). Unhealthy when any target is in emergency.
 pub fn health(view: &StatusView) -> (bool, Value) {
-    let worst = view.targets.iter().map(|t| t.usage_ratio()).fold(0.0_f64, f64::max);
-    let emergencies: Vec<_> = view.targets.iter().filter(|t| t.level == Level::Emergency).collect();
+    let worst = view
+        .targets
+        .iter()
+        .map(|t| t.usage_ratio())
+        .fold(0.0_f64, f64::max);
+    let emergencies: Vec<_> = view
+        .targets
+        .iter()
+        .filter(|t| t.level == Level::Emergency)
+        .collect();
     if emergencies.is_empty() {
         return (
             true,

@@ -23,7 +23,7 @@ use crate::{
     report::human_bytes,
     sample::Snapshot,
     status::{
-        ActionView, CleanupView, HostView, Level, LeakView, StatusStore, Thresholds,
+        ActionView, CleanupView, HostView, LeakView, Level, StatusStore, Thresholds,
         builder::{Judged, ViewBuilder},
         cgroups::CgroupFs,
         control::{self, ControlRequest, Controller, ProvisionalController},
@@ -51,7 +51,9 @@ pub struct Observability {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Observability {
@@ -70,8 +72,17 @@ impl Observability {
         let proc_root = PathBuf::from("/proc");
         let interval = config.daemon.interval();
         let t = config.defaults.engine.thresholds;
-        let thresholds = Thresholds { warning: t.warning, critical: t.critical, emergency: t.emergency };
-        let builder = ViewBuilder::new(thresholds, config.metrics.top_processes, proc_root.clone(), cgroups);
+        let thresholds = Thresholds {
+            warning: t.warning,
+            critical: t.critical,
+            emergency: t.emergency,
+        };
+        let builder = ViewBuilder::new(
+            thresholds,
+            config.metrics.top_processes,
+            proc_root.clone(),
+            cgroups,
+        );
         let store = StatusStore::default();
         let frames = FrameCell::default();
         let (handle, requests) = control::channel();
@@ -102,13 +113,18 @@ impl Observability {
         }
         if config.api.tcp_enabled {
             let token = match &config.api.token_file {
-                Some(path) => Token::load(path).with_context(|| format!("api.token_file {}", path.display()))?,
+                Some(path) => Token::load(path)
+                    .with_context(|| format!("api.token_file {}", path.display()))?,
                 None => {
-                    tracing::warn!("api.tcp_enabled without api.token_file: only /metrics and /health answer over TCP");
+                    tracing::warn!(
+                        "api.tcp_enabled without api.token_file: only /metrics and /health answer over TCP"
+                    );
                     Token::none()
                 }
             };
-            let listener = listen::bind_tcp(config.api.tcp_listen).await.context("api.tcp_listen")?;
+            let listener = listen::bind_tcp(config.api.tcp_listen)
+                .await
+                .context("api.tcp_listen")?;
             tracing::info!(address = %config.api.tcp_listen, "API listening (TCP; /metrics and /health open, the rest needs the token)");
             let (state, stop) = (state.clone(), until_stopped());
             servers.push(tokio::spawn(async move {
@@ -120,10 +136,18 @@ impl Observability {
 
         let otlp = if config.otlp.enabled {
             let settings = otlp::OtlpSettings {
-                endpoint: otlp::OtlpSettings::resolve_endpoint(config.otlp.endpoint.as_deref(), |k| std::env::var(k).ok()),
+                endpoint: otlp::OtlpSettings::resolve_endpoint(
+                    config.otlp.endpoint.as_deref(),
+                    |k| std::env::var(k).ok(),
+                ),
                 interval: config.otlp.interval(interval),
                 timeout: config.otlp.timeout_secs.map(Duration::from_secs_f64),
-                headers: config.otlp.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                headers: config
+                    .otlp
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 host_name: otlp::host_name(),
             };
             match otlp::OtlpExporter::start(&settings, frames.clone()) {
@@ -141,7 +165,9 @@ impl Observability {
         };
 
         Ok(Self {
-            controller: Box::new(ProvisionalController { caches: caches.clone() }),
+            controller: Box::new(ProvisionalController {
+                caches: caches.clone(),
+            }),
             info_cache,
             caches,
             builder,
@@ -208,12 +234,25 @@ impl Observability {
                 (t.target.clone(), action)
             })
             .collect();
-        let actions = report.targets.iter().flat_map(|t| t.actions.iter().cloned()).collect();
+        let actions = report
+            .targets
+            .iter()
+            .flat_map(|t| t.actions.iter().cloned())
+            .collect();
         self.builder.record_cleanup(
-            CleanupView { at_unix_s: at, target, freed_bytes: report.freed_bytes, actions },
+            CleanupView {
+                at_unix_s: at,
+                target,
+                freed_bytes: report.freed_bytes,
+                actions,
+            },
             per_target,
         );
-        self.builder.event(at, None, format!("cleanup freed {} bytes", report.freed_bytes));
+        self.builder.event(
+            at,
+            None,
+            format!("cleanup freed {} bytes", report.freed_bytes),
+        );
     }
 
     fn read_host(&mut self) {
@@ -262,11 +301,19 @@ impl Observability {
         let judged = targets
             .iter()
             .map(|t| {
-                let observed =
-                    t.cgroup.as_deref().and_then(|c| self.builder.cgroups().info_with(c, |c| limits.cgroup_limit(c)).limit);
+                let observed = t.cgroup.as_deref().and_then(|c| {
+                    self.builder
+                        .cgroups()
+                        .info_with(c, |c| limits.cgroup_limit(c))
+                        .limit
+                });
                 Judged {
                     name: t.key.clone(),
-                    kind: t.key.split_once(':').map_or("target", |(kind, _)| kind).to_owned(),
+                    kind: t
+                        .key
+                        .split_once(':')
+                        .map_or("target", |(kind, _)| kind)
+                        .to_owned(),
                     usage_bytes: t.usage_bytes,
                     limit_bytes: monitor.limit_for(t.policy, observed),
                     level: monitor.level(&t.key).map_or(Level::Normal, level_of),
@@ -280,7 +327,9 @@ impl Observability {
             if keys.contains(alone.as_str()) {
                 alone
             } else {
-                info.cgroup.as_deref().map_or_else(|| "-".to_owned(), crate::targets::cgroup_key)
+                info.cgroup
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), crate::targets::cgroup_key)
             }
         };
         let view = self.builder.build_judged(
@@ -300,7 +349,12 @@ impl Observability {
         let at = event.t.max(0.0) as u64;
         let key = event.key.clone();
         let message = match &event.kind {
-            EventKind::State { from, to, usage_bytes, limit_bytes } => format!(
+            EventKind::State {
+                from,
+                to,
+                usage_bytes,
+                limit_bytes,
+            } => format!(
                 "{key}: {} -> {} ({} of {})",
                 from.as_str(),
                 to.as_str(),
@@ -316,7 +370,10 @@ impl Observability {
                         time_to_limit_s: v.time_to_limit_s,
                     },
                 );
-                format!("{key}: leak detected, {}/h", human_bytes((v.slope_bytes_per_s * 3600.0).max(0.0) as u64))
+                format!(
+                    "{key}: leak detected, {}/h",
+                    human_bytes((v.slope_bytes_per_s * 3600.0).max(0.0) as u64)
+                )
             }
             EventKind::LeakEnded { leaked_for_secs } => {
                 self.leaks.remove(&key);

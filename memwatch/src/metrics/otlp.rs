@@ -20,7 +20,8 @@ use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
     metrics::{
-        PeriodicReader, SdkMeterProvider, Temporality, data::ResourceMetrics, exporter::PushMetricExporter,
+        PeriodicReader, SdkMeterProvider, Temporality, data::ResourceMetrics,
+        exporter::PushMetricExporter,
     },
 };
 
@@ -58,7 +59,10 @@ pub struct OtlpSettings {
 impl OtlpSettings {
     /// The config's endpoint, else the standard variables, else the default:
     /// the SDK's own order (programmatic first), with our default endpoint.
-    pub fn resolve_endpoint(configured: Option<&str>, env: impl Fn(&str) -> Option<String>) -> String {
+    pub fn resolve_endpoint(
+        configured: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> String {
         configured
             .map(str::to_owned)
             .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
@@ -100,7 +104,10 @@ impl<E: PushMetricExporter> PushMetricExporter for Watched<E> {
                 let failed = self.stats.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= FAILURE_LOG_PERIOD) {
-                    tracing::warn!(failed_so_far = failed, "OTLP export failed (metrics dropped, will retry next interval): {e}");
+                    tracing::warn!(
+                        failed_so_far = failed,
+                        "OTLP export failed (metrics dropped, will retry next interval): {e}"
+                    );
                     *last = Some(Instant::now());
                 }
             }
@@ -144,7 +151,9 @@ impl OtlpExporter {
         for (key, value) in &settings.headers {
             let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes())
                 .map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
-            let value = value.parse().map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
+            let value = value
+                .parse()
+                .map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
             metadata.insert(key, value);
         }
         let mut builder = MetricExporter::builder()
@@ -161,7 +170,9 @@ impl OtlpExporter {
             last_log: Mutex::new(None),
             failing: AtomicBool::new(false),
         };
-        let reader = PeriodicReader::builder(exporter).with_interval(settings.interval).build();
+        let reader = PeriodicReader::builder(exporter)
+            .with_interval(settings.interval)
+            .build();
         let resource = Resource::builder()
             .with_service_name("memwatch")
             .with_attributes([
@@ -169,7 +180,10 @@ impl OtlpExporter {
                 KeyValue::new("host.name", settings.host_name.clone()),
             ])
             .build();
-        let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader)
+            .build();
         let meter = provider.meter("memwatch");
         for def in catalog::ALL {
             register(&meter, def, frames.clone());
@@ -230,22 +244,38 @@ mod tests {
     #[test]
     fn endpoint_resolution_prefers_config_then_signal_then_generic_variables() {
         let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
         };
-        assert_eq!(OtlpSettings::resolve_endpoint(None, env(&[])), "http://127.0.0.1:4317");
         assert_eq!(
-            OtlpSettings::resolve_endpoint(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])),
+            OtlpSettings::resolve_endpoint(None, env(&[])),
+            "http://127.0.0.1:4317"
+        );
+        assert_eq!(
+            OtlpSettings::resolve_endpoint(
+                None,
+                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])
+            ),
             "http://g:4317"
         );
         assert_eq!(
             OtlpSettings::resolve_endpoint(
                 None,
-                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")])
+                env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317"),
+                    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317")
+                ])
             ),
             "http://m:4317"
         );
         assert_eq!(
-            OtlpSettings::resolve_endpoint(Some("http://c:4317"), env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])),
+            OtlpSettings::resolve_endpoint(
+                Some("http://c:4317"),
+                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])
+            ),
             "http://c:4317"
         );
     }

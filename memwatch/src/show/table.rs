@@ -14,8 +14,15 @@ pub fn leak(t: &TargetView) -> String {
     match &t.leak {
         None => "-".into(),
         Some(l) => {
-            let eta = l.time_to_limit_s.map_or_else(|| "no limit in sight".to_owned(), |s| format!("limit in {s:.0}s"));
-            format!("{}/s ({:.0}%, {eta})", human_change(l.slope_bytes_per_s.round() as i64), l.confidence * 100.0)
+            let eta = l.time_to_limit_s.map_or_else(
+                || "no limit in sight".to_owned(),
+                |s| format!("limit in {s:.0}s"),
+            );
+            format!(
+                "{}/s ({:.0}%, {eta})",
+                human_change(l.slope_bytes_per_s.round() as i64),
+                l.confidence * 100.0
+            )
         }
     }
 }
@@ -28,7 +35,11 @@ pub fn render(view: &StatusView) -> String {
         human_bytes(view.host.used),
         human_bytes(view.host.total),
         view.host.usage_ratio * 100.0,
-        if view.mode.is_empty() { "-" } else { &view.mode },
+        if view.mode.is_empty() {
+            "-"
+        } else {
+            &view.mode
+        },
         view.worst_level().as_str(),
     );
     if !view.monitoring {
@@ -40,10 +51,17 @@ pub fn render(view: &StatusView) -> String {
         "TARGET", "LEVEL", "USAGE", "LIMIT", "USE%", "GROWTH", "LEAK"
     );
     for t in &view.targets {
-        let action = t
-            .last_action
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), |a| format!("{} {} ({} freed)", a.action, a.result, human_bytes(a.freed_bytes)));
+        let action = t.last_action.as_ref().map_or_else(
+            || "-".to_owned(),
+            |a| {
+                format!(
+                    "{} {} ({} freed)",
+                    a.action,
+                    a.result,
+                    human_bytes(a.freed_bytes)
+                )
+            },
+        );
         let _ = writeln!(
             out,
             "{:<32} {:<9} {:>10} {:>10} {:>5.1}% {:>13} {:<28} {}",
@@ -72,14 +90,19 @@ pub fn truncate(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{ActionView, Level, LeakView};
+    use crate::status::{ActionView, LeakView, Level};
 
     #[test]
     fn the_table_shows_level_usage_growth_leak_and_last_action() {
         let view = StatusView {
             mode: "ebpf".into(),
             monitoring: true,
-            host: crate::status::HostView { used: 3 << 30, total: 4 << 30, usage_ratio: 0.75, ..Default::default() },
+            host: crate::status::HostView {
+                used: 3 << 30,
+                total: 4 << 30,
+                usage_ratio: 0.75,
+                ..Default::default()
+            },
             targets: vec![TargetView {
                 name: "api.service".into(),
                 kind: "unit".into(),
@@ -87,8 +110,17 @@ mod tests {
                 limit_bytes: 1 << 30,
                 level: Level::Warning,
                 growth_bytes_per_s: 2048.0,
-                leak: Some(LeakView { slope_bytes_per_s: 2048.0, confidence: 0.9, time_to_limit_s: Some(600.0) }),
-                last_action: Some(ActionView { action: "reclaim".into(), result: "ok".into(), at_unix_s: 1, freed_bytes: 1 << 20 }),
+                leak: Some(LeakView {
+                    slope_bytes_per_s: 2048.0,
+                    confidence: 0.9,
+                    time_to_limit_s: Some(600.0),
+                }),
+                last_action: Some(ActionView {
+                    action: "reclaim".into(),
+                    result: "ok".into(),
+                    at_unix_s: 1,
+                    freed_bytes: 1 << 20,
+                }),
                 processes: 2,
                 history: vec![],
             }],
@@ -97,7 +129,16 @@ mod tests {
         let text = render(&view);
         assert!(text.contains("3.0 GiB / 4.0 GiB used (75.0%)"), "{text}");
         let row = text.lines().find(|l| l.starts_with("api.service")).unwrap();
-        for part in ["warning", "900.0 MiB", "1.0 GiB", "87.9%", "+2.0 KiB/s", "90%", "limit in 600s", "reclaim ok (1.0 MiB freed)"] {
+        for part in [
+            "warning",
+            "900.0 MiB",
+            "1.0 GiB",
+            "87.9%",
+            "+2.0 KiB/s",
+            "90%",
+            "limit in 600s",
+            "reclaim ok (1.0 MiB freed)",
+        ] {
             assert!(row.contains(part), "{part:?} missing from {row:?}");
         }
     }

@@ -46,13 +46,23 @@ pub enum ControlError {
 /// Whoever answers the requests inside the daemon loop. The lead's engine +
 /// actions implement this; `ProvisionalController` stands in until then.
 pub trait Controller: Send {
-    fn cleanup(&mut self, target: Option<&str>, view: &StatusView) -> Result<CleanupReport, ControlError>;
+    fn cleanup(
+        &mut self,
+        target: Option<&str>,
+        view: &StatusView,
+    ) -> Result<CleanupReport, ControlError>;
     fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError>;
 }
 
 pub enum ControlRequest {
-    Cleanup { target: Option<String>, reply: oneshot::Sender<Result<CleanupReport, ControlError>> },
-    ClearCache { name: String, reply: oneshot::Sender<Result<u64, ControlError>> },
+    Cleanup {
+        target: Option<String>,
+        reply: oneshot::Sender<Result<CleanupReport, ControlError>>,
+    },
+    ClearCache {
+        name: String,
+        reply: oneshot::Sender<Result<u64, ControlError>>,
+    },
 }
 
 impl ControlRequest {
@@ -89,15 +99,19 @@ impl ControlHandle {
         self.tx
             .try_send(make(reply))
             .map_err(|e| ControlError::Unavailable(format!("control queue: {e}")))?;
-        answer.await.map_err(|_| ControlError::Unavailable("the daemon loop dropped the request".into()))?
+        answer
+            .await
+            .map_err(|_| ControlError::Unavailable("the daemon loop dropped the request".into()))?
     }
 
     pub async fn cleanup(&self, target: Option<String>) -> Result<CleanupReport, ControlError> {
-        self.ask(|reply| ControlRequest::Cleanup { target, reply }).await
+        self.ask(|reply| ControlRequest::Cleanup { target, reply })
+            .await
     }
 
     pub async fn clear_cache(&self, name: String) -> Result<u64, ControlError> {
-        self.ask(|reply| ControlRequest::ClearCache { name, reply }).await
+        self.ask(|reply| ControlRequest::ClearCache { name, reply })
+            .await
     }
 }
 
@@ -109,10 +123,21 @@ pub struct ProvisionalController {
 }
 
 impl Controller for ProvisionalController {
-    fn cleanup(&mut self, target: Option<&str>, view: &StatusView) -> Result<CleanupReport, ControlError> {
+    fn cleanup(
+        &mut self,
+        target: Option<&str>,
+        view: &StatusView,
+    ) -> Result<CleanupReport, ControlError> {
         let chosen: Vec<_> = match target {
-            Some(name) => vec![view.target(name).ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?],
-            None => view.targets.iter().filter(|t| t.level >= Level::Critical).collect(),
+            Some(name) => vec![
+                view.target(name)
+                    .ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?,
+            ],
+            None => view
+                .targets
+                .iter()
+                .filter(|t| t.level >= Level::Critical)
+                .collect(),
         };
         Ok(CleanupReport {
             dry_run: true,
@@ -159,10 +184,15 @@ mod tests {
     async fn requests_travel_to_the_loop_and_answers_come_back() {
         let (handle, mut rx) = channel();
         let view = StatusView {
-            targets: vec![target("a.service", Level::Critical), target("b.service", Level::Normal)],
+            targets: vec![
+                target("a.service", Level::Critical),
+                target("b.service", Level::Normal),
+            ],
             ..Default::default()
         };
-        let mut controller = ProvisionalController { caches: CacheRegistry::default() };
+        let mut controller = ProvisionalController {
+            caches: CacheRegistry::default(),
+        };
         let loop_side = tokio::spawn(async move {
             for _ in 0..3 {
                 rx.recv().await.unwrap().serve(&mut controller, &view);
@@ -170,11 +200,26 @@ mod tests {
         });
         let all = handle.cleanup(None).await.unwrap();
         assert!(all.dry_run);
-        assert_eq!(all.targets.iter().map(|t| t.target.as_str()).collect::<Vec<_>>(), ["a.service"]);
-        assert_eq!(handle.cleanup(Some("zzz".into())).await, Err(ControlError::UnknownTarget("zzz".into())));
-        assert!(matches!(handle.clear_cache("nope".into()).await, Err(ControlError::UnknownCache(_))));
+        assert_eq!(
+            all.targets
+                .iter()
+                .map(|t| t.target.as_str())
+                .collect::<Vec<_>>(),
+            ["a.service"]
+        );
+        assert_eq!(
+            handle.cleanup(Some("zzz".into())).await,
+            Err(ControlError::UnknownTarget("zzz".into()))
+        );
+        assert!(matches!(
+            handle.clear_cache("nope".into()).await,
+            Err(ControlError::UnknownCache(_))
+        ));
         loop_side.await.unwrap();
         // The loop is gone: requests fail instead of hanging.
-        assert!(matches!(handle.cleanup(None).await, Err(ControlError::Unavailable(_))));
+        assert!(matches!(
+            handle.cleanup(None).await,
+            Err(ControlError::Unavailable(_))
+        ));
     }
 }

@@ -2,7 +2,9 @@
 //! which replaces `level_for` with its per-target policy.
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     #[default]
@@ -39,7 +41,11 @@ pub struct Thresholds {
 impl Default for Thresholds {
     /// The seed's thresholds.
     fn default() -> Self {
-        Self { warning: 0.80, critical: 0.90, emergency: 0.95 }
+        Self {
+            warning: 0.80,
+            critical: 0.90,
+            emergency: 0.95,
+        }
     }
 }
 

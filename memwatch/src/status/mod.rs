@@ -31,7 +31,9 @@ impl Default for StatusStore {
 
 impl StatusStore {
     pub fn new(initial: StatusView) -> Self {
-        Self { tx: Arc::new(watch::Sender::new(Arc::new(initial))) }
+        Self {
+            tx: Arc::new(watch::Sender::new(Arc::new(initial))),
+        }
     }
 
     pub fn publish(&self, view: StatusView) {
