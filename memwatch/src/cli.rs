@@ -27,6 +27,10 @@ pub enum Command {
     Record(RecordArgs),
     /// Print the incident log (critical/emergency episodes and kills), oldest first.
     Incidents(IncidentsArgs),
+    /// Ask the running daemon for one table: host, targets, levels, leaks, last actions.
+    Status(ClientArgs),
+    /// Live view of the running daemon (q quits).
+    Top(ClientArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +44,14 @@ pub struct IncidentsArgs {
     /// The records as JSON lines, as stored.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `status` and `top` reach the daemon: its API socket only.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The daemon's API socket (`api.socket` in its config).
+    #[arg(long, default_value = crate::observe_config::DEFAULT_SOCKET, env = "MEMWATCH_SOCKET")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

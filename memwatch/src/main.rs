@@ -21,8 +21,10 @@ fn main() -> ExitCode {
         Command::Run(_) => "info",
         _ => "warn",
     });
-    // One thread is plenty: the work is a few reads every interval.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Two workers: the collector's /proc scan is synchronous, and the API
+    // (and the OTLP exporter's gRPC channel, which the SDK requires to live
+    // on a tokio runtime) must keep answering while it runs.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("memwatch: cannot start the async runtime: {e}");
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run::run(args).await,
             Command::Probe(args) => commands::probe::run(args).await,
+            Command::Status(args) => commands::status::run(args).await,
+            Command::Top(args) => commands::top::run(args).await,
             Command::CheckConfig(args) => commands::check_config::run(args),
             Command::Replay(args) => commands::replay::run(args),
             Command::Record(args) => commands::record::run(args).await,

@@ -3,7 +3,7 @@
 //! policy settings, resolve its limit, feed the engine.
 use crate::{
     config::Config,
-    engine::{Engine, EngineOptions, Event, Reading, resolve_limit},
+    engine::{Engine, EngineOptions, Event, Level, Reading, resolve_limit},
 };
 
 pub struct Monitor {
@@ -40,7 +40,7 @@ impl Monitor {
         events: &mut Vec<Event>,
     ) {
         let settings = self.config.settings(policy);
-        let limit_bytes = resolve_limit(settings.limit, observed_limit, self.host_total);
+        let limit_bytes = self.limit_bytes(policy, observed_limit);
         self.engine.observe(
             &Reading {
                 t,
@@ -56,6 +56,11 @@ impl Monitor {
     /// The limit a target is judged against (what `observe` resolves).
     pub fn limit_bytes(&self, policy: Option<usize>, observed_limit: Option<u64>) -> u64 {
         resolve_limit(self.config.settings(policy).limit, observed_limit, self.host_total)
+    }
+
+    /// The target's current level, once it has been observed.
+    pub fn level(&self, key: &str) -> Option<Level> {
+        self.engine.level(key)
     }
 
     /// Forgets targets that are gone.

@@ -178,7 +178,14 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("memwatch-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, "[daemon]\ninterval_secs = 0.5\n").unwrap();
+    // Its own API socket and no OTLP: a daemon already running on this host
+    // (or another test) must not be disturbed, nor disturb this one.
+    let socket = dir.join("api.sock");
+    std::fs::write(
+        &config,
+        format!("[daemon]\ninterval_secs = 0.5\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n", socket.display().to_string()),
+    )
+    .unwrap();
     let mut daemon = Command::new(memwatch_binary())
         .args(["run", "--config"])
         .arg(&config)
@@ -264,5 +271,51 @@ fn incidents_prints_the_log_as_a_table_or_json_and_filters_by_time() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{out:?}");
     assert!(stderr.contains("incidents.jsonl:2: malformed incident record"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn status_and_the_health_api_answer_from_the_running_daemon_over_its_socket() {
+    let dir = std::env::temp_dir().join(format!("memwatch-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    let socket = dir.join("run/api.sock");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\ninterval_secs = 0.5\nmode = \"procfs\"\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n",
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(memwatch_binary())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("MEMWATCH_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines().map_while(Result::ok);
+    wait_for_line(&mut lines, "API listening", Duration::from_secs(20));
+    // The first interval summary: by then the view has had two readings.
+    wait_for_line(&mut lines, "tracked=", Duration::from_secs(10));
+
+    let out = Command::new(memwatch_binary()).args(["status", "--socket"]).arg(&socket).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.starts_with("host: ") && table.contains("mode: procfs"), "{table}");
+    let rows: Vec<&str> = table.lines().skip_while(|l| !l.starts_with("TARGET")).skip(1).collect();
+    assert!(!rows.is_empty(), "no target rows:\n{table}");
+    assert!(rows.iter().all(|r| ["normal", "warning", "critical", "emergency"].iter().any(|l| r.contains(l))), "{table}");
+
+    // No daemon on the other end: a clear error, not a hang or a panic.
+    let out = Command::new(memwatch_binary()).args(["status", "--socket"]).arg(dir.join("none.sock")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `memwatch run` running"), "{out:?}");
+
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "the socket outlived the daemon");
     let _ = std::fs::remove_dir_all(&dir);
 }

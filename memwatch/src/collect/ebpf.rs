@@ -61,6 +61,10 @@ impl EbpfCollector {
         self.probes.attached()
     }
 
+    pub fn set_info_cache(&mut self, cache: std::sync::Arc<super::table::ProcessInfoCache>) {
+        self.table.set_info_cache(cache);
+    }
+
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         self.probes.flush_diagnostics();
         let kernel = self.probes.processes()?;

@@ -11,6 +11,7 @@ mod table;
 
 pub use ebpf::EbpfCollector;
 pub use procfs::ProcfsCollector;
+pub use table::{PROCESS_INFO_CACHE, ProcessInfoCache};
 
 use serde::Deserialize;
 
@@ -72,6 +73,14 @@ impl Collector {
         match self {
             Collector::Ebpf(c) => c.attached(),
             Collector::Procfs(_) => &[],
+        }
+    }
+
+    /// Uses `cache` (configured limits, registered for the API) for process info.
+    pub fn set_info_cache(&mut self, cache: std::sync::Arc<ProcessInfoCache>) {
+        match self {
+            Collector::Ebpf(c) => c.set_info_cache(cache),
+            Collector::Procfs(c) => c.set_info_cache(cache),
         }
     }
 

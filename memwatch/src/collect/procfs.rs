@@ -16,6 +16,10 @@ impl ProcfsCollector {
         Self { table: ProcessTable::new(procfs) }
     }
 
+    pub fn set_info_cache(&mut self, cache: std::sync::Arc<super::table::ProcessInfoCache>) {
+        self.table.set_info_cache(cache);
+    }
+
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         let procfs = self.table.procfs.clone();
         let scan = self

@@ -6,14 +6,21 @@ use std::{
 };
 
 use crate::{
+    cache::{CacheLimits, NamedCache},
     procinfo::{ProcFs, ProcStat},
     sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
 };
 
+/// Process identity -> who it is. Bounded (size, TTL, LRU) so that process
+/// churn cannot grow the daemon; a process evicted early is simply re-read.
+pub type ProcessInfoCache = NamedCache<ProcessId, Arc<ProcessInfo>>;
+/// The name the API and the metrics know the process-info cache by.
+pub const PROCESS_INFO_CACHE: &str = "process-info";
+
 pub struct ProcessTable {
     pub procfs: ProcFs,
-    /// Info is read once per process identity; entries live as long as the process.
-    info: HashMap<ProcessId, Arc<ProcessInfo>>,
+    /// Info is read once per process identity while it stays cached.
+    info: Arc<ProcessInfoCache>,
     /// Last samples by pid, to find the processes that vanished.
     last: HashMap<u32, ProcessSample>,
 }
@@ -26,7 +33,14 @@ pub struct Scan {
 
 impl ProcessTable {
     pub fn new(procfs: ProcFs) -> Self {
-        Self { procfs, info: HashMap::new(), last: HashMap::new() }
+        let info = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, CacheLimits::default()));
+        Self { procfs, info, last: HashMap::new() }
+    }
+
+    /// Shares a cache built with the configured limits (and registered for
+    /// the API) instead of the default one.
+    pub fn set_info_cache(&mut self, cache: Arc<ProcessInfoCache>) {
+        self.info = cache;
     }
 
     /// Reads every user process in /proc; `counters` supplies each one's
@@ -47,7 +61,7 @@ impl ProcessTable {
             // exec keeps pid and start time but changes the name and
             // command line: a changed comm means the info is stale.
             let info = match self.info.get(&stat.id) {
-                Some(info) if info.comm == stat.comm => Arc::clone(info),
+                Some(info) if info.comm == stat.comm => info,
                 _ => {
                     let info = Arc::new(self.procfs.info(pid, &stat.comm));
                     self.info.insert(stat.id, Arc::clone(&info));
@@ -58,9 +72,12 @@ impl ProcessTable {
         }
 
         let alive: HashSet<ProcessId> = live.iter().map(|s| s.id).collect();
-        self.info.retain(|id, _| alive.contains(id));
         let mut vanished: Vec<ProcessSample> =
             self.last.drain().map(|(_, s)| s).filter(|s| !alive.contains(&s.id)).collect();
+        // A dead identity never comes back: free its slot now rather than at the TTL.
+        for gone in &vanished {
+            self.info.remove(&gone.id);
+        }
         vanished.sort_by_key(|s| s.id);
         self.last = live.iter().map(|s| (s.id.pid, s.clone())).collect();
         Ok(Scan { live, vanished })

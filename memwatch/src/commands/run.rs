@@ -7,7 +7,9 @@ use tokio::time::MissedTickBehavior;
 use crate::{
     actions::{self, Executor, Readiness, Tick, effects::PidfdSignaller},
     cli::RunArgs,
+    cache::CacheLimits,
     collect::Collector,
+    commands::observe::Observability,
     config::Config,
     delta,
     engine::{EngineOptions, Event, EventKind, Level},
@@ -47,8 +49,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new();
     let mut executor = actions::start(&config.actions, readiness.clone()).context("starting the action executor")?;
 
+    // --- issue 5: view, exporters, API ---
+    let cache_limits = CacheLimits {
+        max_entries: config.cache.max_size,
+        ttl: Duration::from_secs_f64(config.cache.ttl_secs),
+    };
+    let mut observe = Observability::start(&config, cache_limits).await?;
+    collector.set_info_cache(observe.info_cache());
+    observe.event(format!("monitoring started (mode {})", collector.mode()));
+    // --- end issue 5 ---
+
     let mut previous = collector.snapshot().context("first reading")?;
-    judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
+    let targets = judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
+    observe.update_judged(&previous, &previous, &targets, &monitor, &limits, &events);
+    events.clear();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -60,11 +74,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::info!("{signal} received, stopping");
                 break;
             }
+            // issue 5: cleanup / cache requests from the API, answered between readings.
+            Some(request) = observe.next_request() => {
+                observe.serve(request);
+                continue;
+            }
         }
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
-                judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
+                let targets = judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
+                observe.update_judged(&previous, &snapshot, &targets, &monitor, &limits, &events);
+                events.clear();
                 previous = snapshot;
             }
             // One bad round (a /proc race, a transient map error) must not
@@ -73,19 +94,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     executor.shutdown(unix_seconds());
+    observe.stop().await;
     drop(collector);
     tracing::info!("limits restored, probes detached, memwatch stopped");
     Ok(())
 }
 
-/// Feeds this interval's targets to the engine, acts on what it decided, and logs it.
+/// Feeds this interval's targets to the engine, acts on what it decided, and
+/// logs it. The targets and `events` stay for the status view; the caller
+/// clears `events`.
 fn judge(
     monitor: &mut Monitor,
     limits: &Limits,
     snapshot: &Snapshot,
     events: &mut Vec<Event>,
     executor: &mut Executor<PidfdSignaller>,
-) {
+) -> Vec<targets::Target> {
     let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
     let t = tick.t;
     let targets = targets::build(&snapshot.processes, monitor.config());
@@ -110,7 +134,7 @@ fn judge(
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
         log_event(event, policy);
     }
-    events.clear();
+    targets
 }
 
 fn log_event(event: &Event, policy: &str) {

@@ -20,7 +20,10 @@ pub use units::{parse_duration_secs, parse_size};
 use toml::{Table, Value};
 use walk::{Fields, Problems, expected};
 
-use crate::collect::ModeRequest;
+use crate::{
+    collect::ModeRequest,
+    observe_config::{ApiConfig, MetricsConfig, OtlpConfig},
+};
 
 /// The seed's sampling interval: often enough to catch a fast leak within a
 /// minute, rarely enough to cost nothing measurable.
@@ -43,6 +46,11 @@ pub struct Config {
     pub defaults: PolicySettings,
     /// In file order: the first match wins.
     pub policies: Vec<Policy>,
+    // --- issue 5: observability and control (observe_config.rs) ---
+    pub api: ApiConfig,
+    pub otlp: OtlpConfig,
+    pub metrics: MetricsConfig,
+    // --- end issue 5 ---
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,8 +247,33 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
             other => problems.push("policy", expected("an array of tables ([[policy]])", other)),
         }
     }
+    read_observe_tables(&mut top, &mut config, problems);
     top.finish(problems);
     config
+}
+
+/// issue 5's tables are plain serde structs (observe_config.rs); their
+/// errors join the others, each with its key path.
+fn read_observe_tables(top: &mut Fields<'_>, config: &mut Config, problems: &mut Problems) {
+    fn table<T: serde::de::DeserializeOwned + Default>(
+        top: &mut Fields<'_>,
+        key: &'static str,
+        problems: &mut Problems,
+    ) -> T {
+        match top.raw(key) {
+            None => T::default(),
+            Some(value) => T::deserialize(value.clone()).unwrap_or_else(|e| {
+                problems.push(key, e.to_string().trim_end());
+                T::default()
+            }),
+        }
+    }
+    config.api = table(top, "api", problems);
+    config.otlp = table(top, "otlp", problems);
+    config.metrics = table(top, "metrics", problems);
+    for problem in crate::observe_config::validate(&config.api, &config.otlp, &config.metrics) {
+        problems.0.push(problem);
+    }
 }
 
 fn read_daemon(table: &Table, problems: &mut Problems) -> DaemonConfig {

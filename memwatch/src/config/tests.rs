@@ -359,3 +359,30 @@ fn the_first_matching_policy_wins_and_all_criteria_must_match() {
     assert_eq!(config.policy_for(&opt), Some(2));
     assert_eq!(config.settings(None), &config.defaults);
 }
+
+// --- issue 5: [api], [otlp], [metrics] ---
+
+#[test]
+fn the_repository_config_has_the_observability_tables_at_their_defaults() {
+    use crate::observe_config::{ApiConfig, MetricsConfig, OtlpConfig};
+    let config = Config::parse(include_str!("../../../config.toml")).unwrap();
+    assert_eq!(config.api, ApiConfig::default());
+    assert_eq!(config.otlp, OtlpConfig::default());
+    assert_eq!(config.metrics, MetricsConfig::default());
+}
+
+#[test]
+fn observability_tables_parse_and_bad_values_are_named() {
+    let config = Config::parse(
+        "[api]\ntcp_enabled = true\ntoken_file = \"/etc/memwatch/token\"\n[otlp]\nendpoint = \"http://c:4317\"\nheaders = { x-tenant = \"a\" }\n[metrics]\ntop_processes = 10\n",
+    )
+    .unwrap();
+    assert!(config.api.tcp_enabled);
+    assert_eq!(config.otlp.headers["x-tenant"], "a");
+    assert_eq!(config.metrics.top_processes, 10);
+    let bad = errors("[otlp]\ninterval_secs = -1\nendpoint = \"c:4317\"\n");
+    assert!(bad.iter().any(|e| e.starts_with("otlp.interval_secs: ")), "{bad:#?}");
+    assert!(bad.iter().any(|e| e.starts_with("otlp.endpoint: ")), "{bad:#?}");
+    let unknown = errors("[api]\nport = 1\n");
+    assert!(unknown.len() == 1 && unknown[0].starts_with("api: ") && unknown[0].contains("port"), "{unknown:#?}");
+}

@@ -1,0 +1,50 @@
+//! What the daemon knows, shaped for showing: the view model, the store the
+//! daemon loop publishes it to each interval, and the control requests the
+//! API sends back (cleanup, cache clearing).
+pub mod builder;
+pub mod cgroups;
+pub mod control;
+pub mod host;
+pub mod level;
+pub mod view;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use level::{Level, Thresholds, level_for};
+pub use view::*;
+
+/// The latest view. A watch channel: readers take the current value without
+/// blocking the writer, and can await the next one (a readiness signal for
+/// tests and for `top`-like consumers).
+#[derive(Clone)]
+pub struct StatusStore {
+    tx: Arc<watch::Sender<Arc<StatusView>>>,
+}
+
+impl Default for StatusStore {
+    fn default() -> Self {
+        Self::new(StatusView::default())
+    }
+}
+
+impl StatusStore {
+    pub fn new(initial: StatusView) -> Self {
+        Self {
+            tx: Arc::new(watch::Sender::new(Arc::new(initial))),
+        }
+    }
+
+    pub fn publish(&self, view: StatusView) {
+        self.tx.send_replace(Arc::new(view));
+    }
+
+    pub fn current(&self) -> Arc<StatusView> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<StatusView>> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,147 @@
+//! The view model: everything the API, the exporters and the CLI show, as
+//! one value rebuilt each interval. It is the boundary between whoever
+//! decides (today a provisional builder, later the engine and the actions)
+//! and whoever shows; nothing here does I/O.
+use serde::{Deserialize, Serialize};
+
+use super::level::{Level, Thresholds};
+use crate::cache::CacheStats;
+
+/// How many readings of each target are kept for sparklines (`memwatch top`).
+pub const HISTORY_LEN: usize = 60;
+/// How many recent events the view keeps.
+pub const EVENTS_LEN: usize = 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostView {
+    /// MemTotal - MemAvailable, bytes.
+    pub used: u64,
+    pub total: u64,
+    pub usage_ratio: f64,
+    pub free: u64,
+    pub buffers: u64,
+    pub cached: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeakView {
+    pub slope_bytes_per_s: f64,
+    /// 0..1.
+    pub confidence: f64,
+    /// None when the usage is not heading for the limit.
+    pub time_to_limit_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionView {
+    pub action: String,
+    /// "ok", "failed", "dry-run", ...
+    pub result: String,
+    pub at_unix_s: u64,
+    pub freed_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetView {
+    pub name: String,
+    /// "unit", "cgroup", "host", or whatever the engine's policies name.
+    pub kind: String,
+    pub usage_bytes: u64,
+    pub limit_bytes: u64,
+    pub level: Level,
+    pub growth_bytes_per_s: f64,
+    pub leak: Option<LeakView>,
+    pub last_action: Option<ActionView>,
+    pub processes: usize,
+    /// Last readings of `usage_bytes`, oldest first, at most HISTORY_LEN.
+    pub history: Vec<u64>,
+}
+
+impl TargetView {
+    pub fn usage_ratio(&self) -> f64 {
+        if self.limit_bytes == 0 {
+            0.0
+        } else {
+            self.usage_bytes as f64 / self.limit_bytes as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessView {
+    pub pid: u32,
+    pub comm: String,
+    pub cmdline: String,
+    pub cgroup: Option<String>,
+    pub target: String,
+    pub rss_bytes: u64,
+    /// Virtual size, where it was read.
+    pub virtual_bytes: Option<u64>,
+    pub growth_bytes_per_s: f64,
+    /// Since the process started (procfs) or since the probes attached (eBPF).
+    pub page_faults: u64,
+    /// Belongs to a matched policy: always exported per process.
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanupView {
+    pub at_unix_s: u64,
+    pub target: Option<String>,
+    pub freed_bytes: u64,
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub at_unix_s: u64,
+    pub target: Option<String>,
+    pub message: String,
+}
+
+/// Cumulative count of one (action, result) pair: `memwatch.actions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionCount {
+    pub action: String,
+    pub result: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub generated_at_unix_s: u64,
+    pub interval_s: f64,
+    /// "ebpf" or "procfs".
+    pub mode: String,
+    /// False until the first reading.
+    pub monitoring: bool,
+    pub host: HostView,
+    pub thresholds: Thresholds,
+    /// Worst level first, then largest usage.
+    pub targets: Vec<TargetView>,
+    /// The processes exported one by one: top growers and pinned ones.
+    pub processes: Vec<ProcessView>,
+    pub caches: Vec<CacheStats>,
+    pub last_cleanup: Option<CleanupView>,
+    /// Newest last.
+    pub events: Vec<EventView>,
+    pub actions: Vec<ActionCount>,
+    /// Bytes freed by cleanups since start, all targets.
+    pub cleanup_freed_bytes: u64,
+    /// Kernel-side events lost, by kind (cumulative).
+    pub bpf_events_lost: Vec<(String, u64)>,
+}
+
+impl StatusView {
+    pub fn worst_level(&self) -> Level {
+        self.targets
+            .iter()
+            .map(|t| t.level)
+            .max()
+            .unwrap_or_default()
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetView> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
