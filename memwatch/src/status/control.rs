@@ -215,3 +215,70 @@ impl PendingCleanups {
         done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sends;
+
+    impl Controller for Sends {
+        fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError> {
+            let target = target.ok_or_else(|| ControlError::Failed("name one".into()))?;
+            Ok(CleanupReport {
+                dry_run: false,
+                targets: vec![TargetCleanup {
+                    target: target.to_owned(),
+                    level: Level::Critical,
+                    outcome: "ok".into(),
+                    actions: vec!["SIGUSR1 (pass 1) to 1 of 1 process(es)".into()],
+                    sent_at: Some(10.0),
+                    freed_bytes: 0,
+                    measured: false,
+                }],
+                freed_bytes: 0,
+                note: None,
+            })
+        }
+
+        fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError> {
+            Err(UnknownCache(name.to_owned()).into())
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_travel_to_the_loop_and_cleanups_are_answered_once_measured_or_out_of_time() {
+        let (handle, mut rx) = channel();
+        let loop_side = tokio::spawn(async move {
+            let mut pending = PendingCleanups::default();
+            let start = Instant::now();
+            for _ in 0..3 {
+                let request = rx.recv().await.unwrap();
+                assert!(pending.serve(request, &mut Sends, start).is_none(), "nothing answered at once");
+            }
+            // Two cleanups parked: "a" is re-measured, "b" never is.
+            let measured = |key: &str, at: f64| {
+                assert_eq!(at, 10.0);
+                if key == "a" { Measured::Freed(5) } else { Measured::Pending }
+            };
+            assert_eq!(pending.settle(start, measured).len(), 1, "a");
+            assert!(pending.settle(start + REPLY_WITHIN / 2, measured).is_empty(), "b waits");
+            let late = pending.settle(start + REPLY_WITHIN, measured);
+            assert_eq!(late.len(), 1, "b, out of time");
+        });
+        let (a, b, cache) = tokio::join!(
+            handle.cleanup(Some("a".into())),
+            handle.cleanup(Some("b".into())),
+            handle.clear_cache("nope".into()),
+        );
+        let a = a.unwrap();
+        assert_eq!((a.freed_bytes, a.targets[0].measured), (5, true));
+        let b = b.unwrap();
+        assert_eq!((b.freed_bytes, b.targets[0].measured), (0, false));
+        assert!(b.note.unwrap().contains("not re-measured"));
+        assert!(matches!(cache, Err(ControlError::UnknownCache(_))));
+        loop_side.await.unwrap();
+        // The loop is gone: requests fail instead of hanging.
+        assert!(matches!(handle.cleanup(None).await, Err(ControlError::Unavailable(_))));
+    }
+}
