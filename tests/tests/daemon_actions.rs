@@ -360,7 +360,11 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     figure(
         scenario,
         "GET /health during the emergency / after the episode",
-        format!("{} / {:?}", if unhealthy.is_some() { 503 } else { 200 }, healthy_after.as_ref().map(|h| h.0)),
+        format!(
+            "{} / {}",
+            if unhealthy.is_some() { "503" } else { "never 503" },
+            healthy_after.as_ref().map_or("no answer".to_owned(), |h| h.0.to_string())
+        ),
     );
 
     assert_eq!(status.signal(), Some(libc::SIGKILL), "SIGTERM is ignored, so SIGKILL ends it: {status:?}");
