@@ -187,3 +187,20 @@ impl Leaker {
         self.seen
     }
 }
+
+/// One HTTP/1.1 request over the daemon's Unix socket, as `curl
+/// --unix-socket` sends it: (status code, body), or None when the daemon
+/// does not answer. Blocking and dependency-free, for the scenarios' polls.
+pub fn http(socket: &Path, method: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read as _;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: memwatch\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    // The API answers with a Content-Length, never chunked (axum's Json).
+    Some((code, body.to_owned()))
+}

@@ -13,7 +13,7 @@ use memwatch::actions::{
 };
 use memwatch_tests::{
     cgroup_v2::{TestCgroup, available},
-    daemon::{Daemon, Leaker, scenario_dir, wait_until},
+    daemon::{Daemon, Leaker, http, scenario_dir, wait_until},
     figure,
 };
 
@@ -67,6 +67,8 @@ summary_top = 0
 [actions]
 state_file = "{dir}/throttles.json"
 incident_log = "{dir}/incidents.jsonl"
+[api]
+socket = "{dir}/memwatch.sock"
 [defaults]
 # Nothing else in the VM is the scenarios' to touch.
 protect = true
@@ -324,7 +326,15 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
         &["--step-mib", "2", "--step-ms", "20", "--max-mib", "400", "--ignore-sigterm"],
     );
     leaker.start();
-    let status = leaker.wait_exit(Duration::from_secs(60));
+    // GET /health as a load balancer would, until the daemon kills the leaker.
+    let socket = dir.join("memwatch.sock");
+    let mut unhealthy: Option<String> = None;
+    let status = wait_until(Duration::from_secs(60), || {
+        if let Some((503, body)) = http(&socket, "GET", "/health") {
+            unhealthy.get_or_insert(body);
+        }
+        leaker.child.try_wait().ok().flatten()
+    });
     let status = status.unwrap_or_else(|| panic!("the leaker was not killed:\n{}", daemon.log_text()));
     let closed = wait_until(Duration::from_secs(20), || {
         let incidents = incidents_of(&dir, name);
@@ -332,6 +342,7 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     });
     let incidents = closed.unwrap_or_else(|| panic!("no episode record after the kill:\n{}", daemon.log_text()));
     let high = group.read("memory.high");
+    let healthy_after = http(&socket, "GET", "/health");
     daemon.stop();
 
     let kill = incidents.iter().find(|i| i.kind == IncidentKind::Kill).expect("a kill record");
@@ -346,6 +357,15 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     );
     figure(scenario, "leaker ended by signal", status.signal().unwrap_or(0));
     figure(scenario, "memory.high after the target went away", &high);
+    figure(
+        scenario,
+        "GET /health during the emergency / after the episode",
+        format!(
+            "{} / {}",
+            if unhealthy.is_some() { "503" } else { "never 503" },
+            healthy_after.as_ref().map_or("no answer".to_owned(), |h| h.0.to_string())
+        ),
+    );
 
     assert_eq!(status.signal(), Some(libc::SIGKILL), "SIGTERM is ignored, so SIGKILL ends it: {status:?}");
     assert_eq!((term.outcome, sigkill.outcome), (Outcome::Ok, Outcome::Ok), "{:#?}", episode.actions);
@@ -355,4 +375,73 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     assert_eq!(episode.peak_level, memwatch::engine::Level::Emergency);
     assert_eq!(high, "max", "the clamp is undone when the episode ends");
     assert!(term.applied_after_ms.is_some_and(|ms| ms < 50.0), "{term:?}");
+    let body: serde_json::Value = serde_json::from_str(unhealthy.as_deref().expect("GET /health never said 503"))
+        .expect("a JSON 503 body");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("emergency")), "{body}");
+    assert!(body["memoryUsage"]["total"].as_u64().is_some_and(|t| t > 0) && body["heapUsage"].is_f64(), "{body}");
+    assert_eq!(healthy_after.map(|h| h.0), Some(200), "ready again once the episode is over");
+}
+
+#[test]
+fn a_requested_cleanup_signals_the_workload_and_reports_what_it_freed() {
+    if !available("a_requested_cleanup_signals_the_workload_and_reports_what_it_freed") {
+        return;
+    }
+    let scenario = "daemon: POST /health/gc";
+    let name = "gc";
+    let dir = scenario_dir(name);
+    let group = TestCgroup::new(name);
+    let config = write_config(&dir, &policy(name, false, "", ""));
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let socket = dir.join("memwatch.sock");
+
+    // 64 MiB: warning (51.2 MiB), under critical (76.8 MiB): the daemon
+    // would not act on its own. The leaker frees on the first SIGUSR1.
+    let mut leaker = Leaker::spawn_in(
+        &group.dir,
+        LEAKER,
+        &["--step-mib", "2", "--step-ms", "20", "--max-mib", "64", "--free-on-signal", "1"],
+    );
+    leaker.start();
+    let warned = wait_until(Duration::from_secs(30), || {
+        let text = daemon.log_text();
+        (text.contains("memwatch-test-gc") && text.contains("to=warning")).then_some(())
+    });
+    assert!(warned.is_some(), "the workload never reached warning:\n{}", daemon.log_text());
+    std::thread::sleep(Duration::from_secs(1)); // settled at its 64 MiB
+    assert!(leaker.drain().iter().all(|l| !l.starts_with("signal")), "the daemon acted on its own: {:?}", leaker.seen);
+
+    let t0 = Instant::now();
+    let answer = http(&socket, "POST", "/health/gc");
+    let took = t0.elapsed();
+    let (code, body) = answer.unwrap_or_else(|| panic!("no answer to POST /health/gc:\n{}", daemon.log_text()));
+    let report: serde_json::Value = serde_json::from_str(&body).expect("a JSON report");
+    leaker.expect("freed", Duration::from_secs(5));
+    let target = &report["targets"][0];
+    let freed = report["freedBytes"].as_u64().unwrap_or(0);
+    figure(scenario, "POST /health/gc answered after (ms, incl. the re-measure)", took.as_millis());
+    figure(scenario, "memory freed, as reported (MiB)", mib(freed));
+    figure(scenario, "action", target["actions"][0].as_str().unwrap_or("?"));
+
+    assert_eq!(code, 200, "{body}");
+    assert_eq!((report["dryRun"].as_bool(), target["outcome"].as_str()), (Some(false), Some("ok")), "{report}");
+    assert_eq!(target["measured"], true, "{report}");
+    assert!(freed >= 40 * MIB, "the leaker unmapped ~64 MiB: {report}");
+    assert!(took < Duration::from_secs(5), "answered within a few readings: {took:?}");
+    // The view is published right after the answer, in the same loop turn.
+    let last_cleanup = wait_until(Duration::from_secs(2), || {
+        let (_, body) = http(&socket, "GET", "/health/metrics")?;
+        let metrics: serde_json::Value = serde_json::from_str(&body).ok()?;
+        metrics["memory"]["lastCleanup"]["freedBytes"].as_u64()
+    });
+    assert_eq!(last_cleanup, Some(freed), "GET /health/metrics shows the last cleanup");
+
+    // On record like the daemon's own cleanups, once back at normal.
+    let recorded = wait_until(Duration::from_secs(20), || incidents_of(&dir, name).pop());
+    let incident = recorded.unwrap_or_else(|| panic!("no incident record:\n{}", daemon.log_text()));
+    let pass = &incident.actions[0];
+    assert_eq!((pass.action, pass.outcome), (ActionKind::Signal, Outcome::Ok), "{incident:#?}");
+    assert_eq!(pass.freed_bytes.map(|f| f.max(0) as u64), Some(freed), "the answer and the record agree");
+    assert_eq!(leaker.finish().iter().filter(|l| l.starts_with("signal ")).count(), 1, "one signal, on request");
+    daemon.stop();
 }

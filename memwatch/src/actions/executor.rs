@@ -117,13 +117,28 @@ struct TargetState {
     next_allowed: f64,
     /// When the emergency clamp was last applied in the current emergency.
     clamped_at: Option<f64>,
-    /// The reading that last crossed a threshold upwards (or brought a verdict).
+    /// The reading that last crossed a threshold upwards (or brought a
+    /// verdict), or an operator's cleanup request.
     crossed_at: f64,
     leak: Option<LeakVerdict>,
     /// A verdict arrived that the policy's `on_leak` has not acted on yet.
     leak_unhandled: bool,
     /// Level changes seen before an episode opened this tick.
     pending_levels: Vec<LevelChange>,
+    /// The last re-measured cleanup pass: (signalled at, freed bytes), for
+    /// an operator's request waiting on it (`measured`).
+    last_pass: Option<(f64, i64)>,
+}
+
+/// What became of a cleanup pass signalled at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// Not re-measured yet (the pass waits `pass_wait` for a reading).
+    Pending,
+    /// Usage at the signal minus usage at the re-measure (negative: it grew).
+    Freed(i64),
+    /// The target is gone, or a later pass replaced this one unmeasured.
+    Unknown,
 }
 
 pub struct Executor<S> {
@@ -197,6 +212,57 @@ impl<S: Signaller> Executor<S> {
         }
     }
 
+    /// The engine's level of `key` as of the last tick (normal if unseen).
+    pub fn level(&self, key: &str) -> Level {
+        self.targets.get(key).map_or(Level::Normal, |s| s.level)
+    }
+
+    /// Whether the cleanup pass signalled on `key` at `sent_at` was re-measured.
+    pub fn measured(&self, key: &str, sent_at: f64) -> Measured {
+        let Some(state) = self.targets.get(key) else { return Measured::Unknown };
+        match (state.last_pass, state.step) {
+            (Some((at, freed)), _) if at == sent_at => Measured::Freed(freed),
+            (_, Some(Step::Cleanup { sent_at: at, .. })) if at == sent_at => Measured::Pending,
+            _ => Measured::Unknown,
+        }
+    }
+
+    /// An operator's request (`POST /health/gc`): starts the critical-level
+    /// cleanup on `target` now, between ticks, instead of waiting for the
+    /// engine to cross critical. It is the same procedure the ticks run: the
+    /// passes that follow, their re-measures and a throttle if the target is
+    /// still critical after the last pass come from the next ticks. Returns
+    /// the first pass's record (or why nothing was done); it is also the
+    /// episode's, so it reaches the incident log.
+    pub fn cleanup_now(&mut self, tick: Tick, target: &Observed<'_>) -> ActionRecord {
+        let now = tick.t;
+        let settings = target.settings;
+        let dry_run = self.global_dry_run || settings.dry_run;
+        let mut state = self.targets.remove(target.key).unwrap_or_default();
+        let r = if settings.protect {
+            record(now, ActionKind::Signal, Outcome::Refused, "protected by its policy")
+        } else if !matches!(state.step, None | Some(Step::Idle)) {
+            record(now, ActionKind::Signal, Outcome::Skipped, "a procedure is already running on this target")
+        } else if now < state.next_allowed {
+            let left = state.next_allowed - now;
+            record(now, ActionKind::Signal, Outcome::Skipped, format!("cooldown: next action allowed in {left:.0} s"))
+        } else {
+            // The request is the trigger: latency counts from it.
+            state.crossed_at = now;
+            if state.episode.is_none() {
+                open_episode(&mut state, target, now, dry_run, false);
+            }
+            self.cleanup_pass(&mut state, target, tick, Reason::Critical, 1, dry_run);
+            let Some(Step::Cleanup { record: i, .. }) = state.step else { unreachable!("cleanup_pass sets the step") };
+            state.episode.as_ref().map(|e| e.actions[i].clone()).expect("opened above")
+        };
+        if matches!(r.outcome, Outcome::Refused | Outcome::Skipped) {
+            tracing::info!(target_key = %target.key, detail = %r.detail, "requested cleanup not run");
+        }
+        self.targets.insert(target.key.to_owned(), state);
+        r
+    }
+
     /// Clean exit: closes open episodes and restores every lowered limit.
     pub fn shutdown(&mut self, t: f64) {
         let keys: Vec<String> = self.targets.keys().cloned().collect();
@@ -268,6 +334,7 @@ impl<S: Signaller> Executor<S> {
                 {
                     r.freed_bytes = Some(freed);
                 }
+                state.last_pass = Some((sent_at, freed));
                 tracing::info!(target_key = %target.key, pass, freed_bytes = freed, "cleanup pass re-measured");
                 // The engine's level lags on the way down (hysteresis); usage
                 // back under the critical threshold means the pass worked.

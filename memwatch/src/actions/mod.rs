@@ -4,6 +4,7 @@
 //! not-ready flag the health endpoint reads (`readiness`).
 //!
 //! The engine stays pure: everything here runs after it, on its events.
+pub mod control;
 pub mod effects;
 pub mod executor;
 pub mod incident;
@@ -14,7 +15,7 @@ pub mod readiness;
 #[cfg(test)]
 mod tests;
 
-pub use executor::{Executor, Member, Observed, Tick};
+pub use executor::{Executor, Measured, Member, Observed, Tick};
 pub use readiness::Readiness;
 
 use crate::{

@@ -426,3 +426,5 @@ fn a_cgroup_holding_a_protected_process_is_signalled_but_never_throttled() {
     let clamp = incident.actions.iter().find(|a| a.action == ActionKind::Clamp).unwrap();
     assert_eq!(clamp.outcome, Outcome::Refused, "{clamp:?}");
 }
+
+mod requests;

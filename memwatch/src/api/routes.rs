@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::{auth::Token, error::ApiError, seed};
 use crate::{
+    actions::Readiness,
     metrics::prometheus::PrometheusExporter, status::StatusStore, status::control::ControlHandle,
 };
 
@@ -28,6 +29,9 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ApiState {
     pub status: StatusStore,
     pub control: ControlHandle,
+    /// The executor's not-ready flag (one source of truth: the API reads
+    /// the executor's handle, not a copy in the view).
+    pub readiness: Readiness,
     pub prometheus: Arc<PrometheusExporter>,
 }
 
@@ -62,7 +66,7 @@ pub fn router(state: ApiState, access: Access) -> Router {
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    let (healthy, body) = seed::health(&state.status.current());
+    let (healthy, body) = seed::health(&state.status.current(), &state.readiness.reasons());
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -72,7 +76,11 @@ async fn health(State(state): State<ApiState>) -> Response {
 }
 
 async fn health_metrics(State(state): State<ApiState>) -> Response {
-    Json(seed::health_metrics(&state.status.current())).into_response()
+    Json(seed::health_metrics(
+        &state.status.current(),
+        &state.readiness.reasons(),
+    ))
+    .into_response()
 }
 
 /// The whole view, for `memwatch status` and `memwatch top`.

@@ -16,8 +16,12 @@ fn host_usage(view: &StatusView) -> Value {
     })
 }
 
-/// GET /health: (healthy?, body). Unhealthy when any target is in emergency.
-pub fn health(view: &StatusView) -> (bool, Value) {
+/// GET /health: (healthy?, body). Unhealthy when any target is in
+/// emergency, or while the executor holds the host not ready (`not_ready`:
+/// the targets holding it, from `actions::Readiness`). The flag outlasts the
+/// emergency: it is cleared only when the target is back at normal, so load
+/// balancers do not send work back to a host still at critical.
+pub fn health(view: &StatusView, not_ready: &[String]) -> (bool, Value) {
     let worst = view
         .targets
         .iter()
@@ -28,7 +32,13 @@ pub fn health(view: &StatusView) -> (bool, Value) {
         .iter()
         .filter(|t| t.level == Level::Emergency)
         .collect();
-    if emergencies.is_empty() {
+    // Held, but no longer (or not yet, in this view) in emergency.
+    let held: Vec<&str> = not_ready
+        .iter()
+        .map(String::as_str)
+        .filter(|key| !emergencies.iter().any(|t| t.name == *key))
+        .collect();
+    if emergencies.is_empty() && held.is_empty() {
         return (
             true,
             json!({
@@ -40,24 +50,49 @@ pub fn health(view: &StatusView) -> (bool, Value) {
             }),
         );
     }
-    let named: Vec<String> = emergencies
+    let ratio_of = |key: &str| view.target(key).map(|t| t.usage_ratio());
+    let mut errors = Vec::new();
+    if !emergencies.is_empty() {
+        let named: Vec<String> = emergencies
+            .iter()
+            .map(|t| format!("{} ({:.1}% of limit)", t.name, t.usage_ratio() * 100.0))
+            .collect();
+        errors.push(format!("Memory usage at emergency level: {}", named.join(", ")));
+    }
+    if !held.is_empty() {
+        let named: Vec<String> = held
+            .iter()
+            .map(|key| match ratio_of(key) {
+                Some(ratio) => format!("{key} ({:.1}% of limit)", ratio * 100.0),
+                None => (*key).to_owned(),
+            })
+            .collect();
+        errors.push(format!(
+            "Not ready after an emergency, until back at normal: {}",
+            named.join(", ")
+        ));
+    }
+    let names: Vec<&str> = emergencies
         .iter()
-        .map(|t| format!("{} ({:.1}% of limit)", t.name, t.usage_ratio() * 100.0))
+        .map(|t| t.name.as_str())
+        .chain(held.iter().copied())
         .collect();
     (
         false,
         json!({
             "status": "unhealthy",
-            "error": format!("Memory usage at emergency level: {}", named.join(", ")),
+            "error": errors.join("; "),
             "memoryUsage": host_usage(view),
-            "heapUsage": emergencies.iter().map(|t| t.usage_ratio()).fold(0.0_f64, f64::max),
-            "targets": emergencies.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            "heapUsage": names.iter().filter_map(|k| ratio_of(k)).fold(0.0_f64, f64::max),
+            "targets": names,
+            "notReady": not_ready,
         }),
     )
 }
 
 /// GET /health/metrics.
-pub fn health_metrics(view: &StatusView) -> Value {
+/// `not_ready` as for `health`.
+pub fn health_metrics(view: &StatusView, not_ready: &[String]) -> Value {
     let targets: Vec<Value> = view
         .targets
         .iter()
@@ -76,6 +111,7 @@ pub fn health_metrics(view: &StatusView) -> Value {
                     "timeToLimitSeconds": l.time_to_limit_s,
                 })),
                 "lastAction": t.last_action,
+                "notReady": not_ready.contains(&t.name),
             })
         })
         .collect();
@@ -100,6 +136,8 @@ pub fn health_metrics(view: &StatusView) -> Value {
             "current": host_usage(view),
             "thresholds": view.thresholds,
             "monitoring": view.monitoring,
+            "ready": not_ready.is_empty(),
+            "notReady": not_ready,
             "mode": view.mode,
             "lastCleanup": view.last_cleanup.as_ref().map(|c| json!({
                 "at": c.at_unix_s,

@@ -12,12 +12,13 @@ use tower::ServiceExt as _;
 
 use super::{Access, ApiState, auth::Token, listen, router};
 use crate::{
+    actions::Readiness,
     cache::{CacheLimits, CacheRegistry, NamedCache},
     client::Client,
     metrics::{FrameCell, frame_from, prometheus::PrometheusExporter},
     status::{
         HostView, Level, StatusStore, StatusView, TargetView,
-        control::{self, ProvisionalController},
+        control::{self, CleanupReport, ControlError, Controller, PendingCleanups, TargetCleanup},
     },
 };
 
@@ -52,9 +53,60 @@ fn view(levels: &[(&str, Level, u64)]) -> StatusView {
     }
 }
 
-/// A state whose control requests are answered by a provisional controller
-/// running on its own task, as the daemon loop would.
+/// Answers from the view as a dry-run executor would: the routing, status
+/// codes and JSON are under test here; the executor's side is tested in
+/// `actions::tests` (requested cleanups).
+struct DryRun {
+    caches: CacheRegistry,
+    status: StatusStore,
+}
+
+impl Controller for DryRun {
+    fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError> {
+        let view = self.status.current();
+        let chosen: Vec<&TargetView> = match target {
+            Some(name) => vec![
+                view.target(name)
+                    .ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?,
+            ],
+            None => view
+                .targets
+                .iter()
+                .filter(|t| t.level >= Level::Warning)
+                .collect(),
+        };
+        Ok(CleanupReport {
+            dry_run: true,
+            targets: chosen
+                .into_iter()
+                .map(|t| TargetCleanup {
+                    target: t.name.clone(),
+                    level: t.level,
+                    outcome: "dry_run".into(),
+                    actions: vec!["would send SIGUSR1 (pass 1) to 1 process(es)".into()],
+                    sent_at: Some(1.0),
+                    freed_bytes: 0,
+                    measured: false,
+                })
+                .collect(),
+            freed_bytes: 0,
+            note: None,
+        })
+    }
+
+    fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError> {
+        Ok(self.caches.clear(name)?)
+    }
+}
+
+/// A state whose control requests are answered on their own task, as the
+/// daemon loop would.
 fn state(view: StatusView) -> (ApiState, Arc<NamedCache<u32, u32>>) {
+    let (state, cache, _) = state_with_readiness(view);
+    (state, cache)
+}
+
+fn state_with_readiness(view: StatusView) -> (ApiState, Arc<NamedCache<u32, u32>>, Readiness) {
     let cache = Arc::new(NamedCache::new("process-info", CacheLimits::default()));
     cache.insert(1, 1);
     cache.insert(2, 2);
@@ -70,18 +122,25 @@ fn state(view: StatusView) -> (ApiState, Arc<NamedCache<u32, u32>>) {
     let (handle, mut requests) = control::channel();
     let loop_store = store.clone();
     tokio::spawn(async move {
-        let mut controller = ProvisionalController { caches };
+        let mut controller = DryRun {
+            caches,
+            status: loop_store,
+        };
+        let mut pending = PendingCleanups::default();
         while let Some(request) = requests.recv().await {
-            request.serve(&mut controller, &loop_store.current());
+            pending.serve(request, &mut controller, std::time::Instant::now());
         }
     });
+    let readiness = Readiness::new();
     (
         ApiState {
             status: store,
             control: handle,
+            readiness: readiness.clone(),
             prometheus: Arc::new(PrometheusExporter::new(frames)),
         },
         cache,
+        readiness,
     )
 }
 
@@ -133,6 +192,42 @@ async fn health_is_200_until_a_target_reaches_emergency_then_503_with_the_seed_b
     assert_eq!(body["memoryUsage"]["usagePercent"], 50.0);
     assert_eq!(body["heapUsage"], 0.97);
     assert_eq!(body["targets"], serde_json::json!(["a.service"]));
+}
+
+/// The executor's not-ready flag outlasts the emergency: /health stays 503
+/// while it is held, though no target is in emergency any more.
+#[tokio::test]
+async fn health_follows_the_not_ready_flag_until_it_is_cleared() {
+    let (state, _, readiness) =
+        state_with_readiness(view(&[("a.service", Level::Critical, 920)]));
+    let app = router(state, Access::Local);
+    let health = |app: Router| async move { call(&app, Method::GET, "/health", None).await };
+    assert_eq!(health(app.clone()).await.0, StatusCode::OK);
+
+    readiness.hold("a.service");
+    let (code, body) = health(app.clone()).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(&body);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("until back at normal: a.service (92.0% of limit)"),
+        "{body}"
+    );
+    assert_eq!(body["memoryUsage"]["used"], 500, "the seed's body: {body}");
+    assert_eq!(body["heapUsage"], 0.92);
+    assert_eq!(body["targets"], serde_json::json!(["a.service"]));
+    let (_, metrics) = call(&app, Method::GET, "/health/metrics", None).await;
+    let metrics = json(&metrics);
+    assert_eq!(metrics["memory"]["ready"], false);
+    assert_eq!(metrics["targets"][0]["notReady"], true);
+
+    readiness.release("a.service");
+    let (code, body) = health(app.clone()).await;
+    assert_eq!((code, json(&body)["status"].as_str()), (StatusCode::OK, Some("healthy")));
+    let (_, metrics) = call(&app, Method::GET, "/health/metrics", None).await;
+    assert_eq!(json(&metrics)["memory"]["ready"], true);
 }
 
 #[tokio::test]
@@ -191,7 +286,7 @@ async fn gc_and_cache_clearing_go_through_control_and_bad_requests_get_json_4xx(
     assert_eq!(
         report["targets"].as_array().unwrap().len(),
         1,
-        "only critical and above: {report}"
+        "only warning and above: {report}"
     );
     let (code, body) = call(&app, Method::POST, "/health/gc?target=b.service", None).await;
     assert_eq!(

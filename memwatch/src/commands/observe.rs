@@ -5,13 +5,14 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
+    actions::{Measured, Readiness},
     api::{self, ApiState, auth::Token, listen},
     cache::{CacheLimits, CacheRegistry},
     collect::{PROCESS_INFO_CACHE, ProcessInfoCache},
@@ -22,7 +23,7 @@ use crate::{
         ActionView, CleanupView, HostView, LeakView, StatusStore, Thresholds,
         builder::ViewBuilder,
         cgroups::CgroupFs,
-        control::{self, ControlRequest, Controller, ProvisionalController},
+        control::{self, ControlRequest, Controller, PendingCleanups},
         host::read_host,
     },
 };
@@ -35,7 +36,8 @@ pub struct Observability {
     builder: ViewBuilder,
     store: StatusStore,
     frames: FrameCell,
-    controller: Box<dyn Controller>,
+    /// Cleanup answers waiting for their passes' re-measure.
+    pending: PendingCleanups,
     requests: mpsc::Receiver<ControlRequest>,
     otlp: Option<otlp::OtlpExporter>,
     servers: Vec<JoinHandle<()>>,
@@ -60,7 +62,8 @@ impl Observability {
     /// an OTLP exporter that cannot be built is logged and skipped.
     ///
     /// `limits` bound every cache (the engine branch's `[cache]` table).
-    pub async fn start(config: &Config, limits: CacheLimits) -> anyhow::Result<Self> {
+    /// `readiness` is the executor's not-ready flag: `GET /health` reads it.
+    pub async fn start(config: &Config, limits: CacheLimits, readiness: Readiness) -> anyhow::Result<Self> {
         let info_cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, limits));
         let cgroups = CgroupFs::new("/sys/fs/cgroup", limits);
         let mut caches = CacheRegistry::default();
@@ -87,6 +90,7 @@ impl Observability {
         let state = ApiState {
             status: store.clone(),
             control: handle,
+            readiness,
             prometheus: Arc::new(PrometheusExporter::new(frames.clone())),
         };
 
@@ -163,9 +167,7 @@ impl Observability {
         };
 
         Ok(Self {
-            controller: Box::new(ProvisionalController {
-                caches: caches.clone(),
-            }),
+            pending: PendingCleanups::default(),
             info_cache,
             caches,
             builder,
@@ -193,30 +195,29 @@ impl Observability {
         self.requests.recv().await
     }
 
-    /// Replaces the provisional controller (dry-run cleanups) with the real
-    /// engine + actions.
-    pub fn set_controller(&mut self, controller: Box<dyn Controller>) {
-        self.controller = controller;
+    /// The daemon's caches, for the controller that clears them.
+    pub fn caches(&self) -> CacheRegistry {
+        self.caches.clone()
     }
 
-    /// Answers one API request; a cleanup that really ran is recorded in the
-    /// view (last cleanup, per-target last action, action counters).
-    pub fn serve(&mut self, request: ControlRequest) {
-        let view = self.store.current();
-        match request {
-            ControlRequest::Cleanup { target, reply } => {
-                let result = self.controller.cleanup(target.as_deref(), &view);
-                if let Ok(report) = &result
-                    && !report.dry_run
-                {
-                    self.record(target, report);
-                }
-                let _ = reply.send(result);
-            }
-            other => other.serve(self.controller.as_mut(), &view),
+    /// Answers one API request with `controller` (the executor, borrowed).
+    /// A cleanup that sent signals is answered once its passes are
+    /// re-measured (`settle_cleanups`); the loop never waits for it.
+    pub fn serve(&mut self, request: ControlRequest, controller: &mut dyn Controller) {
+        if let Some((target, report)) = self.pending.serve(request, controller, Instant::now()) {
+            self.record(target, &report);
         }
     }
 
+    /// After a reading: answers the cleanups whose passes `measured` says
+    /// are re-measured (or out of time), and records them in the view.
+    pub fn settle_cleanups(&mut self, measured: impl Fn(&str, f64) -> Measured) {
+        for (target, report) in self.pending.settle(Instant::now(), measured) {
+            self.record(target, &report);
+        }
+    }
+
+    /// The view's last cleanup, per-target last action and action counters.
     fn record(&mut self, target: Option<String>, report: &control::CleanupReport) {
         let at = unix_now();
         let per_target = report
@@ -224,8 +225,8 @@ impl Observability {
             .iter()
             .map(|t| {
                 let action = ActionView {
-                    action: t.actions.join("+"),
-                    result: "ok".into(),
+                    action: "cleanup".into(),
+                    result: t.outcome.clone(),
                     at_unix_s: at,
                     freed_bytes: t.freed_bytes,
                 };
@@ -235,7 +236,7 @@ impl Observability {
         let actions = report
             .targets
             .iter()
-            .flat_map(|t| t.actions.iter().cloned())
+            .flat_map(|t| t.actions.iter().map(move |a| format!("{}: {a}", t.target)))
             .collect();
         self.builder.record_cleanup(
             CleanupView {
@@ -249,7 +250,7 @@ impl Observability {
         self.builder.event(
             at,
             None,
-            format!("cleanup freed {} bytes", report.freed_bytes),
+            format!("requested cleanup freed {}", crate::report::human_bytes(report.freed_bytes)),
         );
     }
 

@@ -1,11 +1,11 @@
 //! `memwatch run`: the daemon in the foreground.
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context as _;
 use tokio::time::MissedTickBehavior;
 
 use crate::{
-    actions::{self, Executor, Readiness, Tick, effects::PidfdSignaller},
+    actions::{self, Executor, Member, Readiness, Tick, control::ExecutorControl, effects::PidfdSignaller},
     cli::RunArgs,
     cache::CacheLimits,
     collect::Collector,
@@ -45,23 +45,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut monitor = Monitor::new(config.clone(), host_total, EngineOptions::default());
     let mut events = Vec::new();
     // Restores what a crashed predecessor left throttled before anything else.
-    // The health endpoint reports not-ready from a clone of this handle.
+    // The executor holds the flag; GET /health reads a clone of this handle.
     let readiness = Readiness::new();
     let mut executor = actions::start(&config.actions, readiness.clone()).context("starting the action executor")?;
 
-    // --- issue 5: view, exporters, API ---
     let cache_limits = CacheLimits {
         max_entries: config.cache.max_size,
         ttl: Duration::from_secs_f64(config.cache.ttl_secs),
     };
-    let mut observe = Observability::start(&config, cache_limits).await?;
+    let mut observe = Observability::start(&config, cache_limits, readiness.clone()).await?;
+    let caches = observe.caches();
     collector.set_info_cache(observe.info_cache());
     observe.event(format!("monitoring started (mode {})", collector.mode()));
-    // --- end issue 5 ---
 
     let mut previous = collector.snapshot().context("first reading")?;
-    let targets = judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
-    observe.update_judged(&previous, &previous, &targets, &monitor, &limits, &events);
+    let mut judged = judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
+    observe.update_judged(&previous, &previous, &judged.targets, &monitor, &limits, &events);
     events.clear();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     // A slow round (a huge /proc) delays the next one instead of bunching them.
@@ -74,17 +73,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::info!("{signal} received, stopping");
                 break;
             }
-            // issue 5: cleanup / cache requests from the API, answered between readings.
+            // Cleanup / cache requests from the API, answered between
+            // readings by the executor, borrowed for the one request.
             Some(request) = observe.next_request() => {
-                observe.serve(request);
+                let observed = judged.observed(monitor.config());
+                let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
+                let mut control = ExecutorControl { executor: &mut executor, observed: &observed, caches: &caches, tick };
+                observe.serve(request, &mut control);
                 continue;
             }
         }
         match collector.snapshot() {
             Ok(snapshot) => {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
-                let targets = judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
-                observe.update_judged(&previous, &snapshot, &targets, &monitor, &limits, &events);
+                judged = judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
+                observe.settle_cleanups(|key, sent_at| executor.measured(key, sent_at));
+                observe.update_judged(&previous, &snapshot, &judged.targets, &monitor, &limits, &events);
                 events.clear();
                 previous = snapshot;
             }
@@ -100,6 +104,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One interval's targets, as the engine and the executor saw them: kept
+/// until the next reading for the view and for requested cleanups.
+struct Judged {
+    targets: Vec<targets::Target>,
+    /// `limits[i]` is target i's resolved limit.
+    limits: Vec<u64>,
+    members: BTreeMap<String, Vec<Member>>,
+}
+
+impl Judged {
+    fn observed<'a>(&'a self, config: &'a Config) -> Vec<actions::Observed<'a>> {
+        actions::members::observed(config, &self.targets, &self.limits, &self.members)
+    }
+}
+
 /// Feeds this interval's targets to the engine, acts on what it decided, and
 /// logs it. The targets and `events` stay for the status view; the caller
 /// clears `events`.
@@ -109,7 +128,7 @@ fn judge(
     snapshot: &Snapshot,
     events: &mut Vec<Event>,
     executor: &mut Executor<PidfdSignaller>,
-) -> Vec<targets::Target> {
+) -> Judged {
     let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
     let t = tick.t;
     let targets = targets::build(&snapshot.processes, monitor.config());
@@ -134,7 +153,7 @@ fn judge(
             .map_or("defaults", |p| monitor.config().policies[p].name.as_str());
         log_event(event, policy);
     }
-    targets
+    Judged { targets, limits: resolved, members }
 }
 
 fn log_event(event: &Event, policy: &str) {

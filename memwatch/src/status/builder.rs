@@ -100,7 +100,7 @@ impl ViewBuilder {
         });
     }
 
-    /// For the lead's actions: a cleanup that really ran.
+    /// A requested cleanup (`POST /health/gc`), whatever its outcome.
     pub fn record_cleanup(&mut self, cleanup: CleanupView, per_target: Vec<(String, ActionView)>) {
         self.cleanup_freed += cleanup.freed_bytes;
         for (target, action) in per_target {

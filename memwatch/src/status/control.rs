@@ -2,11 +2,13 @@
 //! cache. They travel over a channel to the daemon loop, which owns the
 //! state that decides (the engine) and acts (the actions), so the HTTP side
 //! never touches either directly.
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Level, StatusView};
-use crate::cache::{CacheRegistry, UnknownCache};
+use super::Level;
+use crate::{actions::Measured, cache::UnknownCache};
 
 /// Requests queued beyond this are refused (503) rather than buffered.
 const QUEUE: usize = 16;
@@ -16,19 +18,36 @@ const QUEUE: usize = 16;
 pub struct TargetCleanup {
     pub target: String,
     pub level: Level,
-    /// What was done (or, in a dry run, what would be).
+    /// The action's outcome: "ok", "dry_run", "refused", "skipped", "gone", "failed".
+    pub outcome: String,
+    /// What was done (or, in a dry run, what would be; or why nothing was).
     pub actions: Vec<String>,
+    /// Unix seconds of the signal; the incident log's record of the pass has
+    /// the same time.
+    pub sent_at: Option<f64>,
+    /// Usage at the reading before the signal minus usage at the pass's
+    /// re-measure (0 when it grew).
     pub freed_bytes: u64,
+    /// Whether `freed_bytes` was measured (false when nothing was sent, or
+    /// the re-measure did not come in time).
+    pub measured: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupReport {
-    /// True when nothing was changed (no action primitives wired).
+    /// True when nothing was changed because of `dry_run` (global or policy).
     pub dry_run: bool,
     pub targets: Vec<TargetCleanup>,
     pub freed_bytes: u64,
     pub note: Option<String>,
+}
+
+impl CleanupReport {
+    /// Whether some signal went out, so the answer waits for its re-measure.
+    pub fn sent(&self) -> bool {
+        self.targets.iter().any(|t| t.outcome == "ok")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,14 +62,12 @@ pub enum ControlError {
     Failed(String),
 }
 
-/// Whoever answers the requests inside the daemon loop. The lead's engine +
-/// actions implement this; `ProvisionalController` stands in until then.
-pub trait Controller: Send {
-    fn cleanup(
-        &mut self,
-        target: Option<&str>,
-        view: &StatusView,
-    ) -> Result<CleanupReport, ControlError>;
+/// Whoever answers the requests inside the daemon loop: the action
+/// executor, borrowed for one request (`actions::control`).
+pub trait Controller {
+    /// Starts the critical-level cleanup on `target`, or on every target at
+    /// warning or above. The report's passes are not measured yet.
+    fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError>;
     fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError>;
 }
 
@@ -63,20 +80,6 @@ pub enum ControlRequest {
         name: String,
         reply: oneshot::Sender<Result<u64, ControlError>>,
     },
-}
-
-impl ControlRequest {
-    /// Answers with `controller`; a requester that gave up is not an error.
-    pub fn serve(self, controller: &mut dyn Controller, view: &StatusView) {
-        match self {
-            ControlRequest::Cleanup { target, reply } => {
-                let _ = reply.send(controller.cleanup(target.as_deref(), view));
-            }
-            ControlRequest::ClearCache { name, reply } => {
-                let _ = reply.send(controller.clear_cache(&name));
-            }
-        }
-    }
 }
 
 /// The API's end of the channel.
@@ -115,111 +118,167 @@ impl ControlHandle {
     }
 }
 
-/// Until the action primitives are wired: cleanups are dry runs that name
-/// the targets at critical level or above (what the critical-level cleanup
-/// would act on) and free nothing; cache clears are real.
-pub struct ProvisionalController {
-    pub caches: CacheRegistry,
+/// A waiting answer gives up on its re-measure after this, well inside the
+/// API's 30 s timeout: a long `pass_wait` must not turn a cleanup into a 504.
+pub const REPLY_WITHIN: Duration = Duration::from_secs(20);
+
+/// Cleanup answers waiting for their passes to be re-measured. The daemon
+/// loop never waits: it parks the answer and settles it after each reading.
+#[derive(Default)]
+pub struct PendingCleanups {
+    parked: Vec<Parked>,
 }
 
-impl Controller for ProvisionalController {
-    fn cleanup(
-        &mut self,
-        target: Option<&str>,
-        view: &StatusView,
-    ) -> Result<CleanupReport, ControlError> {
-        let chosen: Vec<_> = match target {
-            Some(name) => vec![
-                view.target(name)
-                    .ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?,
-            ],
-            None => view
-                .targets
-                .iter()
-                .filter(|t| t.level >= Level::Critical)
-                .collect(),
-        };
-        Ok(CleanupReport {
-            dry_run: true,
-            targets: chosen
-                .into_iter()
-                .map(|t| TargetCleanup {
-                    target: t.name.clone(),
-                    level: t.level,
-                    actions: vec!["critical-level cleanup (not run: actions not wired yet)".into()],
-                    freed_bytes: 0,
-                })
-                .collect(),
-            freed_bytes: 0,
-            note: Some("dry run: the cleanup actions are not wired into this build yet".into()),
-        })
+struct Parked {
+    target: Option<String>,
+    report: CleanupReport,
+    reply: oneshot::Sender<Result<CleanupReport, ControlError>>,
+    deadline: Instant,
+}
+
+/// A finished cleanup, for the view: the request's target and the report.
+pub type Settled = (Option<String>, CleanupReport);
+
+impl PendingCleanups {
+    /// Answers one request with `controller`. A cleanup is answered at once
+    /// when nothing was sent (dry run, refused, cooldown), else parked until
+    /// `settle` has its re-measure. Returns a cleanup when it was answered.
+    pub fn serve(&mut self, request: ControlRequest, controller: &mut dyn Controller, now: Instant) -> Option<Settled> {
+        match request {
+            ControlRequest::Cleanup { target, reply } => {
+                let result = controller.cleanup(target.as_deref());
+                self.answer(target, result, reply, now)
+            }
+            ControlRequest::ClearCache { name, reply } => {
+                // A requester that gave up is not an error.
+                let _ = reply.send(controller.clear_cache(&name));
+                None
+            }
+        }
     }
 
-    fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError> {
-        Ok(self.caches.clear(name)?)
+    fn answer(
+        &mut self,
+        target: Option<String>,
+        result: Result<CleanupReport, ControlError>,
+        reply: oneshot::Sender<Result<CleanupReport, ControlError>>,
+        now: Instant,
+    ) -> Option<Settled> {
+        match result {
+            Ok(report) if report.sent() => {
+                self.parked.push(Parked { target, report, reply, deadline: now + REPLY_WITHIN });
+                None
+            }
+            Ok(report) => {
+                let _ = reply.send(Ok(report.clone()));
+                Some((target, report))
+            }
+            Err(e) => {
+                // A requester that gave up is not an error.
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    }
+
+    /// Fills in each waiting pass's freed memory from `measured(target,
+    /// sent_at)` and answers the reports that are complete or out of time.
+    pub fn settle(&mut self, now: Instant, measured: impl Fn(&str, f64) -> Measured) -> Vec<Settled> {
+        let mut done = Vec::new();
+        for mut parked in std::mem::take(&mut self.parked) {
+            let mut waiting = false;
+            for t in parked.report.targets.iter_mut().filter(|t| t.outcome == "ok" && !t.measured) {
+                match t.sent_at.map(|at| measured(&t.target, at)) {
+                    Some(Measured::Pending) => waiting = true,
+                    Some(Measured::Freed(freed)) => {
+                        t.freed_bytes = freed.max(0) as u64;
+                        t.measured = true;
+                    }
+                    Some(Measured::Unknown) | None => t.measured = false,
+                }
+            }
+            if waiting && now < parked.deadline {
+                self.parked.push(parked);
+                continue;
+            }
+            let report = &mut parked.report;
+            report.freed_bytes = report.targets.iter().map(|t| t.freed_bytes).sum();
+            if waiting {
+                report.note = Some(format!(
+                    "not re-measured within {} s (see pass_wait); the incident log records it",
+                    REPLY_WITHIN.as_secs()
+                ));
+            }
+            let _ = parked.reply.send(Ok(report.clone()));
+            done.push((parked.target, parked.report));
+        }
+        done
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::TargetView;
 
-    fn target(name: &str, level: Level) -> TargetView {
-        TargetView {
-            name: name.into(),
-            kind: "unit".into(),
-            usage_bytes: 1,
-            limit_bytes: 2,
-            level,
-            growth_bytes_per_s: 0.0,
-            leak: None,
-            last_action: None,
-            processes: 1,
-            history: vec![],
+    struct Sends;
+
+    impl Controller for Sends {
+        fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError> {
+            let target = target.ok_or_else(|| ControlError::Failed("name one".into()))?;
+            Ok(CleanupReport {
+                dry_run: false,
+                targets: vec![TargetCleanup {
+                    target: target.to_owned(),
+                    level: Level::Critical,
+                    outcome: "ok".into(),
+                    actions: vec!["SIGUSR1 (pass 1) to 1 of 1 process(es)".into()],
+                    sent_at: Some(10.0),
+                    freed_bytes: 0,
+                    measured: false,
+                }],
+                freed_bytes: 0,
+                note: None,
+            })
+        }
+
+        fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError> {
+            Err(UnknownCache(name.to_owned()).into())
         }
     }
 
     #[tokio::test]
-    async fn requests_travel_to_the_loop_and_answers_come_back() {
+    async fn requests_travel_to_the_loop_and_cleanups_are_answered_once_measured_or_out_of_time() {
         let (handle, mut rx) = channel();
-        let view = StatusView {
-            targets: vec![
-                target("a.service", Level::Critical),
-                target("b.service", Level::Normal),
-            ],
-            ..Default::default()
-        };
-        let mut controller = ProvisionalController {
-            caches: CacheRegistry::default(),
-        };
         let loop_side = tokio::spawn(async move {
+            let mut pending = PendingCleanups::default();
+            let start = Instant::now();
             for _ in 0..3 {
-                rx.recv().await.unwrap().serve(&mut controller, &view);
+                let request = rx.recv().await.unwrap();
+                assert!(pending.serve(request, &mut Sends, start).is_none(), "nothing answered at once");
             }
+            // Two cleanups parked: "a" is re-measured, "b" never is.
+            let measured = |key: &str, at: f64| {
+                assert_eq!(at, 10.0);
+                if key == "a" { Measured::Freed(5) } else { Measured::Pending }
+            };
+            assert_eq!(pending.settle(start, measured).len(), 1, "a");
+            assert!(pending.settle(start + REPLY_WITHIN / 2, measured).is_empty(), "b waits");
+            let late = pending.settle(start + REPLY_WITHIN, measured);
+            assert_eq!(late.len(), 1, "b, out of time");
         });
-        let all = handle.cleanup(None).await.unwrap();
-        assert!(all.dry_run);
-        assert_eq!(
-            all.targets
-                .iter()
-                .map(|t| t.target.as_str())
-                .collect::<Vec<_>>(),
-            ["a.service"]
+        let (a, b, cache) = tokio::join!(
+            handle.cleanup(Some("a".into())),
+            handle.cleanup(Some("b".into())),
+            handle.clear_cache("nope".into()),
         );
-        assert_eq!(
-            handle.cleanup(Some("zzz".into())).await,
-            Err(ControlError::UnknownTarget("zzz".into()))
-        );
-        assert!(matches!(
-            handle.clear_cache("nope".into()).await,
-            Err(ControlError::UnknownCache(_))
-        ));
+        let a = a.unwrap();
+        assert_eq!((a.freed_bytes, a.targets[0].measured), (5, true));
+        let b = b.unwrap();
+        assert_eq!((b.freed_bytes, b.targets[0].measured), (0, false));
+        assert!(b.note.unwrap().contains("not re-measured"));
+        assert!(matches!(cache, Err(ControlError::UnknownCache(_))));
         loop_side.await.unwrap();
         // The loop is gone: requests fail instead of hanging.
-        assert!(matches!(
-            handle.cleanup(None).await,
-            Err(ControlError::Unavailable(_))
-        ));
+        assert!(matches!(handle.cleanup(None).await, Err(ControlError::Unavailable(_))));
     }
 }

@@ -30,6 +30,18 @@ impl Level {
     }
 }
 
+impl From<crate::engine::Level> for Level {
+    fn from(level: crate::engine::Level) -> Self {
+        use crate::engine::Level as Engine;
+        match level {
+            Engine::Normal => Level::Normal,
+            Engine::Warning => Level::Warning,
+            Engine::Critical => Level::Critical,
+            Engine::Emergency => Level::Emergency,
+        }
+    }
+}
+
 /// Usage ratios (of the limit) at which each level starts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {

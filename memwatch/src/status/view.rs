@@ -1,6 +1,6 @@
 //! The view model: everything the API, the exporters and the CLI show, as
 //! one value rebuilt each interval. It is the boundary between whoever
-//! decides (today a provisional builder, later the engine and the actions)
+//! decides (the engine, and the actions for the cleanup records)
 //! and whoever shows; nothing here does I/O.
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ pub struct LeakView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionView {
     pub action: String,
-    /// "ok", "failed", "dry-run", ...
+    /// The outcome: "ok", "failed", "dry_run", "refused", "skipped", ...
     pub result: String,
     pub at_unix_s: u64,
     pub freed_bytes: u64,

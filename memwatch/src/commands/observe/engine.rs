@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use super::{Observability, unix_now};
 use crate::{
-    engine::{self, Event, EventKind},
+    engine::{Event, EventKind},
     limits::Limits,
     monitor::Monitor,
     report::human_bytes,
@@ -48,7 +48,7 @@ impl Observability {
                         .to_owned(),
                     usage_bytes: t.usage_bytes,
                     limit_bytes: monitor.limit_bytes(t.policy, observed),
-                    level: monitor.level(&t.key).map_or(Level::Normal, level_of),
+                    level: monitor.level(&t.key).map_or(Level::Normal, Level::from),
                     leak: self.leaks.get(&t.key).cloned(),
                     processes: t.processes,
                 }
@@ -114,14 +114,5 @@ impl Observability {
             EventKind::SeedRule { .. } => return,
         };
         self.builder.event(at, Some(key), message);
-    }
-}
-
-fn level_of(level: engine::Level) -> Level {
-    match level {
-        engine::Level::Normal => Level::Normal,
-        engine::Level::Warning => Level::Warning,
-        engine::Level::Critical => Level::Critical,
-        engine::Level::Emergency => Level::Emergency,
     }
 }
