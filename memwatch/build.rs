@@ -10,10 +10,8 @@ const EBPF_BINARY: &str = "memwatch-probes";
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR")?);
-    let ebpf_dir = manifest_dir
-        .parent()
-        .ok_or_else(|| anyhow!("no parent for {}", manifest_dir.display()))?
-        .join(EBPF_PACKAGE);
+    let ebpf_dir =
+        manifest_dir.parent().ok_or_else(|| anyhow!("no parent for {}", manifest_dir.display()))?.join(EBPF_PACKAGE);
 
     // AYA_BUILD_SKIP=1 is for quick host-only checks (clippy, docs): the
     // daemon then carries an empty object, fails to load it at run time and

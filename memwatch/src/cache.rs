@@ -33,10 +33,7 @@ pub struct CacheLimits {
 
 impl Default for CacheLimits {
     fn default() -> Self {
-        Self {
-            max_entries: DEFAULT_MAX_ENTRIES,
-            ttl: DEFAULT_TTL,
-        }
+        Self { max_entries: DEFAULT_MAX_ENTRIES, ttl: DEFAULT_TTL }
     }
 }
 
@@ -54,11 +51,7 @@ impl CacheStats {
     /// Hits over lookups; 0 before the first lookup (not NaN, which JSON lacks).
     pub fn hit_rate(&self) -> f64 {
         let lookups = self.hits + self.misses;
-        if lookups == 0 {
-            0.0
-        } else {
-            self.hits as f64 / lookups as f64
-        }
+        if lookups == 0 { 0.0 } else { self.hits as f64 / lookups as f64 }
     }
 }
 
@@ -83,22 +76,12 @@ where
             // would refuse new processes while old hot ones fill the cache.
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self {
-            name,
-            limits,
-            inner,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
+        Self { name, limits, inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         let found = self.inner.get(key);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -171,11 +154,7 @@ impl CacheRegistry {
     }
 
     pub fn clear(&self, name: &str) -> Result<u64, UnknownCache> {
-        self.caches
-            .iter()
-            .find(|c| c.name() == name)
-            .map(|c| c.clear())
-            .ok_or_else(|| UnknownCache(name.to_owned()))
+        self.caches.iter().find(|c| c.name() == name).map(|c| c.clear()).ok_or_else(|| UnknownCache(name.to_owned()))
     }
 
     /// Clears every cache (the daemon's own emergency measure); entries dropped.
@@ -202,13 +181,7 @@ mod tests {
 
     #[test]
     fn size_stays_bounded_under_churn_and_old_entries_go_first() {
-        let cache = NamedCache::<u32, u32>::new(
-            "t",
-            CacheLimits {
-                max_entries: 100,
-                ttl: DEFAULT_TTL,
-            },
-        );
+        let cache = NamedCache::<u32, u32>::new("t", CacheLimits { max_entries: 100, ttl: DEFAULT_TTL });
         for key in 0..10_000 {
             cache.insert(key, key);
             if key % 50 == 0 {
@@ -217,28 +190,14 @@ mod tests {
             }
         }
         let stats = cache.stats();
-        assert!(
-            stats.entries <= 100,
-            "{} entries held for a limit of 100",
-            stats.entries
-        );
-        assert_eq!(
-            cache.get(&0),
-            Some(0),
-            "the recently used entry was evicted"
-        );
+        assert!(stats.entries <= 100, "{} entries held for a limit of 100", stats.entries);
+        assert_eq!(cache.get(&0), Some(0), "the recently used entry was evicted");
         assert_eq!(cache.get(&5_000), None, "an old, unused entry survived");
     }
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let cache = NamedCache::<u32, u32>::new(
-            "t",
-            CacheLimits {
-                max_entries: 10,
-                ttl: Duration::from_millis(50),
-            },
-        );
+        let cache = NamedCache::<u32, u32>::new("t", CacheLimits { max_entries: 10, ttl: Duration::from_millis(50) });
         cache.insert(1, 1);
         std::thread::sleep(Duration::from_millis(120));
         assert_eq!(cache.get(&1), None);
@@ -246,10 +205,7 @@ mod tests {
 
     #[test]
     fn the_registry_clears_by_name_and_rejects_unknown_names() {
-        let a = Arc::new(NamedCache::<u32, u32>::new(
-            "process-info",
-            CacheLimits::default(),
-        ));
+        let a = Arc::new(NamedCache::<u32, u32>::new("process-info", CacheLimits::default()));
         a.insert(1, 1);
         a.insert(2, 2);
         let mut registry = CacheRegistry::default();

@@ -10,13 +10,8 @@ use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot connect to {path} (is `memwatch run` running, and may you open its socket?): {source}"
-    )]
-    Connect {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot connect to {path} (is `memwatch run` running, and may you open its socket?): {source}")]
+    Connect { path: PathBuf, source: std::io::Error },
     #[error("talking to the daemon: {0}")]
     Http(#[from] hyper::Error),
     #[error("building the request: {0}")]
@@ -33,9 +28,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self {
-            socket: socket.into(),
-        }
+        Self { socket: socket.into() }
     }
 
     pub fn socket(&self) -> &Path {
@@ -45,15 +38,10 @@ impl Client {
     /// One request on a fresh connection: the CLI asks once per interval,
     /// so keeping a connection alive would buy nothing.
     pub async fn request(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    path: self.socket.clone(),
-                    source,
-                })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         let driver = tokio::spawn(connection);
         let request = Request::builder()
             .method(method)
@@ -65,17 +53,12 @@ impl Client {
         let body = response.into_body().collect().await?.to_bytes();
         driver.abort();
         if !status.is_success() {
-            return Err(ClientError::Status {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
+            return Err(ClientError::Status { status, body: String::from_utf8_lossy(&body).into_owned() });
         }
         Ok(body)
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        Ok(serde_json::from_slice(
-            &self.request(Method::GET, path).await?,
-        )?)
+        Ok(serde_json::from_slice(&self.request(Method::GET, path).await?)?)
     }
 }

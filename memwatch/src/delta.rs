@@ -83,13 +83,8 @@ fn delta(base: Option<&Counters>, end: &ProcessSample, exited: bool) -> ProcessD
 /// `live` are the processes alive at the end, `exited` those that ended inside
 /// the window (with their last counters). A process absent from `base` started
 /// inside the window and counts from zero.
-pub fn diff(
-    base: &[ProcessSample],
-    live: &[ProcessSample],
-    exited: &[ProcessSample],
-) -> Vec<ProcessDelta> {
-    let before: HashMap<ProcessId, &Counters> =
-        base.iter().map(|s| (s.id, &s.counters)).collect();
+pub fn diff(base: &[ProcessSample], live: &[ProcessSample], exited: &[ProcessSample]) -> Vec<ProcessDelta> {
+    let before: HashMap<ProcessId, &Counters> = base.iter().map(|s| (s.id, &s.counters)).collect();
     let mut rows: Vec<ProcessDelta> = live
         .iter()
         .map(|s| delta(before.get(&s.id).copied(), s, false))
@@ -103,10 +98,7 @@ pub fn diff(
 /// order is the same run to run.
 pub fn sort_by_growth(rows: &mut [ProcessDelta]) {
     rows.sort_by(|a, b| {
-        b.rss_delta()
-            .cmp(&a.rss_delta())
-            .then(b.page_faults.cmp(&a.page_faults))
-            .then(a.id.cmp(&b.id))
+        b.rss_delta().cmp(&a.rss_delta()).then(b.page_faults.cmp(&a.page_faults)).then(a.id.cmp(&b.id))
     });
 }
 

@@ -24,10 +24,7 @@ impl Default for Limits {
 
 impl Limits {
     pub fn new(sys: impl Into<PathBuf>, proc: impl Into<PathBuf>) -> Self {
-        Self {
-            sys: sys.into(),
-            proc: proc.into(),
-        }
+        Self { sys: sys.into(), proc: proc.into() }
     }
 
     /// The memory limit in force for `cgroup` (a path like
@@ -47,21 +44,13 @@ impl Limits {
         let path = self.proc.join("meminfo");
         let text = std::fs::read_to_string(&path)?;
         parse_mem_total(&text).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("no MemTotal line in {}", path.display()),
-            )
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no MemTotal line in {}", path.display()))
         })
     }
 }
 
 /// Min over `root/<each ancestor of cgroup, and itself>/file`.
-fn smallest_on_path(
-    root: &Path,
-    cgroup: &str,
-    file: &str,
-    parse: fn(&str) -> Option<u64>,
-) -> Option<u64> {
+fn smallest_on_path(root: &Path, cgroup: &str, file: &str, parse: fn(&str) -> Option<u64>) -> Option<u64> {
     let mut dir = root.to_path_buf();
     let mut smallest = read_limit(&dir.join(file), parse);
     for component in cgroup.split('/').filter(|c| !c.is_empty()) {
@@ -74,23 +63,15 @@ fn smallest_on_path(
 }
 
 fn read_limit(path: &Path, parse: fn(&str) -> Option<u64>) -> Option<u64> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| parse(text.trim()))
+    std::fs::read_to_string(path).ok().and_then(|text| parse(text.trim()))
 }
 
 fn parse_v2(text: &str) -> Option<u64> {
-    if text == "max" {
-        None
-    } else {
-        text.parse().ok().filter(|&l| l > 0)
-    }
+    if text == "max" { None } else { text.parse().ok().filter(|&l| l > 0) }
 }
 
 fn parse_v1(text: &str) -> Option<u64> {
-    text.parse()
-        .ok()
-        .filter(|&l| l > 0 && l < V1_UNLIMITED_FROM)
+    text.parse().ok().filter(|&l| l > 0 && l < V1_UNLIMITED_FROM)
 }
 
 fn parse_mem_total(meminfo: &str) -> Option<u64> {
@@ -112,20 +93,11 @@ mod tests {
     fn v2_limits_take_the_tightest_ancestor_and_ignore_max() {
         let limits = fixture();
         // api.service: memory.max = 1 GiB under a slice capped at 2 GiB.
-        assert_eq!(
-            limits.cgroup_limit("/system.slice/api.service"),
-            Some(1 << 30)
-        );
+        assert_eq!(limits.cgroup_limit("/system.slice/api.service"), Some(1 << 30));
         // worker.service has "max", its slice 2 GiB.
-        assert_eq!(
-            limits.cgroup_limit("/system.slice/worker.service"),
-            Some(2 << 30)
-        );
+        assert_eq!(limits.cgroup_limit("/system.slice/worker.service"), Some(2 << 30));
         // Nothing anywhere on the path limits user sessions.
-        assert_eq!(
-            limits.cgroup_limit("/user.slice/user-1000.slice/session-2.scope"),
-            None
-        );
+        assert_eq!(limits.cgroup_limit("/user.slice/user-1000.slice/session-2.scope"), None);
     }
 
     #[test]
@@ -138,10 +110,6 @@ mod tests {
     #[test]
     fn host_total_comes_from_meminfo() {
         assert_eq!(fixture().host_total().unwrap(), 16_303_836 * 1024);
-        assert!(
-            Limits::new("/nonexistent", "/nonexistent")
-                .host_total()
-                .is_err()
-        );
+        assert!(Limits::new("/nonexistent", "/nonexistent").host_total().is_err());
     }
 }

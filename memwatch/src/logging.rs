@@ -14,7 +14,8 @@ pub fn init(default_level: &str) {
     // try_init: tests may have installed a subscriber already. With the
     // `tracing-log` feature (on by default) this also forwards `log` records.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter).with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -16,11 +16,7 @@ impl Monitor {
     /// `host_total` is the host's memory in bytes (the last-resort limit and
     /// the base of "NN%" limits).
     pub fn new(config: Config, host_total: u64, options: EngineOptions) -> Self {
-        Self {
-            engine: Engine::new(options),
-            config,
-            host_total,
-        }
+        Self { engine: Engine::new(options), config, host_total }
     }
 
     pub fn config(&self) -> &Config {
@@ -41,16 +37,7 @@ impl Monitor {
     ) {
         let settings = self.config.settings(policy);
         let limit_bytes = self.limit_bytes(policy, observed_limit);
-        self.engine.observe(
-            &Reading {
-                t,
-                key,
-                usage_bytes,
-                limit_bytes,
-            },
-            &settings.engine,
-            events,
-        );
+        self.engine.observe(&Reading { t, key, usage_bytes, limit_bytes }, &settings.engine, events);
     }
 
     /// The limit a target is judged against (what `observe` resolves).

@@ -60,20 +60,13 @@ pub struct OtlpConfig {
 
 impl Default for OtlpConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            endpoint: None,
-            interval_secs: None,
-            timeout_secs: None,
-            headers: BTreeMap::new(),
-        }
+        Self { enabled: true, endpoint: None, interval_secs: None, timeout_secs: None, headers: BTreeMap::new() }
     }
 }
 
 impl OtlpConfig {
     pub fn interval(&self, sample_interval: Duration) -> Duration {
-        self.interval_secs
-            .map_or(sample_interval, Duration::from_secs_f64)
+        self.interval_secs.map_or(sample_interval, Duration::from_secs_f64)
     }
 }
 
@@ -87,9 +80,7 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self {
-            top_processes: DEFAULT_TOP_PROCESSES,
-        }
+        Self { top_processes: DEFAULT_TOP_PROCESSES }
     }
 }
 
@@ -100,9 +91,7 @@ pub fn validate(api: &ApiConfig, otlp: &OtlpConfig, metrics: &MetricsConfig) -> 
         if let Some(v) = value
             && !(v.is_finite() && v > 0.0 && v <= 3600.0)
         {
-            errors.push(format!(
-                "{key}: {v} must be more than 0 and at most 3600 seconds"
-            ));
+            errors.push(format!("{key}: {v} must be more than 0 and at most 3600 seconds"));
         }
     };
     seconds("otlp.interval_secs", otlp.interval_secs, &mut errors);
@@ -110,20 +99,13 @@ pub fn validate(api: &ApiConfig, otlp: &OtlpConfig, metrics: &MetricsConfig) -> 
     if let Some(endpoint) = &otlp.endpoint
         && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
     {
-        errors.push(format!(
-            "otlp.endpoint: {endpoint:?} must start with http:// or https://"
-        ));
+        errors.push(format!("otlp.endpoint: {endpoint:?} must start with http:// or https://"));
     }
     if metrics.top_processes > 1000 {
-        errors.push(format!(
-            "metrics.top_processes: {} is more than 1000 (cardinality)",
-            metrics.top_processes
-        ));
+        errors.push(format!("metrics.top_processes: {} is more than 1000 (cardinality)", metrics.top_processes));
     }
     if api.socket.as_os_str().is_empty() && !api.tcp_enabled {
-        errors.push(
-            "api.socket: \"\" with tcp_enabled = false leaves the daemon without an API".into(),
-        );
+        errors.push("api.socket: \"\" with tcp_enabled = false leaves the daemon without an API".into());
     }
     errors
 }

@@ -113,10 +113,7 @@ impl ProcFs {
             return ProcessInfo { comm: comm.to_owned(), ..Default::default() };
         };
         let cmdline = process.cmdline().map(|args| args.join(" ")).unwrap_or_default();
-        let (cgroup, unit) = process
-            .cgroups()
-            .map(|groups| cgroup_and_unit(&groups.0))
-            .unwrap_or((None, None));
+        let (cgroup, unit) = process.cgroups().map(|groups| cgroup_and_unit(&groups.0)).unwrap_or((None, None));
         ProcessInfo { comm: comm.to_owned(), cmdline, cgroup, unit }
     }
 }
@@ -131,10 +128,8 @@ pub fn cgroup_and_unit(groups: &[ProcessCGroup]) -> (Option<String>, Option<Stri
         .iter()
         .find(|g| g.hierarchy != 0 && g.controllers.iter().any(|c| c == "memory"))
         .map(|g| g.pathname.as_str());
-    let systemd = groups
-        .iter()
-        .find(|g| g.controllers.iter().any(|c| c == "name=systemd"))
-        .map(|g| g.pathname.as_str());
+    let systemd =
+        groups.iter().find(|g| g.controllers.iter().any(|c| c == "name=systemd")).map(|g| g.pathname.as_str());
     let cgroup = v1_memory.or(unified).map(str::to_owned);
     let unit = systemd.or(unified).or(v1_memory).and_then(unit_from_cgroup);
     (cgroup, unit)
@@ -146,15 +141,10 @@ pub fn cgroup_and_unit(groups: &[ProcessCGroup]) -> (Option<String>, Option<Stri
 pub fn unit_from_cgroup(path: &str) -> Option<String> {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let innermost = |suffixes: &[&str]| {
-        components
-            .iter()
-            .rev()
-            .find(|c| suffixes.iter().any(|s| c.ends_with(s)))
-            .map(|c| (*c).to_owned())
+        components.iter().rev().find(|c| suffixes.iter().any(|s| c.ends_with(s))).map(|c| (*c).to_owned())
     };
-    innermost(&[".service", ".scope"]).or_else(|| {
-        innermost(&[".slice"]).filter(|s| s != "system.slice" && s != "user.slice" && s != "-.slice")
-    })
+    innermost(&[".service", ".scope"])
+        .or_else(|| innermost(&[".slice"]).filter(|s| s != "system.slice" && s != "user.slice" && s != "-.slice"))
 }
 
 #[cfg(test)]
@@ -165,14 +155,10 @@ mod tests {
     fn units_come_from_the_innermost_service_or_scope() {
         assert_eq!(unit_from_cgroup("/system.slice/nginx.service").as_deref(), Some("nginx.service"));
         assert_eq!(
-            unit_from_cgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope")
-                .as_deref(),
+            unit_from_cgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope").as_deref(),
             Some("run-r1.scope")
         );
-        assert_eq!(
-            unit_from_cgroup("/system.slice/postgresql.service/payload").as_deref(),
-            Some("postgresql.service")
-        );
+        assert_eq!(unit_from_cgroup("/system.slice/postgresql.service/payload").as_deref(), Some("postgresql.service"));
         assert_eq!(unit_from_cgroup("/machine.slice").as_deref(), Some("machine.slice"));
         assert_eq!(unit_from_cgroup("/system.slice"), None);
         assert_eq!(unit_from_cgroup("/"), None);
@@ -203,10 +189,7 @@ mod tests {
     #[test]
     fn pure_v2_hosts_use_the_unified_line_for_both() {
         let groups = [group(0, &[], "/system.slice/api.service")];
-        assert_eq!(
-            cgroup_and_unit(&groups),
-            (Some("/system.slice/api.service".into()), Some("api.service".into()))
-        );
+        assert_eq!(cgroup_and_unit(&groups), (Some("/system.slice/api.service".into()), Some("api.service".into())));
     }
 
     /// A fixture /proc (memwatch/tests/fixtures/proc) with one process, the

@@ -77,9 +77,7 @@ fn optional_bytes(value: Option<u64>) -> String {
 }
 
 pub fn table(rows: &[ProcessDelta], mode: Mode) -> String {
-    let header = [
-        "PID", "COMM", "ANON", "ΔANON", "FILE", "ΔFILE", "MMAP", "MUNMAP", "BRK", "FAULTS",
-    ];
+    let header = ["PID", "COMM", "ANON", "ΔANON", "FILE", "ΔFILE", "MMAP", "MUNMAP", "BRK", "FAULTS"];
     let body: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
@@ -160,8 +158,17 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "brk_bytes", "comm", "mmap_bytes", "mode", "munmap_bytes", "page_faults", "pid",
-                "rss_anon_bytes", "rss_anon_delta_bytes", "rss_file_bytes", "rss_file_delta_bytes",
+                "brk_bytes",
+                "comm",
+                "mmap_bytes",
+                "mode",
+                "munmap_bytes",
+                "page_faults",
+                "pid",
+                "rss_anon_bytes",
+                "rss_anon_delta_bytes",
+                "rss_file_bytes",
+                "rss_file_delta_bytes",
             ]
         );
         assert_eq!(value["rss_anon_delta_bytes"], 250 << 20);

@@ -48,24 +48,12 @@ pub fn process_key(pid: u32, comm: &str) -> String {
 pub fn identity_of_key(key: &str) -> (Identity<'_>, Option<String>) {
     if let Some(path) = key.strip_prefix(CGROUP_PREFIX) {
         let unit = unit_from_cgroup(path);
-        return (
-            Identity {
-                cgroup: Some(path),
-                ..Default::default()
-            },
-            unit,
-        );
+        return (Identity { cgroup: Some(path), ..Default::default() }, unit);
     }
     if let Some(rest) = key.strip_prefix(PROCESS_PREFIX)
         && let Some((_pid, comm)) = rest.split_once(':')
     {
-        return (
-            Identity {
-                process: Some(comm),
-                ..Default::default()
-            },
-            None,
-        );
+        return (Identity { process: Some(comm), ..Default::default() }, None);
     }
     (Identity::default(), None)
 }
@@ -91,10 +79,7 @@ fn identity(sample: &ProcessSample) -> Identity<'_> {
 
 /// Targets of one snapshot, sorted by key.
 pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
-    let matched: Vec<Option<usize>> = processes
-        .iter()
-        .map(|p| config.policy_for(&identity(p)))
-        .collect();
+    let matched: Vec<Option<usize>> = processes.iter().map(|p| config.policy_for(&identity(p))).collect();
     let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
     for (process, policy) in processes.iter().zip(&matched) {
         if let (Some(policy), Some(cgroup)) = (*policy, process.info.cgroup.as_deref())
@@ -109,9 +94,7 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
         let cgroup = process.info.cgroup.as_deref();
         let claim = cgroup.and_then(|c| claims.get(c).copied());
         let alone = match own {
-            Some(p) if config.policies[p].granularity == Granularity::Process => {
-                claim.is_none_or(|c| p < c)
-            }
+            Some(p) if config.policies[p].granularity == Granularity::Process => claim.is_none_or(|c| p < c),
             // A cgroup policy on a process with no cgroup: watch it alone.
             Some(_) => cgroup.is_none(),
             None => false,
@@ -152,10 +135,7 @@ mod tests {
                 cgroup: cgroup.map(Into::into),
                 unit: cgroup.and_then(unit_from_cgroup),
             }),
-            counters: Counters {
-                rss_anon: rss,
-                ..Default::default()
-            },
+            counters: Counters { rss_anon: rss, ..Default::default() },
         }
     }
 
@@ -177,35 +157,18 @@ mod tests {
             process(10, "nginx", Some("/system.slice/api.service"), 100),
             process(11, "java", Some("/system.slice/api.service"), 1000),
             process(12, "nginx", Some("/system.slice/api.service"), 50),
-            process(
-                20,
-                "bash",
-                Some("/user.slice/user-1000.slice/session-1.scope"),
-                7,
-            ),
-            process(
-                21,
-                "vim",
-                Some("/user.slice/user-1000.slice/session-1.scope"),
-                3,
-            ),
+            process(20, "bash", Some("/user.slice/user-1000.slice/session-1.scope"), 7),
+            process(21, "vim", Some("/user.slice/user-1000.slice/session-1.scope"), 3),
             process(30, "ghost", None, 9),
         ];
         let targets = build(&processes, &config);
-        let summary: Vec<(&str, Option<usize>, u64, usize)> = targets
-            .iter()
-            .map(|t| (t.key.as_str(), t.policy, t.usage_bytes, t.processes))
-            .collect();
+        let summary: Vec<(&str, Option<usize>, u64, usize)> =
+            targets.iter().map(|t| (t.key.as_str(), t.policy, t.usage_bytes, t.processes)).collect();
         assert_eq!(
             summary,
             [
                 ("cgroup:/system.slice/api.service", Some(1), 150, 2),
-                (
-                    "cgroup:/user.slice/user-1000.slice/session-1.scope",
-                    None,
-                    10,
-                    2
-                ),
+                ("cgroup:/user.slice/user-1000.slice/session-1.scope", None, 10, 2),
                 ("process:11:java", Some(0), 1000, 1),
             ]
         );
@@ -218,10 +181,7 @@ mod tests {
              [[policy]]\nname = \"java\"\nmatch = { process = \"^java$\" }\n",
         )
         .unwrap();
-        assert_eq!(
-            policy_for_key(&config, "cgroup:/system.slice/api.service"),
-            Some(0)
-        );
+        assert_eq!(policy_for_key(&config, "cgroup:/system.slice/api.service"), Some(0));
         assert_eq!(policy_for_key(&config, "process:11:java"), Some(1));
         assert_eq!(policy_for_key(&config, "process:12:javac"), None);
         assert_eq!(policy_for_key(&config, "lin00"), None);

@@ -36,30 +36,18 @@ pub struct TraceError {
 }
 
 fn error(line: usize, message: impl Into<String>) -> TraceError {
-    TraceError {
-        line,
-        message: message.into(),
-    }
+    TraceError { line, message: message.into() }
 }
 
 pub fn parse(text: &str) -> Result<Trace, TraceError> {
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
+    let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
     match lines.next() {
         Some((_, header)) if header == HEADER => {}
         Some((_, "")) => {
-            return Err(error(
-                1,
-                format!("empty file: expected the header {HEADER:?}"),
-            ));
+            return Err(error(1, format!("empty file: expected the header {HEADER:?}")));
         }
         Some((_, header)) => {
-            return Err(error(
-                1,
-                format!("bad header {header:?}: expected {HEADER:?}"),
-            ));
+            return Err(error(1, format!("bad header {header:?}: expected {HEADER:?}")));
         }
         None => unreachable!("split yields at least one item"),
     }
@@ -79,10 +67,7 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
         }
         let fields: Vec<&str> = row.split(',').collect();
         if fields.len() != 4 {
-            return Err(error(
-                line,
-                format!("expected 4 columns ({HEADER}), found {}", fields.len()),
-            ));
+            return Err(error(line, format!("expected 4 columns ({HEADER}), found {}", fields.len())));
         }
         let t = parse_timestamp(fields[0]).map_err(|m| error(line, m))?;
         let key_text = fields[1];
@@ -94,10 +79,7 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
             "" => None,
             text => match parse_bytes("limit_bytes", text).map_err(|m| error(line, m))? {
                 0 => {
-                    return Err(error(
-                        line,
-                        "limit_bytes is 0: a limit must be above 0 (or empty for none)",
-                    ));
+                    return Err(error(line, "limit_bytes is 0: a limit must be above 0 (or empty for none)"));
                 }
                 limit => Some(limit),
             },
@@ -126,21 +108,13 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
             }
         };
         last[key] = (t, line);
-        trace.rows.push(TraceRow {
-            line,
-            t,
-            key,
-            rss_bytes,
-            limit_bytes,
-        });
+        trace.rows.push(TraceRow { line, t, key, rss_bytes, limit_bytes });
     }
     Ok(trace)
 }
 
 fn parse_timestamp(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("timestamp_s {text:?} is not a number"))?;
+    let value: f64 = text.parse().map_err(|_| format!("timestamp_s {text:?} is not a number"))?;
     if !value.is_finite() {
         return Err(format!("timestamp_s {text:?} is not a finite number"));
     }
@@ -154,31 +128,17 @@ fn parse_bytes(column: &str, text: &str) -> Result<u64, String> {
     if text.starts_with('-') {
         return Err(format!("{column} {text} is negative"));
     }
-    text.parse()
-        .map_err(|_| format!("{column} {text:?} is not a whole number of bytes"))
+    text.parse().map_err(|_| format!("{column} {text:?} is not a whole number of bytes"))
 }
 
 fn format_seconds(t: f64) -> String {
-    if t.fract() == 0.0 {
-        format!("{t:.0}")
-    } else {
-        format!("{t:.3}")
-    }
+    if t.fract() == 0.0 { format!("{t:.0}") } else { format!("{t:.3}") }
 }
 
 /// Appends one row. Commas and line breaks in keys (legal in cgroup names,
 /// never seen in practice) become '_' so the row stays one row of 4 columns.
 pub fn write_row(out: &mut String, t: f64, key: &str, rss_bytes: u64, limit_bytes: Option<u64>) {
-    let key: String = key
-        .chars()
-        .map(|c| {
-            if matches!(c, ',' | '\n' | '\r') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let key: String = key.chars().map(|c| if matches!(c, ',' | '\n' | '\r') { '_' } else { c }).collect();
     let limit = limit_bytes.map(|l| l.to_string()).unwrap_or_default();
     let _ = writeln!(out, "{},{key},{rss_bytes},{limit}", format_seconds(t));
 }
@@ -193,26 +153,12 @@ mod tests {
 
     #[test]
     fn parses_interleaved_keys_and_empty_limits() {
-        let trace =
-            parse("timestamp_s,key,rss_bytes,limit_bytes\n0,a,10,100\n0,b,20,\n5.5,a,11,100\n")
-                .unwrap();
+        let trace = parse("timestamp_s,key,rss_bytes,limit_bytes\n0,a,10,100\n0,b,20,\n5.5,a,11,100\n").unwrap();
         assert_eq!(trace.keys, ["a", "b"]);
         assert_eq!(trace.rows.len(), 3);
-        assert_eq!(
-            trace.rows[1],
-            TraceRow {
-                line: 3,
-                t: 0.0,
-                key: 1,
-                rss_bytes: 20,
-                limit_bytes: None
-            }
-        );
+        assert_eq!(trace.rows[1], TraceRow { line: 3, t: 0.0, key: 1, rss_bytes: 20, limit_bytes: None });
         assert_eq!(trace.rows[2].t, 5.5);
-        assert!(
-            parse("timestamp_s,key,rss_bytes,limit_bytes\r\n0,a,1,\r\n").is_ok(),
-            "CRLF files"
-        );
+        assert!(parse("timestamp_s,key,rss_bytes,limit_bytes\r\n0,a,1,\r\n").is_ok(), "CRLF files");
     }
 
     #[test]
@@ -242,23 +188,14 @@ mod tests {
         for (row, needle) in cases {
             let e = fails(&format!("{h}{row}"));
             assert_eq!(e.line, 3, "{row:?}: {e}");
-            assert!(
-                e.to_string().starts_with("line 3: ") && e.message.contains(needle),
-                "{row:?}: {e}"
-            );
+            assert!(e.to_string().starts_with("line 3: ") && e.message.contains(needle), "{row:?}: {e}");
         }
     }
 
     #[test]
     fn written_rows_parse_back() {
         let mut out = format!("{HEADER}\n");
-        write_row(
-            &mut out,
-            1_700_000_000.25,
-            "cgroup:/odd,name",
-            4096,
-            Some(1 << 30),
-        );
+        write_row(&mut out, 1_700_000_000.25, "cgroup:/odd,name", 4096, Some(1 << 30));
         write_row(&mut out, 1_700_000_005.0, "cgroup:/odd,name", 8192, None);
         let trace = parse(&out).unwrap();
         assert_eq!(trace.keys, ["cgroup:/odd_name"]);

@@ -60,10 +60,7 @@ fn check_config_reports_every_error_and_exits_78() {
     assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
     let stderr = text(&out.stderr);
     for path in BAD_CONFIG_PATHS {
-        assert!(
-            stderr.contains(&format!("  {path}: ")),
-            "{path} missing from:\n{stderr}"
-        );
+        assert!(stderr.contains(&format!("  {path}: ")), "{path} missing from:\n{stderr}");
     }
     assert!(stderr.contains(&config), "names the file: {stderr}");
 }
@@ -86,10 +83,7 @@ fn run_refuses_a_bad_config_with_every_error_and_exits_78() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("MEMWATCH_CRITICAL_THRESHOLD: \"lots\" is not a number"),
-        "{out:?}"
-    );
+    assert!(text(&out.stderr).contains("MEMWATCH_CRITICAL_THRESHOLD: \"lots\" is not a number"), "{out:?}");
 }
 
 const LIMIT: u64 = 7 << 29;
@@ -101,13 +95,8 @@ fn leaking_trace() -> String {
         let t = i * 5;
         // 20 MiB per minute from 1 GiB towards a 3.5 GiB limit, with a little wobble.
         let leak = (1u64 << 30) + t * (20 << 20) / 60 + (i % 7) * (1 << 20);
-        trace.push_str(&format!(
-            "{t},cgroup:/system.slice/leaky.service,{leak},{LIMIT}\n"
-        ));
-        trace.push_str(&format!(
-            "{t},cgroup:/system.slice/steady.service,{},\n",
-            500u64 << 20
-        ));
+        trace.push_str(&format!("{t},cgroup:/system.slice/leaky.service,{leak},{LIMIT}\n"));
+        trace.push_str(&format!("{t},cgroup:/system.slice/steady.service,{},\n", 500u64 << 20));
     }
     trace
 }
@@ -121,20 +110,11 @@ fn replay_prints_the_issue_s_json_lines_byte_identical_run_to_run() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(first.stdout, second.stdout, "byte-identical");
     let stdout = text(&first.stdout);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let leak = lines
-        .iter()
-        .find(|l| l["event"] == "leak_detected")
-        .expect("the leak is found");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let leak = lines.iter().find(|l| l["event"] == "leak_detected").expect("the leak is found");
     assert_eq!(leak["key"], "cgroup:/system.slice/leaky.service");
     let slope = leak["slope_bytes_per_s"].as_f64().unwrap();
-    assert!(
-        (slope / (20.0 * 1048576.0 / 60.0) - 1.0).abs() < 0.1,
-        "{leak}"
-    );
+    assert!((slope / (20.0 * 1048576.0 / 60.0) - 1.0).abs() < 0.1, "{leak}");
     assert!(leak["confidence"].as_f64().unwrap() > 0.99, "{leak}");
     assert!(leak["time_to_limit_s"].as_f64().unwrap() > 0.0, "{leak}");
     let states: Vec<(&str, &str)> = lines
@@ -142,15 +122,7 @@ fn replay_prints_the_issue_s_json_lines_byte_identical_run_to_run() {
         .filter(|l| l["event"] == "state")
         .map(|l| (l["from"].as_str().unwrap(), l["to"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        states,
-        [
-            ("normal", "warning"),
-            ("warning", "critical"),
-            ("critical", "emergency")
-        ],
-        "{stdout}"
-    );
+    assert_eq!(states, [("normal", "warning"), ("warning", "critical"), ("critical", "emergency")], "{stdout}");
     let warning = lines.iter().find(|l| l["event"] == "state").unwrap();
     assert_eq!(warning["limit_bytes"], LIMIT);
     assert!(warning["usage_bytes"].as_u64().unwrap() >= LIMIT * 8 / 10);
@@ -160,14 +132,8 @@ fn replay_prints_the_issue_s_json_lines_byte_identical_run_to_run() {
     let ttl = leak["time_to_limit_s"].as_f64().unwrap();
     assert!((ttl / expected - 1.0).abs() < 0.02, "{ttl} vs {expected}");
     let times: Vec<f64> = lines.iter().map(|l| l["t"].as_f64().unwrap()).collect();
-    assert!(
-        times.windows(2).all(|w| w[0] <= w[1]),
-        "time order: {stdout}"
-    );
-    assert!(
-        !stdout.contains("steady.service"),
-        "a flat target says nothing: {stdout}"
-    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "time order: {stdout}");
+    assert!(!stdout.contains("steady.service"), "a flat target says nothing: {stdout}");
 }
 
 #[test]
@@ -182,15 +148,7 @@ fn replay_applies_the_config_s_policies() {
         "[[policy]]\nname = \"leaky\"\nmatch = { unit = \"leaky.service\" }\nleak = { enabled = false }\n\
          [[policy]]\nname = \"steady\"\nmatch = { cgroup = \"/system.slice/steady.service\" }\nlimit = \"512MiB\"\n",
     );
-    let out = memwatch(&[
-        "replay",
-        "--trace",
-        &trace,
-        "--config",
-        &config,
-        "--host-memory",
-        "16GiB",
-    ]);
+    let out = memwatch(&["replay", "--trace", &trace, "--config", &config, "--host-memory", "16GiB"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("leak_detected"), "{stdout}");
@@ -205,17 +163,10 @@ fn replay_applies_the_config_s_policies() {
 #[test]
 fn replay_rejects_a_malformed_trace_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = write(
-        dir.path(),
-        "trace.csv",
-        "timestamp_s,key,rss_bytes,limit_bytes\n0,a,1,\n5,a,lots,\n",
-    );
+    let trace = write(dir.path(), "trace.csv", "timestamp_s,key,rss_bytes,limit_bytes\n0,a,1,\n5,a,lots,\n");
     let out = memwatch(&["replay", "--trace", &trace, "--host-memory", "16GiB"]);
     assert_eq!(out.status.code(), Some(EX_DATAERR), "{out:?}");
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("line 3: rss_bytes \"lots\" is not a whole number"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("line 3: rss_bytes \"lots\" is not a whole number"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing printed from a bad trace");
 }

@@ -30,13 +30,10 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn labels() -> Vec<Label> {
-    let text = std::fs::read_to_string(corpus_dir().join("labels.csv"))
-        .expect("corpus/labels.csv (cargo xtask corpus)");
+    let text =
+        std::fs::read_to_string(corpus_dir().join("labels.csv")).expect("corpus/labels.csv (cargo xtask corpus)");
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("file,key,leak,shape,leak_start_s,rate_bytes_per_h")
-    );
+    assert_eq!(lines.next(), Some("file,key,leak,shape,leak_start_s,rate_bytes_per_h"));
     lines
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
@@ -85,11 +82,7 @@ impl Score {
 
     fn precision(&self) -> f64 {
         let flagged = self.true_positives + self.false_positives;
-        if flagged == 0 {
-            0.0
-        } else {
-            self.true_positives as f64 / flagged as f64
-        }
+        if flagged == 0 { 0.0 } else { self.true_positives as f64 / flagged as f64 }
     }
 
     fn recall(&self) -> f64 {
@@ -103,11 +96,7 @@ impl Score {
         }
         delays.sort_by(f64::total_cmp);
         let n = delays.len();
-        let median = if n % 2 == 1 {
-            delays[n / 2]
-        } else {
-            (delays[n / 2 - 1] + delays[n / 2]) / 2.0
-        };
+        let median = if n % 2 == 1 { delays[n / 2] } else { (delays[n / 2 - 1] + delays[n / 2]) / 2.0 };
         Some(median / 60.0)
     }
 }
@@ -124,31 +113,14 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
         assert_eq!(trace.rows.len(), 1440, "{}: 2 h at 5 s", label.file);
         samples += trace.rows.len();
         let start = Instant::now();
-        let events = replay(
-            &trace,
-            Config::default(),
-            HOST_MEMORY,
-            EngineOptions {
-                seed_rule_events: true,
-            },
-        );
+        let events = replay(&trace, Config::default(), HOST_MEMORY, EngineOptions { seed_rule_events: true });
         replay_time += start.elapsed();
         let times = |want: fn(&EventKind) -> bool| -> Vec<f64> {
-            events
-                .iter()
-                .filter(|e| want(&e.kind))
-                .map(|e| e.t)
-                .collect()
+            events.iter().filter(|e| want(&e.kind)).map(|e| e.t).collect()
         };
         let found = times(|k| matches!(k, EventKind::LeakDetected(_)));
         if std::env::var_os("SCORE_VERBOSE").is_some() {
-            println!(
-                "{} {} start={:?} engine={:?}",
-                label.file,
-                label.shape,
-                label.leak_start_s,
-                found.first()
-            );
+            println!("{} {} start={:?} engine={:?}", label.file, label.shape, label.leak_start_s, found.first());
         }
         engine.add(label, &found);
         seed.add(label, &times(|k| matches!(k, EventKind::SeedRule { .. })));
@@ -162,16 +134,12 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
     );
     println!("| method | precision | recall | median delay | true pos. | false pos. |");
     println!("|---|---|---|---|---|---|");
-    for (name, s) in [
-        ("memwatch engine", &engine),
-        ("seed rule (>5 MB/check over 10 checks)", &seed),
-    ] {
+    for (name, s) in [("memwatch engine", &engine), ("seed rule (>5 MB/check over 10 checks)", &seed)] {
         println!(
             "| {name} | {:.3} | {:.3} | {} | {} | {} |",
             s.precision(),
             s.recall(),
-            s.median_delay_min()
-                .map_or("n/a".to_owned(), |m| format!("{m:.1} min")),
+            s.median_delay_min().map_or("n/a".to_owned(), |m| format!("{m:.1} min")),
             s.true_positives,
             s.false_positives
         );
@@ -179,10 +147,7 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
     println!("\n| shape | leak? | traces | flagged by engine | flagged by seed rule |");
     println!("|---|---|---|---|---|");
     for (shape, (flagged, total)) in &engine.by_shape {
-        let leak = labels
-            .iter()
-            .find(|l| &l.shape == shape)
-            .is_some_and(|l| l.leak);
+        let leak = labels.iter().find(|l| &l.shape == shape).is_some_and(|l| l.leak);
         println!(
             "| {shape} | {} | {total} | {flagged} | {} |",
             if leak { "yes" } else { "no" },
@@ -193,23 +158,11 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
         "\nreplay: {samples} samples in {:.3} s ({:.2} M samples/s, {} build, excluding parsing)\n",
         replay_time.as_secs_f64(),
         samples as f64 / replay_time.as_secs_f64() / 1e6,
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
 
-    assert!(
-        engine.precision() >= 0.95,
-        "engine precision {:.3}",
-        engine.precision()
-    );
-    assert!(
-        engine.recall() >= 0.90,
-        "engine recall {:.3}",
-        engine.recall()
-    );
+    assert!(engine.precision() >= 0.95, "engine precision {:.3}", engine.precision());
+    assert!(engine.recall() >= 0.90, "engine recall {:.3}", engine.recall());
     let delay = engine.median_delay_min().expect("some leaks found");
     assert!(delay < 15.0, "engine median delay {delay:.1} min");
     // Replay speed (the issue asks for a million samples per second) is

@@ -195,7 +195,8 @@ pub fn http(socket: &Path, method: &str, path: &str) -> Option<(u16, String)> {
     use std::io::Read as _;
     let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: memwatch\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: memwatch\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;

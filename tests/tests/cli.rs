@@ -183,7 +183,10 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     let socket = dir.join("api.sock");
     std::fs::write(
         &config,
-        format!("[daemon]\ninterval_secs = 0.5\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n", socket.display().to_string()),
+        format!(
+            "[daemon]\ninterval_secs = 0.5\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n",
+            socket.display().to_string()
+        ),
     )
     .unwrap();
     let mut daemon = Command::new(memwatch_binary())
@@ -244,7 +247,8 @@ fn incidents_prints_the_log_as_a_table_or_json_and_filters_by_time() {
     let log = dir.join("incidents.jsonl");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     // An old record in the rotated file, a recent one in the live file.
-    std::fs::write(dir.join("incidents.jsonl.1"), incident_line("cgroup:/old.service", 1_000_000_000.0, 0) + "\n").unwrap();
+    std::fs::write(dir.join("incidents.jsonl.1"), incident_line("cgroup:/old.service", 1_000_000_000.0, 0) + "\n")
+        .unwrap();
     std::fs::write(&log, incident_line("cgroup:/api.service", now - 60.0, 40 * MIB) + "\n").unwrap();
     let incidents = |args: &[&str]| {
         let out = Command::new(memwatch_binary()).arg("incidents").arg("--file").arg(&log).args(args).output().unwrap();
@@ -306,7 +310,10 @@ fn status_and_the_health_api_answer_from_the_running_daemon_over_its_socket() {
     assert!(table.starts_with("host: ") && table.contains("mode: procfs"), "{table}");
     let rows: Vec<&str> = table.lines().skip_while(|l| !l.starts_with("TARGET")).skip(1).collect();
     assert!(!rows.is_empty(), "no target rows:\n{table}");
-    assert!(rows.iter().all(|r| ["normal", "warning", "critical", "emergency"].iter().any(|l| r.contains(l))), "{table}");
+    assert!(
+        rows.iter().all(|r| ["normal", "warning", "critical", "emergency"].iter().any(|l| r.contains(l))),
+        "{table}"
+    );
 
     // No daemon on the other end: a clear error, not a hang or a panic.
     let out = Command::new(memwatch_binary()).args(["status", "--socket"]).arg(dir.join("none.sock")).output().unwrap();

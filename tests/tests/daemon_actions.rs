@@ -375,8 +375,8 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     assert_eq!(episode.peak_level, memwatch::engine::Level::Emergency);
     assert_eq!(high, "max", "the clamp is undone when the episode ends");
     assert!(term.applied_after_ms.is_some_and(|ms| ms < 50.0), "{term:?}");
-    let body: serde_json::Value = serde_json::from_str(unhealthy.as_deref().expect("GET /health never said 503"))
-        .expect("a JSON 503 body");
+    let body: serde_json::Value =
+        serde_json::from_str(unhealthy.as_deref().expect("GET /health never said 503")).expect("a JSON 503 body");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("emergency")), "{body}");
     assert!(body["memoryUsage"]["total"].as_u64().is_some_and(|t| t > 0) && body["heapUsage"].is_f64(), "{body}");
     assert_eq!(healthy_after.map(|h| h.0), Some(200), "ready again once the episode is over");

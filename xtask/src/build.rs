@@ -5,7 +5,9 @@ use crate::{setup, shell};
 
 pub fn release() -> anyhow::Result<()> {
     setup::build_chain()?;
-    shell::run(Command::new("cargo").args(["build", "--release", "-p", "memwatch"]).current_dir(shell::workspace_root()))
+    shell::run(
+        Command::new("cargo").args(["build", "--release", "-p", "memwatch"]).current_dir(shell::workspace_root()),
+    )
 }
 
 /// Builds, then becomes the daemon (exec), so Ctrl-C and SIGTERM reach it

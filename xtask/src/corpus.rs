@@ -88,11 +88,7 @@ fn sawtooth(rng: &mut Rng, amplitude: f64, period: f64) -> Vec<f64> {
 fn leak_start(rng: &mut Rng, index: usize) -> f64 {
     // Half start leaking at once (a leak present from start-up), half after a
     // flat 10-40 minutes (a leak triggered by some later request).
-    if index.is_multiple_of(2) {
-        0.0
-    } else {
-        (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S
-    }
+    if index.is_multiple_of(2) { 0.0 } else { (rng.range(10.0, 40.0) * 60.0 / STEP_S).round() * STEP_S }
 }
 
 fn linear(index: usize, count: usize, rng: &mut Rng) -> Trace {
@@ -101,9 +97,7 @@ fn linear(index: usize, count: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 2000.0) * MB;
     let sigma = rng.range(0.5, 4.0) * MB;
     let start = leak_start(rng, index);
-    let usage = times()
-        .map(|t| base + rate / HOUR * (t - start).max(0.0) + sigma * rng.normal())
-        .collect();
+    let usage = times().map(|t| base + rate / HOUR * (t - start).max(0.0) + sigma * rng.normal()).collect();
     Trace {
         name: format!("lin{index:02}"),
         shape: "leak_linear",
@@ -120,10 +114,8 @@ fn gc_leak(index: usize, rng: &mut Rng) -> Trace {
     let (amplitude, period) = (rng.range(20.0, 150.0) * MB, rng.range(20.0, 300.0));
     let saw = sawtooth(rng, amplitude, period);
     let start = leak_start(rng, index);
-    let usage = times()
-        .zip(saw)
-        .map(|(t, s)| base + s + rate / HOUR * (t - start).max(0.0) + MB * rng.normal())
-        .collect();
+    let usage =
+        times().zip(saw).map(|(t, s)| base + s + rate / HOUR * (t - start).max(0.0) + MB * rng.normal()).collect();
     Trace {
         name: format!("gcl{index:02}"),
         shape: "leak_under_gc",
@@ -139,9 +131,7 @@ fn stepwise(index: usize, rng: &mut Rng) -> Trace {
     let every = rng.range(1.0, 10.0) * 60.0;
     let base = rng.range(50.0, 1500.0) * MB;
     let start = leak_start(rng, index);
-    let usage = times()
-        .map(|t| base + step * ((t - start).max(0.0) / every).floor() + MB * rng.normal())
-        .collect();
+    let usage = times().map(|t| base + step * ((t - start).max(0.0) / every).floor() + MB * rng.normal()).collect();
     Trace {
         name: format!("stp{index:02}"),
         shape: "leak_stepwise",
@@ -161,9 +151,7 @@ fn accelerating(index: usize, rng: &mut Rng) -> Trace {
     let start = leak_start(rng, index);
     let span = SAMPLES as f64 * STEP_S - start;
     let grown = |d: f64| first_rate * d + (final_rate - first_rate) * d * d / (2.0 * span);
-    let usage = times()
-        .map(|t| base + grown((t - start).max(0.0)) + sigma * rng.normal())
-        .collect();
+    let usage = times().map(|t| base + grown((t - start).max(0.0)) + sigma * rng.normal()).collect();
     Trace {
         name: format!("acc{index:02}"),
         shape: "leak_accelerating",
@@ -175,24 +163,14 @@ fn accelerating(index: usize, rng: &mut Rng) -> Trace {
 }
 
 fn not_leak(name: String, shape: &'static str, usage: Vec<f64>) -> Trace {
-    Trace {
-        name,
-        shape,
-        leak: false,
-        leak_start_s: None,
-        rate_per_h: None,
-        usage,
-    }
+    Trace { name, shape, leak: false, leak_start_s: None, rate_per_h: None, usage }
 }
 
 fn gc_flat(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(100.0, 2000.0) * MB;
     let (amplitude, period) = (rng.range(20.0, 400.0) * MB, rng.range(15.0, 360.0));
     let saw = sawtooth(rng, amplitude, period);
-    let usage = saw
-        .into_iter()
-        .map(|s| base + s + MB * rng.normal())
-        .collect();
+    let usage = saw.into_iter().map(|s| base + s + MB * rng.normal()).collect();
     not_leak(format!("gcf{index:02}"), "gc_sawtooth", usage)
 }
 
@@ -200,19 +178,11 @@ fn warm_up(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 1000.0) * MB;
     let plateau = rng.range(100.0, 2048.0) * MB;
     let tau = rng.range(2.0, 12.0) * 60.0;
-    let start = if index.is_multiple_of(2) {
-        0.0
-    } else {
-        rng.range(10.0, 60.0) * 60.0
-    };
+    let start = if index.is_multiple_of(2) { 0.0 } else { rng.range(10.0, 60.0) * 60.0 };
     let sigma = rng.range(1.0, 4.0) * MB;
     let usage = times()
         .map(|t| {
-            let warmed = if t < start {
-                0.0
-            } else {
-                plateau * (1.0 - (-(t - start) / tau).exp())
-            };
+            let warmed = if t < start { 0.0 } else { plateau * (1.0 - (-(t - start) / tau).exp()) };
             base + warmed + sigma * rng.normal()
         })
         .collect();
@@ -226,9 +196,7 @@ fn kept_allocation(index: usize, rng: &mut Rng) -> Trace {
     // Touching a big buffer takes a moment: the step is a short ramp.
     let ramp = rng.range(5.0, 120.0);
     let sigma = rng.range(0.5, 4.0) * MB;
-    let usage = times()
-        .map(|t| base + size * ((t - at) / ramp).clamp(0.0, 1.0) + sigma * rng.normal())
-        .collect();
+    let usage = times().map(|t| base + size * ((t - at) / ramp).clamp(0.0, 1.0) + sigma * rng.normal()).collect();
     not_leak(format!("alc{index:02}"), "kept_allocation", usage)
 }
 
@@ -262,11 +230,7 @@ fn noise(index: usize, rng: &mut Rng) -> Trace {
     let usage = times()
         .map(|_| {
             // 1% of readings catch a short burst of up to 5 sigma.
-            let spike = if rng.unit() < 0.01 {
-                rng.range(0.0, 5.0) * sigma
-            } else {
-                0.0
-            };
+            let spike = if rng.unit() < 0.01 { rng.range(0.0, 5.0) * sigma } else { 0.0 };
             base + sigma * rng.normal() + spike
         })
         .collect();
@@ -321,14 +285,8 @@ pub fn generate(seed: Option<u64>, dir: Option<std::path::PathBuf>) -> anyhow::R
             trace.name,
             trace.leak,
             trace.shape,
-            trace
-                .leak_start_s
-                .map(|s| format!("{s:.0}"))
-                .unwrap_or_default(),
-            trace
-                .rate_per_h
-                .map(|r| format!("{r:.0}"))
-                .unwrap_or_default(),
+            trace.leak_start_s.map(|s| format!("{s:.0}")).unwrap_or_default(),
+            trace.rate_per_h.map(|r| format!("{r:.0}")).unwrap_or_default(),
         )?;
     }
     std::fs::write(dir.join("labels.csv"), labels).context("writing corpus/labels.csv")?;

@@ -13,8 +13,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages the eBPF build needs: LLVM for bpf-linker, plus sudo
 /// because the README's privileged commands are written with it.
-const BUILD_PACKAGES: &[&str] =
-    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "sudo"];
+const BUILD_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "sudo"];
 
 /// Installs whichever of `packages` are missing (one apt-get update first).
 pub fn apt_packages(packages: &[&str]) -> anyhow::Result<()> {
@@ -40,17 +39,21 @@ pub fn apt_packages(packages: &[&str]) -> anyhow::Result<()> {
 }
 
 fn rust_src() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args([
-        "component", "list", "--installed", "--toolchain", "nightly",
-    ]))
-    .unwrap_or_default();
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+        .unwrap_or_default();
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
     // `toolchain install` is a no-op for an installed nightly and adds the
     // component; on a machine without one it fetches it.
     run(Command::new("rustup").args([
-        "toolchain", "install", "nightly", "--profile", "minimal", "--component", "rust-src",
+        "toolchain",
+        "install",
+        "nightly",
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src",
     ]))
 }
 

@@ -20,10 +20,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Whether `cmd` runs and exits 0 (quietly: for probing what is installed).
 pub fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// stdout of `cmd`, or an error.

@@ -1,6 +1,10 @@
 //! `sched:sched_process_exit`: report a process's final counters once, then
 //! forget it, so its tgid starts clean if the kernel hands it out again.
-use aya_ebpf::{helpers::{bpf_get_current_comm, bpf_ktime_get_ns}, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
 use memwatch_ebpf::{ErrorKind, ProcEvent, event_kind};
 
 use super::state::{EVENTS, MM_OWNERS, PROCS, count_error, current_ids};

@@ -115,8 +115,7 @@ fn read_mm(ctx: &RawTracePointContext) -> Result<(u64, i32, i64), ErrorKind> {
     let counter = mm + u64::from(layout.mm_rss_base) + member as u64 * u64::from(layout.mm_rss_stride);
     // SAFETY: a kernel address from the tracepoint plus BTF offsets; the
     // helper copes with any address without faulting.
-    let pages: i64 =
-        unsafe { bpf_probe_read_kernel(counter as *const i64) }.map_err(|_| ErrorKind::FieldRead)?;
+    let pages: i64 = unsafe { bpf_probe_read_kernel(counter as *const i64) }.map_err(|_| ErrorKind::FieldRead)?;
     // What the classic event reports: the counter clamped at zero (a
     // per-CPU counter's global part can dip below), in bytes.
     Ok((mm, member, pages.max(0) << layout.page_shift))

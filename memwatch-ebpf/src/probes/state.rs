@@ -11,9 +11,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use memwatch_ebpf::{
-    ErrorKind, MAX_PENDING, MAX_PROCS, EVENTS_BYTES, ProcCounters, TracepointLayout,
-};
+use memwatch_ebpf::{EVENTS_BYTES, ErrorKind, MAX_PENDING, MAX_PROCS, ProcCounters, TracepointLayout};
 
 #[unsafe(no_mangle)]
 pub static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::DEFAULT);

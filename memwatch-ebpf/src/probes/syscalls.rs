@@ -5,7 +5,8 @@
 //! one syscall at a time) and the exit side counts it if the call succeeded.
 use aya_ebpf::{
     bindings::BPF_ANY,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns}, macros::tracepoint,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
     programs::TracePointContext,
 };
 use aya_log_ebpf::warn;
@@ -73,12 +74,7 @@ pub fn sys_exit_mmap(ctx: TracePointContext) -> u32 {
     0
 }
 
-fn report_large_mapping(
-    ctx: &TracePointContext,
-    tgid: u32,
-    len: u64,
-    entry: *mut memwatch_ebpf::ProcCounters,
-) {
+fn report_large_mapping(ctx: &TracePointContext, tgid: u32, len: u64, entry: *mut memwatch_ebpf::ProcCounters) {
     let Some(mut slot) = EVENTS.reserve::<ProcEvent>(0) else {
         count_error(ErrorKind::EventReserve);
         warn!(ctx, "memwatch: event ring full, lost large mapping of {} bytes by {}", len, tgid);

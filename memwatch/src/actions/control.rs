@@ -11,10 +11,7 @@ use super::{
 use crate::{
     cache::CacheRegistry,
     engine::Level,
-    status::{
-        self,
-        control::{CleanupReport, ControlError, Controller, TargetCleanup},
-    },
+    status::control::{CleanupReport, ControlError, Controller, TargetCleanup},
 };
 
 pub struct ExecutorControl<'a, S> {
@@ -45,7 +42,7 @@ impl<S: Signaller> Controller for ExecutorControl<'_, S> {
                 let outcome = serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
                 TargetCleanup {
                     target: o.key.to_owned(),
-                    level: status::Level::from(self.executor.level(o.key)),
+                    level: self.executor.level(o.key),
                     outcome: outcome.unwrap_or_default(),
                     sent_at: matches!(r.outcome, Outcome::Ok | Outcome::DryRun).then_some(r.t),
                     actions: vec![r.detail],

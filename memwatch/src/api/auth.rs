@@ -30,10 +30,7 @@ impl Token {
         let text = std::fs::read_to_string(path)?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the token file is empty",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the token file is empty"));
         }
         Ok(Self::new(token))
     }
@@ -41,9 +38,7 @@ impl Token {
     /// Constant time in the token's content (subtle); only a length
     /// mismatch returns early, which tells an attacker nothing useful.
     fn accepts(&self, presented: &str) -> bool {
-        self.0
-            .as_deref()
-            .is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(presented.as_bytes())))
+        self.0.as_deref().is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(presented.as_bytes())))
     }
 }
 
@@ -58,22 +53,15 @@ pub async fn require_token(State(token): State<Token>, request: Request, next: N
         Some(_) => "wrong token",
         None => "missing token",
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
     tracing::warn!(
         method = %request.method(),
         path = %request.uri().path(),
         peer = peer.as_deref().unwrap_or("unknown"),
         "API request refused: {reason}"
     );
-    let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, format!("unauthorized: {reason}")).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, format!("unauthorized: {reason}")).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     response
 }
 

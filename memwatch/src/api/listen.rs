@@ -29,28 +29,20 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, ListenError> {
             .recursive(true)
             .mode(0o755)
             .create(parent)
-            .map_err(|source| ListenError::Dir {
-                path: parent.to_owned(),
-                source,
-            })?;
+            .map_err(|source| ListenError::Dir { path: parent.to_owned(), source })?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).await.is_ok() {
                 return Err(ListenError::InUse(path.to_owned()));
             }
-            std::fs::remove_file(path).map_err(|source| ListenError::Bind {
-                what: format!("removing stale {}", path.display()),
-                source,
-            })?;
+            std::fs::remove_file(path)
+                .map_err(|source| ListenError::Bind { what: format!("removing stale {}", path.display()), source })?;
         }
         Ok(_) => return Err(ListenError::NotASocket(path.to_owned())),
         Err(_) => {}
     }
-    let bind_err = |source| ListenError::Bind {
-        what: path.display().to_string(),
-        source,
-    };
+    let bind_err = |source| ListenError::Bind { what: path.display().to_string(), source };
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     // Between bind and chmod the socket has the umask's mode; connecting
     // needs write permission, which the usual 022 umask gives only to root.
@@ -59,12 +51,7 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, ListenError> {
 }
 
 pub async fn bind_tcp(address: SocketAddr) -> Result<TcpListener, ListenError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| ListenError::Bind {
-            what: address.to_string(),
-            source,
-        })
+    TcpListener::bind(address).await.map_err(|source| ListenError::Bind { what: address.to_string(), source })
 }
 
 #[cfg(test)]
@@ -78,11 +65,7 @@ mod tests {
         let listener = bind_unix(&path).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let parent_mode = std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let parent_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
         assert_eq!(parent_mode, 0o755);
         // A live daemon answers: refuse to steal its socket.
         assert!(matches!(bind_unix(&path).await, Err(ListenError::InUse(_))));
@@ -91,10 +74,7 @@ mod tests {
         bind_unix(&path).await.unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        assert!(matches!(
-            bind_unix(&file).await,
-            Err(ListenError::NotASocket(_))
-        ));
+        assert!(matches!(bind_unix(&file).await, Err(ListenError::NotASocket(_))));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     }
 }

@@ -18,9 +18,7 @@ pub async fn serve_unix(
     state: ApiState,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, Access::Local))
-        .with_graceful_shutdown(stop)
-        .await
+    axum::serve(listener, router(state, Access::Local)).with_graceful_shutdown(stop).await
 }
 
 /// Serves TCP until `stop` resolves; peers' addresses go into refusal logs.
@@ -30,11 +28,8 @@ pub async fn serve_tcp(
     token: auth::Token,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app =
-        router(state, Access::Remote(token)).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
+    let app = router(state, Access::Remote(token)).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(stop).await
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ use serde_json::json;
 
 use super::{auth::Token, error::ApiError, seed};
 use crate::{
-    actions::Readiness,
-    metrics::prometheus::PrometheusExporter, status::StatusStore, status::control::ControlHandle,
+    actions::Readiness, metrics::prometheus::PrometheusExporter, status::StatusStore, status::control::ControlHandle,
 };
 
 /// A cleanup may take a while (reclaiming a cgroup); past this the client
@@ -44,9 +43,7 @@ pub enum Access {
 }
 
 pub fn router(state: ApiState, access: Access) -> Router {
-    let open = Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics));
+    let open = Router::new().route("/health", get(health)).route("/metrics", get(metrics));
     let protected = Router::new()
         .route("/health/metrics", get(health_metrics))
         .route("/health/gc", post(gc))
@@ -54,10 +51,9 @@ pub fn router(state: ApiState, access: Access) -> Router {
         .route("/status", get(status));
     let protected = match access {
         Access::Local => protected,
-        Access::Remote(token) => protected.route_layer(middleware::from_fn_with_state(
-            token,
-            super::auth::require_token,
-        )),
+        Access::Remote(token) => {
+            protected.route_layer(middleware::from_fn_with_state(token, super::auth::require_token))
+        }
     };
     open.merge(protected)
         .fallback(super::error::not_found)
@@ -67,20 +63,12 @@ pub fn router(state: ApiState, access: Access) -> Router {
 
 async fn health(State(state): State<ApiState>) -> Response {
     let (healthy, body) = seed::health(&state.status.current(), &state.readiness.reasons());
-    let code = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
 
 async fn health_metrics(State(state): State<ApiState>) -> Response {
-    Json(seed::health_metrics(
-        &state.status.current(),
-        &state.readiness.reasons(),
-    ))
-    .into_response()
+    Json(seed::health_metrics(&state.status.current(), &state.readiness.reasons())).into_response()
 }
 
 /// The whole view, for `memwatch status` and `memwatch top`.
@@ -89,20 +77,11 @@ async fn status(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let text = state.prometheus.render().map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}"),
-        )
-    })?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    let text = state
+        .prometheus
+        .render()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,12 +98,7 @@ async fn gc(
     let target = query.target.filter(|t| !t.is_empty());
     let report = tokio::time::timeout(CONTROL_TIMEOUT, state.control.cleanup(target))
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the cleanup did not finish in time",
-            )
-        })??;
+        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "the cleanup did not finish in time"))??;
     Ok(Json(report).into_response())
 }
 
@@ -135,11 +109,6 @@ async fn clear_cache(
     let Path(name) = name.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let cleared = tokio::time::timeout(CONTROL_TIMEOUT, state.control.clear_cache(name.clone()))
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the daemon did not answer in time",
-            )
-        })??;
+        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "the daemon did not answer in time"))??;
     Ok(Json(json!({ "cache": name, "cleared": cleared })).into_response())
 }

@@ -22,22 +22,11 @@ fn host_usage(view: &StatusView) -> Value {
 /// emergency: it is cleared only when the target is back at normal, so load
 /// balancers do not send work back to a host still at critical.
 pub fn health(view: &StatusView, not_ready: &[String]) -> (bool, Value) {
-    let worst = view
-        .targets
-        .iter()
-        .map(|t| t.usage_ratio())
-        .fold(0.0_f64, f64::max);
-    let emergencies: Vec<_> = view
-        .targets
-        .iter()
-        .filter(|t| t.level == Level::Emergency)
-        .collect();
+    let worst = view.targets.iter().map(|t| t.usage_ratio()).fold(0.0_f64, f64::max);
+    let emergencies: Vec<_> = view.targets.iter().filter(|t| t.level == Level::Emergency).collect();
     // Held, but no longer (or not yet, in this view) in emergency.
-    let held: Vec<&str> = not_ready
-        .iter()
-        .map(String::as_str)
-        .filter(|key| !emergencies.iter().any(|t| t.name == *key))
-        .collect();
+    let held: Vec<&str> =
+        not_ready.iter().map(String::as_str).filter(|key| !emergencies.iter().any(|t| t.name == *key)).collect();
     if emergencies.is_empty() && held.is_empty() {
         return (
             true,
@@ -53,10 +42,8 @@ pub fn health(view: &StatusView, not_ready: &[String]) -> (bool, Value) {
     let ratio_of = |key: &str| view.target(key).map(|t| t.usage_ratio());
     let mut errors = Vec::new();
     if !emergencies.is_empty() {
-        let named: Vec<String> = emergencies
-            .iter()
-            .map(|t| format!("{} ({:.1}% of limit)", t.name, t.usage_ratio() * 100.0))
-            .collect();
+        let named: Vec<String> =
+            emergencies.iter().map(|t| format!("{} ({:.1}% of limit)", t.name, t.usage_ratio() * 100.0)).collect();
         errors.push(format!("Memory usage at emergency level: {}", named.join(", ")));
     }
     if !held.is_empty() {
@@ -67,16 +54,9 @@ pub fn health(view: &StatusView, not_ready: &[String]) -> (bool, Value) {
                 None => (*key).to_owned(),
             })
             .collect();
-        errors.push(format!(
-            "Not ready after an emergency, until back at normal: {}",
-            named.join(", ")
-        ));
+        errors.push(format!("Not ready after an emergency, until back at normal: {}", named.join(", ")));
     }
-    let names: Vec<&str> = emergencies
-        .iter()
-        .map(|t| t.name.as_str())
-        .chain(held.iter().copied())
-        .collect();
+    let names: Vec<&str> = emergencies.iter().map(|t| t.name.as_str()).chain(held.iter().copied()).collect();
     (
         false,
         json!({

@@ -42,12 +42,7 @@ fn view(levels: &[(&str, Level, u64)]) -> StatusView {
         mode: "procfs".into(),
         monitoring: true,
         interval_s: 5.0,
-        host: HostView {
-            used: 500,
-            total: 1000,
-            usage_ratio: 0.5,
-            ..Default::default()
-        },
+        host: HostView { used: 500, total: 1000, usage_ratio: 0.5, ..Default::default() },
         targets: levels.iter().map(|(n, l, u)| target(n, *l, *u)).collect(),
         ..Default::default()
     }
@@ -65,15 +60,8 @@ impl Controller for DryRun {
     fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError> {
         let view = self.status.current();
         let chosen: Vec<&TargetView> = match target {
-            Some(name) => vec![
-                view.target(name)
-                    .ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?,
-            ],
-            None => view
-                .targets
-                .iter()
-                .filter(|t| t.level >= Level::Warning)
-                .collect(),
+            Some(name) => vec![view.target(name).ok_or_else(|| ControlError::UnknownTarget(name.to_owned()))?],
+            None => view.targets.iter().filter(|t| t.level >= Level::Warning).collect(),
         };
         Ok(CleanupReport {
             dry_run: true,
@@ -112,20 +100,14 @@ fn state_with_readiness(view: StatusView) -> (ApiState, Arc<NamedCache<u32, u32>
     cache.insert(2, 2);
     let mut caches = CacheRegistry::default();
     caches.register(cache.clone());
-    let view = StatusView {
-        caches: caches.stats(),
-        ..view
-    };
+    let view = StatusView { caches: caches.stats(), ..view };
     let store = StatusStore::new(view);
     let frames = FrameCell::default();
     frames.set(frame_from(&store.current()));
     let (handle, mut requests) = control::channel();
     let loop_store = store.clone();
     tokio::spawn(async move {
-        let mut controller = DryRun {
-            caches,
-            status: loop_store,
-        };
+        let mut controller = DryRun { caches, status: loop_store };
         let mut pending = PendingCleanups::default();
         while let Some(request) = requests.recv().await {
             pending.serve(request, &mut controller, std::time::Instant::now());
@@ -149,21 +131,13 @@ async fn call(app: &Router, method: Method, uri: &str, token: Option<&str>) -> (
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
-    (
-        status,
-        response.into_body().collect().await.unwrap().to_bytes(),
-    )
+    (status, response.into_body().collect().await.unwrap().to_bytes())
 }
 
 fn json(bytes: &Bytes) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }
 
 #[tokio::test]
@@ -173,20 +147,11 @@ async fn health_is_200_until_a_target_reaches_emergency_then_503_with_the_seed_b
     assert_eq!(code, StatusCode::OK);
     assert_eq!(json(&body)["status"], "healthy");
 
-    let (bad, _) = state(view(&[
-        ("a.service", Level::Emergency, 970),
-        ("b.service", Level::Normal, 1),
-    ]));
+    let (bad, _) = state(view(&[("a.service", Level::Emergency, 970), ("b.service", Level::Normal, 1)]));
     let (code, body) = call(&router(bad, Access::Local), Method::GET, "/health", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     let body = json(&body);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("a.service (97.0% of limit)"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("a.service (97.0% of limit)"), "{body}");
     assert_eq!(body["memoryUsage"]["used"], 500);
     assert_eq!(body["memoryUsage"]["total"], 1000);
     assert_eq!(body["memoryUsage"]["usagePercent"], 50.0);
@@ -198,8 +163,7 @@ async fn health_is_200_until_a_target_reaches_emergency_then_503_with_the_seed_b
 /// while it is held, though no target is in emergency any more.
 #[tokio::test]
 async fn health_follows_the_not_ready_flag_until_it_is_cleared() {
-    let (state, _, readiness) =
-        state_with_readiness(view(&[("a.service", Level::Critical, 920)]));
+    let (state, _, readiness) = state_with_readiness(view(&[("a.service", Level::Critical, 920)]));
     let app = router(state, Access::Local);
     let health = |app: Router| async move { call(&app, Method::GET, "/health", None).await };
     assert_eq!(health(app.clone()).await.0, StatusCode::OK);
@@ -208,13 +172,7 @@ async fn health_follows_the_not_ready_flag_until_it_is_cleared() {
     let (code, body) = health(app.clone()).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     let body = json(&body);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("until back at normal: a.service (92.0% of limit)"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("until back at normal: a.service (92.0% of limit)"), "{body}");
     assert_eq!(body["memoryUsage"]["used"], 500, "the seed's body: {body}");
     assert_eq!(body["heapUsage"], 0.92);
     assert_eq!(body["targets"], serde_json::json!(["a.service"]));
@@ -233,13 +191,7 @@ async fn health_follows_the_not_ready_flag_until_it_is_cleared() {
 #[tokio::test]
 async fn health_metrics_has_the_seed_shape() {
     let (state, _) = state(view(&[("a.service", Level::Warning, 850)]));
-    let (code, body) = call(
-        &router(state, Access::Local),
-        Method::GET,
-        "/health/metrics",
-        None,
-    )
-    .await;
+    let (code, body) = call(&router(state, Access::Local), Method::GET, "/health/metrics", None).await;
     assert_eq!(code, StatusCode::OK);
     let body = json(&body);
     let memory = &body["memory"];
@@ -258,22 +210,13 @@ async fn health_metrics_has_the_seed_shape() {
     assert_eq!(t["level"], "warning");
     assert!(t["leak"].is_null());
     let cache = &body["caches"]["process-info"];
-    assert_eq!(
-        (cache["size"].as_u64(), cache["maxSize"].as_u64()),
-        (Some(2), Some(1000))
-    );
-    assert!(
-        cache["hits"].is_u64() && cache["misses"].is_u64() && cache["hitRate"].is_f64(),
-        "{cache}"
-    );
+    assert_eq!((cache["size"].as_u64(), cache["maxSize"].as_u64()), (Some(2), Some(1000)));
+    assert!(cache["hits"].is_u64() && cache["misses"].is_u64() && cache["hitRate"].is_f64(), "{cache}");
 }
 
 #[tokio::test]
 async fn gc_and_cache_clearing_go_through_control_and_bad_requests_get_json_4xx() {
-    let (state, cache) = state(view(&[
-        ("a.service", Level::Critical, 920),
-        ("b.service", Level::Normal, 10),
-    ]));
+    let (state, cache) = state(view(&[("a.service", Level::Critical, 920), ("b.service", Level::Normal, 10)]));
     let app = router(state, Access::Local);
 
     let (code, body) = call(&app, Method::POST, "/health/gc", None).await;
@@ -283,46 +226,20 @@ async fn gc_and_cache_clearing_go_through_control_and_bad_requests_get_json_4xx(
     assert_eq!(report["freedBytes"], 0);
     assert_eq!(report["targets"][0]["target"], "a.service");
     assert_eq!(report["targets"][0]["freedBytes"], 0);
-    assert_eq!(
-        report["targets"].as_array().unwrap().len(),
-        1,
-        "only warning and above: {report}"
-    );
+    assert_eq!(report["targets"].as_array().unwrap().len(), 1, "only warning and above: {report}");
     let (code, body) = call(&app, Method::POST, "/health/gc?target=b.service", None).await;
-    assert_eq!(
-        (code, json(&body)["targets"][0]["level"].as_str()),
-        (StatusCode::OK, Some("normal"))
-    );
+    assert_eq!((code, json(&body)["targets"][0]["level"].as_str()), (StatusCode::OK, Some("normal")));
 
     let (code, body) = call(&app, Method::DELETE, "/health/cache/process-info", None).await;
-    assert_eq!(
-        (code, json(&body)["cleared"].as_u64()),
-        (StatusCode::OK, Some(2))
-    );
+    assert_eq!((code, json(&body)["cleared"].as_u64()), (StatusCode::OK, Some(2)));
     assert_eq!(cache.get(&1), None, "the cache was not cleared");
 
     for (method, uri, expected) in [
-        (
-            Method::POST,
-            "/health/gc?target=nope",
-            StatusCode::NOT_FOUND,
-        ),
-        (
-            Method::POST,
-            "/health/gc?target=a&force=%zz",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            Method::POST,
-            "/health/gc?unknown=1",
-            StatusCode::BAD_REQUEST,
-        ),
+        (Method::POST, "/health/gc?target=nope", StatusCode::NOT_FOUND),
+        (Method::POST, "/health/gc?target=a&force=%zz", StatusCode::BAD_REQUEST),
+        (Method::POST, "/health/gc?unknown=1", StatusCode::BAD_REQUEST),
         (Method::DELETE, "/health/cache/nope", StatusCode::NOT_FOUND),
-        (
-            Method::DELETE,
-            "/health/cache/%FF%FE",
-            StatusCode::BAD_REQUEST,
-        ),
+        (Method::DELETE, "/health/cache/%FF%FE", StatusCode::BAD_REQUEST),
         (Method::GET, "/health/gc", StatusCode::METHOD_NOT_ALLOWED),
         (Method::GET, "/no/such/thing", StatusCode::NOT_FOUND),
     ] {
@@ -338,11 +255,7 @@ async fn over_tcp_only_metrics_and_health_are_open_and_the_rest_needs_the_token(
     let (state, _) = state(view(&[("a.service", Level::Normal, 10)]));
     let app = router(state, Access::Remote(Token::new("s3cret")));
     for open in ["/health", "/metrics"] {
-        assert_eq!(
-            call(&app, Method::GET, open, None).await.0,
-            StatusCode::OK,
-            "{open}"
-        );
+        assert_eq!(call(&app, Method::GET, open, None).await.0, StatusCode::OK, "{open}");
     }
     for (method, uri) in [
         (Method::POST, "/health/gc"),
@@ -351,23 +264,10 @@ async fn over_tcp_only_metrics_and_health_are_open_and_the_rest_needs_the_token(
         (Method::GET, "/status"),
     ] {
         let (code, body) = call(&app, method.clone(), uri, None).await;
-        assert_eq!(
-            code,
-            StatusCode::UNAUTHORIZED,
-            "{method} {uri} without a token"
-        );
-        assert!(
-            json(&body)["error"]
-                .as_str()
-                .unwrap()
-                .contains("missing token")
-        );
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {uri} without a token");
+        assert!(json(&body)["error"].as_str().unwrap().contains("missing token"));
         let (code, _) = call(&app, method.clone(), uri, Some("guess")).await;
-        assert_eq!(
-            code,
-            StatusCode::UNAUTHORIZED,
-            "{method} {uri} with a wrong token"
-        );
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {uri} with a wrong token");
         let (code, _) = call(&app, method.clone(), uri, Some("s3cret")).await;
         assert!(code.is_success(), "{method} {uri} with the token: {code}");
     }
@@ -391,92 +291,47 @@ async fn real_unix_socket_round_trip_serves_the_view_and_the_seed_json() {
     let metrics: Value = client.get_json("/health/metrics").await.unwrap();
     assert_eq!(metrics["targets"][0]["level"], "warning");
     let table = crate::show::table::render(&got);
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("a.service") && l.contains("warning")),
-        "{table}"
-    );
+    assert!(table.lines().any(|l| l.starts_with("a.service") && l.contains("warning")), "{table}");
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
 
 /// One HTTP/1 request over TCP.
-async fn tcp_call(
-    addr: std::net::SocketAddr,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-) -> (StatusCode, Bytes) {
+async fn tcp_call(addr: std::net::SocketAddr, method: Method, uri: &str, token: Option<&str>) -> (StatusCode, Bytes) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, "localhost");
+    let mut request = Request::builder().method(method).uri(uri).header(header::HOST, "localhost");
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let response = sender
-        .send_request(request.body(http_body_util::Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
+    let response = sender.send_request(request.body(http_body_util::Empty::<Bytes>::new()).unwrap()).await.unwrap();
     let status = response.status();
-    (
-        status,
-        response.into_body().collect().await.unwrap().to_bytes(),
-    )
+    (status, response.into_body().collect().await.unwrap().to_bytes())
 }
 
 #[tokio::test]
 async fn real_tcp_round_trip_lists_metrics_and_refuses_gc_without_the_token() {
-    let listener = listen::bind_tcp("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let listener = listen::bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (state, _) = state(view(&[("a.service", Level::Emergency, 990)]));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve_tcp(
-        listener,
-        state,
-        Token::new("s3cret"),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(super::serve_tcp(listener, state, Token::new("s3cret"), async {
+        let _ = stopped.await;
+    }));
 
     let (code, body) = tcp_call(addr, Method::GET, "/metrics", None).await;
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert_eq!(code, StatusCode::OK);
     assert!(
-        text.contains(
-            "memwatch_target_state{memwatch_target=\"a.service\",memwatch_target_kind=\"unit\"} 3"
-        ),
+        text.contains("memwatch_target_state{memwatch_target=\"a.service\",memwatch_target_kind=\"unit\"} 3"),
         "{text}"
     );
-    assert!(
-        text.contains("# TYPE process_memory_usage_bytes gauge"),
-        "{text}"
-    );
-    assert_eq!(
-        tcp_call(addr, Method::GET, "/health", None).await.0,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    assert_eq!(
-        tcp_call(addr, Method::POST, "/health/gc", None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        tcp_call(addr, Method::POST, "/health/gc", Some("s3cret"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert!(text.contains("# TYPE process_memory_usage_bytes gauge"), "{text}");
+    assert_eq!(tcp_call(addr, Method::GET, "/health", None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(tcp_call(addr, Method::POST, "/health/gc", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(tcp_call(addr, Method::POST, "/health/gc", Some("s3cret")).await.0, StatusCode::OK);
 
     // Garbage on the wire is refused and the server goes on.
     {
@@ -486,15 +341,9 @@ async fn real_tcp_round_trip_lists_metrics_and_refuses_gc_without_the_token() {
         let mut answer = Vec::new();
         raw.read_to_end(&mut answer).await.unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-            "{answer}"
-        );
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
     }
-    assert_eq!(
-        tcp_call(addr, Method::GET, "/metrics", None).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(tcp_call(addr, Method::GET, "/metrics", None).await.0, StatusCode::OK);
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -30,11 +30,7 @@ pub(super) fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss
     let known = |v: i64| (v != RSS_UNKNOWN).then_some(v.max(0) as u64);
     let (anon, file, shmem, swap) =
         (known(kernel.rss_anon), known(kernel.rss_file), known(kernel.rss_shmem), known(kernel.rss_swap));
-    let proc_rss = if [anon, file, shmem, swap].iter().any(Option::is_none) {
-        fallback()
-    } else {
-        ProcRss::default()
-    };
+    let proc_rss = if [anon, file, shmem, swap].iter().any(Option::is_none) { fallback() } else { ProcRss::default() };
     Counters {
         rss_anon: anon.unwrap_or(proc_rss.anon),
         rss_file: file.unwrap_or(proc_rss.file),
@@ -84,13 +80,7 @@ impl EbpfCollector {
         let alive: HashSet<u32> = scan.live.iter().map(|s| s.id.pid).collect();
         let exited = exits::reconcile(scan.vanished, &alive, &mut self.exits);
 
-        Ok(Snapshot {
-            taken_at: Instant::now(),
-            mode: Mode::Ebpf,
-            processes: scan.live,
-            exited,
-            dropped,
-        })
+        Ok(Snapshot { taken_at: Instant::now(), mode: Mode::Ebpf, processes: scan.live, exited, dropped })
     }
 
     /// Moves exit events from the ring buffer into `self.exits`; logs the rest.

@@ -22,9 +22,7 @@ impl ProcfsCollector {
 
     pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         let procfs = self.table.procfs.clone();
-        let scan = self
-            .table
-            .scan(|stat| procfs.rss(stat.id.pid).map(|rss| rss.into_counters(stat.page_faults)))?;
+        let scan = self.table.scan(|stat| procfs.rss(stat.id.pid).map(|rss| rss.into_counters(stat.page_faults)))?;
         Ok(Snapshot {
             taken_at: Instant::now(),
             mode: Mode::Procfs,

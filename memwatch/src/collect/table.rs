@@ -46,10 +46,7 @@ impl ProcessTable {
     /// Reads every user process in /proc; `counters` supplies each one's
     /// figures (or `None` to skip a process that vanished mid-read).
     pub fn scan(&mut self, mut counters: impl FnMut(&ProcStat) -> Option<Counters>) -> anyhow::Result<Scan> {
-        let pids = self
-            .procfs
-            .pids()
-            .map_err(|e| anyhow::anyhow!("listing {}: {e}", self.procfs.root().display()))?;
+        let pids = self.procfs.pids().map_err(|e| anyhow::anyhow!("listing {}: {e}", self.procfs.root().display()))?;
         let mut live = Vec::with_capacity(pids.len());
         for pid in pids {
             let Some(stat) = self.procfs.stat(pid) else { continue };

@@ -18,15 +18,7 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
         d.engine.hysteresis.samples,
         if d.engine.leak.enabled { "on" } else { "off" },
     );
-    println!(
-        "{} polic{}",
-        config.policies.len(),
-        if config.policies.len() == 1 {
-            "y"
-        } else {
-            "ies"
-        }
-    );
+    println!("{} polic{}", config.policies.len(), if config.policies.len() == 1 { "y" } else { "ies" });
     for (i, policy) in config.policies.iter().enumerate() {
         let mut flags = Vec::new();
         if policy.settings.protect {
@@ -40,11 +32,7 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
             policy.name,
             policy.granularity,
             describe_limit(policy.settings.limit),
-            if flags.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", flags.join(", "))
-            }
+            if flags.is_empty() { String::new() } else { format!(", {}", flags.join(", ")) }
         );
     }
     Ok(())

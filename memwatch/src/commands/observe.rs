@@ -51,9 +51,7 @@ pub struct Observability {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Observability {
@@ -73,17 +71,8 @@ impl Observability {
         let proc_root = PathBuf::from("/proc");
         let interval = config.daemon.interval();
         let t = config.defaults.engine.thresholds;
-        let thresholds = Thresholds {
-            warning: t.warning,
-            critical: t.critical,
-            emergency: t.emergency,
-        };
-        let builder = ViewBuilder::new(
-            thresholds,
-            config.metrics.top_processes,
-            proc_root.clone(),
-            cgroups,
-        );
+        let thresholds = Thresholds { warning: t.warning, critical: t.critical, emergency: t.emergency };
+        let builder = ViewBuilder::new(thresholds, config.metrics.top_processes, proc_root.clone(), cgroups);
         let store = StatusStore::default();
         let frames = FrameCell::default();
         let (handle, requests) = control::channel();
@@ -115,18 +104,13 @@ impl Observability {
         }
         if config.api.tcp_enabled {
             let token = match &config.api.token_file {
-                Some(path) => Token::load(path)
-                    .with_context(|| format!("api.token_file {}", path.display()))?,
+                Some(path) => Token::load(path).with_context(|| format!("api.token_file {}", path.display()))?,
                 None => {
-                    tracing::warn!(
-                        "api.tcp_enabled without api.token_file: only /metrics and /health answer over TCP"
-                    );
+                    tracing::warn!("api.tcp_enabled without api.token_file: only /metrics and /health answer over TCP");
                     Token::none()
                 }
             };
-            let listener = listen::bind_tcp(config.api.tcp_listen)
-                .await
-                .context("api.tcp_listen")?;
+            let listener = listen::bind_tcp(config.api.tcp_listen).await.context("api.tcp_listen")?;
             tracing::info!(address = %config.api.tcp_listen, "API listening (TCP; /metrics and /health open, the rest needs the token)");
             let (state, stop) = (state.clone(), until_stopped());
             servers.push(tokio::spawn(async move {
@@ -138,18 +122,12 @@ impl Observability {
 
         let otlp = if config.otlp.enabled {
             let settings = otlp::OtlpSettings {
-                endpoint: otlp::OtlpSettings::resolve_endpoint(
-                    config.otlp.endpoint.as_deref(),
-                    |k| std::env::var(k).ok(),
-                ),
+                endpoint: otlp::OtlpSettings::resolve_endpoint(config.otlp.endpoint.as_deref(), |k| {
+                    std::env::var(k).ok()
+                }),
                 interval: config.otlp.interval(interval),
                 timeout: config.otlp.timeout_secs.map(Duration::from_secs_f64),
-                headers: config
-                    .otlp
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                headers: config.otlp.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 host_name: otlp::host_name(),
             };
             match otlp::OtlpExporter::start(&settings, frames.clone()) {
@@ -233,18 +211,10 @@ impl Observability {
                 (t.target.clone(), action)
             })
             .collect();
-        let actions = report
-            .targets
-            .iter()
-            .flat_map(|t| t.actions.iter().map(move |a| format!("{}: {a}", t.target)))
-            .collect();
+        let actions =
+            report.targets.iter().flat_map(|t| t.actions.iter().map(move |a| format!("{}: {a}", t.target))).collect();
         self.builder.record_cleanup(
-            CleanupView {
-                at_unix_s: at,
-                target,
-                freed_bytes: report.freed_bytes,
-                actions,
-            },
+            CleanupView { at_unix_s: at, target, freed_bytes: report.freed_bytes, actions },
             per_target,
         );
         self.builder.event(

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use crate::{
     cli::ProbeArgs,
     collect::Collector,
-    config::{DEFAULT_LARGE_MAPPING_BYTES},
+    config::DEFAULT_LARGE_MAPPING_BYTES,
     delta::{self, ProcessDelta},
     procinfo::ProcFs,
     report, shutdown,
@@ -17,9 +17,8 @@ use crate::{
 const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
-    let (mut collector, fallback) =
-        Collector::open(args.mode, ProcFs::default(), DEFAULT_LARGE_MAPPING_BYTES)
-            .context("attaching the eBPF probes (--mode ebpf)")?;
+    let (mut collector, fallback) = Collector::open(args.mode, ProcFs::default(), DEFAULT_LARGE_MAPPING_BYTES)
+        .context("attaching the eBPF probes (--mode ebpf)")?;
     if let Some(reason) = fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
@@ -67,7 +66,10 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(output.as_bytes()).context("writing to stdout")?;
     if dropped > 0 {
-        tracing::warn!(dropped, "the probes dropped some updates (maps full or ring buffer overrun); figures may be low");
+        tracing::warn!(
+            dropped,
+            "the probes dropped some updates (maps full or ring buffer overrun); figures may be low"
+        );
     }
     Ok(())
 }

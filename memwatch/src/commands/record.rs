@@ -18,36 +18,18 @@ use crate::{
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::parse_with_env("", &config::env_from_process()).map_err(|errors| {
-            config::ConfigError::Invalid {
-                path: "environment".into(),
-                errors,
-            }
-        })?,
+        None => Config::parse_with_env("", &config::env_from_process())
+            .map_err(|errors| config::ConfigError::Invalid { path: "environment".into(), errors })?,
     };
-    let (mut collector, fallback) = Collector::open(
-        args.mode.unwrap_or(config.daemon.mode),
-        ProcFs::default(),
-        config.daemon.large_mapping_bytes,
-    )
-    .context("attaching the eBPF probes (mode = \"ebpf\")")?;
+    let (mut collector, fallback) =
+        Collector::open(args.mode.unwrap_or(config.daemon.mode), ProcFs::default(), config.daemon.large_mapping_bytes)
+            .context("attaching the eBPF probes (mode = \"ebpf\")")?;
     if let Some(reason) = &fallback {
-        tracing::warn!(
-            "eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)"
-        );
+        tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
     // Fail now rather than after the whole recording.
-    let dir = args
-        .out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    anyhow::ensure!(
-        dir.is_dir(),
-        "cannot write {}: {} is not a directory",
-        args.out.display(),
-        dir.display()
-    );
+    let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    anyhow::ensure!(dir.is_dir(), "cannot write {}: {} is not a directory", args.out.display(), dir.display());
     let limits = Limits::default();
     let interval = Duration::from_secs_f64(args.interval);
     let rounds = (args.duration as f64 / args.interval).floor().max(1.0) as u64;
@@ -69,10 +51,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         for target in targets::build(&snapshot.processes, &config) {
             // The observed limit only (the cgroup's), not the policy's, so a
             // replay with another policy can apply its own.
-            let limit = target
-                .cgroup
-                .as_deref()
-                .and_then(|c| limits.cgroup_limit(c));
+            let limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
             trace::write_row(&mut out, t, &target.key, target.usage_bytes, limit);
         }
     }
@@ -83,9 +62,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
 /// Seconds since the epoch, to the millisecond: traces from different
 /// hosts or runs line up on a common clock.
 fn unix_seconds() -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     (now.as_millis() as f64) / 1000.0
 }
 
@@ -96,14 +73,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let temp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+    let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = std::fs::write(&temp, bytes)
         .and_then(|()| std::fs::File::open(&temp)?.sync_all())
         .and_then(|()| std::fs::rename(&temp, path));
@@ -124,10 +95,7 @@ mod tests {
         std::fs::write(&path, "old").unwrap();
         write_atomically(&path, b"new contents").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new contents");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["trace.csv"]);
         assert!(write_atomically(&dir.path().join("missing/trace.csv"), b"x").is_err());
     }

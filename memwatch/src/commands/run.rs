@@ -6,8 +6,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{
     actions::{self, Executor, Member, Readiness, Tick, control::ExecutorControl, effects::PidfdSignaller},
-    cli::RunArgs,
     cache::CacheLimits,
+    cli::RunArgs,
     collect::Collector,
     commands::observe::Observability,
     config::Config,
@@ -25,9 +25,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let mut stop = shutdown::install().context("installing signal handlers")?;
     let mode_request = args.mode.unwrap_or(config.daemon.mode);
-    let (mut collector, fallback) =
-        Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)
-            .context("attaching the eBPF probes (mode = \"ebpf\")")?;
+    let (mut collector, fallback) = Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)
+        .context("attaching the eBPF probes (mode = \"ebpf\")")?;
     if let Some(reason) = &fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
@@ -49,10 +48,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new();
     let mut executor = actions::start(&config.actions, readiness.clone()).context("starting the action executor")?;
 
-    let cache_limits = CacheLimits {
-        max_entries: config.cache.max_size,
-        ttl: Duration::from_secs_f64(config.cache.ttl_secs),
-    };
+    let cache_limits =
+        CacheLimits { max_entries: config.cache.max_size, ttl: Duration::from_secs_f64(config.cache.ttl_secs) };
     let mut observe = Observability::start(&config, cache_limits, readiness.clone()).await?;
     let caches = observe.caches();
     collector.set_info_cache(observe.info_cache());
@@ -231,4 +228,3 @@ impl RateLimited {
         self.suppressed = 0;
     }
 }
-

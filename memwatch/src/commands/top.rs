@@ -29,19 +29,15 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                     // Keep the last screen and say why it is stale.
                     Err(e) => error = Some(e.to_string()),
                 }
-                let refresh = if view.interval_s > 0.0 {
-                    Duration::from_secs_f64(view.interval_s)
-                } else {
-                    DEFAULT_REFRESH
-                };
+                let refresh =
+                    if view.interval_s > 0.0 { Duration::from_secs_f64(view.interval_s) } else { DEFAULT_REFRESH };
                 next_fetch = Instant::now() + refresh;
                 terminal.draw(|f| show::top::draw(f, &view, &source, error.as_deref()))?;
             }
             if event::poll(KEY_POLL)? {
                 match event::read()? {
                     Event::Key(key) if key.kind == KeyEventKind::Press => {
-                        let ctrl_c = key.code == KeyCode::Char('c')
-                            && key.modifiers.contains(KeyModifiers::CONTROL);
+                        let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
                         if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) || ctrl_c {
                             return Ok::<(), anyhow::Error>(());
                         }

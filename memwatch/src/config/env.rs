@@ -32,13 +32,8 @@ pub fn from_process() -> Env {
 }
 
 /// The value and the name of the variable it came from.
-fn lookup<'a>(
-    env: &'a Env,
-    (seed, ours): (&'static str, &'static str),
-) -> Option<(&'static str, &'a str)> {
-    env.get(ours)
-        .map(|v| (ours, v.as_str()))
-        .or_else(|| env.get(seed).map(|v| (seed, v.as_str())))
+fn lookup<'a>(env: &'a Env, (seed, ours): (&'static str, &'static str)) -> Option<(&'static str, &'a str)> {
+    env.get(ours).map(|v| (ours, v.as_str())).or_else(|| env.get(seed).map(|v| (seed, v.as_str())))
 }
 
 /// Applies the threshold variables; returns which ones were set, for error messages.
@@ -61,10 +56,7 @@ pub fn apply_thresholds(
                 *slot = v;
                 applied.push((level, name));
             }
-            Ok(v) => problems.push(
-                name,
-                format!("{v} must be a fraction of the limit in (0, 1]"),
-            ),
+            Ok(v) => problems.push(name, format!("{v} must be a fraction of the limit in (0, 1]")),
             Err(_) => problems.push(name, format!("{text:?} is not a number")),
         }
     }

@@ -93,10 +93,7 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self {
-            max_size: DEFAULT_CACHE_MAX_SIZE,
-            ttl_secs: DEFAULT_CACHE_TTL_SECS,
-        }
+        Self { max_size: DEFAULT_CACHE_MAX_SIZE, ttl_secs: DEFAULT_CACHE_TTL_SECS }
     }
 }
 
@@ -116,21 +113,13 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: {} error(s):\n{}", errors.0.len(), indent(errors))]
     Invalid { path: String, errors: ConfigErrors },
 }
 
 fn indent(errors: &ConfigErrors) -> String {
-    errors
-        .0
-        .iter()
-        .map(|e| format!("  {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
 }
 
 impl Config {
@@ -140,14 +129,10 @@ impl Config {
     }
 
     pub fn load_with_env(path: &Path, env: &Env) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse_with_env(&text, env).map_err(|errors| ConfigError::Invalid {
-            path: path.display().to_string(),
-            errors,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse_with_env(&text, env)
+            .map_err(|errors| ConfigError::Invalid { path: path.display().to_string(), errors })
     }
 
     /// Parses `text` alone (no environment).
@@ -156,16 +141,11 @@ impl Config {
     }
 
     pub fn parse_with_env(text: &str, env: &Env) -> Result<Self, ConfigErrors> {
-        let table: Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigErrors(vec![e.to_string().trim_end().to_owned()])
-        })?;
+        let table: Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigErrors(vec![e.to_string().trim_end().to_owned()]))?;
         let mut problems = Problems::default();
         let config = read_config(&table, env, &mut problems);
-        if problems.0.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(problems.0))
-        }
+        if problems.0.is_empty() { Ok(config) } else { Err(ConfigErrors(problems.0)) }
     }
 
     /// The index of the first policy matching `id`.
@@ -175,9 +155,7 @@ impl Config {
 
     /// The settings of policy `index`, or the defaults.
     pub fn settings(&self, index: Option<usize>) -> &PolicySettings {
-        index
-            .and_then(|i| self.policies.get(i))
-            .map_or(&self.defaults, |p| &p.settings)
+        index.and_then(|i| self.policies.get(i)).map_or(&self.defaults, |p| &p.settings)
     }
 }
 
@@ -202,23 +180,14 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
     }
     let from_env = env::apply_thresholds(env, &mut config.defaults.engine.thresholds, problems);
     let mut threshold_problems = Problems::default();
-    policy::check_thresholds(
-        "defaults",
-        &config.defaults.engine.thresholds,
-        &mut threshold_problems,
-    );
+    policy::check_thresholds("defaults", &config.defaults.engine.thresholds, &mut threshold_problems);
     for problem in threshold_problems.0 {
         // Name the variables involved: the file may be fine and the environment not.
-        let set_by: Vec<String> = from_env
-            .iter()
-            .map(|(level, var)| format!("{level} from {var}"))
-            .collect();
+        let set_by: Vec<String> = from_env.iter().map(|(level, var)| format!("{level} from {var}")).collect();
         if set_by.is_empty() {
             problems.0.push(problem);
         } else {
-            problems
-                .0
-                .push(format!("{problem} ({})", set_by.join(", ")));
+            problems.0.push(format!("{problem} ({})", set_by.join(", ")));
         }
     }
 
@@ -226,18 +195,11 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
         match value {
             Value::Array(entries) => {
                 for (index, entry) in entries.iter().enumerate() {
-                    if let Some(policy) =
-                        policy::read_policy(index, entry, &config.defaults, problems)
-                    {
-                        if let Some(first) =
-                            config.policies.iter().position(|p| p.name == policy.name)
-                        {
+                    if let Some(policy) = policy::read_policy(index, entry, &config.defaults, problems) {
+                        if let Some(first) = config.policies.iter().position(|p| p.name == policy.name) {
                             problems.push(
                                 &format!("policy[{index}].name"),
-                                format!(
-                                    "duplicate policy name {:?} (already used by policy[{first}])",
-                                    policy.name
-                                ),
+                                format!("duplicate policy name {:?} (already used by policy[{first}])", policy.name),
                             );
                         }
                         config.policies.push(policy);
@@ -283,19 +245,14 @@ fn read_daemon(table: &Table, problems: &mut Problems) -> DaemonConfig {
         if interval.is_finite() && interval > 0.0 && interval <= 3600.0 {
             daemon.interval_secs = interval;
         } else {
-            problems.push(
-                "daemon.interval_secs",
-                format!("{interval}: must be more than 0 and at most 3600 seconds"),
-            );
+            problems.push("daemon.interval_secs", format!("{interval}: must be more than 0 and at most 3600 seconds"));
         }
     }
     if let Some(mode) = fields.read("mode", problems, |v| match v.as_str() {
         Some("auto") => Ok(ModeRequest::Auto),
         Some("ebpf") => Ok(ModeRequest::Ebpf),
         Some("procfs") => Ok(ModeRequest::Procfs),
-        Some(other) => Err(format!(
-            "{other:?} is not a mode (use \"auto\", \"ebpf\" or \"procfs\")"
-        )),
+        Some(other) => Err(format!("{other:?} is not a mode (use \"auto\", \"ebpf\" or \"procfs\")")),
         None => Err(expected("a string", v)),
     }) {
         daemon.mode = mode;

@@ -56,11 +56,7 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn matches(&self, id: &Identity<'_>) -> bool {
-        fn check<M>(
-            criterion: &Option<M>,
-            value: Option<&str>,
-            is_match: impl Fn(&M, &str) -> bool,
-        ) -> bool {
+        fn check<M>(criterion: &Option<M>, value: Option<&str>, is_match: impl Fn(&M, &str) -> bool) -> bool {
             match criterion {
                 None => true,
                 Some(m) => value.is_some_and(|v| is_match(m, v)),
@@ -83,11 +79,7 @@ pub struct Policy {
 
 /// Reads the keys `[defaults]` and `[[policy]]` share into `base`'s copy:
 /// a policy only overrides what it sets.
-pub fn read_settings(
-    fields: &mut Fields<'_>,
-    base: &PolicySettings,
-    problems: &mut Problems,
-) -> PolicySettings {
+pub fn read_settings(fields: &mut Fields<'_>, base: &PolicySettings, problems: &mut Problems) -> PolicySettings {
     let mut settings = *base;
     if let Some(limit) = fields.read("limit", problems, read_limit) {
         settings.limit = Some(limit);
@@ -112,19 +104,13 @@ pub fn read_settings(
             if (0.0..1.0).contains(&margin) {
                 settings.engine.hysteresis.margin = margin;
             } else {
-                problems.push(
-                    &h.path_of("margin"),
-                    format!("{margin} must be at least 0 and below 1"),
-                );
+                problems.push(&h.path_of("margin"), format!("{margin} must be at least 0 and below 1"));
             }
         }
         if let Some(samples) = h.unsigned("samples", problems) {
             match u32::try_from(samples) {
                 Ok(s) if s >= 1 => settings.engine.hysteresis.samples = s,
-                _ => problems.push(
-                    &h.path_of("samples"),
-                    format!("{samples} must be between 1 and {}", u32::MAX),
-                ),
+                _ => problems.push(&h.path_of("samples"), format!("{samples} must be between 1 and {}", u32::MAX)),
             }
         }
         h.finish(problems);
@@ -138,20 +124,14 @@ pub fn read_settings(
             if rate.is_finite() && rate >= 0.0 {
                 settings.engine.leak.min_rate_bytes_per_s = rate;
             } else {
-                problems.push(
-                    &l.path_of("min_rate_bytes_per_s"),
-                    format!("{rate} must be a rate >= 0"),
-                );
+                problems.push(&l.path_of("min_rate_bytes_per_s"), format!("{rate} must be a rate >= 0"));
             }
         }
         if let Some(secs) = l.read("confirm_window", problems, read_duration) {
             if secs > 0.0 {
                 settings.engine.leak.confirm_secs = secs;
             } else {
-                problems.push(
-                    &l.path_of("confirm_window"),
-                    "must be longer than 0 seconds",
-                );
+                problems.push(&l.path_of("confirm_window"), "must be longer than 0 seconds");
             }
         }
         l.finish(problems);
@@ -171,11 +151,8 @@ pub fn read_settings(
 /// Thresholds must be fractions in (0, 1] and strictly increasing; checked
 /// after merging, since a policy may set only one of them.
 pub fn check_thresholds(path: &str, thresholds: &Thresholds, problems: &mut Problems) {
-    let levels = [
-        ("warning", thresholds.warning),
-        ("critical", thresholds.critical),
-        ("emergency", thresholds.emergency),
-    ];
+    let levels =
+        [("warning", thresholds.warning), ("critical", thresholds.critical), ("emergency", thresholds.emergency)];
     for (name, value) in levels {
         if !(value > 0.0 && value <= 1.0) {
             problems.push(
@@ -206,10 +183,7 @@ fn read_limit(value: &Value) -> Result<LimitSpec, String> {
                 bytes => Ok(LimitSpec::Bytes(bytes)),
             },
         },
-        other => Err(expected(
-            "bytes (an integer) or a string like \"512MiB\" or \"25%\"",
-            other,
-        )),
+        other => Err(expected("bytes (an integer) or a string like \"512MiB\" or \"25%\"", other)),
     }
 }
 
@@ -222,12 +196,7 @@ pub fn read_duration(value: &Value) -> Result<f64, String> {
 }
 
 /// One `[[policy]]` entry; `index` is its position, for key paths.
-pub fn read_policy(
-    index: usize,
-    value: &Value,
-    defaults: &PolicySettings,
-    problems: &mut Problems,
-) -> Option<Policy> {
+pub fn read_policy(index: usize, value: &Value, defaults: &PolicySettings, problems: &mut Problems) -> Option<Policy> {
     let path = format!("policy[{index}]");
     let Some(table) = value.as_table() else {
         problems.push(&path, expected("a table", value));
@@ -236,23 +205,16 @@ pub fn read_policy(
     let mut fields = Fields::new(table, path.clone());
     let name = fields.string("name", problems).map(str::to_owned);
     if name.is_none() && table.get("name").is_none() {
-        problems.push(
-            &fields.path_of("name"),
-            "missing: every policy needs a unique name",
-        );
+        problems.push(&fields.path_of("name"), "missing: every policy needs a unique name");
     }
     if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         problems.push(&fields.path_of("name"), "must not be empty");
     }
-    let matcher = fields
-        .table("match", problems)
-        .map(|m| read_matcher(m, &fields.path_of("match"), problems));
+    let matcher = fields.table("match", problems).map(|m| read_matcher(m, &fields.path_of("match"), problems));
     let granularity = fields.read("target", problems, |v| match v.as_str() {
         Some("cgroup") => Ok(Granularity::Cgroup),
         Some("process") => Ok(Granularity::Process),
-        Some(other) => Err(format!(
-            "{other:?} is not a target kind (use \"cgroup\" or \"process\")"
-        )),
+        Some(other) => Err(format!("{other:?} is not a target kind (use \"cgroup\" or \"process\")")),
         None => Err(expected("\"cgroup\" or \"process\"", v)),
     });
     let settings = read_settings(&mut fields, defaults, problems);
@@ -275,10 +237,7 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
         match GlobBuilder::new(pattern).literal_separator(true).build() {
             Ok(glob) => Some(glob.compile_matcher()),
             Err(e) => {
-                problems.push(
-                    &fields.path_of(key),
-                    format!("invalid glob {pattern:?}: {}", e.kind()),
-                );
+                problems.push(&fields.path_of(key), format!("invalid glob {pattern:?}: {}", e.kind()));
                 None
             }
         }
@@ -286,31 +245,14 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
     let unit = glob(&mut fields, "unit", problems);
     let cgroup = glob(&mut fields, "cgroup", problems);
     let exe = glob(&mut fields, "exe", problems);
-    let process =
-        fields
-            .string("process", problems)
-            .and_then(|pattern| match Regex::new(pattern) {
-                Ok(regex) => Some(regex),
-                Err(e) => {
-                    let detail = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned();
-                    problems.push(
-                        &fields.path_of("process"),
-                        format!("invalid regex {pattern:?}: {detail}"),
-                    );
-                    None
-                }
-            });
+    let process = fields.string("process", problems).and_then(|pattern| match Regex::new(pattern) {
+        Ok(regex) => Some(regex),
+        Err(e) => {
+            let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            problems.push(&fields.path_of("process"), format!("invalid regex {pattern:?}: {detail}"));
+            None
+        }
+    });
     fields.finish(problems);
-    Matcher {
-        unit,
-        cgroup,
-        process,
-        exe,
-    }
+    Matcher { unit, cgroup, process, exe }
 }

@@ -24,10 +24,7 @@ fn the_repository_config_is_valid_and_keeps_the_seed_defaults() {
     assert_eq!(config.defaults, PolicySettings::default());
     assert_eq!(config.cache, CacheConfig::default());
     assert_eq!(config.actions, ActionsConfig::default());
-    assert!(
-        !config.policies.is_empty(),
-        "the documented config shows example policies"
-    );
+    assert!(!config.policies.is_empty(), "the documented config shows example policies");
 }
 
 #[test]
@@ -43,65 +40,29 @@ fn empty_config_means_defaults() {
 #[test]
 fn unknown_keys_are_rejected_with_their_path() {
     rejects("[daemon]\ninterval = 5\n", "daemon.interval", "unknown key");
-    rejects(
-        "[defaults.thresholds]\nwarn = 0.5\n",
-        "defaults.thresholds.warn",
-        "unknown key",
-    );
-    rejects(
-        "[[policy]]\nname = \"a\"\n[policy.match]\nservice = \"x\"\n",
-        "policy[0].match.service",
-        "unknown key",
-    );
+    rejects("[defaults.thresholds]\nwarn = 0.5\n", "defaults.thresholds.warn", "unknown key");
+    rejects("[[policy]]\nname = \"a\"\n[policy.match]\nservice = \"x\"\n", "policy[0].match.service", "unknown key");
     rejects("[surprise]\n", "surprise", "unknown key");
 }
 
 #[test]
 fn wrong_types_are_rejected_with_their_path() {
-    rejects(
-        "[daemon]\ninterval_secs = \"5\"\n",
-        "daemon.interval_secs",
-        "expected a number, found a string",
-    );
-    rejects(
-        "[defaults]\nprotect = 1\n",
-        "defaults.protect",
-        "expected a boolean",
-    );
-    rejects(
-        "[defaults.leak]\nenabled = \"yes\"\n",
-        "defaults.leak.enabled",
-        "expected a boolean",
-    );
-    rejects(
-        "[defaults]\nthresholds = 0.8\n",
-        "defaults.thresholds",
-        "expected a table",
-    );
+    rejects("[daemon]\ninterval_secs = \"5\"\n", "daemon.interval_secs", "expected a number, found a string");
+    rejects("[defaults]\nprotect = 1\n", "defaults.protect", "expected a boolean");
+    rejects("[defaults.leak]\nenabled = \"yes\"\n", "defaults.leak.enabled", "expected a boolean");
+    rejects("[defaults]\nthresholds = 0.8\n", "defaults.thresholds", "expected a table");
     rejects("[daemon]\nmode = \"kprobe\"\n", "daemon.mode", "not a mode");
 }
 
 #[test]
 fn thresholds_must_be_fractions() {
-    rejects(
-        "[defaults.thresholds]\nemergency = 1.5\n",
-        "defaults.thresholds.emergency",
-        "(0, 1]",
-    );
-    rejects(
-        "[defaults.thresholds]\nwarning = 0\n",
-        "defaults.thresholds.warning",
-        "(0, 1]",
-    );
+    rejects("[defaults.thresholds]\nemergency = 1.5\n", "defaults.thresholds.emergency", "(0, 1]");
+    rejects("[defaults.thresholds]\nwarning = 0\n", "defaults.thresholds.warning", "(0, 1]");
 }
 
 #[test]
 fn thresholds_must_increase_strictly_even_when_inherited() {
-    rejects(
-        "[defaults.thresholds]\ncritical = 0.8\n",
-        "defaults.thresholds.critical",
-        "strictly increasing",
-    );
+    rejects("[defaults.thresholds]\ncritical = 0.8\n", "defaults.thresholds.critical", "strictly increasing");
     // The policy sets only critical; warning (0.80) comes from the defaults.
     rejects(
         "[[policy]]\nname = \"a\"\n[policy.thresholds]\ncritical = 0.75\n",
@@ -114,30 +75,12 @@ fn thresholds_must_increase_strictly_even_when_inherited() {
 fn limits_must_be_positive_sizes_or_shares() {
     rejects("[defaults]\nlimit = 0\n", "defaults.limit", "more than 0");
     rejects("[defaults]\nlimit = -5\n", "defaults.limit", "more than 0");
-    rejects(
-        "[defaults]\nlimit = \"0MiB\"\n",
-        "defaults.limit",
-        "more than 0",
-    );
-    rejects(
-        "[defaults]\nlimit = \"120%\"\n",
-        "defaults.limit",
-        "at most 100%",
-    );
-    rejects(
-        "[defaults]\nlimit = \"lots\"\n",
-        "defaults.limit",
-        "not a size",
-    );
-    let config = Config::parse(
-        "[defaults]\nlimit = \"512MiB\"\n[[policy]]\nname = \"a\"\nlimit = \"25%\"\n",
-    )
-    .unwrap();
+    rejects("[defaults]\nlimit = \"0MiB\"\n", "defaults.limit", "more than 0");
+    rejects("[defaults]\nlimit = \"120%\"\n", "defaults.limit", "at most 100%");
+    rejects("[defaults]\nlimit = \"lots\"\n", "defaults.limit", "not a size");
+    let config = Config::parse("[defaults]\nlimit = \"512MiB\"\n[[policy]]\nname = \"a\"\nlimit = \"25%\"\n").unwrap();
     assert_eq!(config.defaults.limit, Some(LimitSpec::Bytes(512 << 20)));
-    assert_eq!(
-        config.policies[0].settings.limit,
-        Some(LimitSpec::HostFraction(0.25))
-    );
+    assert_eq!(config.policies[0].settings.limit, Some(LimitSpec::HostFraction(0.25)));
 }
 
 #[test]
@@ -147,11 +90,7 @@ fn bad_globs_and_regexes_are_rejected() {
         "policy[0].match.unit",
         "invalid glob",
     );
-    rejects(
-        "[[policy]]\nname = \"a\"\nmatch = { process = \"java(\" }\n",
-        "policy[0].match.process",
-        "invalid regex",
-    );
+    rejects("[[policy]]\nname = \"a\"\nmatch = { process = \"java(\" }\n", "policy[0].match.process", "invalid regex");
 }
 
 #[test]
@@ -161,40 +100,16 @@ fn duplicate_and_missing_policy_names_are_rejected() {
         "policy[2].name",
         "duplicate",
     );
-    rejects(
-        "[[policy]]\ntarget = \"cgroup\"\n",
-        "policy[0].name",
-        "missing",
-    );
-    rejects(
-        "[[policy]]\nname = \"a\"\ntarget = \"pod\"\n",
-        "policy[0].target",
-        "not a target kind",
-    );
+    rejects("[[policy]]\ntarget = \"cgroup\"\n", "policy[0].name", "missing");
+    rejects("[[policy]]\nname = \"a\"\ntarget = \"pod\"\n", "policy[0].target", "not a target kind");
 }
 
 #[test]
 fn bad_hysteresis_and_leak_values_are_rejected() {
-    rejects(
-        "[defaults.hysteresis]\nmargin = 1.2\n",
-        "defaults.hysteresis.margin",
-        "below 1",
-    );
-    rejects(
-        "[defaults.hysteresis]\nsamples = 0\n",
-        "defaults.hysteresis.samples",
-        "between 1",
-    );
-    rejects(
-        "[defaults.leak]\nmin_rate_bytes_per_s = -1\n",
-        "defaults.leak.min_rate_bytes_per_s",
-        ">= 0",
-    );
-    rejects(
-        "[defaults.leak]\nconfirm_window = \"0s\"\n",
-        "defaults.leak.confirm_window",
-        "longer than 0",
-    );
+    rejects("[defaults.hysteresis]\nmargin = 1.2\n", "defaults.hysteresis.margin", "below 1");
+    rejects("[defaults.hysteresis]\nsamples = 0\n", "defaults.hysteresis.samples", "between 1");
+    rejects("[defaults.leak]\nmin_rate_bytes_per_s = -1\n", "defaults.leak.min_rate_bytes_per_s", ">= 0");
+    rejects("[defaults.leak]\nconfirm_window = \"0s\"\n", "defaults.leak.confirm_window", "longer than 0");
 }
 
 #[test]
@@ -205,10 +120,7 @@ fn every_error_is_reported_at_once() {
          [[policy]]\nname = \"x\"\nmatch = { process = \"(\" }\n\
          [[policy]]\nname = \"x\"\nlimit = 0\n",
     );
-    let paths: Vec<&str> = errors
-        .iter()
-        .map(|e| e.split(": ").next().unwrap())
-        .collect();
+    let paths: Vec<&str> = errors.iter().map(|e| e.split(": ").next().unwrap()).collect();
     for expected in [
         "daemon.interval_secs",
         "daemon.colour",
@@ -217,10 +129,7 @@ fn every_error_is_reported_at_once() {
         "policy[1].limit",
         "policy[1].name",
     ] {
-        assert!(
-            paths.contains(&expected),
-            "{expected} missing from {errors:#?}"
-        );
+        assert!(paths.contains(&expected), "{expected} missing from {errors:#?}");
     }
 }
 
@@ -232,10 +141,7 @@ fn toml_syntax_errors_are_reported_with_their_line() {
 }
 
 fn env(pairs: &[(&str, &str)]) -> Env {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 #[test]
@@ -253,64 +159,32 @@ fn environment_overrides_defaults_and_memwatch_names_win() {
     )
     .unwrap();
     let defaults = config.defaults.engine.thresholds;
-    assert_eq!(
-        (defaults.warning, defaults.critical, defaults.emergency),
-        (0.6, 0.88, 0.95)
-    );
-    assert_eq!(
-        config.policies[0].settings.engine.thresholds.warning, 0.5,
-        "a policy's own value stays"
-    );
-    assert_eq!(
-        config.policies[1].settings.engine.thresholds.critical, 0.88,
-        "inherited from the overridden defaults"
-    );
-    assert_eq!(
-        config.cache,
-        CacheConfig {
-            max_size: 50,
-            ttl_secs: 300.0
-        }
-    );
+    assert_eq!((defaults.warning, defaults.critical, defaults.emergency), (0.6, 0.88, 0.95));
+    assert_eq!(config.policies[0].settings.engine.thresholds.warning, 0.5, "a policy's own value stays");
+    assert_eq!(config.policies[1].settings.engine.thresholds.critical, 0.88, "inherited from the overridden defaults");
+    assert_eq!(config.cache, CacheConfig { max_size: 50, ttl_secs: 300.0 });
 }
 
 #[test]
 fn bad_environment_values_name_the_variable() {
     let errors = Config::parse_with_env(
         "",
-        &env(&[
-            ("MEMWATCH_WARNING_THRESHOLD", "high"),
-            ("MEMORY_EMERGENCY_THRESHOLD", "2"),
-            ("CACHE_TTL", "soon"),
-        ]),
+        &env(&[("MEMWATCH_WARNING_THRESHOLD", "high"), ("MEMORY_EMERGENCY_THRESHOLD", "2"), ("CACHE_TTL", "soon")]),
     )
     .unwrap_err()
     .0;
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(
-        errors
-            .iter()
-            .any(|e| e.starts_with("MEMWATCH_WARNING_THRESHOLD: \"high\" is not a number")),
+        errors.iter().any(|e| e.starts_with("MEMWATCH_WARNING_THRESHOLD: \"high\" is not a number")),
         "{errors:#?}"
     );
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.starts_with("MEMORY_EMERGENCY_THRESHOLD: 2 must be")),
-        "{errors:#?}"
-    );
-    assert!(
-        errors.iter().any(|e| e.starts_with("CACHE_TTL: ")),
-        "{errors:#?}"
-    );
+    assert!(errors.iter().any(|e| e.starts_with("MEMORY_EMERGENCY_THRESHOLD: 2 must be")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.starts_with("CACHE_TTL: ")), "{errors:#?}");
 
-    let errors = Config::parse_with_env("", &env(&[("MEMORY_CRITICAL_THRESHOLD", "0.5")]))
-        .unwrap_err()
-        .0;
+    let errors = Config::parse_with_env("", &env(&[("MEMORY_CRITICAL_THRESHOLD", "0.5")])).unwrap_err().0;
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
-        errors[0].contains("defaults.thresholds.critical")
-            && errors[0].contains("MEMORY_CRITICAL_THRESHOLD"),
+        errors[0].contains("defaults.thresholds.critical") && errors[0].contains("MEMORY_CRITICAL_THRESHOLD"),
         "{errors:#?}"
     );
 }
@@ -332,26 +206,11 @@ fn the_first_matching_policy_wins_and_all_criteria_must_match() {
         "#,
     )
     .unwrap();
-    let id = |unit, cgroup, process, exe| Identity {
-        unit,
-        cgroup,
-        process,
-        exe,
-    };
-    let java = id(
-        Some("api-eu.service"),
-        Some("/system.slice/api-eu.service"),
-        Some("java"),
-        None,
-    );
+    let id = |unit, cgroup, process, exe| Identity { unit, cgroup, process, exe };
+    let java = id(Some("api-eu.service"), Some("/system.slice/api-eu.service"), Some("java"), None);
     assert_eq!(config.policy_for(&java), Some(0));
     assert_eq!(config.policies[0].granularity, Granularity::Process);
-    let python = id(
-        Some("api-eu.service"),
-        Some("/system.slice/api-eu.service"),
-        Some("python3"),
-        None,
-    );
+    let python = id(Some("api-eu.service"), Some("/system.slice/api-eu.service"), Some("python3"), None);
     assert_eq!(config.policy_for(&python), Some(1));
     let nested = id(None, Some("/system.slice/a.service/payload"), None, None);
     assert_eq!(config.policy_for(&nested), None, "`*` does not cross '/'");

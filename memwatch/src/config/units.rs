@@ -7,13 +7,11 @@
 /// is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a size (examples: 1073741824, \"512MiB\", \"2G\", \"25%\")")
-    })?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 1073741824, \"512MiB\", \"2G\", \"25%\")"))?;
     let scale: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "K" | "KiB" => 1024.0,
@@ -25,9 +23,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1e9,
         "TB" => 1e12,
         other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
-            ));
+            return Err(format!("unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"));
         }
     };
     let bytes = number * scale;
@@ -40,19 +36,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// A share of host memory from "NN%" (None when the text has no '%').
 pub fn parse_percent(text: &str) -> Option<Result<f64, String>> {
     let number = text.trim().strip_suffix('%')?;
-    Some(
-        number
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("{text:?} is not a percentage"))
-            .and_then(|p| {
-                if p > 0.0 && p <= 100.0 {
-                    Ok(p / 100.0)
-                } else {
-                    Err(format!("{text:?}: a percentage of host memory must be more than 0% and at most 100%"))
-                }
-            }),
-    )
+    Some(number.trim().parse::<f64>().map_err(|_| format!("{text:?} is not a percentage")).and_then(|p| {
+        if p > 0.0 && p <= 100.0 {
+            Ok(p / 100.0)
+        } else {
+            Err(format!("{text:?}: a percentage of host memory must be more than 0% and at most 100%"))
+        }
+    }))
 }
 
 /// Seconds from "90", "90s", "30m", "2h" or "1d".
@@ -71,9 +61,7 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|n| n.is_finite())
         .map(|n| n * scale)
-        .ok_or_else(|| {
-            format!("{text:?} is not a duration (examples: 1800, \"90s\", \"30m\", \"2h\")")
-        })
+        .ok_or_else(|| format!("{text:?} is not a duration (examples: 1800, \"90s\", \"30m\", \"2h\")"))
 }
 
 #[cfg(test)]
@@ -87,11 +75,7 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-        assert!(
-            parse_size("12 parsecs")
-                .unwrap_err()
-                .contains("unknown size unit")
-        );
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown size unit"));
         assert!(parse_size("lots").is_err());
     }
 

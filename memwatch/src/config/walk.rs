@@ -34,20 +34,12 @@ pub fn type_name(value: &Value) -> &'static str {
 
 impl<'a> Fields<'a> {
     pub fn new(table: &'a Table, path: impl Into<String>) -> Self {
-        Self {
-            table,
-            path: path.into(),
-            used: Vec::new(),
-        }
+        Self { table, path: path.into(), used: Vec::new() }
     }
 
     /// "section.key", or "key" at the top level.
     pub fn path_of(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
+        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
     }
 
     /// The raw value of `key`, if present (marks it known).
@@ -74,9 +66,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn bool(&mut self, key: &'static str, problems: &mut Problems) -> Option<bool> {
-        self.read(key, problems, |v| {
-            v.as_bool().ok_or_else(|| expected("a boolean", v))
-        })
+        self.read(key, problems, |v| v.as_bool().ok_or_else(|| expected("a boolean", v)))
     }
 
     pub fn string(&mut self, key: &'static str, problems: &mut Problems) -> Option<&'a str> {
@@ -121,10 +111,7 @@ impl<'a> Fields<'a> {
                 let mut known = self.used.clone();
                 known.sort_unstable();
                 known.dedup();
-                problems.push(
-                    &self.path_of(key),
-                    format!("unknown key (known keys here: {})", known.join(", ")),
-                );
+                problems.push(&self.path_of(key), format!("unknown key (known keys here: {})", known.join(", ")));
             }
         }
     }

@@ -41,10 +41,7 @@ pub fn parse(text: &str) -> Result<HashMap<String, Field>, String> {
         let (Some(declaration), Some(offset), Some(size)) = (declaration, offset, size) else {
             return Err(format!("line {}: cannot read field from {line:?}", number + 1));
         };
-        let name = declaration
-            .rsplit(|c: char| c.is_whitespace() || c == '*')
-            .next()
-            .unwrap_or(declaration);
+        let name = declaration.rsplit(|c: char| c.is_whitespace() || c == '*').next().unwrap_or(declaration);
         let name = name.split('[').next().unwrap_or(name);
         fields.insert(name.to_owned(), Field { offset, size });
     }

@@ -9,9 +9,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
-use memwatch_ebpf::{
-    ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names,
-};
+use memwatch_ebpf::{ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names};
 
 use super::{btf, format, privileges, tracefs};
 
@@ -91,11 +89,7 @@ impl Probes {
         for probe in PROBES {
             let path = events_dir.join(probe.category).join(probe.event);
             if !path.is_dir() {
-                return Err(ProbeError::MissingTracepoint {
-                    category: probe.category,
-                    event: probe.event,
-                    path,
-                });
+                return Err(ProbeError::MissingTracepoint { category: probe.category, event: probe.event, path });
             }
         }
         let mut layout = format::layout(&events_dir, large_mapping_bytes)?;
@@ -104,10 +98,8 @@ impl Probes {
             PROBES.iter().map(|p| if p.program == "rss_stat" { rss_stat } else { *p }).collect();
         raise_memlock_limit();
 
-        let mut ebpf = EbpfLoader::new()
-            .override_global(names::LAYOUT, &layout, true)
-            .load(OBJECT)
-            .map_err(ProbeError::Load)?;
+        let mut ebpf =
+            EbpfLoader::new().override_global(names::LAYOUT, &layout, true).load(OBJECT).map_err(ProbeError::Load)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
             Err(e) => {
@@ -121,9 +113,7 @@ impl Probes {
             let kind = if probe.raw { "(raw)" } else { "" };
             attached.push(format!("{}:{}{kind}", probe.category, probe.event));
         }
-        let events = ebpf
-            .take_map(names::EVENTS)
-            .ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
+        let events = ebpf.take_map(names::EVENTS).ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
         let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: names::EVENTS, source })?;
         Ok(Self { ebpf, events, logger, specs, attached })
     }
@@ -135,10 +125,7 @@ impl Probes {
 
     /// Every process entry the kernel holds now, by tgid.
     pub fn processes(&self) -> Result<HashMap<u32, ProcCounters>, ProbeError> {
-        let map = self
-            .ebpf
-            .map(names::PROCS)
-            .ok_or(ProbeError::Missing { kind: "map", name: names::PROCS })?;
+        let map = self.ebpf.map(names::PROCS).ok_or(ProbeError::Missing { kind: "map", name: names::PROCS })?;
         let procs: BpfHashMap<_, u32, ProcCounters> =
             BpfHashMap::try_from(map).map_err(|source| ProbeError::Map { name: names::PROCS, source })?;
         // An entry deleted between the key walk and its lookup (the process
@@ -164,18 +151,14 @@ impl Probes {
 
     /// Dropped kernel-side work so far, summed over CPUs, by kind.
     pub fn dropped(&self) -> Result<Vec<(&'static str, u64)>, ProbeError> {
-        let map = self
-            .ebpf
-            .map(names::ERRORS)
-            .ok_or(ProbeError::Missing { kind: "map", name: names::ERRORS })?;
+        let map = self.ebpf.map(names::ERRORS).ok_or(ProbeError::Missing { kind: "map", name: names::ERRORS })?;
         let errors: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { name: names::ERRORS, source })?;
         ErrorKind::ALL
             .iter()
             .map(|&kind| {
-                let per_cpu = errors
-                    .get(&(kind as u32), 0)
-                    .map_err(|source| ProbeError::Map { name: names::ERRORS, source })?;
+                let per_cpu =
+                    errors.get(&(kind as u32), 0).map_err(|source| ProbeError::Map { name: names::ERRORS, source })?;
                 Ok((kind.name(), per_cpu.iter().sum()))
             })
             .collect()
@@ -192,9 +175,11 @@ impl Probes {
                     .ebpf
                     .program(probe.program)
                     .ok_or(ProbeError::Missing { kind: "program", name: probe.program })?;
-                let info = program
-                    .info()
-                    .map_err(|source| ProbeError::Program { action: "querying", name: probe.program, source })?;
+                let info = program.info().map_err(|source| ProbeError::Program {
+                    action: "querying",
+                    name: probe.program,
+                    source,
+                })?;
                 Ok(ProgramStats { program: probe.program, runs: info.run_count(), run_time: info.run_time() })
             })
             .collect()
@@ -232,7 +217,9 @@ fn choose_rss_stat(layout: &mut TracepointLayout) -> Result<ProbeSpec, ProbeErro
             tracing::info!("kmem:rss_stat through the classic tracepoint (slower per fault): {reason}");
             Ok(classic)
         }
-        Err(reason) => Err(ProbeError::Setting(format!("{RSS_STAT_ENV}=btf but the kernel's BTF is unusable: {reason}"))),
+        Err(reason) => {
+            Err(ProbeError::Setting(format!("{RSS_STAT_ENV}=btf but the kernel's BTF is unusable: {reason}")))
+        }
     }
 }
 

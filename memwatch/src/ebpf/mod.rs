@@ -5,4 +5,4 @@ mod loader;
 pub mod privileges;
 pub mod tracefs;
 
-pub use loader::{ProbeError, ProgramStats, Probes};
+pub use loader::{ProbeError, Probes, ProgramStats};

@@ -23,17 +23,16 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
     }
     let target = Path::new(TRACEFS);
     if !target.is_dir() {
-        return Err(format!(
-            "tracefs is not mounted and {TRACEFS} does not exist (kernel without CONFIG_TRACING?)"
-        ));
+        return Err(format!("tracefs is not mounted and {TRACEFS} does not exist (kernel without CONFIG_TRACING?)"));
     }
-    mount("nodev", target, "tracefs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None)
-        .map_err(|e| {
+    mount("nodev", target, "tracefs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None).map_err(
+        |e| {
             format!(
                 "tracefs is not mounted at {TRACEFS} and mounting it failed ({e}); mount it with \
                  `mount -t tracefs nodev {TRACEFS}` (or add it to /etc/fstab) and start memwatch again"
             )
-        })?;
+        },
+    )?;
     tracing::info!(path = TRACEFS, "mounted tracefs");
     if has_events(target) {
         Ok(target.join("events"))

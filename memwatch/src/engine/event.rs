@@ -48,8 +48,7 @@ pub struct LeakVerdict {
 impl LeakVerdict {
     pub(super) fn new(trend: Trend, usage_bytes: u64, limit_bytes: u64) -> Self {
         let headroom = limit_bytes as f64 - usage_bytes as f64;
-        let time_to_limit_s =
-            (trend.slope_bytes_per_s > 0.0).then(|| (headroom / trend.slope_bytes_per_s).max(0.0));
+        let time_to_limit_s = (trend.slope_bytes_per_s > 0.0).then(|| (headroom / trend.slope_bytes_per_s).max(0.0));
         Self {
             slope_bytes_per_s: trend.slope_bytes_per_s,
             confidence: trend.confidence,
@@ -81,24 +80,10 @@ fn timestamp(t: f64) -> serde_json::Number {
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum Line {
-    State {
-        from: Level,
-        to: Level,
-        usage_bytes: u64,
-        limit_bytes: u64,
-    },
-    LeakDetected {
-        slope_bytes_per_s: f64,
-        confidence: f64,
-        time_to_limit_s: Option<f64>,
-        window_s: u64,
-    },
-    LeakEnded {
-        leaked_for_s: f64,
-    },
-    SeedRule {
-        growth_bytes_per_check: f64,
-    },
+    State { from: Level, to: Level, usage_bytes: u64, limit_bytes: u64 },
+    LeakDetected { slope_bytes_per_s: f64, confidence: f64, time_to_limit_s: Option<f64>, window_s: u64 },
+    LeakEnded { leaked_for_s: f64 },
+    SeedRule { growth_bytes_per_check: f64 },
 }
 
 #[derive(Serialize)]
@@ -114,37 +99,21 @@ impl Event {
     /// replay` documents.
     pub fn to_json_line(&self) -> String {
         let line = match &self.kind {
-            EventKind::State {
-                from,
-                to,
-                usage_bytes,
-                limit_bytes,
-            } => Line::State {
-                from: *from,
-                to: *to,
-                usage_bytes: *usage_bytes,
-                limit_bytes: *limit_bytes,
-            },
+            EventKind::State { from, to, usage_bytes, limit_bytes } => {
+                Line::State { from: *from, to: *to, usage_bytes: *usage_bytes, limit_bytes: *limit_bytes }
+            }
             EventKind::LeakDetected(v) => Line::LeakDetected {
                 slope_bytes_per_s: round_to(v.slope_bytes_per_s, 3),
                 confidence: round_to(v.confidence, 6),
                 time_to_limit_s: v.time_to_limit_s.map(|s| round_to(s, 1)),
                 window_s: v.window_s.round() as u64,
             },
-            EventKind::LeakEnded { leaked_for_secs } => Line::LeakEnded {
-                leaked_for_s: round_to(*leaked_for_secs, 1),
-            },
-            EventKind::SeedRule {
-                growth_bytes_per_check,
-            } => Line::SeedRule {
-                growth_bytes_per_check: round_to(*growth_bytes_per_check, 0),
-            },
+            EventKind::LeakEnded { leaked_for_secs } => Line::LeakEnded { leaked_for_s: round_to(*leaked_for_secs, 1) },
+            EventKind::SeedRule { growth_bytes_per_check } => {
+                Line::SeedRule { growth_bytes_per_check: round_to(*growth_bytes_per_check, 0) }
+            }
         };
-        serde_json::to_string(&Record {
-            t: timestamp(self.t),
-            key: &self.key,
-            line,
-        })
-        .expect("numbers and strings always serialise")
+        serde_json::to_string(&Record { t: timestamp(self.t), key: &self.key, line })
+            .expect("numbers and strings always serialise")
     }
 }

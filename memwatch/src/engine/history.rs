@@ -35,11 +35,7 @@ pub struct History {
 
 impl Default for History {
     fn default() -> Self {
-        Self {
-            recent: Ring::new(RECENT_SAMPLES),
-            minutes: Ring::new(MINUTE_POINTS),
-            open: None,
-        }
+        Self { recent: Ring::new(RECENT_SAMPLES), minutes: Ring::new(MINUTE_POINTS), open: None }
     }
 }
 
@@ -103,13 +99,7 @@ mod tests {
         let lows: Vec<f64> = history.minutes().iter().map(|p| p.y).collect();
         assert_eq!(lows, [1000.0, 1000.0]);
         assert_eq!(history.recent().len(), 36);
-        assert_eq!(
-            history.current(),
-            Some(Point {
-                t: 175.0,
-                y: 1050.0
-            })
-        );
+        assert_eq!(history.current(), Some(Point { t: 175.0, y: 1050.0 }));
     }
 
     #[test]

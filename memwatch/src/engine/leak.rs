@@ -75,11 +75,7 @@ impl LeakSettings {
     /// matter. Three minutes of confirmation (four evaluations in a row) is
     /// what the delay budget (15 minutes median) leaves after the shortest
     /// window (10 minutes) has filled.
-    pub const DEFAULT: LeakSettings = LeakSettings {
-        enabled: true,
-        min_rate_bytes_per_s: 4096.0,
-        confirm_secs: 180.0,
-    };
+    pub const DEFAULT: LeakSettings = LeakSettings { enabled: true, min_rate_bytes_per_s: 4096.0, confirm_secs: 180.0 };
 }
 
 /// What a window that says "leak" found.
@@ -124,17 +120,8 @@ impl LeakDetector {
     }
 
     /// Re-tests the trend after a minute closed at `now`.
-    pub fn evaluate(
-        &mut self,
-        minutes: &Ring<Point>,
-        now: f64,
-        settings: &LeakSettings,
-    ) -> Option<LeakChange> {
-        let trend = if settings.enabled {
-            self.strongest_trend(minutes, settings)
-        } else {
-            None
-        };
+    pub fn evaluate(&mut self, minutes: &Ring<Point>, now: f64, settings: &LeakSettings) -> Option<LeakChange> {
+        let trend = if settings.enabled { self.strongest_trend(minutes, settings) } else { None };
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
@@ -156,9 +143,7 @@ impl LeakDetector {
                 if now - since >= settings.confirm_secs || !settings.enabled {
                     self.reported_at = None;
                     self.clear_since = None;
-                    return Some(LeakChange::Ended {
-                        leaked_for_secs: now - reported,
-                    });
+                    return Some(LeakChange::Ended { leaked_for_secs: now - reported });
                 }
                 None
             }
@@ -191,12 +176,7 @@ impl LeakDetector {
                 Some(outcome) if minute.rem_euclid(group) != 0 => outcome,
                 _ => {
                     self.fill_window(minutes, newest - window_secs);
-                    test_window(
-                        &self.scratch.window,
-                        window_secs,
-                        settings,
-                        &mut self.scratch.values,
-                    )
+                    test_window(&self.scratch.window, window_secs, settings, &mut self.scratch.values)
                 }
             };
             self.outcomes[index] = Some(outcome);
@@ -219,9 +199,7 @@ impl LeakDetector {
     /// Groups are counted from the newest point so the latest group is
     /// always complete.
     fn fill_window(&mut self, minutes: &Ring<Point>, start: f64) {
-        let Scratch {
-            window, envelope, ..
-        } = &mut self.scratch;
+        let Scratch { window, envelope, .. } = &mut self.scratch;
         envelope.clear();
         let count = minutes.iter().rev().take_while(|p| p.t > start).count();
         let first = minutes.len() - count;
@@ -234,11 +212,7 @@ impl LeakDetector {
         let group = envelope.len().div_ceil(MAX_WINDOW_POINTS).max(1);
         window.clear();
         for chunk in envelope.chunks(group) {
-            let lowest = chunk
-                .iter()
-                .copied()
-                .min_by(|a, b| a.y.total_cmp(&b.y))
-                .expect("chunks are non-empty");
+            let lowest = chunk.iter().copied().min_by(|a, b| a.y.total_cmp(&b.y)).expect("chunks are non-empty");
             window.push(lowest);
         }
         window.reverse();
@@ -262,12 +236,7 @@ enum WindowOutcome {
 }
 
 /// The five conditions of the module doc, on one window.
-fn test_window(
-    points: &[Point],
-    window_secs: f64,
-    settings: &LeakSettings,
-    scratch: &mut Vec<f64>,
-) -> WindowOutcome {
+fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch: &mut Vec<f64>) -> WindowOutcome {
     let n = points.len();
     if n < MIN_WINDOW_POINTS {
         return WindowOutcome::NoLeak;
@@ -280,10 +249,9 @@ fn test_window(
     }
     // Thirds, but never fewer than 5 points: a slope through 3 points is noise.
     let part = (n / 3).max(5);
-    let (Some(early), Some(late)) = (
-        trend::theil_sen(&points[..part], scratch),
-        trend::theil_sen(&points[n - part..], scratch),
-    ) else {
+    let (Some(early), Some(late)) =
+        (trend::theil_sen(&points[..part], scratch), trend::theil_sen(&points[n - part..], scratch))
+    else {
         return WindowOutcome::NoLeak;
     };
     if slope > 0.0 && late < MIN_LATE_TO_EARLY * early.max(slope) {
@@ -308,11 +276,7 @@ fn test_window(
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
         return WindowOutcome::NoLeak;
     }
-    WindowOutcome::Leak(Trend {
-        slope_bytes_per_s: slope,
-        confidence: 1.0 - mk.p_value,
-        window_secs,
-    })
+    WindowOutcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
 }
 
 /// The largest fall from an earlier high to a later low.
@@ -363,13 +327,9 @@ mod tests {
     fn a_linear_leak_is_found_with_its_rate() {
         // 200 MiB/h on 500 MiB with +-4 MiB of noise.
         let rate = 200.0 * MIB / 3600.0;
-        let (t, trend) =
-            first_verdict(7200, |t| 500.0 * MIB + rate * t + 4.0 * MIB * noise(t)).unwrap();
+        let (t, trend) = first_verdict(7200, |t| 500.0 * MIB + rate * t + 4.0 * MIB * noise(t)).unwrap();
         assert!(t <= 30.0 * 60.0, "found after {t} s");
-        assert!(
-            (trend.slope_bytes_per_s / rate - 1.0).abs() < 0.2,
-            "{trend:?} vs {rate}"
-        );
+        assert!((trend.slope_bytes_per_s / rate - 1.0).abs() < 0.2, "{trend:?} vs {rate}");
         assert!(trend.confidence > 0.999);
     }
 
@@ -377,32 +337,24 @@ mod tests {
     fn a_leak_under_a_gc_sawtooth_is_found() {
         // 300 MiB/h under a 100 MiB sawtooth with a 40 s period.
         let rate = 300.0 * MIB / 3600.0;
-        let found = first_verdict(7200, |t| {
-            800.0 * MIB + rate * t + 100.0 * MIB * ((t % 40.0) / 40.0)
-        });
+        let found = first_verdict(7200, |t| 800.0 * MIB + rate * t + 100.0 * MIB * ((t % 40.0) / 40.0));
         assert!(found.is_some_and(|(t, _)| t < 30.0 * 60.0), "{found:?}");
     }
 
     #[test]
     fn a_sawtooth_on_a_flat_baseline_is_not_a_leak() {
-        assert_eq!(
-            first_verdict(7200, |t| 800.0 * MIB + 200.0 * MIB * ((t % 170.0) / 170.0)),
-            None
-        );
+        assert_eq!(first_verdict(7200, |t| 800.0 * MIB + 200.0 * MIB * ((t % 170.0) / 170.0)), None);
     }
 
     #[test]
     fn a_single_kept_allocation_is_not_a_leak() {
-        let usage = |t: f64| {
-            300.0 * MIB + if t > 1800.0 { 700.0 * MIB } else { 0.0 } + 2.0 * MIB * noise(t)
-        };
+        let usage = |t: f64| 300.0 * MIB + if t > 1800.0 { 700.0 * MIB } else { 0.0 } + 2.0 * MIB * noise(t);
         assert_eq!(first_verdict(7200, usage), None);
     }
 
     #[test]
     fn a_cache_warming_up_to_a_plateau_is_not_a_leak() {
-        let usage =
-            |t: f64| 200.0 * MIB + 1000.0 * MIB * (1.0 - (-t / 480.0).exp()) + 2.0 * MIB * noise(t);
+        let usage = |t: f64| 200.0 * MIB + 1000.0 * MIB * (1.0 - (-t / 480.0).exp()) + 2.0 * MIB * noise(t);
         assert_eq!(first_verdict(7200, usage), None);
     }
 
@@ -425,26 +377,19 @@ mod tests {
 
     #[test]
     fn noise_is_not_a_leak() {
-        assert_eq!(
-            first_verdict(7200, |t| 1000.0 * MIB + 30.0 * MIB * noise(t)),
-            None
-        );
+        assert_eq!(first_verdict(7200, |t| 1000.0 * MIB + 30.0 * MIB * noise(t)), None);
     }
 
     #[test]
     fn a_stepwise_leak_is_found() {
         // 8 MiB every 3 minutes (160 MiB/h) in whole steps.
-        let found = first_verdict(7200, |t| {
-            400.0 * MIB + 8.0 * MIB * (t / 180.0).floor() + MIB * noise(t)
-        });
+        let found = first_verdict(7200, |t| 400.0 * MIB + 8.0 * MIB * (t / 180.0).floor() + MIB * noise(t));
         assert!(found.is_some(), "stepwise leak missed");
     }
 
     #[test]
     fn an_accelerating_leak_is_found() {
-        let found = first_verdict(7200, |t| {
-            400.0 * MIB + 50.0 * MIB * (t / 3600.0).powi(2) * 4.0 + MIB * noise(t)
-        });
+        let found = first_verdict(7200, |t| 400.0 * MIB + 50.0 * MIB * (t / 3600.0).powi(2) * 4.0 + MIB * noise(t));
         assert!(found.is_some(), "accelerating leak missed");
     }
 
@@ -452,10 +397,7 @@ mod tests {
     fn disabled_detection_never_reports() {
         let mut history = History::default();
         let mut detector = LeakDetector::default();
-        let off = LeakSettings {
-            enabled: false,
-            ..LeakSettings::DEFAULT
-        };
+        let off = LeakSettings { enabled: false, ..LeakSettings::DEFAULT };
         for i in 0..1440 {
             let t = f64::from(i) * 5.0;
             if history.push(t, (t * 100_000.0) as u64) {
@@ -501,27 +443,17 @@ mod tests {
         for i in 0..2880 {
             let t = f64::from(i) * 5.0;
             // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
-            let usage = if t < 3600.0 {
-                100.0 * MIB + MIB * t / 60.0
-            } else {
-                100.0 * MIB
-            };
+            let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
             if history.push(t, usage as u64)
-                && let Some(change) =
-                    detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+                && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
             {
                 changes.push((t, change));
             }
         }
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(matches!(changes[0].1, LeakChange::Started(_)));
-        let (ended_at, LeakChange::Ended { .. }) = changes[1] else {
-            panic!("{changes:?}")
-        };
-        assert!(
-            ended_at > 3600.0 && ended_at <= 3600.0 + 600.0,
-            "{ended_at}"
-        );
+        let (ended_at, LeakChange::Ended { .. }) = changes[1] else { panic!("{changes:?}") };
+        assert!(ended_at > 3600.0 && ended_at <= 3600.0 + 600.0, "{ended_at}");
         assert!(!detector.is_leaking());
     }
 }

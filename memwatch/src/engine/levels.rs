@@ -29,6 +29,11 @@ impl Level {
         }
     }
 
+    /// The value of the `memwatch.target.state` metric (0..3).
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+
     const fn below(self) -> Option<Level> {
         match self {
             Level::Normal => None,
@@ -47,20 +52,22 @@ impl fmt::Display for Level {
 
 /// Fractions of the limit at which each level is entered. Validated by the
 /// config (strictly increasing, within (0, 1]) before they get here.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     pub warning: f64,
     pub critical: f64,
     pub emergency: f64,
 }
 
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 impl Thresholds {
     /// The seed's table.
-    pub const DEFAULT: Thresholds = Thresholds {
-        warning: 0.80,
-        critical: 0.90,
-        emergency: 0.95,
-    };
+    pub const DEFAULT: Thresholds = Thresholds { warning: 0.80, critical: 0.90, emergency: 0.95 };
 
     /// The fraction at which `level` is entered (0 for normal).
     pub fn entry(&self, level: Level) -> f64 {
@@ -96,10 +103,7 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     /// The defaults: 5 points of the limit, three samples (15 s at 5 s).
-    pub const DEFAULT: Hysteresis = Hysteresis {
-        margin: 0.05,
-        samples: 3,
-    };
+    pub const DEFAULT: Hysteresis = Hysteresis { margin: 0.05, samples: 3 };
 }
 
 /// A change of level, for the caller to turn into an event.
@@ -121,12 +125,7 @@ impl LevelMachine {
     }
 
     /// Feeds one reading as a fraction of the limit.
-    pub fn observe(
-        &mut self,
-        ratio: f64,
-        thresholds: &Thresholds,
-        hysteresis: &Hysteresis,
-    ) -> Option<Transition> {
+    pub fn observe(&mut self, ratio: f64, thresholds: &Thresholds, hysteresis: &Hysteresis) -> Option<Transition> {
         let from = self.level;
         let reached = thresholds.level_for(ratio);
         if reached > from {
@@ -163,21 +162,14 @@ mod tests {
     fn feed(machine: &mut LevelMachine, ratios: &[f64]) -> Vec<Option<(Level, Level)>> {
         ratios
             .iter()
-            .map(|&r| {
-                machine
-                    .observe(r, &Thresholds::DEFAULT, &Hysteresis::DEFAULT)
-                    .map(|t| (t.from, t.to))
-            })
+            .map(|&r| machine.observe(r, &Thresholds::DEFAULT, &Hysteresis::DEFAULT).map(|t| (t.from, t.to)))
             .collect()
     }
 
     #[test]
     fn goes_up_immediately_even_several_levels_at_once() {
         let mut machine = LevelMachine::default();
-        assert_eq!(
-            feed(&mut machine, &[0.5, 0.96]),
-            [None, Some((Level::Normal, Level::Emergency))]
-        );
+        assert_eq!(feed(&mut machine, &[0.5, 0.96]), [None, Some((Level::Normal, Level::Emergency))]);
         assert_eq!(machine.level(), Level::Emergency);
     }
 
@@ -189,25 +181,16 @@ mod tests {
         // 0.86 is below 0.90 but within the margin: no progress towards leaving.
         assert_eq!(feed(&mut machine, &[0.86, 0.86, 0.86, 0.86]), [None; 4]);
         // Two below the exit line, then one back above it resets the count.
-        assert_eq!(
-            feed(&mut machine, &[0.84, 0.84, 0.87, 0.84, 0.84]),
-            [None; 5]
-        );
+        assert_eq!(feed(&mut machine, &[0.84, 0.84, 0.87, 0.84, 0.84]), [None; 5]);
         assert_eq!(machine.level(), Level::Critical);
-        assert_eq!(
-            feed(&mut machine, &[0.84]),
-            [Some((Level::Critical, Level::Warning))]
-        );
+        assert_eq!(feed(&mut machine, &[0.84]), [Some((Level::Critical, Level::Warning))]);
     }
 
     #[test]
     fn a_deep_drop_lands_on_the_level_the_reading_belongs_to() {
         let mut machine = LevelMachine::default();
         feed(&mut machine, &[0.97]);
-        assert_eq!(
-            feed(&mut machine, &[0.10, 0.10, 0.10]),
-            [None, None, Some((Level::Emergency, Level::Normal))]
-        );
+        assert_eq!(feed(&mut machine, &[0.10, 0.10, 0.10]), [None, None, Some((Level::Emergency, Level::Normal))]);
         let mut machine = LevelMachine::default();
         feed(&mut machine, &[0.97]);
         assert_eq!(
@@ -222,9 +205,6 @@ mod tests {
         let mut machine = LevelMachine::default();
         feed(&mut machine, &[0.85, 0.5, 0.5, 0.91, 0.5]);
         assert_eq!(machine.level(), Level::Critical);
-        assert_eq!(
-            feed(&mut machine, &[0.5, 0.5]),
-            [None, Some((Level::Critical, Level::Normal))]
-        );
+        assert_eq!(feed(&mut machine, &[0.5, 0.5]), [None, Some((Level::Critical, Level::Normal))]);
     }
 }

@@ -31,14 +31,8 @@ mod tests {
     #[test]
     fn policy_then_cgroup_then_host() {
         let gib = 1 << 30;
-        assert_eq!(
-            resolve_limit(Some(LimitSpec::Bytes(512)), Some(gib), 8 * gib),
-            512
-        );
-        assert_eq!(
-            resolve_limit(Some(LimitSpec::HostFraction(0.25)), Some(gib), 8 * gib),
-            2 * gib
-        );
+        assert_eq!(resolve_limit(Some(LimitSpec::Bytes(512)), Some(gib), 8 * gib), 512);
+        assert_eq!(resolve_limit(Some(LimitSpec::HostFraction(0.25)), Some(gib), 8 * gib), 2 * gib);
         assert_eq!(resolve_limit(None, Some(gib), 8 * gib), gib);
         assert_eq!(resolve_limit(None, None, 8 * gib), 8 * gib);
         assert_eq!(resolve_limit(None, Some(0), 0), 1, "never zero");

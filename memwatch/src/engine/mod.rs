@@ -38,11 +38,7 @@ pub struct TargetSettings {
 
 impl Default for TargetSettings {
     fn default() -> Self {
-        Self {
-            thresholds: Thresholds::DEFAULT,
-            hysteresis: Hysteresis::DEFAULT,
-            leak: LeakSettings::DEFAULT,
-        }
+        Self { thresholds: Thresholds::DEFAULT, hysteresis: Hysteresis::DEFAULT, leak: LeakSettings::DEFAULT }
     }
 }
 
@@ -80,39 +76,23 @@ struct Target {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
-        Self {
-            options,
-            targets: BTreeMap::new(),
-        }
+        Self { options, targets: BTreeMap::new() }
     }
 
     /// Feeds one reading; appends what it caused to `events`, in this order:
     /// level change, leak change, seed rule.
-    pub fn observe(
-        &mut self,
-        reading: &Reading<'_>,
-        settings: &TargetSettings,
-        events: &mut Vec<Event>,
-    ) {
+    pub fn observe(&mut self, reading: &Reading<'_>, settings: &TargetSettings, events: &mut Vec<Event>) {
         let target = match self.targets.get_mut(reading.key) {
             Some(target) => target,
             None => self.targets.entry(reading.key.to_owned()).or_default(),
         };
         let emit = |events: &mut Vec<Event>, kind| {
-            events.push(Event {
-                t: reading.t,
-                key: reading.key.to_owned(),
-                kind,
-            });
+            events.push(Event { t: reading.t, key: reading.key.to_owned(), kind });
         };
 
         let limit = reading.limit_bytes.max(1);
         let ratio = reading.usage_bytes as f64 / limit as f64;
-        if let Some(change) =
-            target
-                .levels
-                .observe(ratio, &settings.thresholds, &settings.hysteresis)
-        {
+        if let Some(change) = target.levels.observe(ratio, &settings.thresholds, &settings.hysteresis) {
             emit(
                 events,
                 EventKind::State {
@@ -133,19 +113,9 @@ impl Engine {
         target.last_t = Some(reading.t);
         let closed_minute = target.history.push(reading.t, reading.usage_bytes);
         if closed_minute {
-            match target
-                .leak
-                .evaluate(target.history.minutes(), reading.t, &settings.leak)
-            {
+            match target.leak.evaluate(target.history.minutes(), reading.t, &settings.leak) {
                 Some(LeakChange::Started(trend)) => {
-                    emit(
-                        events,
-                        EventKind::LeakDetected(LeakVerdict::new(
-                            trend,
-                            reading.usage_bytes,
-                            limit,
-                        )),
-                    );
+                    emit(events, EventKind::LeakDetected(LeakVerdict::new(trend, reading.usage_bytes, limit)));
                 }
                 Some(LeakChange::Ended { leaked_for_secs }) => {
                     emit(events, EventKind::LeakEnded { leaked_for_secs });
@@ -158,12 +128,7 @@ impl Engine {
         let started = seed.is_some() && !target.seed_firing;
         target.seed_firing = seed.is_some();
         if let (true, Some(per_check)) = (started && self.options.seed_rule_events, seed) {
-            emit(
-                events,
-                EventKind::SeedRule {
-                    growth_bytes_per_check: per_check,
-                },
-            );
+            emit(events, EventKind::SeedRule { growth_bytes_per_check: per_check });
         }
     }
 
@@ -196,16 +161,7 @@ mod tests {
         let mut events = Vec::new();
         let settings = TargetSettings::default();
         for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
-            engine.observe(
-                &Reading {
-                    t,
-                    key: "a",
-                    usage_bytes: usage,
-                    limit_bytes: 100,
-                },
-                &settings,
-                &mut events,
-            );
+            engine.observe(&Reading { t, key: "a", usage_bytes: usage, limit_bytes: 100 }, &settings, &mut events);
         }
         let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
         assert_eq!(
@@ -223,26 +179,8 @@ mod tests {
         let mut engine = Engine::default();
         let mut events = Vec::new();
         let settings = TargetSettings::default();
-        engine.observe(
-            &Reading {
-                t: 0.0,
-                key: "a",
-                usage_bytes: 99,
-                limit_bytes: 100,
-            },
-            &settings,
-            &mut events,
-        );
-        engine.observe(
-            &Reading {
-                t: 0.0,
-                key: "b",
-                usage_bytes: 1,
-                limit_bytes: 100,
-            },
-            &settings,
-            &mut events,
-        );
+        engine.observe(&Reading { t: 0.0, key: "a", usage_bytes: 99, limit_bytes: 100 }, &settings, &mut events);
+        engine.observe(&Reading { t: 0.0, key: "b", usage_bytes: 1, limit_bytes: 100 }, &settings, &mut events);
         assert_eq!(engine.level("b"), Some(Level::Normal));
         engine.retain(|key| key == "b");
         assert_eq!(engine.target_count(), 1);
@@ -251,31 +189,17 @@ mod tests {
 
     #[test]
     fn the_seed_rule_is_reported_once_per_episode_when_asked() {
-        let mut engine = Engine::new(EngineOptions {
-            seed_rule_events: true,
-        });
+        let mut engine = Engine::new(EngineOptions { seed_rule_events: true });
         let mut events = Vec::new();
         let settings = TargetSettings::default();
         let mib = 1 << 20;
         for i in 0..40u64 {
-            let usage = if i < 20 {
-                100 * mib + i * 10 * mib
-            } else {
-                400 * mib
-            };
-            let reading = Reading {
-                t: i as f64 * 5.0,
-                key: "a",
-                usage_bytes: usage,
-                limit_bytes: 1 << 40,
-            };
+            let usage = if i < 20 { 100 * mib + i * 10 * mib } else { 400 * mib };
+            let reading = Reading { t: i as f64 * 5.0, key: "a", usage_bytes: usage, limit_bytes: 1 << 40 };
             engine.observe(&reading, &settings, &mut events);
         }
-        let seeds: Vec<f64> = events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::SeedRule { .. }))
-            .map(|e| e.t)
-            .collect();
+        let seeds: Vec<f64> =
+            events.iter().filter(|e| matches!(e.kind, EventKind::SeedRule { .. })).map(|e| e.t).collect();
         assert_eq!(seeds, [50.0]);
     }
 
@@ -288,12 +212,7 @@ mod tests {
         // 1 MiB/s from 1 GiB towards a 4 GiB limit.
         for i in 0..720u64 {
             let usage = gib + i * 5 * (1 << 20);
-            let reading = Reading {
-                t: i as f64 * 5.0,
-                key: "a",
-                usage_bytes: usage,
-                limit_bytes: 4 * gib,
-            };
+            let reading = Reading { t: i as f64 * 5.0, key: "a", usage_bytes: usage, limit_bytes: 4 * gib };
             engine.observe(&reading, &settings, &mut events);
         }
         let leak = events
@@ -306,13 +225,7 @@ mod tests {
         let (t, verdict) = leak;
         let usage_then = gib as f64 + (t / 5.0) * 5.0 * 1048576.0;
         let expected = (4.0 * gib as f64 - usage_then) / 1048576.0;
-        assert!(
-            (verdict.slope_bytes_per_s / 1048576.0 - 1.0).abs() < 0.01,
-            "{verdict:?}"
-        );
-        assert!(
-            (verdict.time_to_limit_s.unwrap() - expected).abs() < expected * 0.01,
-            "{verdict:?} vs {expected}"
-        );
+        assert!((verdict.slope_bytes_per_s / 1048576.0 - 1.0).abs() < 0.01, "{verdict:?}");
+        assert!((verdict.time_to_limit_s.unwrap() - expected).abs() < expected * 0.01, "{verdict:?} vs {expected}");
     }
 }

@@ -13,10 +13,7 @@ pub struct Ring<T> {
 impl<T> Ring<T> {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a ring holds at least one item");
-        Self {
-            items: VecDeque::with_capacity(capacity),
-            capacity,
-        }
+        Self { items: VecDeque::with_capacity(capacity), capacity }
     }
 
     pub fn push(&mut self, item: T) {
@@ -54,10 +51,7 @@ impl<T> Ring<T> {
 
     /// The item `back` places before the newest (0 is the newest).
     pub fn back(&self, back: usize) -> Option<&T> {
-        self.items
-            .len()
-            .checked_sub(back + 1)
-            .and_then(|i| self.items.get(i))
+        self.items.len().checked_sub(back + 1).and_then(|i| self.items.get(i))
     }
 }
 

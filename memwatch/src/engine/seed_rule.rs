@@ -30,10 +30,7 @@ mod tests {
     fn ring(values: impl IntoIterator<Item = f64>) -> Ring<Point> {
         let mut ring = Ring::new(60);
         for (i, y) in values.into_iter().enumerate() {
-            ring.push(Point {
-                t: i as f64 * 5.0,
-                y,
-            });
+            ring.push(Point { t: i as f64 * 5.0, y });
         }
         ring
     }
@@ -41,17 +38,8 @@ mod tests {
     #[test]
     fn fires_above_five_mib_per_check_only_with_ten_checks_of_history() {
         let mib = 1024.0 * 1024.0;
-        assert_eq!(
-            seed_rule(&ring((0..10).map(|i| f64::from(i) * 100.0 * mib))),
-            None
-        );
-        assert_eq!(
-            seed_rule(&ring((0..11).map(|i| f64::from(i) * 6.0 * mib))),
-            Some(6.0 * mib)
-        );
-        assert_eq!(
-            seed_rule(&ring((0..11).map(|i| f64::from(i) * 4.0 * mib))),
-            None
-        );
+        assert_eq!(seed_rule(&ring((0..10).map(|i| f64::from(i) * 100.0 * mib))), None);
+        assert_eq!(seed_rule(&ring((0..11).map(|i| f64::from(i) * 6.0 * mib))), Some(6.0 * mib));
+        assert_eq!(seed_rule(&ring((0..11).map(|i| f64::from(i) * 4.0 * mib))), None);
     }
 }

@@ -32,11 +32,7 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     if n % 2 == 1 {
         return Some(upper);
     }
-    let lower = values[..mid]
-        .iter()
-        .copied()
-        .max_by(f64::total_cmp)
-        .expect("mid >= 1");
+    let lower = values[..mid].iter().copied().max_by(f64::total_cmp).expect("mid >= 1");
     Some((lower + upper) / 2.0)
 }
 
@@ -116,11 +112,7 @@ pub fn mann_kendall(points: &[Point], scratch: &mut Vec<f64>) -> MannKendall {
     } else {
         0.0
     };
-    MannKendall {
-        s,
-        z,
-        p_value: normal_upper_tail(z),
-    }
+    MannKendall { s, z, p_value: normal_upper_tail(z) }
 }
 
 /// P(Z > z) for a standard normal Z, from the complementary error function
@@ -132,10 +124,8 @@ pub fn normal_upper_tail(z: f64) -> f64 {
     let erfc_abs = {
         let a = x.abs();
         let t = 1.0 / (1.0 + 0.327_591_1 * a);
-        let poly = t
-            * (0.254_829_592
-                + t * (-0.284_496_736
-                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let poly =
+            t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
         poly * (-a * a).exp()
     };
     let erfc = if x >= 0.0 { erfc_abs } else { 2.0 - erfc_abs };
@@ -144,10 +134,7 @@ pub fn normal_upper_tail(z: f64) -> f64 {
 
 /// Sum of squared residuals of `points` around the line `a + b t`.
 pub fn line_sse(points: &[Point], intercept: f64, slope: f64) -> f64 {
-    points
-        .iter()
-        .map(|p| (p.y - intercept - slope * p.t).powi(2))
-        .sum()
+    points.iter().map(|p| (p.y - intercept - slope * p.t).powi(2)).sum()
 }
 
 /// Sum of squared residuals of the best two-level step (a constant before a
@@ -187,11 +174,7 @@ mod tests {
     use super::*;
 
     fn series(values: &[f64]) -> Vec<Point> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &y)| Point { t: i as f64, y })
-            .collect()
+        values.iter().enumerate().map(|(i, &y)| Point { t: i as f64, y }).collect()
     }
 
     #[test]

@@ -21,78 +21,19 @@ pub struct MetricDef {
 
 macro_rules! metric {
     ($id:ident, $name:literal, $unit:literal, $kind:ident, $help:literal) => {
-        pub static $id: MetricDef = MetricDef {
-            name: $name,
-            unit: $unit,
-            kind: Kind::$kind,
-            help: $help,
-        };
+        pub static $id: MetricDef = MetricDef { name: $name, unit: $unit, kind: Kind::$kind, help: $help };
     };
 }
 
-metric!(
-    SYSTEM_MEMORY_USAGE,
-    "system.memory.usage",
-    "By",
-    Gauge,
-    "Host memory in use, by state"
-);
-metric!(
-    SYSTEM_MEMORY_UTILIZATION,
-    "system.memory.utilization",
-    "1",
-    Gauge,
-    "Share of host memory in use"
-);
-metric!(
-    SYSTEM_MEMORY_LIMIT,
-    "system.memory.limit",
-    "By",
-    Gauge,
-    "Total host memory"
-);
-metric!(
-    PROCESS_MEMORY_USAGE,
-    "process.memory.usage",
-    "By",
-    Gauge,
-    "Resident memory of a process"
-);
-metric!(
-    PROCESS_MEMORY_VIRTUAL,
-    "process.memory.virtual",
-    "By",
-    Gauge,
-    "Virtual memory of a process"
-);
-metric!(
-    PROCESS_PAGING_FAULTS,
-    "process.paging.faults",
-    "{fault}",
-    Counter,
-    "Page faults of a process"
-);
-metric!(
-    TARGET_USAGE,
-    "memwatch.target.memory.usage",
-    "By",
-    Gauge,
-    "Resident memory of a target's processes"
-);
-metric!(
-    TARGET_LIMIT,
-    "memwatch.target.memory.limit",
-    "By",
-    Gauge,
-    "Memory limit of a target"
-);
-metric!(
-    TARGET_UTILIZATION,
-    "memwatch.target.memory.utilization",
-    "1",
-    Gauge,
-    "Target usage over its limit"
-);
+metric!(SYSTEM_MEMORY_USAGE, "system.memory.usage", "By", Gauge, "Host memory in use, by state");
+metric!(SYSTEM_MEMORY_UTILIZATION, "system.memory.utilization", "1", Gauge, "Share of host memory in use");
+metric!(SYSTEM_MEMORY_LIMIT, "system.memory.limit", "By", Gauge, "Total host memory");
+metric!(PROCESS_MEMORY_USAGE, "process.memory.usage", "By", Gauge, "Resident memory of a process");
+metric!(PROCESS_MEMORY_VIRTUAL, "process.memory.virtual", "By", Gauge, "Virtual memory of a process");
+metric!(PROCESS_PAGING_FAULTS, "process.paging.faults", "{fault}", Counter, "Page faults of a process");
+metric!(TARGET_USAGE, "memwatch.target.memory.usage", "By", Gauge, "Resident memory of a target's processes");
+metric!(TARGET_LIMIT, "memwatch.target.memory.limit", "By", Gauge, "Memory limit of a target");
+metric!(TARGET_UTILIZATION, "memwatch.target.memory.utilization", "1", Gauge, "Target usage over its limit");
 metric!(
     TARGET_STATE,
     "memwatch.target.state",
@@ -100,69 +41,15 @@ metric!(
     Gauge,
     "Target level: 0 normal, 1 warning, 2 critical, 3 emergency"
 );
-metric!(
-    LEAK_SLOPE,
-    "memwatch.leak.slope",
-    "By/s",
-    Gauge,
-    "Growth rate of a suspected leak"
-);
-metric!(
-    LEAK_TIME_TO_LIMIT,
-    "memwatch.leak.time_to_limit",
-    "s",
-    Gauge,
-    "Time until a leaking target reaches its limit"
-);
-metric!(
-    ACTIONS,
-    "memwatch.actions",
-    "{action}",
-    Counter,
-    "Actions taken, by action and result"
-);
-metric!(
-    CLEANUP_FREED,
-    "memwatch.cleanup.freed",
-    "By",
-    Counter,
-    "Memory freed by cleanups"
-);
-metric!(
-    BPF_EVENTS_LOST,
-    "memwatch.bpf.events.lost",
-    "{event}",
-    Counter,
-    "Kernel-side events dropped, by kind"
-);
-metric!(
-    CACHE_HITS,
-    "memwatch.cache.hits",
-    "{hit}",
-    Counter,
-    "Lookups answered by a cache"
-);
-metric!(
-    CACHE_MISSES,
-    "memwatch.cache.misses",
-    "{miss}",
-    Counter,
-    "Lookups a cache could not answer"
-);
-metric!(
-    CACHE_ENTRIES,
-    "memwatch.cache.entries",
-    "{entry}",
-    Gauge,
-    "Entries held by a cache"
-);
-metric!(
-    MONITOR_MODE,
-    "memwatch.monitor.mode",
-    "1",
-    Gauge,
-    "1 for the mode the figures come from (ebpf or procfs)"
-);
+metric!(LEAK_SLOPE, "memwatch.leak.slope", "By/s", Gauge, "Growth rate of a suspected leak");
+metric!(LEAK_TIME_TO_LIMIT, "memwatch.leak.time_to_limit", "s", Gauge, "Time until a leaking target reaches its limit");
+metric!(ACTIONS, "memwatch.actions", "{action}", Counter, "Actions taken, by action and result");
+metric!(CLEANUP_FREED, "memwatch.cleanup.freed", "By", Counter, "Memory freed by cleanups");
+metric!(BPF_EVENTS_LOST, "memwatch.bpf.events.lost", "{event}", Counter, "Kernel-side events dropped, by kind");
+metric!(CACHE_HITS, "memwatch.cache.hits", "{hit}", Counter, "Lookups answered by a cache");
+metric!(CACHE_MISSES, "memwatch.cache.misses", "{miss}", Counter, "Lookups a cache could not answer");
+metric!(CACHE_ENTRIES, "memwatch.cache.entries", "{entry}", Gauge, "Entries held by a cache");
+metric!(MONITOR_MODE, "memwatch.monitor.mode", "1", Gauge, "1 for the mode the figures come from (ebpf or procfs)");
 
 pub static ALL: &[&MetricDef] = &[
     &SYSTEM_MEMORY_USAGE,

@@ -19,10 +19,7 @@ use opentelemetry_otlp::{MetricExporter, WithExportConfig as _, WithTonicConfig 
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    metrics::{
-        PeriodicReader, SdkMeterProvider, Temporality, data::ResourceMetrics,
-        exporter::PushMetricExporter,
-    },
+    metrics::{PeriodicReader, SdkMeterProvider, Temporality, data::ResourceMetrics, exporter::PushMetricExporter},
 };
 
 use super::{
@@ -59,10 +56,7 @@ pub struct OtlpSettings {
 impl OtlpSettings {
     /// The config's endpoint, else the standard variables, else the default:
     /// the SDK's own order (programmatic first), with our default endpoint.
-    pub fn resolve_endpoint(
-        configured: Option<&str>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> String {
+    pub fn resolve_endpoint(configured: Option<&str>, env: impl Fn(&str) -> Option<String>) -> String {
         configured
             .map(str::to_owned)
             .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
@@ -151,15 +145,11 @@ impl OtlpExporter {
         for (key, value) in &settings.headers {
             let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes())
                 .map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
-            let value = value
-                .parse()
-                .map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
+            let value = value.parse().map_err(|e| OtlpError::Header(format!("{key}: {e}")))?;
             metadata.insert(key, value);
         }
-        let mut builder = MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(settings.endpoint.clone())
-            .with_metadata(metadata);
+        let mut builder =
+            MetricExporter::builder().with_tonic().with_endpoint(settings.endpoint.clone()).with_metadata(metadata);
         if let Some(timeout) = settings.timeout {
             builder = builder.with_timeout(timeout);
         }
@@ -170,9 +160,7 @@ impl OtlpExporter {
             last_log: Mutex::new(None),
             failing: AtomicBool::new(false),
         };
-        let reader = PeriodicReader::builder(exporter)
-            .with_interval(settings.interval)
-            .build();
+        let reader = PeriodicReader::builder(exporter).with_interval(settings.interval).build();
         let resource = Resource::builder()
             .with_service_name("memwatch")
             .with_attributes([
@@ -180,10 +168,7 @@ impl OtlpExporter {
                 KeyValue::new("host.name", settings.host_name.clone()),
             ])
             .build();
-        let provider = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_reader(reader)
-            .build();
+        let provider = SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build();
         let meter = provider.meter("memwatch");
         for def in catalog::ALL {
             register(&meter, def, frames.clone());
@@ -244,21 +229,11 @@ mod tests {
     #[test]
     fn endpoint_resolution_prefers_config_then_signal_then_generic_variables() {
         let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                vars.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).to_owned())
-            }
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
         };
+        assert_eq!(OtlpSettings::resolve_endpoint(None, env(&[])), "http://127.0.0.1:4317");
         assert_eq!(
-            OtlpSettings::resolve_endpoint(None, env(&[])),
-            "http://127.0.0.1:4317"
-        );
-        assert_eq!(
-            OtlpSettings::resolve_endpoint(
-                None,
-                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])
-            ),
+            OtlpSettings::resolve_endpoint(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4317")])),
             "http://g:4317"
         );
         assert_eq!(

@@ -39,9 +39,7 @@ impl MetricsService for Receiver {
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
         let _ = self.0.send(request.into_inner());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
     }
 }
 
@@ -60,12 +58,9 @@ async fn start_receiver(
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(MetricsServiceServer::new(Receiver(tx)))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                async {
-                    let _ = stopped.await;
-                },
-            )
+            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            })
             .await
             .unwrap();
     });
@@ -86,12 +81,7 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
     StatusView {
         mode: "procfs".into(),
         monitoring: true,
-        host: HostView {
-            used: 600,
-            total: 1000,
-            usage_ratio: 0.6,
-            ..Default::default()
-        },
+        host: HostView { used: 600, total: 1000, usage_ratio: 0.6, ..Default::default() },
         targets: vec![TargetView {
             name: "api.service".into(),
             kind: "unit".into(),
@@ -118,31 +108,17 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
                 pinned: false,
             })
             .collect(),
-        caches: vec![CacheStats {
-            name: "process-info".into(),
-            entries: 5,
-            max_entries: 1000,
-            hits: 8,
-            misses: 2,
-        }],
+        caches: vec![CacheStats { name: "process-info".into(), entries: 5, max_entries: 1000, hits: 8, misses: 2 }],
         ..Default::default()
     }
 }
 
 fn metrics(request: &ExportMetricsServiceRequest) -> Vec<&Metric> {
-    request
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .collect()
+    request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics).collect()
 }
 
 fn find<'a>(request: &'a ExportMetricsServiceRequest, name: &str) -> &'a Metric {
-    metrics(request)
-        .into_iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("{name} not exported"))
+    metrics(request).into_iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name} not exported"))
 }
 
 fn string(value: &Option<AnyValue>) -> Option<&str> {
@@ -201,12 +177,7 @@ fn vm_rss_kib() -> u64 {
 /// The outage is 3 s by default; the 60 s runs with
 /// `MEMWATCH_OTLP_OUTAGE_SECS=60 cargo test -p memwatch --lib otlp_export`.
 fn outage() -> Duration {
-    Duration::from_secs_f64(
-        std::env::var("MEMWATCH_OTLP_OUTAGE_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3.0),
-    )
+    Duration::from_secs_f64(std::env::var("MEMWATCH_OTLP_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,18 +199,9 @@ async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
     // What arrives: names, units, attributes, kinds, resource.
     let first = next(&mut rx, Duration::from_secs(10)).await;
     let resource = first.resource_metrics[0].resource.as_ref().unwrap();
-    assert_eq!(
-        string(attr(&resource.attributes, "service.name").unwrap()),
-        Some("memwatch")
-    );
-    assert_eq!(
-        string(attr(&resource.attributes, "host.name").unwrap()),
-        Some("test-host")
-    );
-    assert_eq!(
-        string(attr(&resource.attributes, "service.version").unwrap()),
-        Some(env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(string(attr(&resource.attributes, "service.name").unwrap()), Some("memwatch"));
+    assert_eq!(string(attr(&resource.attributes, "host.name").unwrap()), Some("test-host"));
+    assert_eq!(string(attr(&resource.attributes, "service.version").unwrap()), Some(env!("CARGO_PKG_VERSION")));
     let usage = find(&first, "process.memory.usage");
     assert_eq!(usage.unit, "By");
     let pts = points(usage);
@@ -247,46 +209,24 @@ async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
     let (attrs, value) = pts
         .iter()
         .find(|(a, _)| {
-            matches!(
-                attr(a, "process.pid"),
-                Some(Some(AnyValue {
-                    value: Some(any_value::Value::IntValue(100))
-                }))
-            )
+            matches!(attr(a, "process.pid"), Some(Some(AnyValue { value: Some(any_value::Value::IntValue(100)) })))
         })
         .expect("pid 100 exported with an integer process.pid");
     assert_eq!(*value, 4096.0);
-    assert_eq!(
-        string(attr(attrs, "process.executable.name").unwrap()),
-        Some("api")
-    );
-    assert_eq!(
-        string(attr(attrs, "process.command").unwrap()),
-        Some("/usr/bin/api")
-    );
-    assert_eq!(
-        string(attr(attrs, "process.linux.cgroup").unwrap()),
-        Some("/system.slice/api.service")
-    );
+    assert_eq!(string(attr(attrs, "process.executable.name").unwrap()), Some("api"));
+    assert_eq!(string(attr(attrs, "process.command").unwrap()), Some("/usr/bin/api"));
+    assert_eq!(string(attr(attrs, "process.linux.cgroup").unwrap()), Some("/system.slice/api.service"));
     assert_eq!(find(&first, "process.memory.virtual").unit, "By");
     let faults = find(&first, "process.paging.faults");
     assert_eq!(faults.unit, "{fault}");
-    assert!(
-        matches!(&faults.data, Some(Data::Sum(s)) if s.is_monotonic),
-        "faults are a monotonic sum"
-    );
+    assert!(matches!(&faults.data, Some(Data::Sum(s)) if s.is_monotonic), "faults are a monotonic sum");
     let state = find(&first, "memwatch.target.state");
     let state_points = points(state);
-    assert_eq!(
-        string(attr(state_points[0].0, "memwatch.target").unwrap()),
-        Some("api.service")
-    );
+    assert_eq!(string(attr(state_points[0].0, "memwatch.target").unwrap()), Some("api.service"));
     assert_eq!(state_points[0].1, 3.0);
     assert_eq!(find(&first, "memwatch.target.memory.utilization").unit, "1");
     assert_eq!(find(&first, "system.memory.usage").unit, "By");
-    assert!(
-        matches!(&find(&first, "memwatch.cache.hits").data, Some(Data::Sum(s)) if s.is_monotonic)
-    );
+    assert!(matches!(&find(&first, "memwatch.cache.hits").data, Some(Data::Sum(s)) if s.is_monotonic));
     assert_eq!(points(find(&first, "memwatch.cache.entries"))[0].1, 5.0);
     assert_eq!(points(find(&first, "memwatch.monitor.mode")).len(), 1);
 
@@ -306,20 +246,14 @@ async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let failed_during = stats.failed.load(Ordering::Relaxed) - failed_before;
-    assert!(
-        failed_during >= 2,
-        "exports did not fail while the receiver was down ({failed_during})"
-    );
+    assert!(failed_during >= 2, "exports did not fail while the receiver was down ({failed_during})");
     let growth_kib = peak.saturating_sub(rss_before);
     eprintln!(
         "outage {:?}: {round} frames of churn ({} distinct pids), {failed_during} failed exports, VmRSS {rss_before} KiB -> peak {peak} KiB (+{growth_kib} KiB)",
         outage(),
         round * 50,
     );
-    assert!(
-        growth_kib < 16 * 1024,
-        "memory grew by {growth_kib} KiB during the outage"
-    );
+    assert!(growth_kib < 16 * 1024, "memory grew by {growth_kib} KiB during the outage");
     // Drain what arrived before the kill.
     while rx.try_recv().is_ok() {}
 
@@ -333,20 +267,12 @@ async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
     } else {
         next(&mut rx, Duration::from_secs(5)).await
     };
-    assert_eq!(
-        points(find(&resumed, "memwatch.target.memory.usage"))[0].1,
-        marker as f64
-    );
-    assert!(
-        stats.succeeded.load(Ordering::Relaxed) >= 2,
-        "the exporter did not count the resumed export"
-    );
+    assert_eq!(points(find(&resumed, "memwatch.target.memory.usage"))[0].1, marker as f64);
+    assert!(stats.succeeded.load(Ordering::Relaxed) >= 2, "the exporter did not count the resumed export");
     // Bounded: only the current frame's 50 processes, none of the churned ones.
     let pids = points(find(&resumed, "process.memory.usage")).len();
     assert_eq!(pids, 50, "stale per-process series were kept");
 
-    tokio::task::spawn_blocking(move || exporter.shutdown())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || exporter.shutdown()).await.unwrap();
     receiver.kill().await;
 }

@@ -90,12 +90,7 @@ mod tests {
         StatusView {
             mode: "procfs".into(),
             monitoring: true,
-            host: crate::status::HostView {
-                used: 600,
-                total: 1000,
-                usage_ratio: 0.6,
-                ..Default::default()
-            },
+            host: crate::status::HostView { used: 600, total: 1000, usage_ratio: 0.6, ..Default::default() },
             targets: vec![TargetView {
                 name: "api.service".into(),
                 kind: "unit".into(),
@@ -120,18 +115,8 @@ mod tests {
                 page_faults: 7,
                 pinned: false,
             }],
-            caches: vec![CacheStats {
-                name: "process-info".into(),
-                entries: 3,
-                max_entries: 1000,
-                hits: 9,
-                misses: 3,
-            }],
-            actions: vec![ActionCount {
-                action: "reclaim".into(),
-                result: "ok".into(),
-                count: 2,
-            }],
+            caches: vec![CacheStats { name: "process-info".into(), entries: 3, max_entries: 1000, hits: 9, misses: 3 }],
+            actions: vec![ActionCount { action: "reclaim".into(), result: "ok".into(), count: 2 }],
             ..Default::default()
         }
     }

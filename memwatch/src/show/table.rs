@@ -14,15 +14,8 @@ pub fn leak(t: &TargetView) -> String {
     match &t.leak {
         None => "-".into(),
         Some(l) => {
-            let eta = l.time_to_limit_s.map_or_else(
-                || "no limit in sight".to_owned(),
-                |s| format!("limit in {s:.0}s"),
-            );
-            format!(
-                "{}/s ({:.0}%, {eta})",
-                human_change(l.slope_bytes_per_s.round() as i64),
-                l.confidence * 100.0
-            )
+            let eta = l.time_to_limit_s.map_or_else(|| "no limit in sight".to_owned(), |s| format!("limit in {s:.0}s"));
+            format!("{}/s ({:.0}%, {eta})", human_change(l.slope_bytes_per_s.round() as i64), l.confidence * 100.0)
         }
     }
 }
@@ -35,11 +28,7 @@ pub fn render(view: &StatusView) -> String {
         human_bytes(view.host.used),
         human_bytes(view.host.total),
         view.host.usage_ratio * 100.0,
-        if view.mode.is_empty() {
-            "-"
-        } else {
-            &view.mode
-        },
+        if view.mode.is_empty() { "-" } else { &view.mode },
         view.worst_level().as_str(),
     );
     if !view.monitoring {
@@ -53,14 +42,7 @@ pub fn render(view: &StatusView) -> String {
     for t in &view.targets {
         let action = t.last_action.as_ref().map_or_else(
             || "-".to_owned(),
-            |a| {
-                format!(
-                    "{} {} ({} freed)",
-                    a.action,
-                    a.result,
-                    human_bytes(a.freed_bytes)
-                )
-            },
+            |a| format!("{} {} ({} freed)", a.action, a.result, human_bytes(a.freed_bytes)),
         );
         let _ = writeln!(
             out,
@@ -97,12 +79,7 @@ mod tests {
         let view = StatusView {
             mode: "ebpf".into(),
             monitoring: true,
-            host: crate::status::HostView {
-                used: 3 << 30,
-                total: 4 << 30,
-                usage_ratio: 0.75,
-                ..Default::default()
-            },
+            host: crate::status::HostView { used: 3 << 30, total: 4 << 30, usage_ratio: 0.75, ..Default::default() },
             targets: vec![TargetView {
                 name: "api.service".into(),
                 kind: "unit".into(),
@@ -110,11 +87,7 @@ mod tests {
                 limit_bytes: 1 << 30,
                 level: Level::Warning,
                 growth_bytes_per_s: 2048.0,
-                leak: Some(LeakView {
-                    slope_bytes_per_s: 2048.0,
-                    confidence: 0.9,
-                    time_to_limit_s: Some(600.0),
-                }),
+                leak: Some(LeakView { slope_bytes_per_s: 2048.0, confidence: 0.9, time_to_limit_s: Some(600.0) }),
                 last_action: Some(ActionView {
                     action: "reclaim".into(),
                     result: "ok".into(),

@@ -26,11 +26,8 @@ pub fn level_style(level: Level) -> Style {
 /// Targets, fastest growing first.
 pub fn by_growth(view: &StatusView) -> Vec<&TargetView> {
     let mut targets: Vec<&TargetView> = view.targets.iter().collect();
-    targets.sort_by(|a, b| {
-        b.growth_bytes_per_s
-            .total_cmp(&a.growth_bytes_per_s)
-            .then(b.usage_bytes.cmp(&a.usage_bytes))
-    });
+    targets
+        .sort_by(|a, b| b.growth_bytes_per_s.total_cmp(&a.growth_bytes_per_s).then(b.usage_bytes.cmp(&a.usage_bytes)));
     targets
 }
 
@@ -59,22 +56,15 @@ pub fn draw(frame: &mut Frame, view: &StatusView, source: &str, error: Option<&s
 
     let mut title = vec![
         Span::styled("memwatch top", Style::new().add_modifier(Modifier::BOLD)),
-        Span::raw(format!(
-            "  mode {}  {} targets  from {source}  (q quits)",
-            view.mode,
-            view.targets.len()
-        )),
+        Span::raw(format!("  mode {}  {} targets  from {source}  (q quits)", view.mode, view.targets.len())),
     ];
     if let Some(error) = error {
-        title.push(Span::styled(
-            format!("  {error}"),
-            Style::new().fg(Color::Red),
-        ));
+        title.push(Span::styled(format!("  {error}"), Style::new().fg(Color::Red)));
     }
     frame.render_widget(Paragraph::new(Line::from(title)), header);
 
     let host = &view.host;
-    let host_level = crate::status::level_for(host.usage_ratio, &view.thresholds);
+    let host_level = view.thresholds.level_for(host.usage_ratio);
     frame.render_widget(
         Gauge::default()
             .block(Block::default().borders(Borders::ALL).title("host memory"))
@@ -89,9 +79,7 @@ pub fn draw(frame: &mut Frame, view: &StatusView, source: &str, error: Option<&s
         gauge,
     );
 
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title("targets by growth (last 60 readings)");
+    let block = Block::default().borders(Borders::ALL).title("targets by growth (last 60 readings)");
     let inner = block.inner(targets);
     frame.render_widget(block, targets);
     let head = Line::from(format!(
@@ -106,27 +94,13 @@ pub fn draw(frame: &mut Frame, view: &StatusView, source: &str, error: Option<&s
         gw = GROWTH_W as usize
     ))
     .style(Style::new().add_modifier(Modifier::BOLD));
-    frame.render_widget(
-        Paragraph::new(head),
-        Rect {
-            height: 1.min(inner.height),
-            ..inner
-        },
-    );
+    frame.render_widget(Paragraph::new(head), Rect { height: 1.min(inner.height), ..inner });
     for (i, t) in by_growth(view).into_iter().enumerate() {
         let y = inner.y + 1 + i as u16;
         if y >= inner.y + inner.height {
             break;
         }
-        draw_target(
-            frame,
-            Rect {
-                y,
-                height: 1,
-                ..inner
-            },
-            t,
-        );
+        draw_target(frame, Rect { y, height: 1, ..inner }, t);
     }
 
     let items: Vec<ListItem> = view
@@ -136,10 +110,7 @@ pub fn draw(frame: &mut Frame, view: &StatusView, source: &str, error: Option<&s
         .take(6)
         .map(|e| ListItem::new(format!("{}  {}", clock(e.at_unix_s), e.message)))
         .collect();
-    frame.render_widget(
-        List::new(items).block(Block::default().borders(Borders::ALL).title("last events")),
-        events,
-    );
+    frame.render_widget(List::new(items).block(Block::default().borders(Borders::ALL).title("last events")), events);
 }
 
 /// UTC time of day: enough to place an event among the last few minutes'.
@@ -158,50 +129,26 @@ fn draw_target(frame: &mut Frame, row: Rect, t: &TargetView) {
     ])
     .areas(row);
     frame.render_widget(Paragraph::new(truncate(&t.name, NAME_W as usize - 1)), name);
+    frame.render_widget(Paragraph::new(t.level.as_str()).style(level_style(t.level)), level);
     frame.render_widget(
-        Paragraph::new(t.level.as_str()).style(level_style(t.level)),
-        level,
-    );
-    frame.render_widget(
-        Paragraph::new(format!(
-            "{} / {}",
-            human_bytes(t.usage_bytes),
-            human_bytes(t.limit_bytes)
-        )),
+        Paragraph::new(format!("{} / {}", human_bytes(t.usage_bytes), human_bytes(t.limit_bytes))),
         usage,
     );
     frame.render_widget(Paragraph::new(growth(t)), rate);
     // The sparkline takes what the leak verdict leaves.
-    let verdict = if t.leak.is_some() {
-        format!(" leak {}", leak(t))
-    } else {
-        String::new()
-    };
-    let spark_width = spark
-        .width
-        .saturating_sub(verdict.chars().count() as u16)
-        .max(1);
+    let verdict = if t.leak.is_some() { format!(" leak {}", leak(t)) } else { String::new() };
+    let spark_width = spark.width.saturating_sub(verdict.chars().count() as u16).max(1);
     let (data, max) = spark_data(&t.history);
     // Newest readings on the right; keep only what fits.
     let shown = &data[data.len().saturating_sub(spark_width as usize)..];
     frame.render_widget(
-        Sparkline::default()
-            .data(shown)
-            .max(max)
-            .style(level_style(t.level)),
-        Rect {
-            width: spark_width,
-            ..spark
-        },
+        Sparkline::default().data(shown).max(max).style(level_style(t.level)),
+        Rect { width: spark_width, ..spark },
     );
     if !verdict.is_empty() {
         frame.render_widget(
             Paragraph::new(verdict),
-            Rect {
-                x: spark.x + spark_width,
-                width: spark.width - spark_width,
-                ..spark
-            },
+            Rect { x: spark.x + spark_width, width: spark.width - spark_width, ..spark },
         );
     }
 }
@@ -233,20 +180,10 @@ mod tests {
         let view = StatusView {
             mode: "procfs".into(),
             monitoring: true,
-            host: crate::status::HostView {
-                used: 6 << 30,
-                total: 8 << 30,
-                usage_ratio: 0.75,
-                ..Default::default()
-            },
+            host: crate::status::HostView { used: 6 << 30, total: 8 << 30, usage_ratio: 0.75, ..Default::default() },
             targets: vec![
                 target("slow.service", Level::Normal, 10.0, vec![100 << 20; 5]),
-                target(
-                    "leaky.service",
-                    Level::Critical,
-                    5000.0,
-                    (1..=60).map(|i| i << 20).collect(),
-                ),
+                target("leaky.service", Level::Critical, 5000.0, (1..=60).map(|i| i << 20).collect()),
             ],
             events: vec![EventView {
                 at_unix_s: 1_700_000_000,
@@ -256,45 +193,26 @@ mod tests {
             ..Default::default()
         };
         let mut terminal = Terminal::new(TestBackend::new(120, 20)).unwrap();
-        terminal
-            .draw(|f| draw(f, &view, "/run/memwatch/memwatch.sock", None))
-            .unwrap();
+        terminal.draw(|f| draw(f, &view, "/run/memwatch/memwatch.sock", None)).unwrap();
         let buffer = terminal.backend().buffer().clone();
         let lines: Vec<String> = (0..buffer.area.height)
-            .map(|y| {
-                (0..buffer.area.width)
-                    .map(|x| buffer[(x, y)].symbol().to_owned())
-                    .collect()
-            })
+            .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_owned()).collect())
             .collect();
         let screen = lines.join("\n");
         assert!(screen.contains("6.0 GiB / 8.0 GiB (75.0%)"), "{screen}");
-        let leaky = lines
-            .iter()
-            .position(|l| l.contains("leaky.service"))
-            .expect(&screen);
-        let slow = lines
-            .iter()
-            .position(|l| l.contains("slow.service"))
-            .expect(&screen);
+        let leaky = lines.iter().position(|l| l.contains("leaky.service")).expect(&screen);
+        let slow = lines.iter().position(|l| l.contains("slow.service")).expect(&screen);
         assert!(leaky < slow, "fastest grower first:\n{screen}");
         // A rising history draws a rising sparkline: several bar heights, full last.
         let row = &lines[leaky];
-        let bars: std::collections::BTreeSet<char> =
-            row.chars().filter(|c| ('▁'..='█').contains(c)).collect();
+        let bars: std::collections::BTreeSet<char> = row.chars().filter(|c| ('▁'..='█').contains(c)).collect();
         assert!(
             bars.len() >= 3 && row.trim_end().trim_end_matches('│').ends_with('█'),
             "no rising sparkline in {row:?}"
         );
-        assert!(
-            screen.contains("22:13:20Z  leaky.service: warning -> critical"),
-            "{screen}"
-        );
+        assert!(screen.contains("22:13:20Z  leaky.service: warning -> critical"), "{screen}");
         // Level colours: the critical level's cell is light red.
-        let x = row
-            .find("critical")
-            .map(|b| row[..b].chars().count() as u16)
-            .unwrap();
+        let x = row.find("critical").map(|b| row[..b].chars().count() as u16).unwrap();
         assert_eq!(buffer[(x, leaky as u16)].fg, Color::LightRed);
     }
 }

@@ -13,7 +13,6 @@ use procfs::process::Process;
 use super::{
     CleanupView, EventView, HostView, Level, ProcessView, StatusView, TargetView, Thresholds,
     cgroups::CgroupFs,
-    level_for,
     view::{ActionCount, ActionView, EVENTS_LEN, HISTORY_LEN},
 };
 use crate::{cache::CacheStats, delta, sample::Snapshot};
@@ -68,12 +67,7 @@ fn target_of(info: &crate::sample::ProcessInfo) -> (String, &'static str) {
 }
 
 impl ViewBuilder {
-    pub fn new(
-        thresholds: Thresholds,
-        top_processes: usize,
-        proc_root: PathBuf,
-        cgroups: CgroupFs,
-    ) -> Self {
+    pub fn new(thresholds: Thresholds, top_processes: usize, proc_root: PathBuf, cgroups: CgroupFs) -> Self {
         Self {
             thresholds,
             top_processes,
@@ -93,21 +87,14 @@ impl ViewBuilder {
         if self.events.len() == EVENTS_LEN {
             self.events.pop_front();
         }
-        self.events.push_back(EventView {
-            at_unix_s,
-            target,
-            message,
-        });
+        self.events.push_back(EventView { at_unix_s, target, message });
     }
 
     /// A requested cleanup (`POST /health/gc`), whatever its outcome.
     pub fn record_cleanup(&mut self, cleanup: CleanupView, per_target: Vec<(String, ActionView)>) {
         self.cleanup_freed += cleanup.freed_bytes;
         for (target, action) in per_target {
-            *self
-                .actions
-                .entry((action.action.clone(), action.result.clone()))
-                .or_default() += 1;
+            *self.actions.entry((action.action.clone(), action.result.clone())).or_default() += 1;
             self.last_actions.insert(target, action);
         }
         self.last_cleanup = Some(cleanup);
@@ -124,24 +111,12 @@ impl ViewBuilder {
         unix_now: u64,
     ) -> StatusView {
         let judged = self.provisional_targets(now, &host, unix_now);
-        self.build_judged(
-            previous,
-            now,
-            host,
-            caches,
-            interval_s,
-            unix_now,
-            judged,
-            &|_, info| target_of(info).0,
-        )
+        self.build_judged(previous, now, host, caches, interval_s, unix_now, judged, &|_, info| target_of(info).0)
     }
 
     /// With targets judged elsewhere (the engine); `target_of` names the
     /// target a process counts in.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one interval's inputs, all needed"
-    )]
+    #[expect(clippy::too_many_arguments, reason = "one interval's inputs, all needed")]
     pub fn build_judged(
         &mut self,
         previous: &Snapshot,
@@ -153,18 +128,10 @@ impl ViewBuilder {
         judged: Vec<Judged>,
         target_of: &dyn Fn(u32, &crate::sample::ProcessInfo) -> String,
     ) -> StatusView {
-        let elapsed = now
-            .taken_at
-            .saturating_duration_since(previous.taken_at)
-            .as_secs_f64()
-            .max(1e-3);
+        let elapsed = now.taken_at.saturating_duration_since(previous.taken_at).as_secs_f64().max(1e-3);
         let rows = delta::diff(&previous.processes, &now.processes, &[]);
         let mut targets = self.finish_targets(judged, elapsed);
-        targets.sort_by(|a, b| {
-            b.level
-                .cmp(&a.level)
-                .then(b.usage_bytes.cmp(&a.usage_bytes))
-        });
+        targets.sort_by(|a, b| b.level.cmp(&a.level).then(b.usage_bytes.cmp(&a.usage_bytes)));
 
         let processes = rows
             .iter()
@@ -208,23 +175,14 @@ impl ViewBuilder {
                 })
                 .collect(),
             cleanup_freed_bytes: self.cleanup_freed,
-            bpf_events_lost: now
-                .dropped
-                .iter()
-                .map(|(k, n)| ((*k).to_owned(), *n))
-                .collect(),
+            bpf_events_lost: now.dropped.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
         }
     }
 
     /// The stand-in for the engine: processes summed per unit (else cgroup,
     /// else host), limit from the cgroup (else the host), level from the
     /// default thresholds without hysteresis; level changes become events.
-    fn provisional_targets(
-        &mut self,
-        now: &Snapshot,
-        host: &HostView,
-        unix_now: u64,
-    ) -> Vec<Judged> {
+    fn provisional_targets(&mut self, now: &Snapshot, host: &HostView, unix_now: u64) -> Vec<Judged> {
         let mut aggregates: HashMap<String, Aggregate> = HashMap::new();
         for sample in &now.processes {
             let (name, kind) = target_of(&sample.info);
@@ -241,23 +199,14 @@ impl ViewBuilder {
         for (name, a) in aggregates {
             let cgroup_limit = a.cgroup.as_deref().and_then(|c| self.cgroups.info(c).limit);
             let limit = cgroup_limit.map_or(host.total, |l| l.min(host.total));
-            let ratio = if limit == 0 {
-                0.0
-            } else {
-                a.usage as f64 / limit as f64
-            };
-            let level = level_for(ratio, &self.thresholds);
+            let ratio = if limit == 0 { 0.0 } else { a.usage as f64 / limit as f64 };
+            let level = self.thresholds.level_for(ratio);
             let previous_level = self.levels.insert(name.clone(), level);
             if let Some(from) = previous_level.filter(|p| *p != level) {
                 self.event(
                     unix_now,
                     Some(name.clone()),
-                    format!(
-                        "{name}: {} -> {} ({:.0}% of limit)",
-                        from.as_str(),
-                        level.as_str(),
-                        ratio * 100.0
-                    ),
+                    format!("{name}: {} -> {} ({:.0}% of limit)", from.as_str(), level.as_str(), ratio * 100.0),
                 );
             }
             judged.push(Judged {
@@ -311,9 +260,7 @@ impl ViewBuilder {
             .into_iter()
             .map(|j| {
                 let history = self.history.entry(j.name.clone()).or_default();
-                let growth = history
-                    .back()
-                    .map_or(0.0, |&last| (j.usage_bytes as f64 - last as f64) / elapsed);
+                let growth = history.back().map_or(0.0, |&last| (j.usage_bytes as f64 - last as f64) / elapsed);
                 if history.len() == HISTORY_LEN {
                     history.pop_front();
                 }
@@ -357,21 +304,12 @@ mod tests {
                 cgroup: Some(format!("/system.slice/{unit}")),
                 ..Default::default()
             }),
-            counters: Counters {
-                rss_anon: rss,
-                ..Default::default()
-            },
+            counters: Counters { rss_anon: rss, ..Default::default() },
         }
     }
 
     fn snapshot(at: Instant, processes: Vec<ProcessSample>) -> Snapshot {
-        Snapshot {
-            taken_at: at,
-            mode: Mode::Procfs,
-            processes,
-            exited: vec![],
-            dropped: vec![("ringbuf", 3)],
-        }
+        Snapshot { taken_at: at, mode: Mode::Procfs, processes, exited: vec![], dropped: vec![("ringbuf", 3)] }
     }
 
     #[test]
@@ -383,28 +321,13 @@ mod tests {
             dir.path().to_path_buf(),
             CgroupFs::new(dir.path(), CacheLimits::default()),
         );
-        let host = HostView {
-            total: 1000,
-            used: 500,
-            usage_ratio: 0.5,
-            ..Default::default()
-        };
+        let host = HostView { total: 1000, used: 500, usage_ratio: 0.5, ..Default::default() };
         let t0 = Instant::now();
-        let a = snapshot(
-            t0,
-            vec![
-                sample(1, "a.service", 100),
-                sample(2, "a.service", 100),
-                sample(3, "b.service", 10),
-            ],
-        );
+        let a =
+            snapshot(t0, vec![sample(1, "a.service", 100), sample(2, "a.service", 100), sample(3, "b.service", 10)]);
         let b = snapshot(
             t0 + Duration::from_secs(2),
-            vec![
-                sample(1, "a.service", 500),
-                sample(2, "a.service", 350),
-                sample(3, "b.service", 10),
-            ],
+            vec![sample(1, "a.service", 500), sample(2, "a.service", 350), sample(3, "b.service", 10)],
         );
         let first = builder.build(&a, &a, host.clone(), vec![], 2.0, 100);
         assert_eq!(first.target("a.service").unwrap().level, Level::Normal);
@@ -413,21 +336,13 @@ mod tests {
         let t = view.target("a.service").unwrap();
         assert_eq!((t.usage_bytes, t.limit_bytes, t.processes), (850, 1000, 2));
         assert_eq!(t.level, Level::Warning);
-        assert!(
-            (t.growth_bytes_per_s - 325.0).abs() < 1e-6,
-            "{}",
-            t.growth_bytes_per_s
-        );
+        assert!((t.growth_bytes_per_s - 325.0).abs() < 1e-6, "{}", t.growth_bytes_per_s);
         assert_eq!(t.history, [200, 850]);
         assert_eq!(view.targets[0].name, "a.service", "worst level first");
         assert_eq!(view.processes.len(), 1, "only the top N processes");
         assert_eq!(view.processes[0].pid, 1);
         assert_eq!(view.events.len(), 1);
-        assert!(
-            view.events[0].message.contains("normal -> warning"),
-            "{:?}",
-            view.events
-        );
+        assert!(view.events[0].message.contains("normal -> warning"), "{:?}", view.events);
         assert_eq!(view.bpf_events_lost, [("ringbuf".to_owned(), 3)]);
     }
 
@@ -440,25 +355,13 @@ mod tests {
             dir.path().to_path_buf(),
             CgroupFs::new(dir.path(), CacheLimits::default()),
         );
-        let host = HostView {
-            total: 1 << 40,
-            ..Default::default()
-        };
+        let host = HostView { total: 1 << 40, ..Default::default() };
         let t0 = Instant::now();
         let mut last = None;
         for round in 0..(HISTORY_LEN as u32 + 10) {
-            let procs = (0..300)
-                .map(|i| sample(i + 1, &format!("u{}-{round}.scope", i % 150), 10))
-                .collect();
+            let procs = (0..300).map(|i| sample(i + 1, &format!("u{}-{round}.scope", i % 150), 10)).collect();
             let s = snapshot(t0 + Duration::from_secs(round as u64), procs);
-            let view = builder.build(
-                last.as_ref().unwrap_or(&s),
-                &s,
-                host.clone(),
-                vec![],
-                1.0,
-                0,
-            );
+            let view = builder.build(last.as_ref().unwrap_or(&s), &s, host.clone(), vec![], 1.0, 0);
             assert_eq!(view.targets.len(), MAX_TARGETS);
             assert!(view.target(OTHER_TARGET).is_some());
             last = Some(s);
@@ -493,43 +396,16 @@ mod tests {
         };
         let t0 = Instant::now();
         let a = snapshot(t0, vec![sample(1, "a.service", 100)]);
-        let b = snapshot(
-            t0 + Duration::from_secs(4),
-            vec![sample(1, "a.service", 140)],
-        );
+        let b = snapshot(t0 + Duration::from_secs(4), vec![sample(1, "a.service", 140)]);
         let name = |_: u32, _: &ProcessInfo| "cgroup:/system.slice/a.service".to_owned();
-        builder.build_judged(
-            &a,
-            &a,
-            HostView::default(),
-            vec![],
-            4.0,
-            0,
-            judged(900),
-            &name,
-        );
-        let view = builder.build_judged(
-            &a,
-            &b,
-            HostView::default(),
-            vec![],
-            4.0,
-            4,
-            judged(940),
-            &name,
-        );
+        builder.build_judged(&a, &a, HostView::default(), vec![], 4.0, 0, judged(900), &name);
+        let view = builder.build_judged(&a, &b, HostView::default(), vec![], 4.0, 4, judged(940), &name);
         let t = &view.targets[0];
-        assert_eq!(
-            (t.level, t.usage_bytes, t.limit_bytes),
-            (Level::Critical, 940, 1000)
-        );
+        assert_eq!((t.level, t.usage_bytes, t.limit_bytes), (Level::Critical, 940, 1000));
         assert_eq!(t.leak.as_ref().unwrap().time_to_limit_s, Some(20.0));
         assert_eq!(t.history, [900, 940]);
         assert!((t.growth_bytes_per_s - 10.0).abs() < 1e-9);
         assert_eq!(view.processes[0].target, "cgroup:/system.slice/a.service");
-        assert!(
-            view.events.is_empty(),
-            "level events come from the engine on this path"
-        );
+        assert!(view.events.is_empty(), "level events come from the engine on this path");
     }
 }

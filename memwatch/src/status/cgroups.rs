@@ -29,10 +29,7 @@ pub struct CgroupFs {
 
 impl CgroupFs {
     pub fn new(root: impl Into<PathBuf>, limits: CacheLimits) -> Self {
-        Self {
-            root: root.into(),
-            cache: Arc::new(NamedCache::new(CGROUP_CACHE, limits)),
-        }
+        Self { root: root.into(), cache: Arc::new(NamedCache::new(CGROUP_CACHE, limits)) }
     }
 
     pub fn cache(&self) -> Arc<NamedCache<String, CgroupInfo>> {
@@ -50,10 +47,7 @@ impl CgroupFs {
         if let Some(info) = self.cache.get(&path.to_owned()) {
             return info;
         }
-        let info = CgroupInfo {
-            limit: read(path),
-            unit: unit_from_cgroup(path),
-        };
+        let info = CgroupInfo { limit: read(path), unit: unit_from_cgroup(path) };
         self.cache.insert(path.to_owned(), info.clone());
         info
     }
@@ -64,11 +58,7 @@ impl CgroupFs {
 fn read_limit(root: &Path, path: &str) -> Option<u64> {
     let relative = path.trim_start_matches('/');
     let read = |p: PathBuf| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
-    if let Some(v1) = read(
-        root.join("memory")
-            .join(relative)
-            .join("memory.limit_in_bytes"),
-    ) {
+    if let Some(v1) = read(root.join("memory").join(relative).join("memory.limit_in_bytes")) {
         return v1.parse::<u64>().ok().filter(|&l| l < UNLIMITED_V1);
     }
     for base in [root.to_path_buf(), root.join("unified")] {
@@ -95,21 +85,11 @@ mod tests {
         std::fs::write(v2.join("memory.max"), "max\n").unwrap();
         let unlimited_v1 = dir.path().join("memory/c");
         std::fs::create_dir_all(&unlimited_v1).unwrap();
-        std::fs::write(
-            unlimited_v1.join("memory.limit_in_bytes"),
-            "9223372036854771712\n",
-        )
-        .unwrap();
+        std::fs::write(unlimited_v1.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
 
         let fs = CgroupFs::new(dir.path(), CacheLimits::default());
         let a = fs.info("/system.slice/a.service");
-        assert_eq!(
-            a,
-            CgroupInfo {
-                limit: Some(1 << 20),
-                unit: Some("a.service".into())
-            }
-        );
+        assert_eq!(a, CgroupInfo { limit: Some(1 << 20), unit: Some("a.service".into()) });
         assert_eq!(fs.info("/system.slice/b.service").limit, None);
         assert_eq!(fs.info("/c").limit, None);
         // Second read is a hit and survives the file changing.

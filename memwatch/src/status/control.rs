@@ -72,14 +72,8 @@ pub trait Controller {
 }
 
 pub enum ControlRequest {
-    Cleanup {
-        target: Option<String>,
-        reply: oneshot::Sender<Result<CleanupReport, ControlError>>,
-    },
-    ClearCache {
-        name: String,
-        reply: oneshot::Sender<Result<u64, ControlError>>,
-    },
+    Cleanup { target: Option<String>, reply: oneshot::Sender<Result<CleanupReport, ControlError>> },
+    ClearCache { name: String, reply: oneshot::Sender<Result<u64, ControlError>> },
 }
 
 /// The API's end of the channel.
@@ -99,22 +93,16 @@ impl ControlHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, ControlError>>) -> ControlRequest,
     ) -> Result<T, ControlError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .try_send(make(reply))
-            .map_err(|e| ControlError::Unavailable(format!("control queue: {e}")))?;
-        answer
-            .await
-            .map_err(|_| ControlError::Unavailable("the daemon loop dropped the request".into()))?
+        self.tx.try_send(make(reply)).map_err(|e| ControlError::Unavailable(format!("control queue: {e}")))?;
+        answer.await.map_err(|_| ControlError::Unavailable("the daemon loop dropped the request".into()))?
     }
 
     pub async fn cleanup(&self, target: Option<String>) -> Result<CleanupReport, ControlError> {
-        self.ask(|reply| ControlRequest::Cleanup { target, reply })
-            .await
+        self.ask(|reply| ControlRequest::Cleanup { target, reply }).await
     }
 
     pub async fn clear_cache(&self, name: String) -> Result<u64, ControlError> {
-        self.ask(|reply| ControlRequest::ClearCache { name, reply })
-            .await
+        self.ask(|reply| ControlRequest::ClearCache { name, reply }).await
     }
 }
 

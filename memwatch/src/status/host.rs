@@ -7,22 +7,15 @@ use super::HostView;
 
 pub fn read_host(proc_root: &Path) -> std::io::Result<HostView> {
     let path: PathBuf = proc_root.join("meminfo");
-    let info = Meminfo::from_file(&path)
-        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+    let info = Meminfo::from_file(&path).map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
     // MemAvailable is the kernel's own estimate of what could be had without
     // swapping; total minus it is what is really in use.
-    let available = info
-        .mem_available
-        .unwrap_or(info.mem_free + info.cached + info.buffers);
+    let available = info.mem_available.unwrap_or(info.mem_free + info.cached + info.buffers);
     let used = info.mem_total.saturating_sub(available);
     Ok(HostView {
         used,
         total: info.mem_total,
-        usage_ratio: if info.mem_total == 0 {
-            0.0
-        } else {
-            used as f64 / info.mem_total as f64
-        },
+        usage_ratio: if info.mem_total == 0 { 0.0 } else { used as f64 / info.mem_total as f64 },
         free: info.mem_free,
         buffers: info.buffers,
         cached: info.cached,
@@ -42,10 +35,7 @@ mod tests {
         )
         .unwrap();
         let host = read_host(dir.path()).unwrap();
-        assert_eq!(
-            (host.total, host.used, host.free),
-            (1000 * 1024, 750 * 1024, 100 * 1024)
-        );
+        assert_eq!((host.total, host.used, host.free), (1000 * 1024, 750 * 1024, 100 * 1024));
         assert!((host.usage_ratio - 0.75).abs() < 1e-9);
     }
 }

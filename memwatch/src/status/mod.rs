@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use level::{Level, Thresholds, level_for};
+pub use level::{Level, Thresholds};
 pub use view::*;
 
 /// The latest view. A watch channel: readers take the current value without
@@ -31,9 +31,7 @@ impl Default for StatusStore {
 
 impl StatusStore {
     pub fn new(initial: StatusView) -> Self {
-        Self {
-            tx: Arc::new(watch::Sender::new(Arc::new(initial))),
-        }
+        Self { tx: Arc::new(watch::Sender::new(Arc::new(initial))) }
     }
 
     pub fn publish(&self, view: StatusView) {

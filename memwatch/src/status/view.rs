@@ -59,11 +59,7 @@ pub struct TargetView {
 
 impl TargetView {
     pub fn usage_ratio(&self) -> f64 {
-        if self.limit_bytes == 0 {
-            0.0
-        } else {
-            self.usage_bytes as f64 / self.limit_bytes as f64
-        }
+        if self.limit_bytes == 0 { 0.0 } else { self.usage_bytes as f64 / self.limit_bytes as f64 }
     }
 }
 
@@ -134,11 +130,7 @@ pub struct StatusView {
 
 impl StatusView {
     pub fn worst_level(&self) -> Level {
-        self.targets
-            .iter()
-            .map(|t| t.level)
-            .max()
-            .unwrap_or_default()
+        self.targets.iter().map(|t| t.level).max().unwrap_or_default()
     }
 
     pub fn target(&self, name: &str) -> Option<&TargetView> {

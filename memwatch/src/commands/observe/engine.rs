@@ -9,7 +9,7 @@ use crate::{
     monitor::Monitor,
     report::human_bytes,
     sample::Snapshot,
-    status::{LeakView, Level, builder::Judged},
+    status::{LeakView, builder::Judged},
 };
 
 impl Observability {
@@ -33,22 +33,16 @@ impl Observability {
         let judged = targets
             .iter()
             .map(|t| {
-                let observed = t.cgroup.as_deref().and_then(|c| {
-                    self.builder
-                        .cgroups()
-                        .info_with(c, |c| limits.cgroup_limit(c))
-                        .limit
-                });
+                let observed = t
+                    .cgroup
+                    .as_deref()
+                    .and_then(|c| self.builder.cgroups().info_with(c, |c| limits.cgroup_limit(c)).limit);
                 Judged {
                     name: t.key.clone(),
-                    kind: t
-                        .key
-                        .split_once(':')
-                        .map_or("target", |(kind, _)| kind)
-                        .to_owned(),
+                    kind: t.key.split_once(':').map_or("target", |(kind, _)| kind).to_owned(),
                     usage_bytes: t.usage_bytes,
                     limit_bytes: monitor.limit_bytes(t.policy, observed),
-                    level: monitor.level(&t.key).map_or(Level::Normal, Level::from),
+                    level: monitor.level(&t.key).unwrap_or_default(),
                     leak: self.leaks.get(&t.key).cloned(),
                     processes: t.processes,
                 }
@@ -59,9 +53,7 @@ impl Observability {
             if keys.contains(alone.as_str()) {
                 alone
             } else {
-                info.cgroup
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), crate::targets::cgroup_key)
+                info.cgroup.as_deref().map_or_else(|| "-".to_owned(), crate::targets::cgroup_key)
             }
         };
         let view = self.builder.build_judged(
@@ -81,12 +73,7 @@ impl Observability {
         let at = event.t.max(0.0) as u64;
         let key = event.key.clone();
         let message = match &event.kind {
-            EventKind::State {
-                from,
-                to,
-                usage_bytes,
-                limit_bytes,
-            } => format!(
+            EventKind::State { from, to, usage_bytes, limit_bytes } => format!(
                 "{key}: {} -> {} ({} of {})",
                 from.as_str(),
                 to.as_str(),
@@ -102,10 +89,7 @@ impl Observability {
                         time_to_limit_s: v.time_to_limit_s,
                     },
                 );
-                format!(
-                    "{key}: leak detected, {}/h",
-                    human_bytes((v.slope_bytes_per_s * 3600.0).max(0.0) as u64)
-                )
+                format!("{key}: leak detected, {}/h", human_bytes((v.slope_bytes_per_s * 3600.0).max(0.0) as u64))
             }
             EventKind::LeakEnded { leaked_for_secs } => {
                 self.leaks.remove(&key);
