@@ -148,11 +148,19 @@ pub struct Executor<S> {
     readiness: Readiness,
     incidents: Option<IncidentLog>,
     targets: BTreeMap<String, TargetState>,
+    /// Every action taken since the last `take_performed`, by target key,
+    /// for the status view and the `memwatch.actions` counter.
+    performed: Vec<(String, ActionRecord)>,
 }
 
 impl<S: Signaller> Executor<S> {
     pub fn new(hands: Hands<S>, global_dry_run: bool, readiness: Readiness, incidents: Option<IncidentLog>) -> Self {
-        Self { hands, global_dry_run, readiness, incidents, targets: BTreeMap::new() }
+        Self { hands, global_dry_run, readiness, incidents, targets: BTreeMap::new(), performed: Vec::new() }
+    }
+
+    /// The actions taken since the last call, oldest first.
+    pub fn take_performed(&mut self) -> Vec<(String, ActionRecord)> {
+        std::mem::take(&mut self.performed)
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -519,6 +527,7 @@ impl<S: Signaller> Executor<S> {
                 "action"
             ),
         }
+        self.performed.push((target.key.to_owned(), r.clone()));
         let episode = state.episode.get_or_insert_with(|| new_episode(tick.t, state.level, target, false, false));
         episode.actions.push(r);
         episode.actions.len() - 1
@@ -532,10 +541,14 @@ impl<S: Signaller> Executor<S> {
             return;
         };
         if let Some(dir) = episode.throttled.take() {
-            episode.actions.push(self.hands.restore(t, &dir));
+            let restored = self.hands.restore(t, &dir);
+            self.performed.push((key.to_owned(), restored.clone()));
+            episode.actions.push(restored);
         }
         if self.readiness.release(key) {
-            episode.actions.push(record(t, ActionKind::Ready, Outcome::Ok, "host reported ready again"));
+            let ready = record(t, ActionKind::Ready, Outcome::Ok, "host reported ready again");
+            self.performed.push((key.to_owned(), ready.clone()));
+            episode.actions.push(ready);
         }
         let incident = incident_of(key, state, &episode, IncidentKind::Episode, t, end);
         tracing::info!(target_key = %key, end = ?end, duration_s = incident.duration_s, freed_bytes = incident.freed_bytes, "incident closed");

@@ -428,3 +428,20 @@ fn a_cgroup_holding_a_protected_process_is_signalled_but_never_throttled() {
 }
 
 mod requests;
+
+#[test]
+fn every_action_taken_is_handed_out_once_for_the_view_and_counters() {
+    let mut h = Harness::new(settings(), false);
+    h.step(10, Level::Normal);
+    assert!(h.exec.take_performed().is_empty(), "nothing done at normal");
+    h.step(60, Level::Emergency);
+    let performed = h.exec.take_performed();
+    let kinds: Vec<(ActionKind, Outcome)> = performed.iter().map(|(_, r)| (r.action, r.outcome)).collect();
+    assert!(performed.iter().all(|(key, _)| key == KEY), "{performed:?}");
+    assert!(kinds.contains(&(ActionKind::Clamp, Outcome::Ok)), "{kinds:?}");
+    assert!(kinds.contains(&(ActionKind::NotReady, Outcome::Ok)), "{kinds:?}");
+    assert!(h.exec.take_performed().is_empty(), "handed out once");
+    h.step(0, Level::Normal);
+    let kinds: Vec<ActionKind> = h.exec.take_performed().iter().map(|(_, r)| r.action).collect();
+    assert!(kinds.contains(&ActionKind::Restore) && kinds.contains(&ActionKind::Ready), "{kinds:?}");
+}

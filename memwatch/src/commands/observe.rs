@@ -195,7 +195,22 @@ impl Observability {
         }
     }
 
-    /// The view's last cleanup, per-target last action and action counters.
+    /// Actions the executor took (on its own or on request): the view's
+    /// per-target last action and the `memwatch.actions` counters.
+    pub fn record_actions(&mut self, performed: Vec<(String, crate::actions::incident::ActionRecord)>) {
+        for (target, record) in performed {
+            let name = |v: serde_json::Value| v.as_str().unwrap_or("unknown").to_owned();
+            let action = ActionView {
+                action: name(serde_json::to_value(record.action).unwrap_or_default()),
+                result: name(serde_json::to_value(record.outcome).unwrap_or_default()),
+                at_unix_s: record.t.max(0.0) as u64,
+                freed_bytes: record.freed_bytes.unwrap_or(0).max(0) as u64,
+            };
+            self.builder.record_action(target, action);
+        }
+    }
+
+    /// The view's last cleanup and per-target last action.
     fn record(&mut self, target: Option<String>, report: &control::CleanupReport) {
         let at = unix_now();
         let per_target = report

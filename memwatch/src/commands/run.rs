@@ -57,6 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut previous = collector.snapshot().context("first reading")?;
     let mut judged = judge(&mut monitor, &limits, &previous, &mut events, &mut executor);
+    observe.record_actions(executor.take_performed());
     observe.update_judged(&previous, &previous, &judged.targets, &monitor, &limits, &events);
     events.clear();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -77,6 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
                 let mut control = ExecutorControl { executor: &mut executor, observed: &observed, caches: &caches, tick };
                 observe.serve(request, &mut control);
+                observe.record_actions(executor.take_performed());
                 continue;
             }
         }
@@ -85,6 +87,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 log_summary(&previous, &snapshot, config.daemon.summary_top);
                 judged = judge(&mut monitor, &limits, &snapshot, &mut events, &mut executor);
                 observe.settle_cleanups(|key, sent_at| executor.measured(key, sent_at));
+                observe.record_actions(executor.take_performed());
                 observe.update_judged(&previous, &snapshot, &judged.targets, &monitor, &limits, &events);
                 events.clear();
                 previous = snapshot;

@@ -90,14 +90,19 @@ impl ViewBuilder {
         self.events.push_back(EventView { at_unix_s, target, message });
     }
 
-    /// A requested cleanup (`POST /health/gc`), whatever its outcome.
+    /// A requested cleanup (`POST /health/gc`), whatever its outcome. The
+    /// signals it sent are counted through `record_action` like any other.
     pub fn record_cleanup(&mut self, cleanup: CleanupView, per_target: Vec<(String, ActionView)>) {
         self.cleanup_freed += cleanup.freed_bytes;
-        for (target, action) in per_target {
-            *self.actions.entry((action.action.clone(), action.result.clone())).or_default() += 1;
-            self.last_actions.insert(target, action);
-        }
+        self.last_actions.extend(per_target);
         self.last_cleanup = Some(cleanup);
+    }
+
+    /// One action the executor took: counted by action and result, and
+    /// shown as the target's last action.
+    pub fn record_action(&mut self, target: String, action: ActionView) {
+        *self.actions.entry((action.action.clone(), action.result.clone())).or_default() += 1;
+        self.last_actions.insert(target, action);
     }
 
     /// Without the engine: targets per unit (else cgroup) with provisional levels.
@@ -407,5 +412,31 @@ mod tests {
         assert!((t.growth_bytes_per_s - 10.0).abs() < 1e-9);
         assert_eq!(view.processes[0].target, "cgroup:/system.slice/a.service");
         assert!(view.events.is_empty(), "level events come from the engine on this path");
+    }
+
+    #[test]
+    fn actions_the_executor_took_are_counted_by_action_and_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = ViewBuilder::new(
+            Thresholds::default(),
+            1,
+            dir.path().to_path_buf(),
+            CgroupFs::new(dir.path(), CacheLimits::default()),
+        );
+        let action = |name: &str, result: &str| ActionView {
+            action: name.into(),
+            result: result.into(),
+            at_unix_s: 5,
+            freed_bytes: 0,
+        };
+        builder.record_action("cgroup:/a".into(), action("signal", "ok"));
+        builder.record_action("cgroup:/a".into(), action("signal", "ok"));
+        builder.record_action("cgroup:/b".into(), action("clamp", "dry_run"));
+        let now = snapshot(Instant::now(), vec![]);
+        let view = builder.build(&now, &now, HostView::default(), vec![], 1.0, 10);
+        let count = |a: &str, r: &str| view.actions.iter().find(|c| c.action == a && c.result == r).map(|c| c.count);
+        assert_eq!(count("signal", "ok"), Some(2));
+        assert_eq!(count("clamp", "dry_run"), Some(1));
+        assert_eq!(builder.last_actions.get("cgroup:/b").map(|a| a.action.as_str()), Some("clamp"));
     }
 }
