@@ -18,7 +18,6 @@ use crate::{
     collect::{PROCESS_INFO_CACHE, ProcessInfoCache},
     config::Config,
     metrics::{FrameCell, frame_from, otlp, prometheus::PrometheusExporter},
-    sample::Snapshot,
     status::{
         ActionView, CleanupView, HostView, LeakView, StatusStore, Thresholds,
         builder::ViewBuilder,
@@ -249,20 +248,6 @@ impl Observability {
     fn publish(&mut self, view: crate::status::StatusView) {
         self.frames.set(frame_from(&view));
         self.store.publish(view);
-    }
-
-    /// One interval without the engine: provisional targets and levels.
-    pub fn update(&mut self, previous: &Snapshot, now: &Snapshot) {
-        self.read_host();
-        let view = self.builder.build(
-            previous,
-            now,
-            self.host.clone(),
-            self.caches.stats(),
-            self.interval.as_secs_f64(),
-            unix_now(),
-        );
-        self.publish(view);
     }
 
     pub fn event(&mut self, message: String) {
