@@ -25,8 +25,9 @@ fn main() -> anyhow::Result<()> {
     if Command::new("bpf-linker").arg("--version").output().is_err() {
         return Err(anyhow!(
             "bpf-linker is not on PATH. Run `cargo xtask setup` (it installs bpf-linker, the \
-             nightly rust-src component and LLVM), or set AYA_BUILD_SKIP=1 to build without \
-             the kernel programs"
+             eBPF nightly {} with rust-src, and LLVM), or set AYA_BUILD_SKIP=1 to build \
+             without the kernel programs",
+            memwatch_ebpf::BUILD_TOOLCHAIN
         ));
     }
 
@@ -35,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         root_dir: ebpf_dir.to_str().context("non-UTF-8 path to memwatch-ebpf")?,
         ..Default::default()
     };
-    aya_build::build_ebpf([package], aya_build::Toolchain::Nightly)
+    // The dated nightly `cargo xtask setup` installs, never the moving channel.
+    aya_build::build_ebpf([package], aya_build::Toolchain::Custom(memwatch_ebpf::BUILD_TOOLCHAIN))
 }

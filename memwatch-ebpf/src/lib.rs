@@ -6,6 +6,19 @@
 //! size checks at the bottom catch an accidental change.
 #![no_std]
 
+/// The toolchain that builds these programs for `bpfel-unknown-none`: a dated
+/// nightly (build-std needs nightly), named here once for both
+/// `memwatch/build.rs` (aya-build's `Toolchain::Custom`) and `cargo xtask
+/// setup`, which installs it. Never the plain `nightly` channel: it moves, and
+/// a nightly on another LLVM major than bpf-linker's writes bitcode bpf-linker
+/// cannot read. 2026-05-19 is 1.97.0-nightly on LLVM 22.1.4, the LLVM major of
+/// Debian 12's llvm-22 that bpf-linker 0.13 is built against, and the nightly
+/// the aya 0.14 / aya-ebpf 0.2.1 pins were verified with.
+pub const BUILD_TOOLCHAIN: &str = "nightly-2026-05-19";
+
+/// The LLVM major `BUILD_TOOLCHAIN` uses; bpf-linker must link the same one.
+pub const BUILD_LLVM_MAJOR: u32 = 22;
+
 /// Names of the maps, programs and globals in the eBPF object. The daemon looks
 /// them up by these strings, so both sides take them from here.
 pub mod names {

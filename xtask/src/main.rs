@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod corpus;
+mod fresh_check;
 mod initramfs;
 mod setup;
 mod shell;
@@ -20,8 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the build chain: apt packages, nightly rust-src, bpf-linker.
+    /// Install the build chain: apt packages, the pinned stable toolchain, the
+    /// dated eBPF nightly with rust-src, bpf-linker (checked against its LLVM).
     Setup,
+    /// Set-up and release build with empty rustup and cargo homes; fails if a
+    /// toolchain named by a moving channel was installed.
+    FreshCheck,
     /// Build the release daemon (kernel programs included).
     Build,
     /// Build, then run the daemon in the foreground on the repo's config.toml.
@@ -66,6 +71,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::build_chain(),
+        Task::FreshCheck => fresh_check::run(),
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
         Task::Test => test::all(),

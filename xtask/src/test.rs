@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{bench, setup, shell, vm};
+use crate::{bench, fresh_check, setup, shell, vm};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -22,9 +22,12 @@ pub fn all() -> anyhow::Result<()> {
     } else {
         eprintln!("SKIPPED benchmarks (quick mode): they attach the eBPF probes and need root");
     }
-    // Last: the same integration tests on a second kernel with a real
-    // cgroup v2 memory controller, which this machine kind lacks.
-    vm::run(vm::DEFAULT_TIMEOUT)
+    // The same integration tests on a second kernel with a real cgroup v2
+    // memory controller, which this machine kind lacks.
+    vm::run(vm::DEFAULT_TIMEOUT)?;
+    // Last, being the slowest: the set-up and build from empty toolchain
+    // homes, proving nothing this machine holds made the above pass.
+    fresh_check::run()
 }
 
 /// The detection scorer is a memwatch integration test (so CI enforces its

@@ -23,7 +23,8 @@ mod console;
 
 use artifacts::Artifacts;
 
-/// Static binaries: the initramfs has no C library to link against.
+/// Static binaries: the initramfs has no C library to link against. The
+/// target is listed in rust-toolchain.toml, so `setup` installs it.
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The kernel (6.1 on Debian 12), an emulator, and a static shell for /init.
 const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static"];
@@ -44,7 +45,6 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::build_chain()?;
     setup::apt_packages(VM_PACKAGES)?;
-    musl_target()?;
     let root = shell::workspace_root();
     let out = root.join("target/vm-test");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -59,14 +59,6 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let log = out.join("serial.log");
     let result = console::boot(&kernel, &initrd, &log, &nonce, timeout)?;
     console::summarize(&result, built, started.elapsed(), &log)
-}
-
-fn musl_target() -> anyhow::Result<()> {
-    let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if installed.lines().any(|l| l.trim() == MUSL_TARGET) {
-        return Ok(());
-    }
-    shell::run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))
 }
 
 /// The newest Debian kernel image in /boot.
