@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::collect::ModeRequest;
+use crate::sources::collect::ModeRequest;
 
 /// eBPF memory monitor: per-process memory deltas, leak trends, threshold actions.
 #[derive(Debug, Parser)]
@@ -50,7 +50,7 @@ pub struct IncidentsArgs {
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
     /// The daemon's API socket (`api.socket` in its config).
-    #[arg(long, default_value = crate::observe_config::DEFAULT_SOCKET, env = "MEMWATCH_SOCKET")]
+    #[arg(long, default_value = crate::config::observe::DEFAULT_SOCKET, env = "MEMWATCH_SOCKET")]
     pub socket: PathBuf,
 }
 

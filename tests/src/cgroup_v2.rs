@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use memwatch::act::cgroup::Cgroup;
+use memwatch::actions::sys::cgroup::Cgroup;
 
 const ROOT: &str = "/sys/fs/cgroup";
 

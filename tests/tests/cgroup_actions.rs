@@ -8,13 +8,13 @@ use std::{
 };
 
 use memwatch::{
-    act::{
+    actions::sys::{
         ActError,
         cgroup::{Cgroup, Limit},
         signal,
         throttle_state::Throttles,
     },
-    procinfo::ProcFs,
+    sources::procfs::ProcFs,
 };
 use memwatch_tests::{
     Workload,
@@ -184,7 +184,7 @@ fn a_cleanup_signal_by_pidfd_frees_the_workloads_memory() {
     let id = procfs.stat(workload.pid()).unwrap().id;
     let before = cgroup.usage().unwrap();
 
-    let stale = memwatch::sample::ProcessId { start_time: id.start_time + 1, ..id };
+    let stale = memwatch::model::sample::ProcessId { start_time: id.start_time + 1, ..id };
     assert!(matches!(signal::send(&procfs, stale, Signal::USR1), Err(ActError::PidReused { .. })));
 
     let t0 = Instant::now();

@@ -3,7 +3,7 @@
 //! Pure cgroup v2 hosts and the VM have no v1 hierarchy and skip.
 use std::path::Path;
 
-use memwatch::act::{
+use memwatch::actions::sys::{
     cgroup::{CgroupFs, Knob, Limit},
     throttle_state::Throttles,
 };

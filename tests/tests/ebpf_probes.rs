@@ -1,10 +1,10 @@
 //! The real kernel programs, loaded and read through memwatch's collector,
 //! against a child whose allocations are known.
 use memwatch::{
-    collect::{Collector, ModeRequest},
-    delta,
-    procinfo::ProcFs,
-    sample::{Mode, Snapshot},
+    model::delta,
+    model::sample::{Mode, Snapshot},
+    sources::collect::{Collector, ModeRequest},
+    sources::procfs::ProcFs,
 };
 use memwatch_tests::{Workload, figure, privileged, proc_status_bytes};
 

@@ -1,10 +1,10 @@
-//! `act::signal` against real processes: pidfds, identities, refusals.
+//! `actions::sys::signal` against real processes: pidfds, identities, refusals.
 use std::time::{Duration, Instant};
 
 use memwatch::{
-    act::{ActError, Refusal, signal},
-    procinfo::ProcFs,
-    sample::ProcessId,
+    actions::sys::{ActError, Refusal, signal},
+    model::sample::ProcessId,
+    sources::procfs::ProcFs,
 };
 use memwatch_tests::{Workload, figure, privileged, proc_status_bytes};
 use rustix::process::Signal;

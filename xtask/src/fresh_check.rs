@@ -74,7 +74,8 @@ impl Homes {
         for dir in [&homes.rustup, &homes.cargo, &homes.target, &homes.init] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let rustup = shell::which("rustup").context("rustup is not on PATH: the machine's rustup runs the fresh homes")?;
+        let rustup =
+            shell::which("rustup").context("rustup is not on PATH: the machine's rustup runs the fresh homes")?;
         let rustup = fs::canonicalize(&rustup).with_context(|| format!("resolving {}", rustup.display()))?;
         let init = homes.init.join("rustup-init");
         std::os::unix::fs::symlink(&rustup, &init).with_context(|| format!("linking {}", init.display()))?;

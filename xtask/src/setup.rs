@@ -66,8 +66,9 @@ fn stable_toolchain() -> anyhow::Result<()> {
 
 /// The eBPF nightly with rust-src (build-std), checked against bpf-linker's LLVM.
 fn ebpf_toolchain() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", BUILD_TOOLCHAIN]))
-        .unwrap_or_default();
+    let installed =
+        output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", BUILD_TOOLCHAIN]))
+            .unwrap_or_default();
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         run(Command::new("rustup").args([
             "toolchain",
@@ -150,7 +151,8 @@ fn bpf_linker() -> anyhow::Result<()> {
     }
     let llvm_bin = format!("/usr/lib/llvm-{BUILD_LLVM_MAJOR}/bin");
     let path = std::env::join_paths(
-        std::iter::once(PathBuf::from(&llvm_bin)).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        std::iter::once(PathBuf::from(&llvm_bin))
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )?;
     // --locked: bpf-linker's own Cargo.lock, so its dependencies cannot move
     // either. LLVM's bin first on PATH, or bpf-linker's build finds another
@@ -166,7 +168,11 @@ fn bpf_linker() -> anyhow::Result<()> {
             None => Ok(()),
             Some(problem) => bail!("the bpf-linker just installed at {} is unusable: {problem}", found.display()),
         },
-        _ => bail!("bpf-linker was installed at {} but that is not what PATH finds: add {} to PATH", installed.display(), cargo_bin().display()),
+        _ => bail!(
+            "bpf-linker was installed at {} but that is not what PATH finds: add {} to PATH",
+            installed.display(),
+            cargo_bin().display()
+        ),
     }
 }
 
@@ -184,7 +190,8 @@ mod tests {
 
     #[test]
     fn reads_the_llvm_major_from_ldd() {
-        let debian = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibLLVM.so.22.1 => /usr/lib/llvm-22/lib/libLLVM.so.22.1 (0x7f)\n";
+        let debian =
+            "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibLLVM.so.22.1 => /usr/lib/llvm-22/lib/libLLVM.so.22.1 (0x7f)\n";
         assert_eq!(llvm_major_in_ldd(debian), Some(22));
         assert_eq!(llvm_major_in_ldd("\tlibLLVM-19.so => /usr/lib/libLLVM-19.so (0x7f)\n"), Some(19));
         assert_eq!(llvm_major_in_ldd("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n"), None);

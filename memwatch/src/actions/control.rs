@@ -9,9 +9,9 @@ use super::{
     incident::Outcome,
 };
 use crate::{
+    api::control::{CleanupReport, ControlError, Controller, TargetCleanup},
     cache::CacheRegistry,
     engine::Level,
-    status::control::{CleanupReport, ControlError, Controller, TargetCleanup},
 };
 
 pub struct ExecutorControl<'a, S> {

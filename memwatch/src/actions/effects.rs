@@ -7,16 +7,16 @@ use rustix::process::Signal;
 
 use super::incident::{ActionKind, ActionRecord, Outcome};
 use crate::{
-    act::{
+    actions::sys::{
         ActError,
         cgroup::{CgroupFs, Limit},
         disposition::{self, Disposition},
         signal,
         throttle_state::{Restored, Throttles},
     },
-    procinfo::ProcFs,
-    report::human_bytes,
-    sample::ProcessId,
+    bytes::human_bytes,
+    model::sample::ProcessId,
+    sources::procfs::ProcFs,
 };
 
 /// Sends signals; the real one goes through pidfds, tests use a fake.
@@ -27,7 +27,7 @@ pub trait Signaller {
     fn would_terminate(&self, id: ProcessId, signal: Signal) -> bool;
 }
 
-/// `act::signal::send` against the host's /proc.
+/// `actions::sys::signal::send` against the host's /proc.
 #[derive(Debug, Default)]
 pub struct PidfdSignaller {
     pub procfs: ProcFs,

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     config::{LeakAction, PolicySettings, actions::signal_name},
     engine::{Event, EventKind, LeakVerdict, Level},
-    sample::ProcessId,
+    model::sample::ProcessId,
 };
 
 /// One process of a target, as this interval read it.
@@ -652,7 +652,7 @@ fn incident_of(
 }
 
 /// Restores every recorded throttle, logging what happened (start-up and exit).
-pub fn restore_all(throttles: &mut crate::act::throttle_state::Throttles, when: &str) {
+pub fn restore_all(throttles: &mut crate::actions::sys::throttle_state::Throttles, when: &str) {
     match throttles.restore_all() {
         Ok(report) => {
             for (dir, limit) in &report.restored {

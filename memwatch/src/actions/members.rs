@@ -1,13 +1,13 @@
 //! Which processes make up each target, and the executor's view of this
-//! interval's targets. Mirrors `targets::build`: a process is its own target
+//! interval's targets. Mirrors `model::targets::build`: a process is its own target
 //! if a process key for it exists, else part of its cgroup's target.
 use std::collections::BTreeMap;
 
 use super::executor::{Member, Observed};
 use crate::{
     config::Config,
-    sample::ProcessSample,
-    targets::{Target, cgroup_key, process_key},
+    model::sample::ProcessSample,
+    model::targets::{Target, cgroup_key, process_key},
 };
 
 /// Processes by target key, sorted by pid.
@@ -62,7 +62,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::sample::{Counters, ProcessId, ProcessInfo};
+    use crate::model::sample::{Counters, ProcessId, ProcessInfo};
 
     fn process(pid: u32, comm: &str, cgroup: &str, rss: u64) -> ProcessSample {
         ProcessSample {
@@ -86,7 +86,7 @@ mod tests {
         .unwrap();
         let processes =
             [process(10, "nginx", "/api", 5), process(11, "java", "/api", 50), process(12, "nginx", "/api", 7)];
-        let targets = crate::targets::build(&processes, &config);
+        let targets = crate::model::targets::build(&processes, &config);
         let groups = group(&processes, &targets);
         let pids = |key: &str| groups[key].iter().map(|m| m.id.pid).collect::<Vec<_>>();
         assert_eq!(pids("cgroup:/api"), [10, 12]);

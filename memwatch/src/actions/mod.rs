@@ -11,6 +11,7 @@ pub mod incident;
 pub mod incident_log;
 pub mod members;
 pub mod readiness;
+pub mod sys;
 
 #[cfg(test)]
 mod tests;
@@ -19,7 +20,7 @@ pub use executor::{Executor, Measured, Member, Observed, Tick};
 pub use readiness::Readiness;
 
 use crate::{
-    act::{ActError, cgroup::CgroupFs, throttle_state::Throttles},
+    actions::sys::{ActError, cgroup::CgroupFs, throttle_state::Throttles},
     config::ActionsConfig,
 };
 use effects::{Hands, PidfdSignaller};

@@ -12,10 +12,10 @@ use super::{
     readiness::Readiness,
 };
 use crate::{
-    act::{ActError, cgroup::CgroupFs, cgroup::tests::fixture, throttle_state::Throttles},
+    actions::sys::{ActError, cgroup::CgroupFs, cgroup::tests::fixture, throttle_state::Throttles},
     config::{LeakAction, PolicySettings},
     engine::{Event, EventKind, LeakVerdict, Level},
-    sample::ProcessId,
+    model::sample::ProcessId,
 };
 
 const MIB: u64 = 1 << 20;

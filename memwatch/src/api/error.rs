@@ -6,7 +6,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::status::control::ControlError;
+use crate::api::control::ControlError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): the seed's health endpoints, Prometheus /metrics,
 //! and the full view for the CLI, over a Unix socket and optionally TCP.
 pub mod auth;
+pub mod control;
 pub mod error;
 pub mod listen;
 pub mod routes;

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{auth::Token, error::ApiError, seed};
 use crate::{
-    actions::Readiness, metrics::prometheus::PrometheusExporter, status::StatusStore, status::control::ControlHandle,
+    actions::Readiness, api::control::ControlHandle, exporters::prometheus::PrometheusExporter, view::StatusStore,
 };
 
 /// A cleanup may take a while (reclaiming a cgroup); past this the client

@@ -2,7 +2,7 @@
 //! tested without a server.
 use serde_json::{Value, json};
 
-use crate::status::{Level, StatusView};
+use crate::view::{Level, StatusView};
 
 fn percent(ratio: f64) -> f64 {
     (ratio * 1000.0).round() / 10.0

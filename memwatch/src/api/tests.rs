@@ -13,13 +13,11 @@ use tower::ServiceExt as _;
 use super::{Access, ApiState, auth::Token, listen, router};
 use crate::{
     actions::Readiness,
+    api::control::{self, CleanupReport, ControlError, Controller, PendingCleanups, TargetCleanup},
     cache::{CacheLimits, CacheRegistry, NamedCache},
     client::Client,
-    metrics::{FrameCell, frame_from, prometheus::PrometheusExporter},
-    status::{
-        HostView, Level, StatusStore, StatusView, TargetView,
-        control::{self, CleanupReport, ControlError, Controller, PendingCleanups, TargetCleanup},
-    },
+    exporters::{FrameCell, frame_from, prometheus::PrometheusExporter},
+    view::{HostView, Level, StatusStore, StatusView, TargetView},
 };
 
 fn target(name: &str, level: Level, usage: u64) -> TargetView {
@@ -290,7 +288,7 @@ async fn real_unix_socket_round_trip_serves_the_view_and_the_seed_json() {
     assert_eq!(&got, expected.as_ref());
     let metrics: Value = client.get_json("/health/metrics").await.unwrap();
     assert_eq!(metrics["targets"][0]["level"], "warning");
-    let table = crate::show::table::render(&got);
+    let table = crate::client::table::render(&got);
     assert!(table.lines().any(|l| l.starts_with("a.service") && l.contains("warning")), "{table}");
 
     stop.send(()).unwrap();

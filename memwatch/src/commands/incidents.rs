@@ -8,9 +8,9 @@ use crate::{
         incident::{ActionKind, Incident, Outcome},
         incident_log,
     },
+    bytes::human_bytes,
     cli::IncidentsArgs,
     config::parse_duration_secs,
-    report::human_bytes,
 };
 
 pub fn run(args: IncidentsArgs) -> anyhow::Result<()> {

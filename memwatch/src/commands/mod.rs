@@ -1,7 +1,6 @@
 //! One module per subcommand.
 pub mod check_config;
 pub mod incidents;
-pub mod observe;
 pub mod probe;
 pub mod record;
 pub mod replay;

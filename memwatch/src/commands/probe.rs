@@ -4,12 +4,8 @@ use std::{io::Write as _, time::Duration};
 use anyhow::Context as _;
 
 use crate::{
-    cli::ProbeArgs,
-    collect::Collector,
-    config::DEFAULT_LARGE_MAPPING_BYTES,
-    delta::{self, ProcessDelta},
-    procinfo::ProcFs,
-    report, shutdown,
+    cli::ProbeArgs, config::DEFAULT_LARGE_MAPPING_BYTES, model::delta::ProcessDelta, shutdown,
+    sources::collect::Collector, sources::procfs::ProcFs,
 };
 
 /// Exits are drained from the kernel this often during the window, so a burst
@@ -50,7 +46,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let dropped = last.dropped_total();
     drop(collector); // detach before printing
 
-    let rows: Vec<ProcessDelta> = delta::diff(&base.processes, &last.processes, &exited)
+    let rows: Vec<ProcessDelta> = crate::model::delta::diff(&base.processes, &last.processes, &exited)
         .into_iter()
         .filter(|row| match args.pid {
             Some(pid) => row.id.pid == pid,
@@ -62,7 +58,11 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("no process with pid {pid} was seen during the window");
     }
-    let output = if args.json { report::json_lines(&rows, mode) } else { report::table(&rows, mode) };
+    let output = if args.json {
+        crate::view::probe_report::json_lines(&rows, mode)
+    } else {
+        crate::view::probe_report::table(&rows, mode)
+    };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(output.as_bytes()).context("writing to stdout")?;
     if dropped > 0 {

@@ -7,11 +7,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{
     cli::RecordArgs,
-    collect::Collector,
     config::{self, Config},
-    limits::Limits,
-    procinfo::ProcFs,
-    shutdown, targets,
+    shutdown,
+    sources::cgroupfs::Limits,
+    sources::collect::Collector,
+    sources::procfs::ProcFs,
     trace::{self, HEADER},
 };
 
@@ -48,7 +48,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         }
         let snapshot = collector.snapshot().context("reading the targets")?;
         let t = unix_seconds();
-        for target in targets::build(&snapshot.processes, &config) {
+        for target in crate::model::targets::build(&snapshot.processes, &config) {
             // The observed limit only (the cgroup's), not the policy's, so a
             // replay with another policy can apply its own.
             let limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));

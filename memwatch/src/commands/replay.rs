@@ -7,9 +7,8 @@ use crate::{
     cli::ReplayArgs,
     config::{self, Config},
     engine::{EngineOptions, Event},
-    limits::Limits,
-    monitor::Monitor,
-    targets,
+    pipeline::monitor::Monitor,
+    sources::cgroupfs::Limits,
     trace::{self, Trace},
 };
 
@@ -44,7 +43,8 @@ pub fn read_trace(path: &Path) -> anyhow::Result<Trace> {
 /// Every event the engine emits over `trace`, in time order (events of the
 /// same instant in file order). The same `Monitor` path as `memwatch run`.
 pub fn replay(trace: &Trace, config: Config, host_total: u64, options: EngineOptions) -> Vec<Event> {
-    let policies: Vec<Option<usize>> = trace.keys.iter().map(|key| targets::policy_for_key(&config, key)).collect();
+    let policies: Vec<Option<usize>> =
+        trace.keys.iter().map(|key| crate::model::targets::policy_for_key(&config, key)).collect();
     let mut monitor = Monitor::new(config, host_total, options);
     let mut events = Vec::new();
     for row in &trace.rows {

@@ -6,19 +6,18 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{
     actions::{self, Executor, Member, Readiness, Tick, control::ExecutorControl, effects::PidfdSignaller},
+    bytes::{human_bytes, human_change},
     cache::CacheLimits,
     cli::RunArgs,
-    collect::Collector,
-    commands::observe::Observability,
     config::Config,
-    delta,
+    daemon::observe::Observability,
     engine::{EngineOptions, Event, EventKind, Level},
-    limits::Limits,
-    monitor::Monitor,
-    procinfo::ProcFs,
-    report::{human_bytes, human_change},
-    sample::Snapshot,
-    shutdown, targets,
+    model::sample::Snapshot,
+    pipeline::monitor::Monitor,
+    shutdown,
+    sources::cgroupfs::Limits,
+    sources::collect::Collector,
+    sources::procfs::ProcFs,
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -107,7 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// One interval's targets, as the engine and the executor saw them: kept
 /// until the next reading for the view and for requested cleanups.
 struct Judged {
-    targets: Vec<targets::Target>,
+    targets: Vec<crate::model::targets::Target>,
     /// `limits[i]` is target i's resolved limit.
     limits: Vec<u64>,
     members: BTreeMap<String, Vec<Member>>,
@@ -131,7 +130,7 @@ fn judge(
 ) -> Judged {
     let tick = Tick { t: unix_seconds(), started: std::time::Instant::now() };
     let t = tick.t;
-    let targets = targets::build(&snapshot.processes, monitor.config());
+    let targets = crate::model::targets::build(&snapshot.processes, monitor.config());
     let mut resolved = Vec::with_capacity(targets.len());
     for target in &targets {
         let observed_limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
@@ -191,7 +190,7 @@ fn unix_seconds() -> f64 {
 
 /// One line per interval: how many processes, who grew most.
 fn log_summary(previous: &Snapshot, now: &Snapshot, top: usize) {
-    let rows = delta::diff(&previous.processes, &now.processes, &now.exited);
+    let rows = crate::model::delta::diff(&previous.processes, &now.processes, &now.exited);
     let growers: Vec<String> = rows
         .iter()
         .filter(|r| r.rss_delta() > 0)

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::{cli::ClientArgs, client::Client, show, status::StatusView};
+use crate::{cli::ClientArgs, client::Client, view::StatusView};
 
 /// Until the daemon says its interval.
 const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                 let refresh =
                     if view.interval_s > 0.0 { Duration::from_secs_f64(view.interval_s) } else { DEFAULT_REFRESH };
                 next_fetch = Instant::now() + refresh;
-                terminal.draw(|f| show::top::draw(f, &view, &source, error.as_deref()))?;
+                terminal.draw(|f| crate::client::top::draw(f, &view, &source, error.as_deref()))?;
             }
             if event::poll(KEY_POLL)? {
                 match event::read()? {
@@ -43,7 +43,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                         }
                     }
                     Event::Resize(..) => {
-                        terminal.draw(|f| show::top::draw(f, &view, &source, error.as_deref()))?;
+                        terminal.draw(|f| crate::client::top::draw(f, &view, &source, error.as_deref()))?;
                     }
                     _ => {}
                 }

@@ -11,8 +11,8 @@ use super::{
     walk::{Fields, Problems, expected},
 };
 
-/// Where the original memory.high values are kept (see act::throttle_state).
-pub const DEFAULT_STATE_FILE: &str = crate::act::throttle_state::DEFAULT_PATH;
+/// Where the original memory.high values are kept (see actions::sys::throttle_state).
+pub const DEFAULT_STATE_FILE: &str = crate::actions::sys::throttle_state::DEFAULT_PATH;
 pub const DEFAULT_INCIDENT_LOG: &str = "/var/lib/memwatch/incidents.jsonl";
 /// 10 MiB per file and 5 files: years of incidents on a healthy host, and a
 /// hard bound on disk use on a sick one.

@@ -6,6 +6,7 @@
 //! default, and a user fixes everything in one go.
 pub mod actions;
 mod env;
+pub mod observe;
 mod policy;
 mod units;
 mod walk;
@@ -21,8 +22,8 @@ use toml::{Table, Value};
 use walk::{Fields, Problems, expected};
 
 use crate::{
-    collect::ModeRequest,
-    observe_config::{ApiConfig, MetricsConfig, OtlpConfig},
+    config::observe::{ApiConfig, MetricsConfig, OtlpConfig},
+    sources::collect::ModeRequest,
 };
 
 /// The seed's sampling interval: often enough to catch a fast leak within a
@@ -233,7 +234,7 @@ fn read_observe_tables(top: &mut Fields<'_>, config: &mut Config, problems: &mut
     config.api = table(top, "api", problems);
     config.otlp = table(top, "otlp", problems);
     config.metrics = table(top, "metrics", problems);
-    for problem in crate::observe_config::validate(&config.api, &config.otlp, &config.metrics) {
+    for problem in crate::config::observe::validate(&config.api, &config.otlp, &config.metrics) {
         problems.0.push(problem);
     }
 }

@@ -223,7 +223,7 @@ fn the_first_matching_policy_wins_and_all_criteria_must_match() {
 
 #[test]
 fn the_repository_config_has_the_observability_tables_at_their_defaults() {
-    use crate::observe_config::{ApiConfig, MetricsConfig, OtlpConfig};
+    use crate::config::observe::{ApiConfig, MetricsConfig, OtlpConfig};
     let config = Config::parse(include_str!("../../../config.toml")).unwrap();
     assert_eq!(config.api, ApiConfig::default());
     assert_eq!(config.otlp, OtlpConfig::default());

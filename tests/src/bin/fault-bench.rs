@@ -10,7 +10,7 @@
 //! not to time anything. Needs root (it attaches the probes).
 use std::time::Duration;
 
-use memwatch::ebpf::Probes;
+use memwatch::sources::ebpf::Probes;
 
 const REGION: usize = 64 << 20;
 const PAGE: usize = 4096;

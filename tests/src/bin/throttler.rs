@@ -4,7 +4,7 @@
 //!
 //! Usage: throttler STATE_FILE LIMIT_BYTES CGROUP_DIR...
 //! Prints "throttled" once every cgroup is lowered.
-use memwatch::act::{
+use memwatch::actions::sys::{
     cgroup::{Cgroup, Limit},
     throttle_state::Throttles,
 };

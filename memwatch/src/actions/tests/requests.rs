@@ -13,9 +13,9 @@ use crate::{
         executor::{Observed, Tick},
         incident::{ActionKind, IncidentEnd, Outcome},
     },
+    api::control::{CleanupReport, ControlError, ControlRequest, PendingCleanups},
     cache::CacheRegistry,
     engine::Level,
-    status::control::{CleanupReport, ControlError, ControlRequest, PendingCleanups},
 };
 
 type Answer = oneshot::Receiver<Result<CleanupReport, ControlError>>;

@@ -1,0 +1,118 @@
+//! `memwatch status`: one table, from the view.
+use std::fmt::Write as _;
+
+use crate::{
+    bytes::{human_bytes, human_change},
+    view::{StatusView, TargetView},
+};
+
+pub fn growth(t: &TargetView) -> String {
+    format!("{}/s", human_change(t.growth_bytes_per_s.round() as i64))
+}
+
+pub fn leak(t: &TargetView) -> String {
+    match &t.leak {
+        None => "-".into(),
+        Some(l) => {
+            let eta = l.time_to_limit_s.map_or_else(|| "no limit in sight".to_owned(), |s| format!("limit in {s:.0}s"));
+            format!("{}/s ({:.0}%, {eta})", human_change(l.slope_bytes_per_s.round() as i64), l.confidence * 100.0)
+        }
+    }
+}
+
+pub fn render(view: &StatusView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "host: {} / {} used ({:.1}%)   mode: {}   worst level: {}",
+        human_bytes(view.host.used),
+        human_bytes(view.host.total),
+        view.host.usage_ratio * 100.0,
+        if view.mode.is_empty() { "-" } else { &view.mode },
+        view.worst_level().as_str(),
+    );
+    if !view.monitoring {
+        let _ = writeln!(out, "(no reading yet: the daemon has just started)");
+    }
+    let _ = writeln!(
+        out,
+        "{:<32} {:<9} {:>10} {:>10} {:>6} {:>13} {:<28} LAST ACTION",
+        "TARGET", "LEVEL", "USAGE", "LIMIT", "USE%", "GROWTH", "LEAK"
+    );
+    for t in &view.targets {
+        let action = t.last_action.as_ref().map_or_else(
+            || "-".to_owned(),
+            |a| format!("{} {} ({} freed)", a.action, a.result, human_bytes(a.freed_bytes)),
+        );
+        let _ = writeln!(
+            out,
+            "{:<32} {:<9} {:>10} {:>10} {:>5.1}% {:>13} {:<28} {}",
+            truncate(&t.name, 32),
+            t.level.as_str(),
+            human_bytes(t.usage_bytes),
+            human_bytes(t.limit_bytes),
+            t.usage_ratio() * 100.0,
+            growth(t),
+            leak(t),
+            action,
+        );
+    }
+    out
+}
+
+pub fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_owned()
+    } else {
+        let kept: String = s.chars().take(width.saturating_sub(1)).collect();
+        format!("{kept}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{ActionView, LeakView, Level};
+
+    #[test]
+    fn the_table_shows_level_usage_growth_leak_and_last_action() {
+        let view = StatusView {
+            mode: "ebpf".into(),
+            monitoring: true,
+            host: crate::view::HostView { used: 3 << 30, total: 4 << 30, usage_ratio: 0.75, ..Default::default() },
+            targets: vec![TargetView {
+                name: "api.service".into(),
+                kind: "unit".into(),
+                usage_bytes: 900 << 20,
+                limit_bytes: 1 << 30,
+                level: Level::Warning,
+                growth_bytes_per_s: 2048.0,
+                leak: Some(LeakView { slope_bytes_per_s: 2048.0, confidence: 0.9, time_to_limit_s: Some(600.0) }),
+                last_action: Some(ActionView {
+                    action: "reclaim".into(),
+                    result: "ok".into(),
+                    at_unix_s: 1,
+                    freed_bytes: 1 << 20,
+                }),
+                processes: 2,
+                history: vec![],
+            }],
+            ..Default::default()
+        };
+        let text = render(&view);
+        assert!(text.contains("3.0 GiB / 4.0 GiB used (75.0%)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("api.service")).unwrap();
+        for part in [
+            "warning",
+            "900.0 MiB",
+            "1.0 GiB",
+            "87.9%",
+            "+2.0 KiB/s",
+            "90%",
+            "limit in 600s",
+            "reclaim ok (1.0 MiB freed)",
+        ] {
+            assert!(row.contains(part), "{part:?} missing from {row:?}");
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! The daemon: its loop (`memwatch run`) and its observability runtime.
+pub mod observe;

@@ -1,0 +1,189 @@
+//! From a snapshot of processes to the targets the engine judges.
+//!
+//! Each process belongs to exactly one target:
+//! - a policy with `target = "cgroup"` that matches any process of a cgroup
+//!   claims the whole cgroup: one target, its processes' RSS summed;
+//! - a policy with `target = "process"` makes each matching process a target
+//!   of its own (when both apply, the earlier policy wins, as everywhere);
+//! - processes no policy matches are summed per cgroup under `[defaults]`.
+//!   Watching every process alone would bury the few that matter under a
+//!   thousand short-lived shells; per cgroup is per service on a systemd
+//!   host, which is what an operator acts on. Processes with no known cgroup
+//!   (gone before /proc could be read) are left out.
+//!
+//! Keys say what the target is, so `memwatch replay` can match policies on a
+//! recorded trace: `cgroup:<path>` and `process:<pid>:<comm>`.
+use std::collections::BTreeMap;
+
+use crate::{
+    config::{Config, Granularity, Identity},
+    model::sample::ProcessSample,
+    sources::procfs::unit_from_cgroup,
+};
+
+const CGROUP_PREFIX: &str = "cgroup:";
+const PROCESS_PREFIX: &str = "process:";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: String,
+    /// Index of the policy that applies; `None`: the defaults.
+    pub policy: Option<usize>,
+    pub usage_bytes: u64,
+    /// The cgroup whose limit applies.
+    pub cgroup: Option<String>,
+    pub processes: usize,
+}
+
+pub fn cgroup_key(path: &str) -> String {
+    format!("{CGROUP_PREFIX}{path}")
+}
+
+pub fn process_key(pid: u32, comm: &str) -> String {
+    format!("{PROCESS_PREFIX}{pid}:{comm}")
+}
+
+/// What a key tells about its target, for policy matching in replay. Keys of
+/// any other form (hand-made traces) match only policies with no criteria.
+pub fn identity_of_key(key: &str) -> (Identity<'_>, Option<String>) {
+    if let Some(path) = key.strip_prefix(CGROUP_PREFIX) {
+        let unit = unit_from_cgroup(path);
+        return (Identity { cgroup: Some(path), ..Default::default() }, unit);
+    }
+    if let Some(rest) = key.strip_prefix(PROCESS_PREFIX)
+        && let Some((_pid, comm)) = rest.split_once(':')
+    {
+        return (Identity { process: Some(comm), ..Default::default() }, None);
+    }
+    (Identity::default(), None)
+}
+
+/// The policy for a key read from a trace.
+pub fn policy_for_key(config: &Config, key: &str) -> Option<usize> {
+    let (mut identity, unit) = identity_of_key(key);
+    identity.unit = unit.as_deref();
+    config.policy_for(&identity)
+}
+
+fn identity(sample: &ProcessSample) -> Identity<'_> {
+    let info = &sample.info;
+    Identity {
+        unit: info.unit.as_deref(),
+        cgroup: info.cgroup.as_deref(),
+        process: Some(info.comm.as_str()),
+        // The first argument is the executable as started; good enough for
+        // path globs and free (the exe link would cost a readlink per process).
+        exe: info.cmdline.split(' ').next().filter(|s| !s.is_empty()),
+    }
+}
+
+/// Targets of one snapshot, sorted by key.
+pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
+    let matched: Vec<Option<usize>> = processes.iter().map(|p| config.policy_for(&identity(p))).collect();
+    let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
+    for (process, policy) in processes.iter().zip(&matched) {
+        if let (Some(policy), Some(cgroup)) = (*policy, process.info.cgroup.as_deref())
+            && config.policies[policy].granularity == Granularity::Cgroup
+        {
+            let claim = claims.entry(cgroup).or_insert(policy);
+            *claim = (*claim).min(policy);
+        }
+    }
+    let mut targets: BTreeMap<String, Target> = BTreeMap::new();
+    for (process, own) in processes.iter().zip(matched) {
+        let cgroup = process.info.cgroup.as_deref();
+        let claim = cgroup.and_then(|c| claims.get(c).copied());
+        let alone = match own {
+            Some(p) if config.policies[p].granularity == Granularity::Process => claim.is_none_or(|c| p < c),
+            // A cgroup policy on a process with no cgroup: watch it alone.
+            Some(_) => cgroup.is_none(),
+            None => false,
+        };
+        let (key, policy) = if alone {
+            (process_key(process.id.pid, &process.info.comm), own)
+        } else if let Some(cgroup) = cgroup {
+            (cgroup_key(cgroup), claim)
+        } else {
+            continue;
+        };
+        let target = targets.entry(key.clone()).or_insert_with(|| Target {
+            key,
+            policy,
+            usage_bytes: 0,
+            cgroup: cgroup.map(str::to_owned),
+            processes: 0,
+        });
+        target.usage_bytes += process.counters.rss();
+        target.processes += 1;
+    }
+    targets.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::sample::{Counters, ProcessId, ProcessInfo};
+
+    fn process(pid: u32, comm: &str, cgroup: Option<&str>, rss: u64) -> ProcessSample {
+        ProcessSample {
+            id: ProcessId { pid, start_time: 1 },
+            info: Arc::new(ProcessInfo {
+                comm: comm.into(),
+                cmdline: format!("/usr/bin/{comm}"),
+                cgroup: cgroup.map(Into::into),
+                unit: cgroup.and_then(unit_from_cgroup),
+            }),
+            counters: Counters { rss_anon: rss, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn processes_are_grouped_by_the_first_matching_policy() {
+        let config = Config::parse(
+            r#"
+            [[policy]]
+            name = "java-alone"
+            target = "process"
+            match = { process = "^java$" }
+            [[policy]]
+            name = "api"
+            match = { unit = "api.service" }
+            "#,
+        )
+        .unwrap();
+        let processes = [
+            process(10, "nginx", Some("/system.slice/api.service"), 100),
+            process(11, "java", Some("/system.slice/api.service"), 1000),
+            process(12, "nginx", Some("/system.slice/api.service"), 50),
+            process(20, "bash", Some("/user.slice/user-1000.slice/session-1.scope"), 7),
+            process(21, "vim", Some("/user.slice/user-1000.slice/session-1.scope"), 3),
+            process(30, "ghost", None, 9),
+        ];
+        let targets = build(&processes, &config);
+        let summary: Vec<(&str, Option<usize>, u64, usize)> =
+            targets.iter().map(|t| (t.key.as_str(), t.policy, t.usage_bytes, t.processes)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("cgroup:/system.slice/api.service", Some(1), 150, 2),
+                ("cgroup:/user.slice/user-1000.slice/session-1.scope", None, 10, 2),
+                ("process:11:java", Some(0), 1000, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_give_back_what_replay_matches_on() {
+        let config = Config::parse(
+            "[[policy]]\nname = \"api\"\nmatch = { unit = \"api.service\" }\n\
+             [[policy]]\nname = \"java\"\nmatch = { process = \"^java$\" }\n",
+        )
+        .unwrap();
+        assert_eq!(policy_for_key(&config, "cgroup:/system.slice/api.service"), Some(0));
+        assert_eq!(policy_for_key(&config, "process:11:java"), Some(1));
+        assert_eq!(policy_for_key(&config, "process:12:javac"), None);
+        assert_eq!(policy_for_key(&config, "lin00"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Where figures come from: the kernel probes (`ebpf`) and /proc
+//! (`procfs`), joined by the collectors (`collect`) into snapshots; cgroup
+//! files (`cgroupfs`) and host memory (`meminfo`). Every read of /proc,
+//! /sys/fs/cgroup and /proc/meminfo in memwatch goes through here.
+pub mod cgroupfs;
+pub mod collect;
+pub mod ebpf;
+pub mod meminfo;
+pub mod procfs;
