@@ -62,19 +62,26 @@ pub struct CheckConfigArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// Trace (CSV: timestamp_s,key,rss_bytes,limit_bytes).
+    /// Trace: format 2 (JSON lines from `record` or `run --record`), or
+    /// format 1 (CSV: timestamp_s,key,rss_bytes,limit_bytes).
     #[arg(long)]
     pub trace: PathBuf,
     /// Configuration whose policies to apply (default: built-in defaults).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Host memory for "NN%" limits and rows without a limit (bytes or "16GiB";
-    /// default: this host's MemTotal). Set it to replay the same way on any host.
+    /// Host memory for "NN%" limits and targets without a limit (bytes or
+    /// "16GiB"; default: the recording host's, or for format 1 this host's
+    /// MemTotal). Set it to replay the same way on any host.
     #[arg(long)]
     pub host_memory: Option<String>,
     /// Also print when the seed's rule (growth > 5 MB per check over 10 checks) starts firing.
     #[arg(long)]
     pub seed_rule: bool,
+    /// Print the actions memwatch would have taken (one JSON line per
+    /// decision, as the daemon logs them) instead of the engine's events.
+    /// Needs a trace of format 2 (`record`, `run --record`).
+    #[arg(long)]
+    pub actions: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +118,11 @@ pub struct RunArgs {
     /// Override the config's `daemon.mode`.
     #[arg(long, value_enum)]
     pub mode: Option<ModeRequest>,
+    /// Also write every input of the pipeline to FILE (a trace of format 2,
+    /// replaced), so `memwatch replay --actions` can show later what this
+    /// run decided, or what another config would have.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

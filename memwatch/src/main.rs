@@ -7,7 +7,7 @@ use memwatch::{
     commands,
     config::ConfigError,
     logging,
-    trace::TraceError,
+    trace::TraceFileError,
 };
 
 /// sysexits.h: the configuration is unusable.
@@ -52,7 +52,8 @@ fn main() -> ExitCode {
             if e.chain().any(|cause| cause.downcast_ref::<ConfigError>().is_some()) {
                 ExitCode::from(EX_CONFIG)
             } else if e.chain().any(|cause| {
-                cause.downcast_ref::<TraceError>().is_some() || cause.downcast_ref::<IncidentLogError>().is_some()
+                cause.downcast_ref::<TraceFileError>().is_some_and(|e| matches!(e, TraceFileError::Invalid { .. }))
+                    || cause.downcast_ref::<IncidentLogError>().is_some()
             }) {
                 ExitCode::from(EX_DATAERR)
             } else {

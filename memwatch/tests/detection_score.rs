@@ -6,9 +6,10 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
 use memwatch::{
-    commands::replay::{read_trace, replay},
     config::Config,
     engine::{EngineOptions, EventKind},
+    pipeline::replay::events_of_v1,
+    trace::{self, Trace},
 };
 
 /// The corpus is replayed as if on a 16 GiB host, so scores do not depend on
@@ -109,11 +110,13 @@ fn the_engine_meets_its_targets_and_beats_the_seed_rule() {
     let mut samples = 0usize;
     let mut replay_time = std::time::Duration::ZERO;
     for label in &labels {
-        let trace = read_trace(&corpus_dir().join(&label.file)).unwrap();
+        let Trace::V1(trace) = trace::read(&corpus_dir().join(&label.file)).unwrap() else {
+            panic!("{}: the corpus is of format 1", label.file)
+        };
         assert_eq!(trace.rows.len(), 1440, "{}: 2 h at 5 s", label.file);
         samples += trace.rows.len();
         let start = Instant::now();
-        let events = replay(&trace, Config::default(), HOST_MEMORY, EngineOptions { seed_rule_events: true });
+        let events = events_of_v1(&trace, Config::default(), HOST_MEMORY, EngineOptions { seed_rule_events: true });
         replay_time += start.elapsed();
         let times = |want: fn(&EventKind) -> bool| -> Vec<f64> {
             events.iter().filter(|e| want(&e.kind)).map(|e| e.t).collect()

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::incident::Incident;
+use crate::model::incident::Incident;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IncidentLogError {
@@ -124,7 +124,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Incident>, IncidentLogError>
 pub(crate) mod tests {
     use super::*;
     use crate::{
-        actions::incident::{IncidentEnd, IncidentKind},
+        model::incident::{IncidentEnd, IncidentKind},
         engine::Level,
     };
 

@@ -1,29 +1,25 @@
-//! Acting on the engine's decisions: the per-target action state machine
-//! (`executor`) and its I/O (`effects`, built on the `act` primitives), the
-//! incident records it writes (`incident`, `incident_log`), and the host's
+//! Applying the planner's decisions: the executor (`executor`) and the
+//! primitives it acts through (`sys`: cgroup knobs, throttle state, pidfd
+//! signals), the incident log it writes (`incident_log`), and the host's
 //! not-ready flag the health endpoint reads (`readiness`).
 //!
-//! The engine stays pure: everything here runs after it, on its events.
-pub mod control;
-pub mod effects;
+//! Nothing here decides: the planner (`engine::planner`) did.
 pub mod executor;
-pub mod incident;
 pub mod incident_log;
-pub mod members;
 pub mod readiness;
 pub mod sys;
 
 #[cfg(test)]
 mod tests;
 
-pub use executor::{Executor, Measured, Member, Observed, Tick};
+pub use executor::{Executor, PidfdSignaller, Signaller};
 pub use readiness::Readiness;
 
 use crate::{
-    actions::sys::{ActError, cgroup::CgroupFs, throttle_state::Throttles},
+    actions::sys::{ActError, throttle_state::Throttles},
     config::ActionsConfig,
+    sources::cgroupfs::CgroupFs,
 };
-use effects::{Hands, PidfdSignaller};
 use incident_log::IncidentLog;
 
 /// The daemon's executor: loads the throttle state and first undoes
@@ -49,12 +45,6 @@ pub fn start(config: &ActionsConfig, readiness: Readiness) -> Result<Executor<Pi
     if config.dry_run {
         tracing::warn!("[actions] dry_run = true: actions are logged as \"would ...\", nothing is touched");
     }
-    let hands = Hands {
-        cgroupfs: CgroupFs::default(),
-        throttles,
-        signaller: PidfdSignaller::default(),
-        daemon_pid: std::process::id(),
-    };
     let log = IncidentLog::new(&config.incident_log, config.incident_max_bytes, config.incident_keep);
-    Ok(Executor::new(hands, config.dry_run, readiness, Some(log)))
+    Ok(Executor::new(CgroupFs::default(), throttles, PidfdSignaller::default(), readiness, Some(log)))
 }

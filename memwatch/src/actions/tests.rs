@@ -1,21 +1,29 @@
-//! The executor against a fixture cgroupfs and a fake signaller, on a fake
-//! clock: one call of `step` is one sampling tick.
+//! The planner and the executor together, as the daemon drives them, on a
+//! fake clock against a fixture cgroupfs and a fake signaller: one call of
+//! `step` is one sampling tick, with the level the engine would have said.
 use std::{collections::HashSet, path::PathBuf, time::Instant};
 
 use rustix::process::Signal;
 
 use super::{
-    effects::{Hands, Signaller},
-    executor::{Executor, Member, Observed, Tick},
-    incident::{ActionKind, Incident, IncidentEnd, Outcome},
+    executor::{Executor, Signaller},
     incident_log::{IncidentLog, read_all},
     readiness::Readiness,
+    sys::{ActError, throttle_state::Throttles},
 };
 use crate::{
-    actions::sys::{ActError, cgroup::CgroupFs, cgroup::tests::fixture, throttle_state::Throttles},
     config::{LeakAction, PolicySettings},
-    engine::{Event, EventKind, LeakVerdict, Level},
-    model::sample::ProcessId,
+    engine::{
+        Event, EventKind, LeakVerdict, Level,
+        planner::{Decision, Member, Observed, Performed, Planner},
+    },
+    model::{
+        incident::{ActionKind, Incident, IncidentEnd, Outcome},
+        sample::ProcessId,
+        signals::SignalMasks,
+        target_key::TargetKey,
+    },
+    sources::cgroupfs::{CgroupFs, tests::fixture},
 };
 
 const MIB: u64 = 1 << 20;
@@ -24,12 +32,14 @@ const DAEMON: u32 = 999;
 const CGROUP: &str = "/app.slice/app.service";
 const KEY: &str = "cgroup:/app.slice/app.service";
 
+fn key() -> TargetKey {
+    TargetKey::from(KEY)
+}
+
 #[derive(Default)]
 struct Fake {
     sent: Vec<(u32, Signal)>,
     gone: HashSet<u32>,
-    /// Processes with no handler for the cleanup signal.
-    unhandled: HashSet<u32>,
 }
 
 impl Signaller for Fake {
@@ -40,10 +50,6 @@ impl Signaller for Fake {
         self.sent.push((id.pid, signal));
         Ok(())
     }
-
-    fn would_terminate(&self, id: ProcessId, _signal: Signal) -> bool {
-        self.unhandled.contains(&id.pid)
-    }
 }
 
 struct Harness {
@@ -51,16 +57,22 @@ struct Harness {
     _state: tempfile::TempDir,
     state_file: PathBuf,
     log: PathBuf,
+    planner: Planner,
     exec: Executor<Fake>,
+    cgroupfs: CgroupFs,
     settings: PolicySettings,
     members: Vec<Member>,
+    /// Processes with no handler for the cleanup signal.
+    unhandled: HashSet<u32>,
     t: f64,
     level: Level,
     protected_inside: bool,
+    performed: Vec<Performed>,
 }
 
+/// A member that catches the cleanup signals (what its /proc masks would say).
 fn member(pid: u32, rss_mib: u64) -> Member {
-    Member { id: ProcessId { pid, start_time: 7 }, rss: rss_mib * MIB }
+    Member { id: ProcessId { pid, start_time: 7 }, rss: rss_mib * MIB, signals: None }
 }
 
 impl Harness {
@@ -73,24 +85,29 @@ impl Harness {
         let state = tempfile::tempdir().unwrap();
         let state_file = state.path().join("throttles.json");
         let log = state.path().join("incidents.jsonl");
-        let hands = Hands {
-            cgroupfs: CgroupFs::new(root.path()),
-            throttles: Throttles::load(&state_file).unwrap(),
-            signaller: Fake::default(),
-            daemon_pid: DAEMON,
-        };
-        let exec = Executor::new(hands, global_dry_run, Readiness::new(), Some(IncidentLog::new(&log, 1 << 20, 2)));
+        let cgroupfs = CgroupFs::new(root.path());
+        let exec = Executor::new(
+            cgroupfs.clone(),
+            Throttles::load(&state_file).unwrap(),
+            Fake::default(),
+            Readiness::new(),
+            Some(IncidentLog::new(&log, 1 << 20, 2)),
+        );
         Self {
             root,
             _state: state,
             state_file,
             log,
+            planner: Planner::new(DAEMON, global_dry_run),
             exec,
+            cgroupfs,
             settings,
             members: vec![member(100, 0)],
+            unhandled: HashSet::new(),
             t: 1000.0,
             level: Level::Normal,
             protected_inside: false,
+            performed: Vec::new(),
         }
     }
 
@@ -111,28 +128,70 @@ impl Harness {
         let mut events = Vec::new();
         if level != self.level {
             let kind = EventKind::State { from: self.level, to: level, usage_bytes: usage, limit_bytes: LIMIT };
-            events.push(Event { t: self.t, key: KEY.into(), kind });
+            events.push(Event { t: self.t, key: key(), kind });
             self.level = level;
         }
         self.tick(usage, &events);
     }
 
+    /// The members as the daemon reads them before planning: each one's
+    /// signal masks (caught, unless listed as unhandled).
+    fn read_members(&self) -> Vec<Member> {
+        let usr1 = 1 << (Signal::USR1.as_raw() - 1);
+        self.members
+            .iter()
+            .map(|m| {
+                let caught = if self.unhandled.contains(&m.id.pid) { 0 } else { usr1 };
+                Member { signals: Some(SignalMasks { caught, ..Default::default() }), ..*m }
+            })
+            .collect()
+    }
+
     fn tick(&mut self, usage: u64, events: &[Event]) {
+        let members = self.read_members();
+        let knob = self.cgroupfs.knob_reading(CGROUP);
+        let key = key();
         let observed = Observed {
-            key: KEY,
+            key: &key,
             policy: "app",
             settings: &self.settings,
             cgroup: Some(CGROUP),
             usage_bytes: usage,
             limit_bytes: LIMIT,
-            members: &self.members,
+            members: &members,
             protected_inside: self.protected_inside,
+            knob: Some(&knob),
         };
-        self.exec.tick(Tick { t: self.t, started: Instant::now() }, events, &[observed]);
+        let decisions = self.planner.plan(self.t, events, &[observed]);
+        self.apply(&decisions);
+    }
+
+    /// A tick in which the target was not seen at all.
+    fn tick_without_target(&mut self) {
+        self.t += 1.0;
+        let decisions = self.planner.plan(self.t, &[], &[]);
+        self.apply(&decisions);
+    }
+
+    fn apply(&mut self, decisions: &[Decision]) {
+        let applied = self.exec.apply(decisions, Instant::now());
+        let settled = self.planner.settle(&applied);
+        self.exec.write_incidents(&settled.incidents);
+        self.performed.extend(settled.performed);
+    }
+
+    fn shutdown(&mut self, t: f64) {
+        let decisions = self.planner.shutdown(t);
+        self.apply(&decisions);
+        self.exec.shutdown();
+    }
+
+    fn take_performed(&mut self) -> Vec<Performed> {
+        std::mem::take(&mut self.performed)
     }
 
     fn signals(&self) -> &[(u32, Signal)] {
-        &self.exec.hands().signaller.sent
+        &self.exec.signaller().sent
     }
 
     fn incidents(&self) -> Vec<Incident> {
@@ -308,24 +367,17 @@ fn a_cgroup_gone_mid_action_is_recorded_not_fatal() {
     let mut h = Harness::new(settings(), false);
     h.step(91, Level::Critical);
     std::fs::remove_dir_all(h.root.path().join("app.slice/app.service")).unwrap();
-    h.exec_gone(100);
+    h.exec.signaller_mut().gone.insert(100);
     for _ in 0..3 {
         h.step(91, Level::Critical);
     }
     // The target then disappears from the readings altogether.
-    h.t += 1.0;
-    h.exec.tick(Tick { t: h.t, started: Instant::now() }, &[], &[]);
+    h.tick_without_target();
     let incident = h.incidents().pop().unwrap();
     assert_eq!(incident.end, IncidentEnd::Gone);
     let throttle = incident.actions.iter().find(|a| a.action == ActionKind::Throttle).unwrap();
     assert_eq!(throttle.outcome, Outcome::Gone, "{throttle:?}");
     assert!(incident.actions.iter().any(|a| a.action == ActionKind::Signal && a.outcome == Outcome::Gone));
-}
-
-impl Harness {
-    fn exec_gone(&mut self, pid: u32) {
-        self.exec.hands_mut().signaller.gone.insert(pid);
-    }
 }
 
 #[test]
@@ -350,14 +402,14 @@ fn a_throttling_leak_policy_holds_the_limit_until_the_leak_ends() {
     h.t += 1.0;
     let verdict =
         LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: Some(700.0), window_s: 600.0 };
-    let leak = Event { t: h.t, key: KEY.into(), kind: EventKind::LeakDetected(verdict) };
+    let leak = Event { t: h.t, key: key(), kind: EventKind::LeakDetected(verdict) };
     h.tick(30 * MIB, &[leak]);
     assert_eq!(h.file("memory.high"), (30 * MIB + 2 * MIB).to_string());
     assert!(h.signals().is_empty(), "throttle, not cleanup");
     h.step(30, Level::Normal);
     assert_ne!(h.file("memory.high"), "max", "held while the leak lasts");
     h.t += 1.0;
-    let ended = Event { t: h.t, key: KEY.into(), kind: EventKind::LeakEnded { leaked_for_secs: 60.0 } };
+    let ended = Event { t: h.t, key: key(), kind: EventKind::LeakEnded { leaked_for_secs: 60.0 } };
     h.tick(30 * MIB, &[ended]);
     assert_eq!(h.file("memory.high"), "max");
     let incident = h.incidents().pop().unwrap();
@@ -371,7 +423,7 @@ fn shutdown_restores_everything_and_closes_open_episodes() {
     let mut h = Harness::new(s, false);
     h.step(95, Level::Critical);
     assert_ne!(h.file("memory.high"), "max");
-    h.exec.shutdown(h.t + 1.0);
+    h.shutdown(h.t + 1.0);
     assert_eq!(h.file("memory.high"), "max");
     assert_eq!(h.incidents().pop().unwrap().end, IncidentEnd::Shutdown);
 }
@@ -385,7 +437,7 @@ fn a_cleanup_leak_policy_runs_the_passes_and_a_report_policy_does_nothing() {
         h.step(30, Level::Normal);
         h.t += 1.0;
         let verdict = LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: None, window_s: 600.0 };
-        h.tick(30 * MIB, &[Event { t: h.t, key: KEY.into(), kind: EventKind::LeakDetected(verdict) }]);
+        h.tick(30 * MIB, &[Event { t: h.t, key: key(), kind: EventKind::LeakDetected(verdict) }]);
         for _ in 0..6 {
             h.step(30, Level::Normal);
         }
@@ -402,7 +454,7 @@ fn a_cleanup_signal_is_never_sent_to_a_process_it_would_kill() {
     s.actions.kill_grace_secs = 1.0;
     let mut h = Harness::new(s, false);
     h.members = vec![member(100, 0), member(101, 5)];
-    h.exec.hands_mut().signaller.unhandled.insert(101);
+    h.unhandled.insert(101);
     h.step(91, Level::Critical);
     assert_eq!(h.signals(), [(100, Signal::USR1)], "101 has no handler: SIGUSR1 would kill it");
     // The emergency's SIGTERM is meant to end a process: no such check.
@@ -427,21 +479,19 @@ fn a_cgroup_holding_a_protected_process_is_signalled_but_never_throttled() {
     assert_eq!(clamp.outcome, Outcome::Refused, "{clamp:?}");
 }
 
-mod requests;
-
 #[test]
 fn every_action_taken_is_handed_out_once_for_the_view_and_counters() {
     let mut h = Harness::new(settings(), false);
     h.step(10, Level::Normal);
-    assert!(h.exec.take_performed().is_empty(), "nothing done at normal");
+    assert!(h.take_performed().is_empty(), "nothing done at normal");
     h.step(60, Level::Emergency);
-    let performed = h.exec.take_performed();
-    let kinds: Vec<(ActionKind, Outcome)> = performed.iter().map(|(_, r)| (r.action, r.outcome)).collect();
-    assert!(performed.iter().all(|(key, _)| key == KEY), "{performed:?}");
+    let performed = h.take_performed();
+    let kinds: Vec<(ActionKind, Outcome)> = performed.iter().map(|p| (p.record.action, p.record.outcome)).collect();
+    assert!(performed.iter().all(|p| p.target == key()), "{performed:?}");
     assert!(kinds.contains(&(ActionKind::Clamp, Outcome::Ok)), "{kinds:?}");
     assert!(kinds.contains(&(ActionKind::NotReady, Outcome::Ok)), "{kinds:?}");
-    assert!(h.exec.take_performed().is_empty(), "handed out once");
+    assert!(h.take_performed().is_empty(), "handed out once");
     h.step(0, Level::Normal);
-    let kinds: Vec<ActionKind> = h.exec.take_performed().iter().map(|(_, r)| r.action).collect();
+    let kinds: Vec<ActionKind> = h.take_performed().iter().map(|p| p.record.action).collect();
     assert!(kinds.contains(&ActionKind::Restore) && kinds.contains(&ActionKind::Ready), "{kinds:?}");
 }

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::Level;
-use crate::{actions::Measured, cache::UnknownCache};
+use crate::{
+    cache::UnknownCache,
+    engine::planner::Measured,
+    model::{incident::Outcome, target_key::TargetKey},
+};
 
 /// Requests queued beyond this are refused (503) rather than buffered.
 const QUEUE: usize = 16;
@@ -19,7 +23,7 @@ pub struct TargetCleanup {
     pub target: String,
     pub level: Level,
     /// The action's outcome: "ok", "dry_run", "refused", "skipped", "gone", "failed".
-    pub outcome: String,
+    pub outcome: Outcome,
     /// What was done (or, in a dry run, what would be; or why nothing was).
     pub actions: Vec<String>,
     /// Unix seconds of the signal; the incident log's record of the pass has
@@ -46,7 +50,7 @@ pub struct CleanupReport {
 impl CleanupReport {
     /// Whether some signal went out, so the answer waits for its re-measure.
     pub fn sent(&self) -> bool {
-        self.targets.iter().any(|t| t.outcome == "ok")
+        self.targets.iter().any(|t| t.outcome == Outcome::Ok)
     }
 }
 
@@ -62,8 +66,8 @@ pub enum ControlError {
     Failed(String),
 }
 
-/// Whoever answers the requests inside the daemon loop: the action
-/// executor, borrowed for one request (`actions::control`).
+/// Whoever answers the requests inside the daemon loop: the daemon's
+/// pipeline and executor, borrowed for one request (`daemon::requests`).
 pub trait Controller {
     /// Starts the critical-level cleanup on `target`, or on every target at
     /// warning or above. The report's passes are not measured yet.
@@ -171,12 +175,12 @@ impl PendingCleanups {
 
     /// Fills in each waiting pass's freed memory from `measured(target,
     /// sent_at)` and answers the reports that are complete or out of time.
-    pub fn settle(&mut self, now: Instant, measured: impl Fn(&str, f64) -> Measured) -> Vec<Settled> {
+    pub fn settle(&mut self, now: Instant, measured: impl Fn(&TargetKey, f64) -> Measured) -> Vec<Settled> {
         let mut done = Vec::new();
         for mut parked in std::mem::take(&mut self.parked) {
             let mut waiting = false;
-            for t in parked.report.targets.iter_mut().filter(|t| t.outcome == "ok" && !t.measured) {
-                match t.sent_at.map(|at| measured(&t.target, at)) {
+            for t in parked.report.targets.iter_mut().filter(|t| t.outcome == Outcome::Ok && !t.measured) {
+                match t.sent_at.map(|at| measured(&TargetKey::from(t.target.as_str()), at)) {
                     Some(Measured::Pending) => waiting = true,
                     Some(Measured::Freed(freed)) => {
                         t.freed_bytes = freed.max(0) as u64;
@@ -218,7 +222,7 @@ mod tests {
                 targets: vec![TargetCleanup {
                     target: target.to_owned(),
                     level: Level::Critical,
-                    outcome: "ok".into(),
+                    outcome: Outcome::Ok,
                     actions: vec!["SIGUSR1 (pass 1) to 1 of 1 process(es)".into()],
                     sent_at: Some(10.0),
                     freed_bytes: 0,
@@ -245,9 +249,9 @@ mod tests {
                 assert!(pending.serve(request, &mut Sends, start).is_none(), "nothing answered at once");
             }
             // Two cleanups parked: "a" is re-measured, "b" never is.
-            let measured = |key: &str, at: f64| {
+            let measured = |key: &TargetKey, at: f64| {
                 assert_eq!(at, 10.0);
-                if key == "a" { Measured::Freed(5) } else { Measured::Pending }
+                if key.to_string() == "a" { Measured::Freed(5) } else { Measured::Pending }
             };
             assert_eq!(pending.settle(start, measured).len(), 1, "a");
             assert!(pending.settle(start + REPLY_WITHIN / 2, measured).is_empty(), "b waits");

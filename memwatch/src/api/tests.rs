@@ -68,7 +68,7 @@ impl Controller for DryRun {
                 .map(|t| TargetCleanup {
                     target: t.name.clone(),
                     level: t.level,
-                    outcome: "dry_run".into(),
+                    outcome: crate::model::incident::Outcome::DryRun,
                     actions: vec!["would send SIGUSR1 (pass 1) to 1 process(es)".into()],
                     sent_at: Some(1.0),
                     freed_bytes: 0,

@@ -4,11 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 
 use crate::{
-    actions::{
-        incident::{ActionKind, Incident, Outcome},
-        incident_log,
-    },
+    actions::incident_log,
     bytes::human_bytes,
+    model::incident::{ActionKind, Incident, Outcome},
     cli::IncidentsArgs,
     config::parse_duration_secs,
 };

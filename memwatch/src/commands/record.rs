@@ -1,6 +1,13 @@
-//! `memwatch record`: write a trace of the live system's targets, for
-//! `memwatch replay` to judge later (with another policy, say).
-use std::{path::Path, time::Duration};
+//! `memwatch record`: a trace (format 2) of the live system, for `memwatch
+//! replay` to judge later (with another policy, say). It runs the same
+//! pipeline as the daemon, acting on nothing, so it reads and records what
+//! the daemon would have read.
+use std::{
+    fs::File,
+    io::BufWriter,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use tokio::time::MissedTickBehavior;
@@ -8,11 +15,11 @@ use tokio::time::MissedTickBehavior;
 use crate::{
     cli::RecordArgs,
     config::{self, Config},
+    engine::{EngineOptions, planner::assume_success},
+    pipeline::{Pipeline, facts::SystemFacts},
     shutdown,
-    sources::cgroupfs::Limits,
-    sources::collect::Collector,
-    sources::procfs::ProcFs,
-    trace::{self, HEADER},
+    sources::{collect::Collector, meminfo, procfs::ProcFs},
+    trace::v2::{self, Recorder, RecordingFacts},
 };
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
@@ -27,13 +34,17 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     if let Some(reason) = &fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
-    // Fail now rather than after the whole recording.
-    let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    anyhow::ensure!(dir.is_dir(), "cannot write {}: {} is not a directory", args.out.display(), dir.display());
-    let limits = Limits::default();
+    let host = meminfo::read(ProcFs::default().root()).context("reading MemTotal from /proc/meminfo")?;
+    let temp = Temp::beside(&args.out)?;
+    let file = File::create(&temp.0).with_context(|| format!("creating {}", temp.0.display()))?;
+    let header =
+        v2::Header { version: v2::VERSION, host_memory: host.total, daemon_pid: std::process::id(), interval_s: args.interval };
+    let mut recorder = Recorder::new(Box::new(BufWriter::new(file)), header).context("writing the trace")?;
+    let mut pipeline = Pipeline::new(config, host.total, EngineOptions::default(), std::process::id());
+    let mut facts = SystemFacts::default();
+
     let interval = Duration::from_secs_f64(args.interval);
     let rounds = (args.duration as f64 / args.interval).floor().max(1.0) as u64;
-    let mut out = format!("{HEADER}\n");
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let stop = shutdown::requested();
@@ -47,56 +58,69 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             }
         }
         let snapshot = collector.snapshot().context("reading the targets")?;
-        let t = unix_seconds();
-        for target in crate::model::targets::build(&snapshot.processes, &config) {
-            // The observed limit only (the cgroup's), not the policy's, so a
-            // replay with another policy can apply its own.
-            let limit = target.cgroup.as_deref().and_then(|c| limits.cgroup_limit(c));
-            trace::write_row(&mut out, t, &target.key, target.usage_bytes, limit);
-        }
+        let t = crate::daemon::unix_seconds();
+        let mut recording = RecordingFacts::new(&mut facts);
+        let tick = pipeline.tick(t, &snapshot.processes, &mut recording);
+        let answers = recording.answers;
+        // Nothing is applied: the planner goes on as if all of it worked,
+        // so it asks next what it would ask live.
+        pipeline.planner_mut().settle(&assume_success(&tick.decisions));
+        recorder.tick(t, &snapshot.processes, answers).context("writing the trace")?;
     }
     drop(collector);
-    write_atomically(&args.out, out.as_bytes())
+    recorder.finish().context("writing the trace")?;
+    temp.commit(&args.out)
 }
 
-/// Seconds since the epoch, to the millisecond: traces from different
-/// hosts or runs line up on a common clock.
-fn unix_seconds() -> f64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    (now.as_millis() as f64) / 1000.0
-}
+/// A temporary file beside the trace: renamed over it once complete, so a
+/// reader never sees half a trace, and removed if recording fails.
+struct Temp(PathBuf);
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over
-/// `path`: a reader never sees half a trace, and a crash leaves no torn file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
-    let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+impl Temp {
+    fn beside(path: &Path) -> anyhow::Result<Self> {
+        // Fail now rather than after the whole recording.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        anyhow::ensure!(dir.is_dir(), "cannot write {}: {} is not a directory", path.display(), dir.display());
+        let name = path.file_name().with_context(|| format!("{} is not a file path", path.display()))?;
+        Ok(Self(dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()))))
     }
-    result.with_context(|| format!("writing {}", path.display()))
+
+    fn commit(self, path: &Path) -> anyhow::Result<()> {
+        let result = File::open(&self.0).and_then(|f| f.sync_all()).and_then(|()| std::fs::rename(&self.0, path));
+        result.with_context(|| format!("writing {}", path.display()))?;
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
 
     #[test]
-    fn writes_replace_the_file_whole_and_leave_no_temporary() {
+    fn a_committed_file_replaces_the_old_one_whole_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("trace.csv");
+        let path = dir.path().join("trace.jsonl");
         std::fs::write(&path, "old").unwrap();
-        write_atomically(&path, b"new contents").unwrap();
+        let temp = Temp::beside(&path).unwrap();
+        File::create(&temp.0).unwrap().write_all(b"new contents").unwrap();
+        temp.commit(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new contents");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["trace.csv"]);
-        assert!(write_atomically(&dir.path().join("missing/trace.csv"), b"x").is_err());
+        assert_eq!(names, ["trace.jsonl"]);
+        assert!(Temp::beside(&dir.path().join("missing/trace.jsonl")).is_err());
+        // Dropped without commit (a failed recording): nothing left behind.
+        let temp = Temp::beside(&path).unwrap();
+        File::create(&temp.0).unwrap();
+        drop(temp);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

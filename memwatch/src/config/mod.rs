@@ -26,6 +26,9 @@ use crate::{
     sources::collect::ModeRequest,
 };
 
+/// What records and logs call the `[defaults]` "policy".
+pub const DEFAULTS_NAME: &str = "defaults";
+
 /// The seed's sampling interval: often enough to catch a fast leak within a
 /// minute, rarely enough to cost nothing measurable.
 pub const DEFAULT_INTERVAL_SECS: f64 = 5.0;
@@ -152,6 +155,12 @@ impl Config {
     /// The index of the first policy matching `id`.
     pub fn policy_for(&self, id: &Identity<'_>) -> Option<usize> {
         self.policies.iter().position(|p| p.matcher.matches(id))
+    }
+
+    /// The name of policy `index` as logs and records show it; `defaults`
+    /// for targets no policy matched.
+    pub fn policy_name(&self, index: Option<usize>) -> &str {
+        index.and_then(|i| self.policies.get(i)).map_or(DEFAULTS_NAME, |p| p.name.as_str())
     }
 
     /// The settings of policy `index`, or the defaults.

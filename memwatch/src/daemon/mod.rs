@@ -1,2 +1,205 @@
-//! The daemon: its loop (`memwatch run`) and its observability runtime.
+//! The daemon (`memwatch run`): every interval one reading goes through the
+//! pipeline, the executor applies what the planner decided, and the view,
+//! exporters and API show it. Control requests from the API are answered
+//! between readings by the same pipeline and executor.
 pub mod observe;
+mod requests;
+mod round;
+pub use round::unix_seconds;
+mod summary;
+
+use std::{
+    fs::File,
+    io::BufWriter,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use tokio::time::MissedTickBehavior;
+
+use crate::{
+    actions::{self, Executor, PidfdSignaller, Readiness, Signaller, sys::ActError},
+    cache::CacheLimits,
+    config::Config,
+    engine::{EngineOptions, planner::Performed},
+    model::sample::{ProcessSample, Snapshot},
+    pipeline::{Facts, Pipeline, Tick, facts::SystemFacts},
+    shutdown,
+    sources::{
+        collect::{CollectError, Collector, ModeRequest},
+        ebpf::ProbeError,
+        meminfo,
+        procfs::ProcFs,
+    },
+    trace::v2::{self, Recorder, RecordingFacts},
+};
+use observe::{ObserveError, Observability};
+use requests::Responder;
+use summary::{RateLimited, log_summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("attaching the eBPF probes (mode = \"ebpf\"): {0}")]
+    Probes(#[from] ProbeError),
+    #[error("reading MemTotal from /proc/meminfo: {0}")]
+    HostMemory(std::io::Error),
+    #[error("starting the action executor: {0}")]
+    Executor(#[from] ActError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error("first reading: {0}")]
+    FirstReading(CollectError),
+    #[error("recording to {path}: {source}")]
+    Record { path: PathBuf, source: std::io::Error },
+}
+
+/// How to run, beyond the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides the config's `daemon.mode`.
+    pub mode: Option<ModeRequest>,
+    /// Writes every pipeline input to this trace (format 2) as it goes.
+    pub record: Option<PathBuf>,
+    /// Shown in the banner.
+    pub config_path: PathBuf,
+}
+
+pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
+    let mut stop = shutdown::install().map_err(DaemonError::Signals)?;
+    let mode_request = options.mode.unwrap_or(config.daemon.mode);
+    let (mut collector, fallback) = Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)?;
+    if let Some(reason) = &fallback {
+        tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
+    }
+    let interval = config.daemon.interval();
+    tracing::info!(
+        mode = %collector.mode(),
+        probes = %if collector.attached().is_empty() { "none".to_owned() } else { collector.attached().join(",") },
+        interval = ?interval,
+        config = %options.config_path.display(),
+        "memwatch started"
+    );
+
+    let host = meminfo::read(&ProcFs::default().root().to_path_buf()).map_err(DaemonError::HostMemory)?;
+    let recorder = match &options.record {
+        Some(path) => Some(start_recording(path, host.total, config.daemon.interval_secs)?),
+        None => None,
+    };
+    // Restores what a crashed predecessor left throttled before anything else.
+    // The executor holds the flag; GET /health reads a clone of this handle.
+    let readiness = Readiness::new();
+    let executor = actions::start(&config.actions, readiness.clone())?;
+    let cache_limits =
+        CacheLimits { max_entries: config.cache.max_size, ttl: Duration::from_secs_f64(config.cache.ttl_secs) };
+    let mut observe = Observability::start(&config, cache_limits, readiness).await?;
+    collector.set_info_cache(observe.info_cache());
+    observe.event(format!("monitoring started (mode {})", collector.mode()));
+
+    let summary_top = config.daemon.summary_top;
+    let pipeline = Pipeline::new(config, host.total, EngineOptions::default(), std::process::id());
+    let mut daemon = Daemon { pipeline, executor, facts: SystemFacts::default(), recorder };
+    let mut previous = collector.snapshot().map_err(DaemonError::FirstReading)?;
+    daemon.on_reading(&previous, &previous, &mut observe);
+
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    // A slow round (a huge /proc) delays the next one instead of bunching them.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failures = RateLimited::new(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            signal = stop.requested() => {
+                tracing::info!("{signal} received, stopping");
+                break;
+            }
+            // Cleanup / cache requests from the API, answered between readings.
+            Some(request) = observe.next_request() => {
+                let caches = observe.caches();
+                let mut responder = Responder::new(&mut daemon, &caches, round::unix_seconds());
+                observe.serve(request, &mut responder);
+                let performed = responder.into_performed();
+                observe.record_performed(&performed);
+                continue;
+            }
+        }
+        match collector.snapshot() {
+            Ok(snapshot) => {
+                log_summary(&previous, &snapshot, summary_top);
+                daemon.on_reading(&previous, &snapshot, &mut observe);
+                previous = snapshot;
+            }
+            // One bad round (a /proc race, a transient map error) must not
+            // stop the monitor; say so, at most once a minute.
+            Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e}")),
+        }
+    }
+    daemon.shutdown();
+    observe.stop().await;
+    drop(collector);
+    tracing::info!("limits restored, probes detached, memwatch stopped");
+    Ok(())
+}
+
+fn start_recording(path: &std::path::Path, host_memory: u64, interval_s: f64) -> Result<Recorder, DaemonError> {
+    let error = |source| DaemonError::Record { path: path.to_path_buf(), source };
+    let file = File::create(path).map_err(error)?;
+    let header = v2::Header { version: v2::VERSION, host_memory, daemon_pid: std::process::id(), interval_s };
+    Recorder::new(Box::new(BufWriter::new(file)), header).map_err(error)
+}
+
+/// What the loop owns between readings: the pipeline (engine and planner),
+/// the executor, the system it reads, and the recording, if any. Generic
+/// over the signaller and the facts for tests (a fake and fixtures).
+pub(crate) struct Daemon<S = PidfdSignaller, F = SystemFacts> {
+    pipeline: Pipeline,
+    executor: Executor<S>,
+    facts: F,
+    recorder: Option<Recorder>,
+}
+
+impl<S: Signaller, F: Facts> Daemon<S, F> {
+    /// One reading: decide, act at once (the time from the reading to the
+    /// action is what an emergency is judged by), then log and show it.
+    fn on_reading(&mut self, previous: &Snapshot, now: &Snapshot, observe: &mut Observability) {
+        let (tick, performed) = self.read(round::unix_seconds(), Instant::now(), &now.processes);
+        observe.settle_cleanups(|key, sent_at| self.pipeline.planner().measured(key, sent_at));
+        observe.record_performed(&performed);
+        observe.update(previous, now, self.pipeline.targets(), &tick.events);
+    }
+
+    /// The reading of `processes` taken at `t` (`started`): through the
+    /// pipeline, applied, recorded, logged.
+    fn read(&mut self, t: f64, started: Instant, processes: &[ProcessSample]) -> (Tick, Vec<Performed>) {
+        let (tick, answers) = match self.recorder {
+            Some(_) => {
+                let mut recording = RecordingFacts::new(&mut self.facts);
+                let tick = self.pipeline.tick(t, processes, &mut recording);
+                (tick, Some(recording.answers))
+            }
+            None => (self.pipeline.tick(t, processes, &mut self.facts), None),
+        };
+        let (applied, performed) = round::apply(&tick.decisions, started, &mut self.pipeline, &mut self.executor);
+        if let (Some(recorder), Some(answers)) = (&mut self.recorder, answers) {
+            round::record(recorder.tick(t, processes, answers).and_then(|()| recorder.applied(&applied)));
+        }
+        round::log_events(&tick.events, &self.pipeline);
+        (tick, performed)
+    }
+
+    /// Clean exit: every open episode ends, what it lowered is restored.
+    fn shutdown(&mut self) {
+        let (t, started) = (round::unix_seconds(), Instant::now());
+        let decisions = self.pipeline.planner_mut().shutdown(t);
+        let (applied, _) = round::apply(&decisions, started, &mut self.pipeline, &mut self.executor);
+        self.executor.shutdown();
+        if let Some(mut recorder) = self.recorder.take() {
+            round::record(recorder.shutdown(t).and_then(|()| recorder.applied(&applied)).and_then(|()| recorder.finish()));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "requests_tests.rs"]
+mod requests_tests;

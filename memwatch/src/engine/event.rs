@@ -6,12 +6,13 @@
 use serde::Serialize;
 
 use super::{leak::Trend, levels::Level};
+use crate::model::target_key::TargetKey;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// The reading's timestamp (seconds).
     pub t: f64,
-    pub key: String,
+    pub key: TargetKey,
     pub kind: EventKind,
 }
 
@@ -89,7 +90,7 @@ enum Line {
 #[derive(Serialize)]
 struct Record<'a> {
     t: serde_json::Number,
-    key: &'a str,
+    key: &'a TargetKey,
     #[serde(flatten)]
     line: Line,
 }

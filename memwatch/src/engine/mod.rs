@@ -7,17 +7,21 @@
 //! machine (`levels`), a leak detector (`leak`, built on `trend`), and the
 //! seed's rule as a separate signal (`seed_rule`). Which settings apply to
 //! a target and what its limit is are decided by the caller (policies,
-//! `limit`), so the engine never reads configuration either.
+//! `limit`), so the engine never reads configuration either. The `planner`
+//! turns its levels and verdicts into decisions, just as purely.
 mod event;
 pub mod history;
 pub mod leak;
 pub mod levels;
 pub mod limit;
+pub mod planner;
 pub mod ring;
 pub mod seed_rule;
 pub mod trend;
 
 use std::collections::BTreeMap;
+
+use crate::model::target_key::TargetKey;
 
 pub use event::{Event, EventKind, LeakVerdict};
 pub use leak::LeakSettings;
@@ -47,7 +51,7 @@ impl Default for TargetSettings {
 pub struct Reading<'a> {
     /// Seconds, any origin, increasing per target.
     pub t: f64,
-    pub key: &'a str,
+    pub key: &'a TargetKey,
     pub usage_bytes: u64,
     /// The resolved limit (see `limit::resolve_limit`); never 0.
     pub limit_bytes: u64,
@@ -62,7 +66,7 @@ pub struct EngineOptions {
 #[derive(Debug, Default)]
 pub struct Engine {
     options: EngineOptions,
-    targets: BTreeMap<String, Target>,
+    targets: BTreeMap<TargetKey, Target>,
 }
 
 #[derive(Debug, Default)]
@@ -84,10 +88,10 @@ impl Engine {
     pub fn observe(&mut self, reading: &Reading<'_>, settings: &TargetSettings, events: &mut Vec<Event>) {
         let target = match self.targets.get_mut(reading.key) {
             Some(target) => target,
-            None => self.targets.entry(reading.key.to_owned()).or_default(),
+            None => self.targets.entry(reading.key.clone()).or_default(),
         };
         let emit = |events: &mut Vec<Event>, kind| {
-            events.push(Event { t: reading.t, key: reading.key.to_owned(), kind });
+            events.push(Event { t: reading.t, key: reading.key.clone(), kind });
         };
 
         let limit = reading.limit_bytes.max(1);
@@ -134,16 +138,12 @@ impl Engine {
 
     /// Drops the state of targets for which `keep` is false (processes that
     /// exited, units that stopped), so a long-running daemon stays bounded.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&TargetKey) -> bool) {
         self.targets.retain(|key, _| keep(key));
     }
 
-    pub fn level(&self, key: &str) -> Option<Level> {
+    pub fn level(&self, key: &TargetKey) -> Option<Level> {
         self.targets.get(key).map(|t| t.levels.level())
-    }
-
-    pub fn is_leaking(&self, key: &str) -> bool {
-        self.targets.get(key).is_some_and(|t| t.leak.is_leaking())
     }
 
     pub fn target_count(&self) -> usize {
@@ -160,8 +160,9 @@ mod tests {
         let mut engine = Engine::default();
         let mut events = Vec::new();
         let settings = TargetSettings::default();
+        let a = TargetKey::from("a");
         for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
-            engine.observe(&Reading { t, key: "a", usage_bytes: usage, limit_bytes: 100 }, &settings, &mut events);
+            engine.observe(&Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100 }, &settings, &mut events);
         }
         let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
         assert_eq!(
@@ -171,7 +172,7 @@ mod tests {
                 r#"{"t":10,"key":"a","event":"state","from":"warning","to":"emergency","usage_bytes":97,"limit_bytes":100}"#,
             ]
         );
-        assert_eq!(engine.level("a"), Some(Level::Emergency));
+        assert_eq!(engine.level(&a), Some(Level::Emergency));
     }
 
     #[test]
@@ -179,12 +180,13 @@ mod tests {
         let mut engine = Engine::default();
         let mut events = Vec::new();
         let settings = TargetSettings::default();
-        engine.observe(&Reading { t: 0.0, key: "a", usage_bytes: 99, limit_bytes: 100 }, &settings, &mut events);
-        engine.observe(&Reading { t: 0.0, key: "b", usage_bytes: 1, limit_bytes: 100 }, &settings, &mut events);
-        assert_eq!(engine.level("b"), Some(Level::Normal));
-        engine.retain(|key| key == "b");
+        let (a, b) = (TargetKey::from("a"), TargetKey::from("b"));
+        engine.observe(&Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100 }, &settings, &mut events);
+        engine.observe(&Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100 }, &settings, &mut events);
+        assert_eq!(engine.level(&b), Some(Level::Normal));
+        engine.retain(|key| *key == b);
         assert_eq!(engine.target_count(), 1);
-        assert_eq!(engine.level("a"), None);
+        assert_eq!(engine.level(&a), None);
     }
 
     #[test]
@@ -195,7 +197,7 @@ mod tests {
         let mib = 1 << 20;
         for i in 0..40u64 {
             let usage = if i < 20 { 100 * mib + i * 10 * mib } else { 400 * mib };
-            let reading = Reading { t: i as f64 * 5.0, key: "a", usage_bytes: usage, limit_bytes: 1 << 40 };
+            let reading = Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 1 << 40 };
             engine.observe(&reading, &settings, &mut events);
         }
         let seeds: Vec<f64> =
@@ -212,7 +214,7 @@ mod tests {
         // 1 MiB/s from 1 GiB towards a 4 GiB limit.
         for i in 0..720u64 {
             let usage = gib + i * 5 * (1 << 20);
-            let reading = Reading { t: i as f64 * 5.0, key: "a", usage_bytes: usage, limit_bytes: 4 * gib };
+            let reading = Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 4 * gib };
             engine.observe(&reading, &settings, &mut events);
         }
         let leak = events

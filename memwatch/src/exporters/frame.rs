@@ -1,7 +1,7 @@
 //! The internal metrics model: one frame per interval, built from the view,
 //! read by both exporters. Cardinality is decided here and only here:
-//! per-process series exist only for the processes the view lists (top
-//! growers and pinned ones); everything else is in its target's series.
+//! per-process series exist only for the processes the view lists (the top
+//! growers); everything else is in its target's series.
 use std::sync::{Arc, RwLock};
 
 use super::catalog::{self, MetricDef};

@@ -105,7 +105,6 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
                 virtual_bytes: Some(1 << 20),
                 growth_bytes_per_s: 0.0,
                 page_faults: 11,
-                pinned: false,
             })
             .collect(),
         caches: vec![CacheStats { name: "process-info".into(), entries: 5, max_entries: 1000, hits: 8, misses: 2 }],

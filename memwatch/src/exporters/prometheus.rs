@@ -113,7 +113,6 @@ mod tests {
                 virtual_bytes: Some(4096),
                 growth_bytes_per_s: 12.0,
                 page_faults: 7,
-                pinned: false,
             }],
             caches: vec![CacheStats { name: "process-info".into(), entries: 3, max_entries: 1000, hits: 9, misses: 3 }],
             actions: vec![ActionCount { action: "reclaim".into(), result: "ok".into(), count: 2 }],

@@ -1,6 +1,11 @@
 //! What the sources' readings mean: per-process samples (`sample`), the
 //! targets policies group them into (`targets`), and per-process change
 //! over a window (`delta`). Pure data and pure functions.
+pub mod cgroup;
 pub mod delta;
+pub mod incident;
 pub mod sample;
+pub mod signals;
+pub mod target_key;
+pub mod untouchable;
 pub mod targets;

@@ -41,6 +41,8 @@ pub struct Counters {
     /// Upward moves of the program break.
     pub brk_bytes: Option<u64>,
     pub page_faults: u64,
+    /// Virtual size (/proc/PID/stat), bytes.
+    pub virtual_bytes: u64,
 }
 
 impl Counters {

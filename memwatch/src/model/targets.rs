@@ -11,57 +11,48 @@
 //!   host, which is what an operator acts on. Processes with no known cgroup
 //!   (gone before /proc could be read) are left out.
 //!
-//! Keys say what the target is, so `memwatch replay` can match policies on a
-//! recorded trace: `cgroup:<path>` and `process:<pid>:<comm>`.
+//! Keys (`TargetKey`) say what the target is, so `memwatch replay` can
+//! match policies on a recorded trace.
 use std::collections::BTreeMap;
 
 use crate::{
     config::{Config, Granularity, Identity},
-    model::sample::ProcessSample,
-    sources::procfs::unit_from_cgroup,
+    model::{
+        sample::{ProcessId, ProcessSample},
+        target_key::TargetKey,
+    },
+    sources::cgroupfs::unit_from_cgroup,
 };
 
-const CGROUP_PREFIX: &str = "cgroup:";
-const PROCESS_PREFIX: &str = "process:";
+/// One process of a target, with its resident memory this interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetMember {
+    pub id: ProcessId,
+    pub rss: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub key: String,
+    pub key: TargetKey,
     /// Index of the policy that applies; `None`: the defaults.
     pub policy: Option<usize>,
     pub usage_bytes: u64,
     /// The cgroup whose limit applies.
     pub cgroup: Option<String>,
-    pub processes: usize,
+    /// Sorted by process identity.
+    pub members: Vec<TargetMember>,
 }
 
-pub fn cgroup_key(path: &str) -> String {
-    format!("{CGROUP_PREFIX}{path}")
-}
-
-pub fn process_key(pid: u32, comm: &str) -> String {
-    format!("{PROCESS_PREFIX}{pid}:{comm}")
-}
-
-/// What a key tells about its target, for policy matching in replay. Keys of
-/// any other form (hand-made traces) match only policies with no criteria.
-pub fn identity_of_key(key: &str) -> (Identity<'_>, Option<String>) {
-    if let Some(path) = key.strip_prefix(CGROUP_PREFIX) {
-        let unit = unit_from_cgroup(path);
-        return (Identity { cgroup: Some(path), ..Default::default() }, unit);
-    }
-    if let Some(rest) = key.strip_prefix(PROCESS_PREFIX)
-        && let Some((_pid, comm)) = rest.split_once(':')
-    {
-        return (Identity { process: Some(comm), ..Default::default() }, None);
-    }
-    (Identity::default(), None)
-}
-
-/// The policy for a key read from a trace.
-pub fn policy_for_key(config: &Config, key: &str) -> Option<usize> {
-    let (mut identity, unit) = identity_of_key(key);
-    identity.unit = unit.as_deref();
+/// The policy for a key read from a trace of the first format (keys
+/// only): what the key tells about its target. Keys of any other form
+/// match only policies with no criteria.
+pub fn policy_for_key(config: &Config, key: &TargetKey) -> Option<usize> {
+    let unit = key.cgroup_path().and_then(unit_from_cgroup);
+    let identity = match key {
+        TargetKey::Cgroup(path) => Identity { cgroup: Some(path), unit: unit.as_deref(), ..Default::default() },
+        TargetKey::Process { comm, .. } => Identity { process: Some(comm), ..Default::default() },
+        TargetKey::Other(_) => Identity::default(),
+    };
     config.policy_for(&identity)
 }
 
@@ -89,7 +80,7 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
             *claim = (*claim).min(policy);
         }
     }
-    let mut targets: BTreeMap<String, Target> = BTreeMap::new();
+    let mut targets: BTreeMap<TargetKey, Target> = BTreeMap::new();
     for (process, own) in processes.iter().zip(matched) {
         let cgroup = process.info.cgroup.as_deref();
         let claim = cgroup.and_then(|c| claims.get(c).copied());
@@ -100,9 +91,9 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
             None => false,
         };
         let (key, policy) = if alone {
-            (process_key(process.id.pid, &process.info.comm), own)
+            (TargetKey::process(process.id.pid, &process.info.comm), own)
         } else if let Some(cgroup) = cgroup {
-            (cgroup_key(cgroup), claim)
+            (TargetKey::cgroup(cgroup), claim)
         } else {
             continue;
         };
@@ -111,12 +102,17 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
             policy,
             usage_bytes: 0,
             cgroup: cgroup.map(str::to_owned),
-            processes: 0,
+            members: Vec::new(),
         });
-        target.usage_bytes += process.counters.rss();
-        target.processes += 1;
+        let rss = process.counters.rss();
+        target.usage_bytes += rss;
+        target.members.push(TargetMember { id: process.id, rss });
     }
-    targets.into_values().collect()
+    let mut targets: Vec<Target> = targets.into_values().collect();
+    for target in &mut targets {
+        target.members.sort_by_key(|m| m.id);
+    }
+    targets
 }
 
 #[cfg(test)]
@@ -162,16 +158,18 @@ mod tests {
             process(30, "ghost", None, 9),
         ];
         let targets = build(&processes, &config);
-        let summary: Vec<(&str, Option<usize>, u64, usize)> =
-            targets.iter().map(|t| (t.key.as_str(), t.policy, t.usage_bytes, t.processes)).collect();
+        let summary: Vec<(String, Option<usize>, u64, usize)> =
+            targets.iter().map(|t| (t.key.to_string(), t.policy, t.usage_bytes, t.members.len())).collect();
         assert_eq!(
             summary,
             [
-                ("cgroup:/system.slice/api.service", Some(1), 150, 2),
-                ("cgroup:/user.slice/user-1000.slice/session-1.scope", None, 10, 2),
-                ("process:11:java", Some(0), 1000, 1),
+                ("cgroup:/system.slice/api.service".to_owned(), Some(1), 150, 2),
+                ("cgroup:/user.slice/user-1000.slice/session-1.scope".to_owned(), None, 10, 2),
+                ("process:11:java".to_owned(), Some(0), 1000, 1),
             ]
         );
+        let api = &targets[0];
+        assert_eq!(api.members.iter().map(|m| m.id.pid).collect::<Vec<_>>(), [10, 12], "members, by identity");
     }
 
     #[test]
@@ -181,9 +179,10 @@ mod tests {
              [[policy]]\nname = \"java\"\nmatch = { process = \"^java$\" }\n",
         )
         .unwrap();
-        assert_eq!(policy_for_key(&config, "cgroup:/system.slice/api.service"), Some(0));
-        assert_eq!(policy_for_key(&config, "process:11:java"), Some(1));
-        assert_eq!(policy_for_key(&config, "process:12:javac"), None);
-        assert_eq!(policy_for_key(&config, "lin00"), None);
+        let policy = |key: &str| policy_for_key(&config, &TargetKey::from(key));
+        assert_eq!(policy("cgroup:/system.slice/api.service"), Some(0));
+        assert_eq!(policy("process:11:java"), Some(1));
+        assert_eq!(policy("process:12:javac"), None);
+        assert_eq!(policy("lin00"), None);
     }
 }

@@ -1,3 +1,195 @@
 //! The one pure path from a reading to what memwatch decides, shared by the
-//! live daemon and `memwatch replay` so their verdicts and decisions agree.
+//! live daemon and `memwatch replay`: processes -> targets (`model::targets`)
+//! -> levels and leak verdicts (`monitor`, the engine) -> decisions (the
+//! planner). Whatever it needs beyond the processes it asks of `Facts`: the
+//! daemon answers from the system (and records the answers), a replay from
+//! the recording. So a replay of a recording decides exactly what the live
+//! run decided.
+pub mod facts;
 pub mod monitor;
+pub mod replay;
+
+use crate::{
+    config::Config,
+    engine::{
+        EngineOptions, Event, EventKind, Level,
+        planner::{Decision, Member, Observed, Planner},
+    },
+    model::{cgroup::KnobReading, incident::ActionRecord, sample::ProcessSample, target_key::TargetKey, targets},
+};
+pub use facts::Facts;
+use monitor::Monitor;
+
+/// One target as this interval saw and judged it: what the planner was
+/// given, and what the view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessed {
+    pub key: TargetKey,
+    /// Index of the policy that applies; `None`: the defaults.
+    pub policy: Option<usize>,
+    pub cgroup: Option<String>,
+    pub usage_bytes: u64,
+    /// The limit it was judged against.
+    pub limit_bytes: u64,
+    pub level: Level,
+    pub members: Vec<Member>,
+    /// Read where the planner may throttle this interval (cgroup targets only).
+    pub knob: Option<KnobReading>,
+    /// A protected target shares this target's cgroup.
+    pub protected_inside: bool,
+}
+
+/// What one interval brought: the engine's events and the planner's decisions.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub events: Vec<Event>,
+    pub decisions: Vec<Decision>,
+}
+
+pub struct Pipeline {
+    monitor: Monitor,
+    planner: Planner,
+    /// The last interval's targets, sorted by key: for the view and for
+    /// requests between readings.
+    targets: Vec<Assessed>,
+}
+
+impl Pipeline {
+    /// `host_total` is the host's memory (the last-resort limit and the base
+    /// of "NN%" limits); `daemon_pid` is never signalled.
+    pub fn new(config: Config, host_total: u64, options: EngineOptions, daemon_pid: u32) -> Self {
+        let planner = Planner::new(daemon_pid, config.actions.dry_run);
+        Self { monitor: Monitor::new(config, host_total, options), planner, targets: Vec::new() }
+    }
+
+    pub fn config(&self) -> &Config {
+        self.monitor.config()
+    }
+
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    pub fn planner_mut(&mut self) -> &mut Planner {
+        &mut self.planner
+    }
+
+    /// The last interval's targets, sorted by key.
+    pub fn targets(&self) -> &[Assessed] {
+        &self.targets
+    }
+
+    /// One interval at `t` (unix seconds) over the live `processes`.
+    pub fn tick(&mut self, t: f64, processes: &[ProcessSample], facts: &mut dyn Facts) -> Tick {
+        let mut events = Vec::new();
+        let mut assessed = Vec::new();
+        for target in targets::build(processes, self.config()) {
+            let observed_limit = target.cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
+            self.monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, &mut events);
+            let members = target.members.iter().map(|m| Member { id: m.id, rss: m.rss, signals: None }).collect();
+            assessed.push(Assessed {
+                limit_bytes: self.monitor.limit_bytes(target.policy, observed_limit),
+                level: self.monitor.level(&target.key).unwrap_or_default(),
+                cgroup: target.cgroup,
+                key: target.key,
+                policy: target.policy,
+                usage_bytes: target.usage_bytes,
+                members,
+                knob: None,
+                protected_inside: false,
+            });
+        }
+        // Targets are sorted by key: a binary search keeps this linear-ish.
+        self.monitor.retain(|key| assessed.binary_search_by(|a| a.key.cmp(key)).is_ok());
+        self.mark_protected_neighbours(&mut assessed);
+        for target in &mut assessed {
+            if self.planner.needs_readings(&target.key, target.level, &events) {
+                self.read_for_acting(target, facts);
+            }
+        }
+        self.targets = assessed;
+        let observed = observe(self.monitor.config(), &self.targets);
+        let decisions = self.planner.plan(t, &events, &observed);
+        Tick { events, decisions }
+    }
+
+    /// An operator's cleanup request on `key` between readings (see
+    /// `Planner::request_cleanup`), on the last reading's figures.
+    pub fn request_cleanup(
+        &mut self,
+        t: f64,
+        key: &TargetKey,
+        facts: &mut dyn Facts,
+    ) -> Option<Result<Vec<Decision>, ActionRecord>> {
+        let index = self.targets.binary_search_by(|a| a.key.cmp(key)).ok()?;
+        let mut target = self.targets[index].clone();
+        self.read_for_acting(&mut target, facts);
+        self.targets[index] = target;
+        let config = self.monitor.config();
+        let observed = observe_one(config, &self.targets[index]);
+        Some(self.planner.request_cleanup(t, &observed))
+    }
+
+    /// What acting on `target` needs beyond its figures: each member's
+    /// signal dispositions, and its cgroup's knob.
+    fn read_for_acting(&self, target: &mut Assessed, facts: &mut dyn Facts) {
+        for member in &mut target.members {
+            member.signals = facts.signals(member.id);
+        }
+        if target.key.cgroup_path().is_some()
+            && let Some(cgroup) = &target.cgroup
+        {
+            target.knob = Some(facts.knob(cgroup));
+        }
+    }
+
+    /// Throttling a cgroup throttles every process in it: a target sharing
+    /// its cgroup with a protected one is never throttled.
+    fn mark_protected_neighbours(&self, assessed: &mut [Assessed]) {
+        let config = self.monitor.config();
+        let protected: Vec<(TargetKey, String)> = assessed
+            .iter()
+            .filter(|a| config.settings(a.policy).protect)
+            .filter_map(|a| Some((a.key.clone(), a.cgroup.clone()?)))
+            .collect();
+        for target in assessed.iter_mut() {
+            target.protected_inside = target.cgroup.as_ref().is_some_and(|cgroup| {
+                protected.iter().any(|(key, other)| *key != target.key && other == cgroup)
+            });
+        }
+    }
+}
+
+impl Planner {
+    /// Whether the planner may signal or throttle `key` this interval, so
+    /// its members' dispositions and its knob must be read: at warning or
+    /// above, with a leak verdict, or with a procedure or episode open.
+    /// Elsewhere they are not read (a /proc walk per thread of every
+    /// process each interval would cost more than the whole rest).
+    pub fn needs_readings(&self, key: &TargetKey, level: Level, events: &[Event]) -> bool {
+        level >= Level::Warning
+            || self.is_active(key)
+            || self.has_leak(key)
+            || events.iter().any(|e| e.key == *key && matches!(e.kind, EventKind::LeakDetected(_)))
+    }
+}
+
+fn observe<'a>(config: &'a Config, targets: &'a [Assessed]) -> Vec<Observed<'a>> {
+    targets.iter().map(|t| observe_one(config, t)).collect()
+}
+
+fn observe_one<'a>(config: &'a Config, target: &'a Assessed) -> Observed<'a> {
+    Observed {
+        key: &target.key,
+        policy: config.policy_name(target.policy),
+        settings: config.settings(target.policy),
+        // Only a cgroup target may be throttled: a process target shares
+        // its cgroup with others.
+        cgroup: target.key.cgroup_path().and(target.cgroup.as_deref()),
+        usage_bytes: target.usage_bytes,
+        limit_bytes: target.limit_bytes,
+        members: &target.members,
+        protected_inside: target.protected_inside,
+        knob: target.knob.as_ref(),
+    }
+}

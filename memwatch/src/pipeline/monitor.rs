@@ -4,6 +4,7 @@
 use crate::{
     config::Config,
     engine::{Engine, EngineOptions, Event, Level, Reading, resolve_limit},
+    model::target_key::TargetKey,
 };
 
 pub struct Monitor {
@@ -29,7 +30,7 @@ impl Monitor {
     pub fn observe(
         &mut self,
         t: f64,
-        key: &str,
+        key: &TargetKey,
         policy: Option<usize>,
         usage_bytes: u64,
         observed_limit: Option<u64>,
@@ -46,12 +47,12 @@ impl Monitor {
     }
 
     /// The target's current level, once it has been observed.
-    pub fn level(&self, key: &str) -> Option<Level> {
+    pub fn level(&self, key: &TargetKey) -> Option<Level> {
         self.engine.level(key)
     }
 
     /// Forgets targets that are gone.
-    pub fn retain(&mut self, keep: impl FnMut(&str) -> bool) {
+    pub fn retain(&mut self, keep: impl FnMut(&TargetKey) -> bool) {
         self.engine.retain(keep);
     }
 }

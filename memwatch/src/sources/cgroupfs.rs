@@ -1,30 +1,78 @@
-//! Reading the limits targets live under: cgroup memory limits and host
-//! memory. This is the I/O half of limit resolution (the engine's
-//! `resolve_limit` is the pure half). Roots are injectable, so tests run
-//! against fixture trees (memwatch/tests/fixtures/sys, .../proc).
-use std::path::{Path, PathBuf};
+//! The one reader of cgroup files: a cgroup's memory limit, usage,
+//! throttle knob (`memory.high`), `memory.events`, and the systemd unit its
+//! path names. cgroup v2 first, then v1's memory hierarchy (hybrid hosts).
+//!
+//! One notion of "unlimited" for both: v2 spells it `max`; v1 writes
+//! PAGE_COUNTER_MAX pages in bytes (9223372036854771712 on 4 KiB pages), so
+//! any v1 value at or above `V1_UNLIMITED_FROM` is no limit at all.
+//!
+//! Writing a knob is an action, so it lives in `actions::sys::cgroup`. The
+//! root is injectable (like oomd's fixture cgroupfs) so all of this is
+//! unit-tested against fixture trees.
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
-/// cgroup v1 reports "no limit" as the largest page-aligned counter
-/// (9223372036854771712 on 4 KiB pages); anything this large is unlimited.
-const V1_UNLIMITED_FROM: u64 = 1 << 60;
+pub use crate::model::cgroup::{Knob, KnobReading, Limit, MemoryEvents};
 
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Where sysfs is mounted ("/sys").
-    sys: PathBuf,
-    /// Where procfs is mounted ("/proc").
-    proc: PathBuf,
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+/// v1's "no limit" (PAGE_COUNTER_MAX pages, just under 2^63 bytes rounded
+/// to pages, whatever the page size): anything this large means unlimited.
+pub const V1_UNLIMITED_FROM: u64 = 1 << 62;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// The cgroup was removed (ENOENT/ENODEV), possibly between two steps of
+    /// an action. Normal when a service stops; callers drop it and go on.
+    #[error("cgroup {} is gone", path.display())]
+    Gone { path: PathBuf },
+    /// Neither cgroup v2's memory.high nor v1's memory.soft_limit_in_bytes
+    /// exists (or can be written) for this cgroup: memwatch cannot throttle it.
+    #[error(
+        "cgroup {}: no writable memory limit (neither memory.high of cgroup v2 nor \
+         memory.soft_limit_in_bytes of cgroup v1): {detail}",
+        path.display()
+    )]
+    NoMemoryControl { path: PathBuf, detail: String },
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: unexpected content {content:?}: {detail}", path.display())]
+    Parse { path: PathBuf, content: String, detail: String },
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self::new("/sys", "/proc")
+impl CgroupError {
+    /// Whether the cgroup was removed: expected churn, not a failure.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Self::Gone { .. })
     }
 }
 
-impl Limits {
-    pub fn new(sys: impl Into<PathBuf>, proc: impl Into<PathBuf>) -> Self {
-        Self { sys: sys.into(), proc: proc.into() }
+/// Where the cgroup filesystem is mounted.
+#[derive(Debug, Clone)]
+pub struct CgroupFs {
+    root: PathBuf,
+}
+
+impl Default for CgroupFs {
+    fn default() -> Self {
+        Self::new(DEFAULT_ROOT)
+    }
+}
+
+impl CgroupFs {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// The memory limit in force for `cgroup` (a path like
@@ -32,84 +80,163 @@ impl Limits {
     /// ancestor, since a parent's limit caps its children. v2 first
     /// (memory.max), then v1 (memory/…/memory.limit_in_bytes). `None` when
     /// nothing limits it or the files cannot be read.
-    pub fn cgroup_limit(&self, cgroup: &str) -> Option<u64> {
-        let v2_root = self.sys.join("fs/cgroup");
-        let v1_root = self.sys.join("fs/cgroup/memory");
-        let v2 = smallest_on_path(&v2_root, cgroup, "memory.max", parse_v2);
-        v2.or_else(|| smallest_on_path(&v1_root, cgroup, "memory.limit_in_bytes", parse_v1))
+    pub fn limit(&self, cgroup: &str) -> Option<u64> {
+        let v2 = smallest_on_path(&self.root, cgroup, "memory.max");
+        v2.or_else(|| smallest_on_path(&self.root.join("memory"), cgroup, "memory.limit_in_bytes"))
     }
 
-    /// MemTotal from /proc/meminfo, in bytes.
-    pub fn host_total(&self) -> std::io::Result<u64> {
-        let path = self.proc.join("meminfo");
-        let text = std::fs::read_to_string(&path)?;
-        parse_mem_total(&text).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no MemTotal line in {}", path.display()))
-        })
+    /// The throttle knob of `path` and the usage it is compared with, as the
+    /// planner needs them; what went wrong if they cannot be read.
+    pub fn knob_reading(&self, path: &str) -> KnobReading {
+        let read = self.open(path).and_then(|cg| Ok((cg.knob(), cg.limit()?, cg.usage().ok())));
+        match read {
+            Ok((knob, limit, usage)) => KnobReading::Read { knob, limit, usage },
+            Err(e) => KnobReading::Unreadable { gone: matches!(e, CgroupError::Gone { .. }), detail: e.to_string() },
+        }
+    }
+
+    /// The cgroup named `path` as /proc/PID/cgroup spells it ("/system.slice/x"),
+    /// with its throttle knob.
+    ///
+    /// Pure v2 hosts have it under the root; hybrid hosts have the memory
+    /// controller's copy under `memory/`. The first with a limit knob wins.
+    pub fn open(&self, path: &str) -> Result<Cgroup, CgroupError> {
+        let relative = path.trim_start_matches('/');
+        let v2 = self.root.join(relative);
+        let v1 = self.root.join("memory").join(relative);
+        match Cgroup::at(&v2) {
+            Err(CgroupError::Gone { .. }) | Err(CgroupError::NoMemoryControl { .. }) if v1.is_dir() => Cgroup::at(&v1),
+            result => result,
+        }
     }
 }
 
 /// Min over `root/<each ancestor of cgroup, and itself>/file`.
-fn smallest_on_path(root: &Path, cgroup: &str, file: &str, parse: fn(&str) -> Option<u64>) -> Option<u64> {
+fn smallest_on_path(root: &Path, cgroup: &str, file: &str) -> Option<u64> {
     let mut dir = root.to_path_buf();
-    let mut smallest = read_limit(&dir.join(file), parse);
+    let mut smallest = read_limit_file(&dir.join(file));
     for component in cgroup.split('/').filter(|c| !c.is_empty()) {
         dir.push(component);
-        if let Some(limit) = read_limit(&dir.join(file), parse) {
+        if let Some(limit) = read_limit_file(&dir.join(file)) {
             smallest = Some(smallest.map_or(limit, |s: u64| s.min(limit)));
         }
     }
     smallest
 }
 
-fn read_limit(path: &Path, parse: fn(&str) -> Option<u64>) -> Option<u64> {
-    std::fs::read_to_string(path).ok().and_then(|text| parse(text.trim()))
+fn read_limit_file(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match text.trim().parse::<Limit>().ok()? {
+        Limit::Bytes(bytes) => finite(bytes),
+        Limit::Max => None,
+    }
 }
 
-fn parse_v2(text: &str) -> Option<u64> {
-    if text == "max" { None } else { text.parse().ok().filter(|&l| l > 0) }
+/// A limit in bytes, or `None` for v1's "unlimited" and for 0 (no cgroup
+/// is really limited to nothing; 0 is an unset v1 soft limit).
+fn finite(bytes: u64) -> Option<u64> {
+    (bytes > 0 && bytes < V1_UNLIMITED_FROM).then_some(bytes)
 }
 
-fn parse_v1(text: &str) -> Option<u64> {
-    text.parse().ok().filter(|&l| l > 0 && l < V1_UNLIMITED_FROM)
+/// One cgroup directory and the knob it is throttled with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    dir: PathBuf,
+    knob: Knob,
 }
 
-fn parse_mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+impl Cgroup {
+    /// The cgroup at `dir` (absolute), with whichever knob it has.
+    pub fn at(dir: impl Into<PathBuf>) -> Result<Self, CgroupError> {
+        let dir = dir.into();
+        for knob in [Knob::MemoryHigh, Knob::SoftLimit] {
+            if dir.join(knob.file()).is_file() {
+                return Ok(Self { dir, knob });
+            }
+        }
+        if !dir.is_dir() {
+            return Err(CgroupError::Gone { path: dir });
+        }
+        let detail = if dir.join("cgroup.controllers").is_file() {
+            "cgroup v2 without the memory controller enabled for it (see the parent's \
+             cgroup.subtree_control), or the root cgroup"
+        } else {
+            "not a cgroup v1 memory hierarchy either"
+        };
+        Err(CgroupError::NoMemoryControl { path: dir, detail: detail.to_owned() })
+    }
+
+    /// A cgroup whose knob is already known (as recorded in the state file).
+    pub fn with_knob(dir: impl Into<PathBuf>, knob: Knob) -> Self {
+        Self { dir: dir.into(), knob }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn knob(&self) -> Knob {
+        self.knob
+    }
+
+    /// The current throttle limit (`max` when there is none).
+    pub fn limit(&self) -> Result<Limit, CgroupError> {
+        let (path, text) = self.read(self.knob.file())?;
+        let limit: Limit = text.parse().map_err(|detail| self.parse_error(path, &text, detail))?;
+        Ok(match limit {
+            Limit::Bytes(bytes) if bytes >= V1_UNLIMITED_FROM => Limit::Max,
+            limit => limit,
+        })
+    }
+
+    /// Bytes charged to the cgroup now.
+    pub fn usage(&self) -> Result<u64, CgroupError> {
+        let (path, text) = self.read(self.knob.usage_file())?;
+        text.trim()
+            .parse()
+            .map_err(|e| format!("not a byte count: {e}"))
+            .map_err(|detail| self.parse_error(path, &text, detail))
+    }
+
+    /// v2 `memory.events`: `high` rising is the proof that throttling bites.
+    pub fn memory_events(&self) -> Result<MemoryEvents, CgroupError> {
+        let (path, text) = self.read("memory.events")?;
+        MemoryEvents::parse(&text).map_err(|detail| self.parse_error(path, &text, detail))
+    }
+
+    fn read(&self, file: &str) -> Result<(PathBuf, String), CgroupError> {
+        let path = self.dir.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) => Err(self.io_error("reading", path, e)),
+        }
+    }
+
+    /// ENODEV is what a write to a removed cgroup's open file gets; ENOENT
+    /// with the directory gone is a removal between two of our steps.
+    pub(crate) fn io_error(&self, op: &'static str, path: PathBuf, e: io::Error) -> CgroupError {
+        let gone =
+            e.raw_os_error() == Some(libc::ENODEV) || (e.kind() == io::ErrorKind::NotFound && !self.dir.is_dir());
+        if gone { CgroupError::Gone { path: self.dir.clone() } } else { CgroupError::Io { op, path, source: e } }
+    }
+
+    fn parse_error(&self, path: PathBuf, text: &str, detail: String) -> CgroupError {
+        CgroupError::Parse { path, content: text.trim().to_owned(), detail }
+    }
+}
+
+/// The systemd unit a cgroup path belongs to: the innermost `.service` or
+/// `.scope` component ("/system.slice/nginx.service" -> "nginx.service"),
+/// else the innermost `.slice` other than the root slices.
+pub fn unit_from_cgroup(path: &str) -> Option<String> {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let innermost = |suffixes: &[&str]| {
+        components.iter().rev().find(|c| suffixes.iter().any(|s| c.ends_with(s))).map(|c| (*c).to_owned())
+    };
+    innermost(&[".service", ".scope"])
+        .or_else(|| innermost(&[".slice"]).filter(|s| s != "system.slice" && s != "user.slice" && s != "-.slice"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fixture() -> Limits {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-        Limits::new(format!("{root}/sys"), format!("{root}/proc"))
-    }
-
-    #[test]
-    fn v2_limits_take_the_tightest_ancestor_and_ignore_max() {
-        let limits = fixture();
-        // api.service: memory.max = 1 GiB under a slice capped at 2 GiB.
-        assert_eq!(limits.cgroup_limit("/system.slice/api.service"), Some(1 << 30));
-        // worker.service has "max", its slice 2 GiB.
-        assert_eq!(limits.cgroup_limit("/system.slice/worker.service"), Some(2 << 30));
-        // Nothing anywhere on the path limits user sessions.
-        assert_eq!(limits.cgroup_limit("/user.slice/user-1000.slice/session-2.scope"), None);
-    }
-
-    #[test]
-    fn v1_limits_are_used_when_v2_has_none_and_huge_means_unlimited() {
-        let limits = fixture();
-        assert_eq!(limits.cgroup_limit("/legacy/db"), Some(512 << 20));
-        assert_eq!(limits.cgroup_limit("/legacy/unlimited"), None);
-    }
-
-    #[test]
-    fn host_total_comes_from_meminfo() {
-        assert_eq!(fixture().host_total().unwrap(), 16_303_836 * 1024);
-        assert!(Limits::new("/nonexistent", "/nonexistent").host_total().is_err());
-    }
-}
+#[path = "cgroupfs_tests.rs"]
+pub(crate) mod tests;

@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 
 use procfs::{ProcessCGroup, process::Process};
 
-use crate::model::sample::{Counters, ProcessId, ProcessInfo};
+use crate::{
+    model::{
+        sample::{Counters, ProcessId, ProcessInfo},
+        signals::SignalMasks,
+    },
+    sources::cgroupfs::unit_from_cgroup,
+};
 
 /// The kernel marks its own threads with PF_KTHREAD in /proc/PID/stat flags.
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -33,6 +39,8 @@ pub struct ProcStat {
     pub kernel_thread: bool,
     /// Exited but not yet reaped: no memory left, and no longer in the kernel maps.
     pub zombie: bool,
+    /// Virtual size, bytes.
+    pub vsize: u64,
 }
 
 /// RSS breakdown from /proc/PID/status, in bytes.
@@ -56,6 +64,7 @@ impl ProcRss {
             munmap_bytes: None,
             brk_bytes: None,
             page_faults,
+            virtual_bytes: 0,
         }
     }
 }
@@ -93,6 +102,7 @@ impl ProcFs {
             page_faults: stat.minflt + stat.majflt,
             kernel_thread: stat.flags & PF_KTHREAD != 0,
             zombie: matches!(stat.state, 'Z' | 'X'),
+            vsize: stat.vsize,
         })
     }
 
@@ -107,6 +117,22 @@ impl ProcFs {
         })
     }
 
+    /// What the process does with each signal: SigCgt and SigIgn of the
+    /// process, and SigBlk of *every* thread ANDed (a signal is delivered to
+    /// any thread not blocking it). `None` if /proc cannot tell (gone).
+    pub fn signal_masks(&self, pid: u32) -> Option<SignalMasks> {
+        let dir = self.root.join(pid.to_string());
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        let caught = status_mask(&status, "SigCgt")?;
+        let ignored = status_mask(&status, "SigIgn")?;
+        let mut blocked = u64::MAX;
+        for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
+            let text = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            blocked &= status_mask(&text, "SigBlk").unwrap_or(0);
+        }
+        Some(SignalMasks { caught, ignored, blocked: if blocked == u64::MAX { 0 } else { blocked } })
+    }
+
     /// Command line and cgroup membership: read once per process identity.
     pub fn info(&self, pid: u32, comm: &str) -> ProcessInfo {
         let Some(process) = self.process(pid) else {
@@ -116,6 +142,12 @@ impl ProcFs {
         let (cgroup, unit) = process.cgroups().map(|groups| cgroup_and_unit(&groups.0)).unwrap_or((None, None));
         ProcessInfo { comm: comm.to_owned(), cmdline, cgroup, unit }
     }
+}
+
+/// A /proc status mask line such as `SigCgt:\t0000000000004a02`.
+fn status_mask(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    u64::from_str_radix(line.trim(), 16).ok()
 }
 
 /// The cgroup whose memory limits apply, and the systemd unit, from
@@ -135,35 +167,9 @@ pub fn cgroup_and_unit(groups: &[ProcessCGroup]) -> (Option<String>, Option<Stri
     (cgroup, unit)
 }
 
-/// The systemd unit a cgroup path belongs to: the innermost `.service` or
-/// `.scope` component ("/system.slice/nginx.service" -> "nginx.service"),
-/// else the innermost `.slice` other than the root slices.
-pub fn unit_from_cgroup(path: &str) -> Option<String> {
-    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let innermost = |suffixes: &[&str]| {
-        components.iter().rev().find(|c| suffixes.iter().any(|s| c.ends_with(s))).map(|c| (*c).to_owned())
-    };
-    innermost(&[".service", ".scope"])
-        .or_else(|| innermost(&[".slice"]).filter(|s| s != "system.slice" && s != "user.slice" && s != "-.slice"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn units_come_from_the_innermost_service_or_scope() {
-        assert_eq!(unit_from_cgroup("/system.slice/nginx.service").as_deref(), Some("nginx.service"));
-        assert_eq!(
-            unit_from_cgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/run-r1.scope").as_deref(),
-            Some("run-r1.scope")
-        );
-        assert_eq!(unit_from_cgroup("/system.slice/postgresql.service/payload").as_deref(), Some("postgresql.service"));
-        assert_eq!(unit_from_cgroup("/machine.slice").as_deref(), Some("machine.slice"));
-        assert_eq!(unit_from_cgroup("/system.slice"), None);
-        assert_eq!(unit_from_cgroup("/"), None);
-        assert_eq!(unit_from_cgroup("/process_api/ee2efc7e"), None);
-    }
 
     fn group(hierarchy: u32, controllers: &[&str], path: &str) -> ProcessCGroup {
         ProcessCGroup {
@@ -214,5 +220,48 @@ mod tests {
         assert_eq!(info.cmdline, "/usr/bin/leaky --serve");
         assert_eq!(info.unit.as_deref(), Some("leaky.service"));
         assert!(procfs.stat(1).is_none(), "a missing process is None, not an error");
+    }
+
+    fn masks_fixture(pid: u32, status: &str, threads: &[&str]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("status"), status).unwrap();
+        for (i, blk) in threads.iter().enumerate() {
+            let task = dir.join("task").join((pid + i as u32).to_string());
+            std::fs::create_dir_all(&task).unwrap();
+            std::fs::write(task.join("status"), format!("SigBlk:\t{blk}\n")).unwrap();
+        }
+        root
+    }
+
+    const USR1: i32 = 10; // bit 9: 0x200
+
+    #[test]
+    fn caught_ignored_blocked_or_default() {
+        let status = |cgt: &str, ign: &str| format!("Name:\tx\nSigBlk:\t0\nSigIgn:\t{ign}\nSigCgt:\t{cgt}\n");
+        let terminates = |root: &tempfile::TempDir, pid| ProcFs::new(root.path()).signal_masks(pid).map(|m| m.would_terminate(USR1));
+        let caught = masks_fixture(10, &status("0000000000000200", "0"), &["0"]);
+        assert_eq!(ProcFs::new(caught.path()).signal_masks(10).unwrap().caught, 0x200);
+        assert_eq!(terminates(&caught, 10), Some(false));
+        let ignored = masks_fixture(10, &status("0", "0000000000000200"), &["0"]);
+        assert_eq!(ProcFs::new(ignored.path()).signal_masks(10).unwrap().ignored, 0x200);
+        assert_eq!(terminates(&ignored, 10), Some(false));
+        let blocked = masks_fixture(10, &status("0", "0"), &["0000000000000200", "0000000000000200"]);
+        assert_eq!(ProcFs::new(blocked.path()).signal_masks(10).unwrap().blocked, 0x200);
+        assert_eq!(terminates(&blocked, 10), Some(false));
+        // One thread leaves it unblocked: the signal would be delivered there and kill.
+        let partly = masks_fixture(10, &status("0", "0"), &["0000000000000200", "0"]);
+        assert_eq!(terminates(&partly, 10), Some(true));
+        assert_eq!(terminates(&partly, 11), None, "no such process");
+    }
+
+    #[test]
+    fn this_process_catches_nothing_by_default_but_sigpipe_is_ignored() {
+        // The Rust runtime ignores SIGPIPE; SIGUSR1 is left at its default.
+        let masks = ProcFs::default().signal_masks(std::process::id()).unwrap();
+        assert!(!masks.would_terminate(libc::SIGPIPE));
+        assert_ne!(masks.ignored & (1 << (libc::SIGPIPE - 1)), 0);
+        assert!(masks.would_terminate(USR1));
     }
 }

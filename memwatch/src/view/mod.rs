@@ -2,8 +2,6 @@
 //! interval from what the tick decided, and the store the daemon loop
 //! publishes it to. Nothing here decides anything.
 pub mod builder;
-pub mod cgroups_old;
-pub mod level;
 pub mod model;
 pub mod probe_report;
 
@@ -11,12 +9,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use level::{Level, Thresholds};
+/// The view shows the engine's levels, so it uses the engine's types.
+pub use crate::engine::{Level, Thresholds};
 pub use model::*;
 
 /// The latest view. A watch channel: readers take the current value without
-/// blocking the writer, and can await the next one (a readiness signal for
-/// tests and for `top`-like consumers).
+/// blocking the writer.
 #[derive(Clone)]
 pub struct StatusStore {
     tx: Arc<watch::Sender<Arc<StatusView>>>,
@@ -39,9 +37,5 @@ impl StatusStore {
 
     pub fn current(&self) -> Arc<StatusView> {
         self.tx.borrow().clone()
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<Arc<StatusView>> {
-        self.tx.subscribe()
     }
 }

@@ -4,7 +4,7 @@
 //! and whoever shows; nothing here does I/O.
 use serde::{Deserialize, Serialize};
 
-use super::level::{Level, Thresholds};
+use super::{Level, Thresholds};
 use crate::cache::CacheStats;
 
 /// How many readings of each target are kept for sparklines (`memwatch top`).
@@ -76,8 +76,6 @@ pub struct ProcessView {
     pub growth_bytes_per_s: f64,
     /// Since the process started (procfs) or since the probes attached (eBPF).
     pub page_faults: u64,
-    /// Belongs to a matched policy: always exported per process.
-    pub pinned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,7 +113,7 @@ pub struct StatusView {
     pub thresholds: Thresholds,
     /// Worst level first, then largest usage.
     pub targets: Vec<TargetView>,
-    /// The processes exported one by one: top growers and pinned ones.
+    /// The processes exported one by one: the top growers.
     pub processes: Vec<ProcessView>,
     pub caches: Vec<CacheStats>,
     pub last_cleanup: Option<CleanupView>,

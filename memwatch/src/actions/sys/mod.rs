@@ -3,16 +3,15 @@
 //! and can be undone), so the layer that decides *when* to act need not
 //! re-check any of it.
 //!
-//! - `cgroup`: read and write a cgroup's memory knobs (v2 `memory.high`, v1
+//! - `cgroup`: write a cgroup's throttle knob (v2 `memory.high`, v1
 //!   `memory.soft_limit_in_bytes` as the degraded path).
 //! - `throttle_state`: remember each cgroup's original limit on disk before
 //!   lowering it, and put it back (also after a crash).
 //! - `signal`: signal a process by identity through a pidfd.
-//! - `disposition`: whether a process handles a signal (or would die of it).
 pub mod cgroup;
-pub mod disposition;
 mod error;
 pub mod signal;
 pub mod throttle_state;
 
-pub use error::{ActError, Refusal};
+pub use error::ActError;
+pub use crate::model::untouchable::Refusal;

@@ -12,20 +12,11 @@ use std::os::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
 use super::{ActError, Refusal};
+use crate::model::untouchable::refusal;
 use crate::{
     model::sample::ProcessId,
     sources::procfs::{ProcFs, ProcStat},
 };
-
-/// Why `id` must not be signalled at all, before touching anything.
-pub fn refusal(id: ProcessId, daemon_pid: u32) -> Option<Refusal> {
-    match id.pid {
-        0 => Some(Refusal::NotAProcess),
-        1 => Some(Refusal::Init),
-        pid if pid == daemon_pid => Some(Refusal::Daemon),
-        _ => None,
-    }
-}
 
 /// Checks what /proc says about the process a pidfd pins against `id`.
 pub fn verify(id: ProcessId, stat: Option<&ProcStat>) -> Result<(), ActError> {
@@ -78,6 +69,7 @@ mod tests {
             page_faults: 0,
             kernel_thread,
             zombie: false,
+            vsize: 0,
         }
     }
 

@@ -24,10 +24,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ActError,
-    cgroup::{Cgroup, Knob, Limit},
-};
+use super::ActError;
+use crate::sources::cgroupfs::{Cgroup, CgroupError, Knob, Limit};
 
 pub const DEFAULT_PATH: &str = "/var/lib/memwatch/throttles.json";
 
@@ -136,7 +134,7 @@ impl Throttles {
             // (best effort: a stale record only costs a harmless restore).
             self.put_back(&key, previous);
             let _ = self.persist();
-            return Err(e);
+            return Err(e.into());
         }
         Ok(original)
     }
@@ -215,8 +213,8 @@ impl Throttles {
 fn restore_one(dir: &Path, entry: &Entry) -> Result<Restored, ActError> {
     match Cgroup::with_knob(dir, entry.knob).set_limit(entry.original) {
         Ok(()) => Ok(Restored::Original(entry.original)),
-        Err(ActError::CgroupGone { .. }) => Ok(Restored::Gone),
-        Err(e) => Err(e),
+        Err(CgroupError::Gone { .. }) => Ok(Restored::Gone),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -242,7 +240,7 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::sys::cgroup::tests::fixture;
+    use crate::sources::cgroupfs::tests::fixture;
 
     const MIB: u64 = 1 << 20;
 

@@ -41,6 +41,7 @@ pub(super) fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss
         munmap_bytes: Some(kernel.munmap_bytes),
         brk_bytes: Some(kernel.brk_grow_bytes),
         page_faults: kernel.page_faults,
+        virtual_bytes: 0,
     }
 }
 
@@ -61,7 +62,7 @@ impl EbpfCollector {
         self.table.set_info_cache(cache);
     }
 
-    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    pub fn snapshot(&mut self) -> Result<Snapshot, super::CollectError> {
         self.probes.flush_diagnostics();
         let kernel = self.probes.processes()?;
         let dropped = self.probes.dropped()?;

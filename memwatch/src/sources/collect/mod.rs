@@ -21,6 +21,15 @@ use crate::{
     sources::procfs::ProcFs,
 };
 
+/// Why a reading could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("listing {path}: {source}")]
+    ListProc { path: String, source: std::io::Error },
+    #[error("reading the probes' maps: {0}")]
+    Probes(#[from] ProbeError),
+}
+
 /// Which source to use, from the config or the command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -84,7 +93,7 @@ impl Collector {
         }
     }
 
-    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    pub fn snapshot(&mut self) -> Result<Snapshot, CollectError> {
         match self {
             Collector::Ebpf(c) => c.snapshot(),
             Collector::Procfs(c) => c.snapshot(),

@@ -20,7 +20,7 @@ impl ProcfsCollector {
         self.table.set_info_cache(cache);
     }
 
-    pub fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
+    pub fn snapshot(&mut self) -> Result<Snapshot, super::CollectError> {
         let procfs = self.table.procfs.clone();
         let scan = self.table.scan(|stat| procfs.rss(stat.id.pid).map(|rss| rss.into_counters(stat.page_faults)))?;
         Ok(Snapshot {

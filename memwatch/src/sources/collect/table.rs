@@ -45,8 +45,11 @@ impl ProcessTable {
 
     /// Reads every user process in /proc; `counters` supplies each one's
     /// figures (or `None` to skip a process that vanished mid-read).
-    pub fn scan(&mut self, mut counters: impl FnMut(&ProcStat) -> Option<Counters>) -> anyhow::Result<Scan> {
-        let pids = self.procfs.pids().map_err(|e| anyhow::anyhow!("listing {}: {e}", self.procfs.root().display()))?;
+    pub fn scan(&mut self, mut counters: impl FnMut(&ProcStat) -> Option<Counters>) -> Result<Scan, super::CollectError> {
+        let pids = self
+            .procfs
+            .pids()
+            .map_err(|source| super::CollectError::ListProc { path: self.procfs.root().display().to_string(), source })?;
         let mut live = Vec::with_capacity(pids.len());
         for pid in pids {
             let Some(stat) = self.procfs.stat(pid) else { continue };
@@ -54,7 +57,8 @@ impl ProcessTable {
             if stat.kernel_thread || stat.zombie {
                 continue;
             }
-            let Some(counters) = counters(&stat) else { continue };
+            let Some(mut counters) = counters(&stat) else { continue };
+            counters.virtual_bytes = stat.vsize;
             // exec keeps pid and start time but changes the name and
             // command line: a changed comm means the info is stale.
             let info = match self.info.get(&stat.id) {

@@ -17,6 +17,22 @@ pub enum IncidentKind {
     Kill,
 }
 
+impl IncidentKind {
+    /// The name it has in the incident log and the metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::Episode => "episode",
+            IncidentKind::Kill => "kill",
+        }
+    }
+}
+
+impl std::fmt::Display for IncidentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why the record was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +44,24 @@ pub enum IncidentEnd {
     Shutdown,
     /// A kill record (the episode goes on).
     Killed,
+}
+
+impl IncidentEnd {
+    /// The name it has in the incident log and the metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentEnd::Recovered => "recovered",
+            IncidentEnd::Gone => "gone",
+            IncidentEnd::Shutdown => "shutdown",
+            IncidentEnd::Killed => "killed",
+        }
+    }
+}
+
+impl std::fmt::Display for IncidentEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +77,28 @@ pub enum ActionKind {
     Kill,
 }
 
+impl ActionKind {
+    /// The name it has in the incident log and the metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Signal => "signal",
+            ActionKind::Throttle => "throttle",
+            ActionKind::Clamp => "clamp",
+            ActionKind::Restore => "restore",
+            ActionKind::NotReady => "not_ready",
+            ActionKind::Ready => "ready",
+            ActionKind::Terminate => "terminate",
+            ActionKind::Kill => "kill",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -56,6 +112,26 @@ pub enum Outcome {
     /// Nothing needed doing (limit already lower, no processes, ...).
     Skipped,
     Failed,
+}
+
+impl Outcome {
+    /// The name it has in the incident log and the metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::DryRun => "dry_run",
+            Outcome::Gone => "gone",
+            Outcome::Refused => "refused",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,4 +217,22 @@ impl Incident {
 /// Milliseconds are all a log reader needs, and they keep lines short.
 pub fn round_ms(t: f64) -> f64 {
     (t * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialized_names() {
+        let json = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        for kind in [ActionKind::Signal, ActionKind::NotReady, ActionKind::Kill] {
+            assert_eq!(kind.as_str(), json(serde_json::to_value(kind).unwrap()));
+        }
+        for outcome in [Outcome::Ok, Outcome::DryRun, Outcome::Failed] {
+            assert_eq!(outcome.as_str(), json(serde_json::to_value(outcome).unwrap()));
+        }
+        assert_eq!(IncidentEnd::Recovered.as_str(), json(serde_json::to_value(IncidentEnd::Recovered).unwrap()));
+        assert_eq!(IncidentKind::Kill.as_str(), json(serde_json::to_value(IncidentKind::Kill).unwrap()));
+    }
 }

@@ -1,4 +1,4 @@
-//! Recorded traces: CSV with the header `timestamp_s,key,rss_bytes,limit_bytes`,
+//! Traces of the first format: CSV with the header `timestamp_s,key,rss_bytes,limit_bytes`,
 //! one reading per row, keys interleaved in any order but each key's
 //! timestamps increasing. `limit_bytes` may be empty (then the policy's or the
 //! host's limit applies).
@@ -7,7 +7,6 @@
 //! nothing is skipped, because a replay that quietly dropped rows would give
 //! verdicts about a trace that never happened.
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 pub const HEADER: &str = "timestamp_s,key,rss_bytes,limit_bytes";
 
@@ -24,20 +23,12 @@ pub struct TraceRow {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
-    pub keys: Vec<String>,
+    pub keys: Vec<TargetKey>,
     pub rows: Vec<TraceRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct TraceError {
-    pub line: usize,
-    pub message: String,
-}
-
-fn error(line: usize, message: impl Into<String>) -> TraceError {
-    TraceError { line, message: message.into() }
-}
+use super::{TraceError, error};
+use crate::model::target_key::TargetKey;
 
 pub fn parse(text: &str) -> Result<Trace, TraceError> {
     let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
@@ -101,7 +92,7 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
             }
             None => {
                 let key = trace.keys.len();
-                trace.keys.push(key_text.to_owned());
+                trace.keys.push(TargetKey::from(key_text));
                 index.insert(key_text.to_owned(), key);
                 last.push((t, line));
                 key
@@ -135,14 +126,6 @@ fn format_seconds(t: f64) -> String {
     if t.fract() == 0.0 { format!("{t:.0}") } else { format!("{t:.3}") }
 }
 
-/// Appends one row. Commas and line breaks in keys (legal in cgroup names,
-/// never seen in practice) become '_' so the row stays one row of 4 columns.
-pub fn write_row(out: &mut String, t: f64, key: &str, rss_bytes: u64, limit_bytes: Option<u64>) {
-    let key: String = key.chars().map(|c| if matches!(c, ',' | '\n' | '\r') { '_' } else { c }).collect();
-    let limit = limit_bytes.map(|l| l.to_string()).unwrap_or_default();
-    let _ = writeln!(out, "{},{key},{rss_bytes},{limit}", format_seconds(t));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +137,7 @@ mod tests {
     #[test]
     fn parses_interleaved_keys_and_empty_limits() {
         let trace = parse("timestamp_s,key,rss_bytes,limit_bytes\n0,a,10,100\n0,b,20,\n5.5,a,11,100\n").unwrap();
-        assert_eq!(trace.keys, ["a", "b"]);
+        assert_eq!(trace.keys, [TargetKey::from("a"), TargetKey::from("b")]);
         assert_eq!(trace.rows.len(), 3);
         assert_eq!(trace.rows[1], TraceRow { line: 3, t: 0.0, key: 1, rss_bytes: 20, limit_bytes: None });
         assert_eq!(trace.rows[2].t, 5.5);
@@ -190,16 +173,5 @@ mod tests {
             assert_eq!(e.line, 3, "{row:?}: {e}");
             assert!(e.to_string().starts_with("line 3: ") && e.message.contains(needle), "{row:?}: {e}");
         }
-    }
-
-    #[test]
-    fn written_rows_parse_back() {
-        let mut out = format!("{HEADER}\n");
-        write_row(&mut out, 1_700_000_000.25, "cgroup:/odd,name", 4096, Some(1 << 30));
-        write_row(&mut out, 1_700_000_005.0, "cgroup:/odd,name", 8192, None);
-        let trace = parse(&out).unwrap();
-        assert_eq!(trace.keys, ["cgroup:/odd_name"]);
-        assert_eq!(trace.rows[0].limit_bytes, Some(1 << 30));
-        assert_eq!(trace.rows[1].t, 1_700_000_005.0);
     }
 }

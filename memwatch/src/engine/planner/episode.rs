@@ -1,0 +1,203 @@
+//! What the planner remembers per target between intervals, and the
+//! episode (critical or emergency until back at normal) that becomes one
+//! incident record.
+use std::collections::{HashMap, VecDeque};
+
+use crate::{
+    engine::{LeakVerdict, Level},
+    model::{
+        incident::{
+            ActionRecord, Incident, IncidentEnd, IncidentKind, LeakRecord, LevelChange, TIMELINE_SAMPLES,
+            TimelineSample, round_ms,
+        },
+        sample::ProcessId,
+        target_key::TargetKey,
+    },
+};
+
+use super::input::Observed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reason {
+    Critical,
+    Leak,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Step {
+    Idle,
+    /// Cleanup pass `pass` (1-based) was signalled at `sent_at` with usage
+    /// `before`; its record is `actions[record]` of the episode.
+    Cleanup { reason: Reason, pass: u32, sent_at: f64, before: u64, record: usize },
+    /// SIGTERM went to `id` at `sent_at`; SIGKILL follows after the grace period.
+    Terminating { id: ProcessId, sent_at: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Episode {
+    pub started: f64,
+    pub peak_level: Level,
+    pub peak_usage: u64,
+    pub levels: Vec<LevelChange>,
+    pub leak: Option<LeakRecord>,
+    pub actions: Vec<ActionRecord>,
+    /// Each process's RSS when the episode began: the largest grower is
+    /// measured against it.
+    pub baseline: HashMap<ProcessId, u64>,
+    /// The cgroup memwatch lowered, to restore at the end.
+    pub throttled: Option<String>,
+    pub killed: bool,
+    pub dry_run: bool,
+    pub protected: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct TargetState {
+    pub level: Level,
+    pub policy: String,
+    pub cgroup: Option<String>,
+    pub limit_bytes: u64,
+    pub timeline: VecDeque<TimelineSample>,
+    pub episode: Option<Episode>,
+    pub step: Option<Step>,
+    /// No new procedure before this (cooldown).
+    pub next_allowed: f64,
+    /// When the emergency clamp was last applied in the current emergency.
+    pub clamped_at: Option<f64>,
+    /// The reading that last crossed a threshold upwards (or brought a
+    /// verdict), or an operator's cleanup request.
+    pub crossed_at: f64,
+    pub leak: Option<LeakVerdict>,
+    /// A verdict arrived that the policy's `on_leak` has not acted on yet.
+    pub leak_unhandled: bool,
+    /// Level changes seen before an episode opened this tick.
+    pub pending_levels: Vec<LevelChange>,
+    /// The last re-measured cleanup pass: (signalled at, freed bytes), for
+    /// an operator's request waiting on it.
+    pub last_pass: Option<(f64, i64)>,
+    /// This target holds the host not ready.
+    pub holds_not_ready: bool,
+}
+
+impl TargetState {
+    pub fn is_idle(&self) -> bool {
+        matches!(self.step, None | Some(Step::Idle))
+    }
+
+    /// Takes this interval's reading of the target into its timeline.
+    pub fn observe(&mut self, target: &Observed<'_>, now: f64) {
+        self.policy = target.policy.to_owned();
+        self.cgroup = target.cgroup.map(str::to_owned);
+        self.limit_bytes = target.limit_bytes;
+        if self.timeline.len() == TIMELINE_SAMPLES {
+            self.timeline.pop_front();
+        }
+        self.timeline.push_back(TimelineSample {
+            t: round_ms(now),
+            usage_bytes: target.usage_bytes,
+            limit_bytes: target.limit_bytes,
+            level: self.level,
+        });
+        if let Some(episode) = &mut self.episode {
+            episode.peak_level = episode.peak_level.max(self.level);
+            episode.peak_usage = episode.peak_usage.max(target.usage_bytes);
+        }
+    }
+
+    pub fn open_episode(&mut self, target: &Observed<'_>, now: f64, dry_run: bool, protected: bool) {
+        let mut episode = new_episode(now, self.level, target, dry_run, protected);
+        episode.levels = std::mem::take(&mut self.pending_levels);
+        episode.leak = self.leak.map(Into::into);
+        // The baseline is best taken before the climb: the oldest reading we
+        // have of each process is this one, so growth counts from the
+        // episode's start.
+        self.episode = Some(episode);
+    }
+
+    pub fn finish(&mut self, now: f64, cooldown: f64) {
+        self.step = Some(Step::Idle);
+        self.next_allowed = now + cooldown;
+    }
+}
+
+pub(super) fn new_episode(now: f64, level: Level, target: &Observed<'_>, dry_run: bool, protected: bool) -> Episode {
+    Episode {
+        started: now,
+        peak_level: level,
+        peak_usage: target.usage_bytes,
+        levels: Vec::new(),
+        leak: None,
+        actions: Vec::new(),
+        baseline: target.members.iter().map(|m| (m.id, m.rss)).collect(),
+        throttled: None,
+        killed: false,
+        dry_run,
+        protected,
+    }
+}
+
+/// The member that grew most since the episode began (new processes count
+/// from zero); never the daemon, never init.
+pub(super) fn largest_grower(state: &TargetState, target: &Observed<'_>, daemon_pid: u32) -> Option<ProcessId> {
+    let baseline = state.episode.as_ref().map(|e| &e.baseline);
+    target
+        .members
+        .iter()
+        .filter(|m| m.id.pid != daemon_pid && m.id.pid > 1)
+        .max_by_key(|m| {
+            let before = baseline.and_then(|b| b.get(&m.id)).copied().unwrap_or(0);
+            (m.rss.saturating_sub(before), m.rss)
+        })
+        .map(|m| m.id)
+}
+
+/// An episode being closed this interval: its record is written once the
+/// undo decisions it ended with (restore, ready) have their outcomes.
+#[derive(Debug)]
+pub(super) struct Closing {
+    pub episode: Episode,
+    pub policy: String,
+    pub cgroup: Option<String>,
+    pub limit_bytes: u64,
+    pub timeline: Vec<TimelineSample>,
+    pub t: f64,
+    pub end: IncidentEnd,
+}
+
+impl Closing {
+    pub fn new(state: &TargetState, episode: Episode, t: f64, end: IncidentEnd) -> Self {
+        Self {
+            episode,
+            policy: state.policy.clone(),
+            cgroup: state.cgroup.clone(),
+            limit_bytes: state.limit_bytes,
+            timeline: state.timeline.iter().copied().collect(),
+            t,
+            end,
+        }
+    }
+
+    pub fn incident(&self, key: &TargetKey, kind: IncidentKind) -> Incident {
+        let episode = &self.episode;
+        Incident {
+            kind,
+            target: key.to_string(),
+            policy: self.policy.clone(),
+            cgroup: self.cgroup.clone(),
+            started: round_ms(episode.started),
+            ended: round_ms(self.t),
+            duration_s: round_ms(self.t - episode.started),
+            end: self.end,
+            peak_level: episode.peak_level,
+            peak_usage_bytes: episode.peak_usage,
+            limit_bytes: self.limit_bytes,
+            dry_run: episode.dry_run,
+            protected: episode.protected,
+            freed_bytes: episode.actions.iter().filter_map(|a| a.freed_bytes).sum(),
+            levels: episode.levels.clone(),
+            leak: episode.leak,
+            actions: episode.actions.clone(),
+            timeline: self.timeline.clone(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! What the pipeline asks of the world beyond the processes, as one trait:
+//! the daemon answers from /sys and /proc (`SystemFacts`), a replay from the
+//! recording, tests from fixtures.
+use crate::{
+    model::{cgroup::KnobReading, sample::ProcessId, signals::SignalMasks},
+    sources::{cgroupfs::CgroupFs, procfs::ProcFs},
+};
+
+pub trait Facts {
+    /// The memory limit in force for `cgroup`; `None` when nothing limits it.
+    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64>;
+    /// The throttle knob of `cgroup` and the usage it is compared with.
+    fn knob(&mut self, cgroup: &str) -> KnobReading;
+    /// What `id` does with each signal; `None` when it cannot be told.
+    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks>;
+}
+
+/// The live system.
+#[derive(Debug, Clone, Default)]
+pub struct SystemFacts {
+    pub cgroupfs: CgroupFs,
+    pub procfs: ProcFs,
+}
+
+impl Facts for SystemFacts {
+    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
+        self.cgroupfs.limit(cgroup)
+    }
+
+    fn knob(&mut self, cgroup: &str) -> KnobReading {
+        self.cgroupfs.knob_reading(cgroup)
+    }
+
+    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
+        // Only the process we measured: a reused pid's masks are not its.
+        let stat = self.procfs.stat(id.pid)?;
+        if stat.id != id {
+            return None;
+        }
+        self.procfs.signal_masks(id.pid)
+    }
+}

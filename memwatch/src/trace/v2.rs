@@ -1,0 +1,342 @@
+//! Format 2: JSON lines, each one object with one key naming what it is.
+//!
+//! ```text
+//! {"memwatch_trace":{"version":2,"host_memory":…,"daemon_pid":…,"interval_s":…}}
+//! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…}}   first sight of a process
+//! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"knobs":{…},"signals":[…]}}}
+//! {"applied":[{"outcome":"ok","detail":"…"},…]}                                  outcomes of the round before
+//! {"request":{"t":…,"target":"cgroup:/…","answers":{…}}}                         POST /health/gc
+//! {"shutdown":{"t":…}}                                                          memwatch stopped
+//! ```
+//!
+//! `answers` are what the pipeline asked this round
+//! (`pipeline::Facts`), so a replay can answer the same questions the same
+//! way. A replay under another config may ask what was never read: it then
+//! gets "unknown", which never leads to a signal.
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::Write,
+    sync::Arc,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{TraceError, error};
+use crate::{
+    engine::planner::Applied,
+    model::{
+        cgroup::KnobReading,
+        incident::Outcome,
+        sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
+        signals::SignalMasks,
+        target_key::TargetKey,
+    },
+    pipeline::Facts,
+};
+
+pub const VERSION: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub version: u32,
+    /// MemTotal of the recording host: the default host memory of a replay.
+    pub host_memory: u64,
+    /// The recording daemon's pid: never signalled, in replay either.
+    pub daemon_pid: u32,
+    pub interval_s: f64,
+}
+
+/// The answers the pipeline got in one round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Option<u64>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub knobs: BTreeMap<String, KnobReading>,
+    /// (pid, start time, masks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<(u32, u64, Option<SignalMasks>)>,
+}
+
+impl Answers {
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty() && self.knobs.is_empty() && self.signals.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessLine {
+    pid: u32,
+    start_time: u64,
+    comm: String,
+    cmdline: String,
+    cgroup: Option<String>,
+    unit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TickLine {
+    t: f64,
+    /// (pid, start time, resident bytes) of every live process.
+    rss: Vec<(u32, u64, u64)>,
+    #[serde(default, skip_serializing_if = "Answers::is_empty")]
+    answers: Answers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestLine {
+    t: f64,
+    target: TargetKey,
+    #[serde(default, skip_serializing_if = "Answers::is_empty")]
+    answers: Answers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppliedLine {
+    outcome: Outcome,
+    detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShutdownLine {
+    t: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    MemwatchTrace(Header),
+    Process(ProcessLine),
+    Tick(TickLine),
+    Applied(Vec<AppliedLine>),
+    Request(RequestLine),
+    Shutdown(ShutdownLine),
+}
+
+/// One round of a recording, ready to replay.
+#[derive(Debug, Clone)]
+pub enum Round {
+    Tick { t: f64, processes: Vec<ProcessSample>, answers: Answers, applied: Option<Vec<Applied>> },
+    Request { t: f64, target: TargetKey, answers: Answers, applied: Option<Vec<Applied>> },
+    Shutdown { t: f64, applied: Option<Vec<Applied>> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub header: Header,
+    pub rounds: Vec<Round>,
+}
+
+impl Recording {
+    /// Readings in the recording (one per process per interval).
+    pub fn samples(&self) -> usize {
+        self.rounds.iter().map(|r| if let Round::Tick { processes, .. } = r { processes.len() } else { 0 }).sum()
+    }
+}
+
+pub fn parse(text: &str) -> Result<Recording, TraceError> {
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let header = match lines.next().map(|(n, l)| (n, serde_json::from_str::<Line>(l))) {
+        Some((_, Ok(Line::MemwatchTrace(header)))) if header.version == VERSION => header,
+        Some((n, Ok(Line::MemwatchTrace(header)))) => {
+            return Err(error(n, format!("format version {}: this memwatch reads version {VERSION}", header.version)));
+        }
+        Some((n, _)) => return Err(error(n, "expected the header line {\"memwatch_trace\":{…}}")),
+        None => return Err(error(1, "empty file")),
+    };
+    let mut infos: HashMap<ProcessId, Arc<ProcessInfo>> = HashMap::new();
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut last_t = f64::NEG_INFINITY;
+    for (n, text) in lines {
+        if text.is_empty() {
+            return Err(error(n, "empty line"));
+        }
+        let line: Line = serde_json::from_str(text).map_err(|e| error(n, e.to_string()))?;
+        let mut check_time = |t: f64| {
+            if !t.is_finite() || t < last_t {
+                return Err(error(n, format!("time {t} is not a finite time at or after {last_t}")));
+            }
+            last_t = t;
+            Ok(())
+        };
+        match line {
+            Line::MemwatchTrace(_) => return Err(error(n, "a second header line")),
+            Line::Process(p) => {
+                let id = ProcessId { pid: p.pid, start_time: p.start_time };
+                let info = ProcessInfo { comm: p.comm, cmdline: p.cmdline, cgroup: p.cgroup, unit: p.unit };
+                infos.insert(id, Arc::new(info));
+            }
+            Line::Tick(tick) => {
+                check_time(tick.t)?;
+                let mut processes = Vec::with_capacity(tick.rss.len());
+                for (pid, start_time, rss) in tick.rss {
+                    let id = ProcessId { pid, start_time };
+                    let info = infos.get(&id).ok_or_else(|| {
+                        error(n, format!("process {pid} (start time {start_time}) has no process line before it"))
+                    })?;
+                    let counters = Counters { rss_anon: rss, ..Counters::default() };
+                    processes.push(ProcessSample { id, info: Arc::clone(info), counters });
+                }
+                rounds.push(Round::Tick { t: tick.t, processes, answers: tick.answers, applied: None });
+            }
+            Line::Request(request) => {
+                check_time(request.t)?;
+                rounds.push(Round::Request { t: request.t, target: request.target, answers: request.answers, applied: None });
+            }
+            Line::Shutdown(ShutdownLine { t }) => {
+                check_time(t)?;
+                rounds.push(Round::Shutdown { t, applied: None });
+            }
+            Line::Applied(outcomes) => {
+                let applied = outcomes
+                    .into_iter()
+                    .map(|a| Applied { outcome: a.outcome, detail: a.detail, done_after_s: 0.0 })
+                    .collect();
+                let slot = match rounds.last_mut() {
+                    Some(Round::Tick { applied, .. } | Round::Request { applied, .. } | Round::Shutdown { applied, .. }) => {
+                        applied
+                    }
+                    None => return Err(error(n, "outcomes before any round")),
+                };
+                if slot.replace(applied).is_some() {
+                    return Err(error(n, "a second outcomes line for one round"));
+                }
+            }
+        }
+    }
+    Ok(Recording { header, rounds })
+}
+
+/// Writes a recording line by line, as the rounds happen.
+pub struct Recorder {
+    out: Box<dyn Write + Send>,
+    /// Processes whose process line is written (with the info it gave).
+    known: HashMap<ProcessId, Arc<ProcessInfo>>,
+}
+
+impl Recorder {
+    pub fn new(mut out: Box<dyn Write + Send>, header: Header) -> std::io::Result<Self> {
+        write_line(&mut out, &Line::MemwatchTrace(header))?;
+        Ok(Self { out, known: HashMap::new() })
+    }
+
+    pub fn tick(&mut self, t: f64, processes: &[ProcessSample], answers: Answers) -> std::io::Result<()> {
+        for process in processes {
+            // exec keeps the identity but changes the name: a new line then.
+            if self.known.get(&process.id).is_some_and(|known| Arc::ptr_eq(known, &process.info) || **known == *process.info) {
+                continue;
+            }
+            let info = &process.info;
+            let line = ProcessLine {
+                pid: process.id.pid,
+                start_time: process.id.start_time,
+                comm: info.comm.clone(),
+                cmdline: info.cmdline.clone(),
+                cgroup: info.cgroup.clone(),
+                unit: info.unit.clone(),
+            };
+            write_line(&mut self.out, &Line::Process(line))?;
+            self.known.insert(process.id, Arc::clone(info));
+        }
+        // Forget the dead, so a long recording's memory stays bounded.
+        if self.known.len() > 2 * processes.len() + 1024 {
+            let live: std::collections::HashSet<ProcessId> = processes.iter().map(|p| p.id).collect();
+            self.known.retain(|id, _| live.contains(id));
+        }
+        let rss = processes.iter().map(|p| (p.id.pid, p.id.start_time, p.counters.rss())).collect();
+        write_line(&mut self.out, &Line::Tick(TickLine { t, rss, answers }))
+    }
+
+    pub fn request(&mut self, t: f64, target: &TargetKey, answers: Answers) -> std::io::Result<()> {
+        write_line(&mut self.out, &Line::Request(RequestLine { t, target: target.clone(), answers }))
+    }
+
+    pub fn shutdown(&mut self, t: f64) -> std::io::Result<()> {
+        write_line(&mut self.out, &Line::Shutdown(ShutdownLine { t }))
+    }
+
+    /// The outcomes of the round just written (nothing when it decided nothing).
+    pub fn applied(&mut self, applied: &[Applied]) -> std::io::Result<()> {
+        if applied.is_empty() {
+            return self.out.flush();
+        }
+        let lines = applied.iter().map(|a| AppliedLine { outcome: a.outcome, detail: a.detail.clone() }).collect();
+        write_line(&mut self.out, &Line::Applied(lines))?;
+        self.out.flush()
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn write_line(out: &mut dyn Write, line: &Line) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    out.write_all(&text)
+}
+
+/// Answers a round's questions from what the recording holds.
+pub struct RecordedFacts<'a> {
+    pub answers: &'a Answers,
+}
+
+impl Facts for RecordedFacts<'_> {
+    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
+        self.answers.limits.get(cgroup).copied().flatten()
+    }
+
+    fn knob(&mut self, cgroup: &str) -> KnobReading {
+        self.answers.knobs.get(cgroup).cloned().unwrap_or_else(|| KnobReading::Unreadable {
+            gone: false,
+            detail: format!("cgroup {cgroup}: its knob is not in the recording"),
+        })
+    }
+
+    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
+        self.answers.signals.iter().find(|(pid, start, _)| *pid == id.pid && *start == id.start_time).and_then(|(_, _, m)| *m)
+    }
+}
+
+/// Asks `inner` and keeps every answer, for the recording.
+pub struct RecordingFacts<'a> {
+    pub inner: &'a mut dyn Facts,
+    pub answers: Answers,
+}
+
+impl<'a> RecordingFacts<'a> {
+    pub fn new(inner: &'a mut dyn Facts) -> Self {
+        Self { inner, answers: Answers::default() }
+    }
+}
+
+impl Facts for RecordingFacts<'_> {
+    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
+        let limit = self.inner.cgroup_limit(cgroup);
+        self.answers.limits.insert(cgroup.to_owned(), limit);
+        limit
+    }
+
+    fn knob(&mut self, cgroup: &str) -> KnobReading {
+        let knob = self.inner.knob(cgroup);
+        self.answers.knobs.insert(cgroup.to_owned(), knob.clone());
+        knob
+    }
+
+    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
+        let masks = self.inner.signals(id);
+        self.answers.signals.push((id.pid, id.start_time, masks));
+        masks
+    }
+}
+
+#[cfg(test)]
+#[path = "v2_tests.rs"]
+mod tests;

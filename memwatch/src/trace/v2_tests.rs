@@ -1,0 +1,96 @@
+use super::*;
+use crate::model::cgroup::{Knob, Limit};
+
+fn process(pid: u32, comm: &str, rss: u64) -> ProcessSample {
+    ProcessSample {
+        id: ProcessId { pid, start_time: 77 },
+        info: Arc::new(ProcessInfo {
+            comm: comm.into(),
+            cmdline: format!("/usr/bin/{comm} --serve"),
+            cgroup: Some("/app.slice/api.service".into()),
+            unit: Some("api.service".into()),
+        }),
+        counters: Counters { rss_anon: rss, ..Default::default() },
+    }
+}
+
+/// A Write that hands its bytes to the test.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn header() -> Header {
+    Header { version: VERSION, host_memory: 16 << 30, daemon_pid: 999, interval_s: 5.0 }
+}
+
+#[test]
+fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
+    let out = Shared::default();
+    let mut recorder = Recorder::new(Box::new(out.clone()), header()).unwrap();
+    let procs = [process(10, "api", 100), process(11, "worker", 50)];
+    let mut answers = Answers::default();
+    answers.limits.insert("/app.slice/api.service".into(), Some(1 << 30));
+    answers.knobs.insert(
+        "/app.slice/api.service".into(),
+        KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(4096) },
+    );
+    answers.signals.push((10, 77, Some(SignalMasks { caught: 1 << 9, ..Default::default() })));
+    recorder.tick(1000.5, &procs, answers.clone()).unwrap();
+    recorder.applied(&[Applied { outcome: Outcome::Ok, detail: "SIGUSR1 (pass 1) to 1 of 2 process(es)".into(), done_after_s: 0.003 }]).unwrap();
+    // The same processes again: no second process line.
+    recorder.tick(1005.5, &procs, Answers::default()).unwrap();
+    recorder.request(1006.0, &TargetKey::cgroup("/app.slice/api.service"), Answers::default()).unwrap();
+    recorder.shutdown(1007.0).unwrap();
+    recorder.finish().unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("{\"process\"")).count(), 2, "{text}");
+
+    let recording = parse(&text).unwrap();
+    assert_eq!(recording.header, header());
+    assert_eq!(recording.rounds.len(), 4);
+    assert_eq!(recording.samples(), 4);
+    let Round::Tick { t, processes, answers: read, applied } = &recording.rounds[0] else { panic!("a tick first") };
+    assert_eq!(*t, 1000.5);
+    assert_eq!(processes.iter().map(|p| (p.id.pid, p.counters.rss())).collect::<Vec<_>>(), [(10, 100), (11, 50)]);
+    assert_eq!(processes[0].info.unit.as_deref(), Some("api.service"));
+    assert_eq!(read, &answers);
+    assert_eq!(applied.as_ref().unwrap()[0].outcome, Outcome::Ok);
+    assert!(matches!(&recording.rounds[2], Round::Request { t, .. } if *t == 1006.0));
+    assert!(matches!(&recording.rounds[3], Round::Shutdown { t, applied: None } if *t == 1007.0));
+
+    let mut facts = RecordedFacts { answers: &answers };
+    assert_eq!(facts.cgroup_limit("/app.slice/api.service"), Some(1 << 30));
+    assert_eq!(facts.cgroup_limit("/other"), None);
+    assert!(facts.signals(ProcessId { pid: 10, start_time: 77 }).is_some());
+    assert_eq!(facts.signals(ProcessId { pid: 10, start_time: 78 }), None, "another process with that pid");
+    assert!(matches!(facts.knob("/other"), KnobReading::Unreadable { gone: false, .. }));
+}
+
+#[test]
+fn malformed_recordings_name_their_line() {
+    let head = serde_json::to_string(&Line::MemwatchTrace(header())).unwrap();
+    let cases = [
+        (String::new(), 1, "empty file"),
+        ("timestamp_s,key".to_owned(), 1, "header line"),
+        (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[[1,2,3]]}}}}"), 2, "no process line"),
+        (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[]}}}}\n{{\"tick\":{{\"t\":4,\"rss\":[]}}}}"), 3, "at or after 5"),
+        (format!("{head}\n{{\"applied\":[]}}"), 2, "before any round"),
+        (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[],\"extra\":1}}}}"), 2, "unknown field"),
+        (format!("{head}\n\n"), 2, "empty line"),
+        (head.replace("\"version\":2", "\"version\":3"), 1, "version 3"),
+    ];
+    for (text, line, needle) in cases {
+        let e = parse(&text).expect_err(&text);
+        assert_eq!(e.line, line, "{text}: {e}");
+        assert!(e.message.contains(needle), "{text}: {e}");
+    }
+}
