@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use memwatch::actions::sys::cgroup::Cgroup;
+use memwatch::sources::cgroupfs::Cgroup;
 
 const ROOT: &str = "/sys/fs/cgroup";
 

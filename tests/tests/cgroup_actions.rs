@@ -8,13 +8,11 @@ use std::{
 };
 
 use memwatch::{
-    actions::sys::{
-        ActError,
-        cgroup::{Cgroup, Limit},
-        signal,
-        throttle_state::Throttles,
+    actions::sys::{ActError, signal, throttle_state::Throttles},
+    sources::{
+        cgroupfs::{Cgroup, CgroupError, Limit},
+        procfs::ProcFs,
     },
-    sources::procfs::ProcFs,
 };
 use memwatch_tests::{
     Workload,
@@ -158,7 +156,7 @@ fn a_gone_cgroup_mid_action_is_not_fatal() {
     let cgroup = group.cgroup();
     drop(group);
     let err = cgroup.set_limit(Limit::Bytes(MIB)).unwrap_err();
-    assert!(matches!(err, ActError::CgroupGone { .. }), "{err}");
+    assert!(matches!(err, CgroupError::Gone { .. }), "{err}");
     let mut throttles = Throttles::load(state_file("gone")).unwrap();
     assert!(throttles.throttle(&cgroup, Limit::Bytes(MIB)).unwrap_err().is_gone());
     assert!(throttles.entries().is_empty());

@@ -3,9 +3,9 @@
 //! Pure cgroup v2 hosts and the VM have no v1 hierarchy and skip.
 use std::path::Path;
 
-use memwatch::actions::sys::{
-    cgroup::{CgroupFs, Knob, Limit},
-    throttle_state::Throttles,
+use memwatch::{
+    actions::sys::throttle_state::Throttles,
+    sources::cgroupfs::{CgroupFs, Knob, Limit},
 };
 use memwatch_tests::privileged;
 

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use memwatch::actions::{
-    incident::{ActionKind, Incident, IncidentEnd, IncidentKind, Outcome},
-    incident_log::read_all,
+use memwatch::{
+    actions::incident_log::read_all,
+    model::incident::{ActionKind, Incident, IncidentEnd, IncidentKind, Outcome},
 };
 use memwatch_tests::{
     cgroup_v2::{TestCgroup, available},

@@ -144,7 +144,8 @@ impl<S: Signaller> Executor<S> {
 
     /// Puts back the original knob value of a cgroup memwatch lowered.
     fn restore(&mut self, cgroup: &str) -> (Outcome, String) {
-        let dir = self.lowered.remove(cgroup).or_else(|| self.cgroupfs.open(cgroup).ok().map(|cg| cg.dir().to_path_buf()));
+        let dir =
+            self.lowered.remove(cgroup).or_else(|| self.cgroupfs.open(cgroup).ok().map(|cg| cg.dir().to_path_buf()));
         let Some(dir) = dir else { return (Outcome::Skipped, "not throttled by memwatch".to_owned()) };
         match self.throttles.restore(&dir) {
             Ok(Some(Restored::Original(limit))) => (Outcome::Ok, format!("{} back to {limit}", dir.display())),

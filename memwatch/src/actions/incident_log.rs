@@ -124,8 +124,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Incident>, IncidentLogError>
 pub(crate) mod tests {
     use super::*;
     use crate::{
-        model::incident::{IncidentEnd, IncidentKind},
         engine::Level,
+        model::incident::{IncidentEnd, IncidentKind},
     };
 
     pub(crate) fn sample(target: &str, started: f64) -> Incident {

@@ -6,9 +6,9 @@ use anyhow::Context as _;
 use crate::{
     actions::incident_log,
     bytes::human_bytes,
-    model::incident::{ActionKind, Incident, Outcome},
     cli::IncidentsArgs,
     config::parse_duration_secs,
+    model::incident::{ActionKind, Incident, Outcome},
 };
 
 pub fn run(args: IncidentsArgs) -> anyhow::Result<()> {

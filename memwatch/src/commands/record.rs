@@ -37,8 +37,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let host = meminfo::read(ProcFs::default().root()).context("reading MemTotal from /proc/meminfo")?;
     let temp = Temp::beside(&args.out)?;
     let file = File::create(&temp.0).with_context(|| format!("creating {}", temp.0.display()))?;
-    let header =
-        v2::Header { version: v2::VERSION, host_memory: host.total, daemon_pid: std::process::id(), interval_s: args.interval };
+    let header = v2::Header {
+        version: v2::VERSION,
+        host_memory: host.total,
+        daemon_pid: std::process::id(),
+        interval_s: args.interval,
+    };
     let mut recorder = Recorder::new(Box::new(BufWriter::new(file)), header).context("writing the trace")?;
     let mut pipeline = Pipeline::new(config, host.total, EngineOptions::default(), std::process::id());
     let mut facts = SystemFacts::default();

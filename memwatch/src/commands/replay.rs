@@ -28,14 +28,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         Trace::V1(_) if args.actions => {
             let message = "format 1 (CSV) holds no processes, knobs or outcomes, so no actions can be \
                            replayed from it: record it with `memwatch record` or `memwatch run --record`";
-            return Err(TraceFileError::Invalid { path: args.trace.display().to_string(), source: error(1, message) }.into());
+            return Err(
+                TraceFileError::Invalid { path: args.trace.display().to_string(), source: error(1, message) }.into()
+            );
         }
         Trace::V1(trace) => {
             let host = match host_memory {
                 Some(bytes) => bytes,
-                None => meminfo::read(ProcFs::default().root())
-                    .context("reading MemTotal from /proc/meminfo (or pass --host-memory)")?
-                    .total,
+                None => {
+                    meminfo::read(ProcFs::default().root())
+                        .context("reading MemTotal from /proc/meminfo (or pass --host-memory)")?
+                        .total
+                }
             };
             events_of_v1(&trace, config, host, options).iter().map(|e| e.to_json_line()).collect()
         }

@@ -33,7 +33,7 @@ use crate::{
     },
     trace::v2::{self, Recorder, RecordingFacts},
 };
-use observe::{ObserveError, Observability};
+use observe::{Observability, ObserveError};
 use requests::Responder;
 use summary::{RateLimited, log_summary};
 
@@ -69,7 +69,8 @@ pub struct Options {
 pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let mut stop = shutdown::install().map_err(DaemonError::Signals)?;
     let mode_request = options.mode.unwrap_or(config.daemon.mode);
-    let (mut collector, fallback) = Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)?;
+    let (mut collector, fallback) =
+        Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)?;
     if let Some(reason) = &fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
@@ -82,7 +83,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
         "memwatch started"
     );
 
-    let host = meminfo::read(&ProcFs::default().root().to_path_buf()).map_err(DaemonError::HostMemory)?;
+    let host = meminfo::read(ProcFs::default().root()).map_err(DaemonError::HostMemory)?;
     let recorder = match &options.record {
         Some(path) => Some(start_recording(path, host.total, config.daemon.interval_secs)?),
         None => None,
@@ -195,7 +196,9 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
         let (applied, _) = round::apply(&decisions, started, &mut self.pipeline, &mut self.executor);
         self.executor.shutdown();
         if let Some(mut recorder) = self.recorder.take() {
-            round::record(recorder.shutdown(t).and_then(|()| recorder.applied(&applied)).and_then(|()| recorder.finish()));
+            round::record(
+                recorder.shutdown(t).and_then(|()| recorder.applied(&applied)).and_then(|()| recorder.finish()),
+            );
         }
     }
 }

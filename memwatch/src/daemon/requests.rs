@@ -8,11 +8,11 @@ use std::time::Instant;
 use super::{Daemon, round};
 use crate::{
     actions::Signaller,
-    pipeline::Facts,
     api::control::{CleanupReport, ControlError, Controller, TargetCleanup},
     cache::CacheRegistry,
     engine::{Level, planner::Performed},
     model::{incident::Outcome, target_key::TargetKey},
+    pipeline::Facts,
     trace::v2::RecordingFacts,
 };
 
@@ -50,7 +50,8 @@ impl<'a, S: Signaller, F: Facts> Responder<'a, S, F> {
         let decided = asked.ok_or_else(|| ControlError::UnknownTarget(key.to_string()))?;
         let record = match decided {
             Ok(decisions) => {
-                let (applied, performed) = round::apply(&decisions, started, &mut daemon.pipeline, &mut daemon.executor);
+                let (applied, performed) =
+                    round::apply(&decisions, started, &mut daemon.pipeline, &mut daemon.executor);
                 if let (Some(recorder), Some(answers)) = (&mut daemon.recorder, answers) {
                     round::record(recorder.request(t, key, answers).and_then(|()| recorder.applied(&applied)));
                 }
@@ -101,7 +102,8 @@ impl<S: Signaller, F: Facts> Controller for Responder<'_, S, F> {
         let targets = chosen.iter().map(|key| self.clean(key)).collect::<Result<Vec<_>, _>>()?;
         let note = targets.is_empty().then(|| "no target at warning or above; name one with ?target=".to_owned());
         Ok(CleanupReport {
-            dry_run: targets.iter().any(|t| t.outcome == Outcome::DryRun) && !targets.iter().any(|t| t.outcome == Outcome::Ok),
+            dry_run: targets.iter().any(|t| t.outcome == Outcome::DryRun)
+                && !targets.iter().any(|t| t.outcome == Outcome::Ok),
             targets,
             freed_bytes: 0,
             note,

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use crate::{
     actions::{Executor, Signaller},
+    bytes::human_bytes,
     engine::{
         Event, EventKind, Level,
         planner::{Applied, Decision, Performed},
     },
-    bytes::human_bytes,
     model::incident::Outcome,
     pipeline::Pipeline,
 };

@@ -197,7 +197,8 @@ mod tests {
         let mib = 1 << 20;
         for i in 0..40u64 {
             let usage = if i < 20 { 100 * mib + i * 10 * mib } else { 400 * mib };
-            let reading = Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 1 << 40 };
+            let reading =
+                Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 1 << 40 };
             engine.observe(&reading, &settings, &mut events);
         }
         let seeds: Vec<f64> =
@@ -214,7 +215,8 @@ mod tests {
         // 1 MiB/s from 1 GiB towards a 4 GiB limit.
         for i in 0..720u64 {
             let usage = gib + i * 5 * (1 << 20);
-            let reading = Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 4 * gib };
+            let reading =
+                Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 4 * gib };
             engine.observe(&reading, &settings, &mut events);
         }
         let leak = events

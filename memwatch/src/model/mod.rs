@@ -7,5 +7,5 @@ pub mod incident;
 pub mod sample;
 pub mod signals;
 pub mod target_key;
-pub mod untouchable;
 pub mod targets;
+pub mod untouchable;

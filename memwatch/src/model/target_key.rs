@@ -127,7 +127,14 @@ mod tests {
 
     #[test]
     fn keys_print_and_parse_back_to_the_same_text() {
-        for text in ["cgroup:/system.slice/api.service", "process:11:java", "process:12:a:b", "lin00", "process:007:x", "process:x"] {
+        for text in [
+            "cgroup:/system.slice/api.service",
+            "process:11:java",
+            "process:12:a:b",
+            "lin00",
+            "process:007:x",
+            "process:x",
+        ] {
             assert_eq!(TargetKey::from(text).to_string(), text);
         }
         assert_eq!(TargetKey::from("process:11:java"), TargetKey::process(11, "java"));

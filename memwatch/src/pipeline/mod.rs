@@ -153,9 +153,10 @@ impl Pipeline {
             .filter_map(|a| Some((a.key.clone(), a.cgroup.clone()?)))
             .collect();
         for target in assessed.iter_mut() {
-            target.protected_inside = target.cgroup.as_ref().is_some_and(|cgroup| {
-                protected.iter().any(|(key, other)| *key != target.key && other == cgroup)
-            });
+            target.protected_inside = target
+                .cgroup
+                .as_ref()
+                .is_some_and(|cgroup| protected.iter().any(|(key, other)| *key != target.key && other == cgroup));
         }
     }
 }

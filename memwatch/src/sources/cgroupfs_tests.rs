@@ -106,7 +106,6 @@ fn limits_round_trip_through_their_text_and_json() {
     assert!("-5".parse::<Limit>().is_err());
 }
 
-
 fn fixture_tree() -> CgroupFs {
     CgroupFs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sys/fs/cgroup"))
 }

@@ -240,7 +240,8 @@ mod tests {
     #[test]
     fn caught_ignored_blocked_or_default() {
         let status = |cgt: &str, ign: &str| format!("Name:\tx\nSigBlk:\t0\nSigIgn:\t{ign}\nSigCgt:\t{cgt}\n");
-        let terminates = |root: &tempfile::TempDir, pid| ProcFs::new(root.path()).signal_masks(pid).map(|m| m.would_terminate(USR1));
+        let terminates =
+            |root: &tempfile::TempDir, pid| ProcFs::new(root.path()).signal_masks(pid).map(|m| m.would_terminate(USR1));
         let caught = masks_fixture(10, &status("0000000000000200", "0"), &["0"]);
         assert_eq!(ProcFs::new(caught.path()).signal_masks(10).unwrap().caught, 0x200);
         assert_eq!(terminates(&caught, 10), Some(false));

@@ -48,7 +48,8 @@ pub enum TraceFileError {
 /// Reads a trace of either format: format 2 starts with `{`, format 1 with
 /// its CSV header.
 pub fn read(path: &Path) -> Result<Trace, TraceFileError> {
-    let bytes = std::fs::read(path).map_err(|source| TraceFileError::Read { path: path.display().to_string(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| TraceFileError::Read { path: path.display().to_string(), source })?;
     let invalid = |source| TraceFileError::Invalid { path: path.display().to_string(), source };
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;

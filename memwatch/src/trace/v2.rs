@@ -188,7 +188,12 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
             }
             Line::Request(request) => {
                 check_time(request.t)?;
-                rounds.push(Round::Request { t: request.t, target: request.target, answers: request.answers, applied: None });
+                rounds.push(Round::Request {
+                    t: request.t,
+                    target: request.target,
+                    answers: request.answers,
+                    applied: None,
+                });
             }
             Line::Shutdown(ShutdownLine { t }) => {
                 check_time(t)?;
@@ -200,9 +205,9 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
                     .map(|a| Applied { outcome: a.outcome, detail: a.detail, done_after_s: 0.0 })
                     .collect();
                 let slot = match rounds.last_mut() {
-                    Some(Round::Tick { applied, .. } | Round::Request { applied, .. } | Round::Shutdown { applied, .. }) => {
-                        applied
-                    }
+                    Some(
+                        Round::Tick { applied, .. } | Round::Request { applied, .. } | Round::Shutdown { applied, .. },
+                    ) => applied,
                     None => return Err(error(n, "outcomes before any round")),
                 };
                 if slot.replace(applied).is_some() {
@@ -230,7 +235,11 @@ impl Recorder {
     pub fn tick(&mut self, t: f64, processes: &[ProcessSample], answers: Answers) -> std::io::Result<()> {
         for process in processes {
             // exec keeps the identity but changes the name: a new line then.
-            if self.known.get(&process.id).is_some_and(|known| Arc::ptr_eq(known, &process.info) || **known == *process.info) {
+            if self
+                .known
+                .get(&process.id)
+                .is_some_and(|known| Arc::ptr_eq(known, &process.info) || **known == *process.info)
+            {
                 continue;
             }
             let info = &process.info;
@@ -301,7 +310,11 @@ impl Facts for RecordedFacts<'_> {
     }
 
     fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
-        self.answers.signals.iter().find(|(pid, start, _)| *pid == id.pid && *start == id.start_time).and_then(|(_, _, m)| *m)
+        self.answers
+            .signals
+            .iter()
+            .find(|(pid, start, _)| *pid == id.pid && *start == id.start_time)
+            .and_then(|(_, _, m)| *m)
     }
 }
 

@@ -45,7 +45,13 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
     );
     answers.signals.push((10, 77, Some(SignalMasks { caught: 1 << 9, ..Default::default() })));
     recorder.tick(1000.5, &procs, answers.clone()).unwrap();
-    recorder.applied(&[Applied { outcome: Outcome::Ok, detail: "SIGUSR1 (pass 1) to 1 of 2 process(es)".into(), done_after_s: 0.003 }]).unwrap();
+    recorder
+        .applied(&[Applied {
+            outcome: Outcome::Ok,
+            detail: "SIGUSR1 (pass 1) to 1 of 2 process(es)".into(),
+            done_after_s: 0.003,
+        }])
+        .unwrap();
     // The same processes again: no second process line.
     recorder.tick(1005.5, &procs, Answers::default()).unwrap();
     recorder.request(1006.0, &TargetKey::cgroup("/app.slice/api.service"), Answers::default()).unwrap();
@@ -82,7 +88,11 @@ fn malformed_recordings_name_their_line() {
         (String::new(), 1, "empty file"),
         ("timestamp_s,key".to_owned(), 1, "header line"),
         (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[[1,2,3]]}}}}"), 2, "no process line"),
-        (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[]}}}}\n{{\"tick\":{{\"t\":4,\"rss\":[]}}}}"), 3, "at or after 5"),
+        (
+            format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[]}}}}\n{{\"tick\":{{\"t\":4,\"rss\":[]}}}}"),
+            3,
+            "at or after 5",
+        ),
         (format!("{head}\n{{\"applied\":[]}}"), 2, "before any round"),
         (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[],\"extra\":1}}}}"), 2, "unknown field"),
         (format!("{head}\n\n"), 2, "empty line"),

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use super::{
-    CleanupView, EventView, HostView, Level, LeakView, ProcessView, StatusView, TargetView, Thresholds,
+    CleanupView, EventView, HostView, LeakView, Level, ProcessView, StatusView, TargetView, Thresholds,
     model::{ActionCount, ActionView, EVENTS_LEN, HISTORY_LEN},
 };
 use crate::{

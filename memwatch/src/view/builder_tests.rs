@@ -143,8 +143,12 @@ fn judged_targets_keep_their_verdicts_and_gain_history_and_growth() {
 #[test]
 fn actions_the_executor_took_are_counted_by_action_and_result() {
     let mut builder = ViewBuilder::new(Thresholds::default(), 1);
-    let action =
-        |name: &str, result: &str| ActionView { action: name.into(), result: result.into(), at_unix_s: 5, freed_bytes: 0 };
+    let action = |name: &str, result: &str| ActionView {
+        action: name.into(),
+        result: result.into(),
+        at_unix_s: 5,
+        freed_bytes: 0,
+    };
     builder.record_action("cgroup:/a".into(), action("signal", "ok"));
     builder.record_action("cgroup:/a".into(), action("signal", "ok"));
     builder.record_action("cgroup:/b".into(), action("clamp", "dry_run"));

@@ -4,9 +4,9 @@
 //!
 //! Usage: throttler STATE_FILE LIMIT_BYTES CGROUP_DIR...
 //! Prints "throttled" once every cgroup is lowered.
-use memwatch::actions::sys::{
-    cgroup::{Cgroup, Limit},
-    throttle_state::Throttles,
+use memwatch::{
+    actions::sys::throttle_state::Throttles,
+    sources::cgroupfs::{Cgroup, Limit},
 };
 
 fn main() {

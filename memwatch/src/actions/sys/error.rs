@@ -49,6 +49,7 @@ pub enum ActError {
 impl ActError {
     /// Whether the target disappeared: expected churn, not a failure to report loudly.
     pub fn is_gone(&self) -> bool {
-        matches!(self, Self::ProcessGone { .. } | Self::PidReused { .. }) || matches!(self, Self::Cgroup(e) if e.is_gone())
+        matches!(self, Self::ProcessGone { .. } | Self::PidReused { .. })
+            || matches!(self, Self::Cgroup(e) if e.is_gone())
     }
 }

@@ -13,5 +13,5 @@ mod error;
 pub mod signal;
 pub mod throttle_state;
 
-pub use error::ActError;
 pub use crate::model::untouchable::Refusal;
+pub use error::ActError;

@@ -95,8 +95,13 @@ impl Decision {
     /// daemon logs. Fixed field order and rounded times, so equal decisions
     /// give equal bytes.
     pub fn to_json_line(&self) -> String {
-        let line =
-            Line { t: round_ms(self.t), target: &self.target, action: self.action.as_str(), why: self.why.as_str(), plan: &self.plan };
+        let line = Line {
+            t: round_ms(self.t),
+            target: &self.target,
+            action: self.action.as_str(),
+            why: self.why.as_str(),
+            plan: &self.plan,
+        };
         serde_json::to_string(&line).expect("decisions always serialize")
     }
 }

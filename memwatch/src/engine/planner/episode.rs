@@ -28,9 +28,18 @@ pub(super) enum Step {
     Idle,
     /// Cleanup pass `pass` (1-based) was signalled at `sent_at` with usage
     /// `before`; its record is `actions[record]` of the episode.
-    Cleanup { reason: Reason, pass: u32, sent_at: f64, before: u64, record: usize },
+    Cleanup {
+        reason: Reason,
+        pass: u32,
+        sent_at: f64,
+        before: u64,
+        record: usize,
+    },
     /// SIGTERM went to `id` at `sent_at`; SIGKILL follows after the grace period.
-    Terminating { id: ProcessId, sent_at: f64 },
+    Terminating {
+        id: ProcessId,
+        sent_at: f64,
+    },
 }
 
 #[derive(Debug, Clone)]

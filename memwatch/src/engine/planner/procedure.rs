@@ -11,10 +11,10 @@ use super::{
     round::{Context, Undo, signal_result},
 };
 use crate::{
-    model::untouchable::refusal,
     bytes::human_bytes,
     config::{LeakAction, actions::signal_name},
     engine::Level,
+    model::untouchable::refusal,
     model::{
         cgroup::{KnobReading, Limit},
         incident::{ActionKind, IncidentEnd, Outcome},

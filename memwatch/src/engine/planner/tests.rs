@@ -107,7 +107,10 @@ fn critical_plans_passes_a_throttle_after_them_and_a_restore_at_recovery() {
             } else {
                 "other"
             };
-            let why = ["critical", "episode_end"].into_iter().find(|w| l.contains(&format!("\"why\":\"{w}\""))).unwrap_or("?");
+            let why = ["critical", "episode_end"]
+                .into_iter()
+                .find(|w| l.contains(&format!("\"why\":\"{w}\"")))
+                .unwrap_or("?");
             (action, why)
         })
         .collect();

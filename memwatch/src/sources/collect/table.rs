@@ -45,11 +45,14 @@ impl ProcessTable {
 
     /// Reads every user process in /proc; `counters` supplies each one's
     /// figures (or `None` to skip a process that vanished mid-read).
-    pub fn scan(&mut self, mut counters: impl FnMut(&ProcStat) -> Option<Counters>) -> Result<Scan, super::CollectError> {
-        let pids = self
-            .procfs
-            .pids()
-            .map_err(|source| super::CollectError::ListProc { path: self.procfs.root().display().to_string(), source })?;
+    pub fn scan(
+        &mut self,
+        mut counters: impl FnMut(&ProcStat) -> Option<Counters>,
+    ) -> Result<Scan, super::CollectError> {
+        let pids = self.procfs.pids().map_err(|source| super::CollectError::ListProc {
+            path: self.procfs.root().display().to_string(),
+            source,
+        })?;
         let mut live = Vec::with_capacity(pids.len());
         for pid in pids {
             let Some(stat) = self.procfs.stat(pid) else { continue };
