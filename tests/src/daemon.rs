@@ -32,6 +32,14 @@ pub fn scenario_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The decisions a daemon logged in `log`, each as the JSON line `memwatch
+/// replay --actions` prints.
+pub fn logged_decisions(log: &Path) -> Vec<String> {
+    const MARK: &str = "memwatch::decision: ";
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines().filter_map(|l| Some(l[l.find(MARK)? + MARK.len()..].trim_end().to_owned())).collect()
+}
+
 pub struct Daemon {
     pub child: Child,
     pub log: PathBuf,
@@ -42,10 +50,16 @@ impl Daemon {
     /// so a restarted daemon's lines follow its predecessor's), and waits for
     /// its banner.
     pub fn start(config: &Path, log: &Path) -> Self {
+        Self::start_with(config, log, &[])
+    }
+
+    /// `start` with more arguments for `memwatch run` (`--record FILE`).
+    pub fn start_with(config: &Path, log: &Path, args: &[&std::ffi::OsStr]) -> Self {
         let file = fs::OpenOptions::new().create(true).append(true).open(log).expect("opening the daemon log");
         let child = Command::new(crate::memwatch_binary())
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env("MEMWATCH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))

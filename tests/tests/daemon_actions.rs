@@ -13,7 +13,7 @@ use memwatch::{
 };
 use memwatch_tests::{
     cgroup_v2::{TestCgroup, available},
-    daemon::{Daemon, Leaker, http, scenario_dir, wait_until},
+    daemon::{Daemon, Leaker, http, logged_decisions, scenario_dir, wait_until},
     figure,
 };
 
@@ -112,7 +112,8 @@ fn cleanup_signals_free_a_cooperative_leak_and_recovery_restores_memory_high() {
     let dir = scenario_dir(name);
     let group = TestCgroup::new(name);
     let config = write_config(&dir, &policy(name, false, "", ""));
-    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let recording = dir.join("recording.jsonl");
+    let daemon = Daemon::start_with(&config, &dir.join("daemon.log"), &["--record".as_ref(), recording.as_ref()]);
 
     // Ignores the first round of 3 passes (so memory.high gets lowered), frees on the 4th.
     let mut leaker = Leaker::spawn_in(
@@ -159,7 +160,34 @@ fn cleanup_signals_free_a_cooperative_leak_and_recovery_restores_memory_high() {
     assert!(incident.timeline.len() > 5 && incident.timeline.len() <= 60);
     let lines = leaker.finish();
     assert_eq!(lines.iter().filter(|l| l.starts_with("signal ")).count(), signals.len(), "{lines:?}");
+    let log = dir.join("daemon.log");
     daemon.stop();
+
+    // What the live daemon decided, and what a replay of its recording
+    // says it would decide: the same lines, in the same order.
+    let live = logged_decisions(&log);
+    let replayed = replay_actions(&recording, &config);
+    figure(
+        scenario,
+        "decisions logged live / replayed from the recording",
+        format!("{} / {}", live.len(), replayed.len()),
+    );
+    assert!(live.iter().any(|l| l.contains("\"action\":\"throttle\"")), "{live:#?}");
+    assert!(live.iter().any(|l| l.contains("\"action\":\"restore\"")), "{live:#?}");
+    assert_eq!(live, replayed, "replay --actions of the recording differs from what the daemon logged");
+}
+
+/// `memwatch replay --actions` of `recording` under `config`: its lines.
+fn replay_actions(recording: &Path, config: &Path) -> Vec<String> {
+    let out = std::process::Command::new(memwatch_tests::memwatch_binary())
+        .args(["replay", "--actions", "--trace"])
+        .arg(recording)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("running memwatch replay");
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
 #[test]
