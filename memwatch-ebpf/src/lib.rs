@@ -19,8 +19,9 @@ pub const BUILD_TOOLCHAIN: &str = "nightly-2026-05-19";
 /// The LLVM major `BUILD_TOOLCHAIN` uses; bpf-linker must link the same one.
 pub const BUILD_LLVM_MAJOR: u32 = 22;
 
-/// Names of the maps, programs and globals in the eBPF object. The daemon looks
-/// them up by these strings, so both sides take them from here.
+/// Names of the maps and globals in the eBPF object. The daemon looks them up
+/// by these strings; the kernel side's statics carry the same names, and a
+/// test of the daemon parses the built object and checks each one.
 pub mod names {
     /// Per-process counters, keyed by tgid (`LruHashMap<u32, ProcCounters>`).
     pub const PROCS: &str = "PROCS";
@@ -35,6 +36,57 @@ pub mod names {
     pub const ERRORS: &str = "ERRORS";
     /// Field offsets read from tracefs at load time (`TracepointLayout`).
     pub const LAYOUT: &str = "LAYOUT";
+
+    /// Every map the daemon opens.
+    pub const MAPS: &[&str] = &[PROCS, MM_OWNERS, PENDING, EVENTS, ERRORS];
+}
+
+/// What a group of programs gives the daemon. The programs of one feature
+/// are attached together or not at all (an mmap enter without its exit
+/// would count nothing); a feature the kernel cannot give is dropped alone,
+/// and the daemon takes that figure from /proc or reports it unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Feature {
+    /// The kernel's own RSS counters (without: /proc/PID/status each interval).
+    Rss,
+    /// User page faults (without: /proc/PID/stat's minflt + majflt).
+    Faults,
+    /// Bytes mapped by mmap (without: unknown).
+    Mmap,
+    /// Bytes unmapped by munmap (without: unknown).
+    Munmap,
+    /// Moves of the program break (without: unknown).
+    Brk,
+    /// Final figures of processes at exit (without: their last reading).
+    Exits,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 6] =
+        [Feature::Rss, Feature::Faults, Feature::Mmap, Feature::Munmap, Feature::Brk, Feature::Exits];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Feature::Rss => "rss",
+            Feature::Faults => "faults",
+            Feature::Mmap => "mmap",
+            Feature::Munmap => "munmap",
+            Feature::Brk => "brk",
+            Feature::Exits => "exits",
+        }
+    }
+
+    /// What the daemon does without it, for the line that says it is missing.
+    pub const fn without(self) -> &'static str {
+        match self {
+            Feature::Rss => "RSS is read from /proc each interval",
+            Feature::Faults => "page faults are read from /proc",
+            Feature::Mmap => "mmap bytes are unknown",
+            Feature::Munmap => "munmap bytes are unknown",
+            Feature::Brk => "brk moves are unknown",
+            Feature::Exits => "a process that exits keeps its last reading",
+        }
+    }
 }
 
 /// One kernel program and the tracepoint it attaches to.
@@ -48,6 +100,7 @@ pub struct ProbeSpec {
     /// arguments directly, with no perf record built per event. Used where
     /// the event fires once per page fault and the program needs no fields.
     pub raw: bool,
+    pub feature: Feature,
 }
 
 /// `kmem:rss_stat` as a raw tracepoint: it reads the mm's counter itself
@@ -55,20 +108,30 @@ pub struct ProbeSpec {
 /// record per event, which is most of the per-fault cost. Attached in place
 /// of `PROBES`' classic `rss_stat` when the kernel's BTF provides the offsets.
 pub const RSS_STAT_BTF: ProbeSpec =
-    ProbeSpec { program: "rss_stat_btf", category: "kmem", event: "rss_stat", raw: true };
+    ProbeSpec { program: "rss_stat_btf", category: "kmem", event: "rss_stat", raw: true, feature: Feature::Rss };
 
 /// Every program memwatch attaches, in attach order.
 pub const PROBES: &[ProbeSpec] = &[
-    ProbeSpec { program: "rss_stat", category: "kmem", event: "rss_stat", raw: false },
-    ProbeSpec { program: "page_fault_user", category: "exceptions", event: "page_fault_user", raw: true },
-    ProbeSpec { program: "sys_enter_mmap", category: "syscalls", event: "sys_enter_mmap", raw: false },
-    ProbeSpec { program: "sys_exit_mmap", category: "syscalls", event: "sys_exit_mmap", raw: false },
-    ProbeSpec { program: "sys_enter_munmap", category: "syscalls", event: "sys_enter_munmap", raw: false },
-    ProbeSpec { program: "sys_exit_munmap", category: "syscalls", event: "sys_exit_munmap", raw: false },
-    ProbeSpec { program: "sys_exit_brk", category: "syscalls", event: "sys_exit_brk", raw: false },
-    ProbeSpec { program: "sched_process_exec", category: "sched", event: "sched_process_exec", raw: false },
-    ProbeSpec { program: "sched_process_exit", category: "sched", event: "sched_process_exit", raw: false },
+    probe("rss_stat", "kmem", "rss_stat", false, Feature::Rss),
+    probe("page_fault_user", "exceptions", "page_fault_user", true, Feature::Faults),
+    probe("sys_enter_mmap", "syscalls", "sys_enter_mmap", false, Feature::Mmap),
+    probe("sys_exit_mmap", "syscalls", "sys_exit_mmap", false, Feature::Mmap),
+    probe("sys_enter_munmap", "syscalls", "sys_enter_munmap", false, Feature::Munmap),
+    probe("sys_exit_munmap", "syscalls", "sys_exit_munmap", false, Feature::Munmap),
+    probe("sys_exit_brk", "syscalls", "sys_exit_brk", false, Feature::Brk),
+    probe("sched_process_exec", "sched", "sched_process_exec", false, Feature::Brk),
+    probe("sched_process_exit", "sched", "sched_process_exit", false, Feature::Exits),
 ];
+
+const fn probe(
+    program: &'static str,
+    category: &'static str,
+    event: &'static str,
+    raw: bool,
+    feature: Feature,
+) -> ProbeSpec {
+    ProbeSpec { program, category, event, raw, feature }
+}
 
 /// Capacity of `PROCS` (and `MM_OWNERS`). LRU maps evict the least recently
 /// updated process when full, so a fork storm costs accuracy for idle

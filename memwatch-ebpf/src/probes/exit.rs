@@ -7,36 +7,37 @@ use aya_ebpf::{
 };
 use memwatch_ebpf::{ErrorKind, ProcEvent, event_kind};
 
-use super::state::{EVENTS, MM_OWNERS, PROCS, count_error, current_ids};
+use super::state::{EVENTS, MM_OWNERS, PROCS, current_ids, finish};
 
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    finish(try_sched_process_exit())
+}
+
+fn try_sched_process_exit() -> Result<(), ErrorKind> {
     let (tgid, pid) = current_ids();
     // Threads other than the leader exit without ending the process.
     if tgid != pid {
-        return 0;
+        return Ok(());
     }
-    // SAFETY: copy of a live map value.
+    // SAFETY: a copy of a live map value.
     let Some(counters) = (unsafe { PROCS.get(tgid) }).copied() else {
-        return 0;
+        return Ok(());
     };
-    match EVENTS.reserve::<ProcEvent>(0) {
-        Some(mut slot) => {
-            slot.write(ProcEvent {
-                kind: event_kind::EXIT,
-                tgid,
-                timestamp_ns: unsafe { bpf_ktime_get_ns() },
-                bytes: 0,
-                counters,
-                comm: bpf_get_current_comm().unwrap_or_default(),
-            });
-            slot.submit(0);
-        }
-        // The daemon also notices the entry vanishing; it loses only the
-        // activity since its last read.
-        None => count_error(ErrorKind::EventReserve),
-    }
+    // Forgotten whether or not the event goes out: the daemon also notices
+    // the process vanishing, and loses only the activity since its last read.
     let _ = MM_OWNERS.remove(counters.mm);
     let _ = PROCS.remove(tgid);
-    0
+    let mut slot = EVENTS.reserve::<ProcEvent>(0).ok_or(ErrorKind::EventReserve)?;
+    slot.write(ProcEvent {
+        kind: event_kind::EXIT,
+        tgid,
+        // SAFETY: no preconditions; the monotonic clock.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        bytes: 0,
+        counters,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    });
+    slot.submit(0);
+    Ok(())
 }

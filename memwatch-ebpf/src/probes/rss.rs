@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use memwatch_ebpf::{ErrorKind, ProcCounters, RSS_STAT_RECORD_BYTES, rss_member};
 
-use super::state::{LAYOUT, MM_OWNERS, PROCS, count_error, current_ids, proc_entry};
+use super::state::{LAYOUT, MM_OWNERS, PROCS, count_error, current_ids, finish, proc_entry};
 
 /// One counter update, whichever front-end read it.
 struct RssUpdate {
@@ -31,18 +31,12 @@ struct RssUpdate {
 
 #[tracepoint]
 pub fn rss_stat(ctx: TracePointContext) -> u32 {
-    if let Err(kind) = read_record(&ctx).and_then(record) {
-        count_error(kind);
-    }
-    0
+    finish(read_record(&ctx).and_then(record))
 }
 
 #[raw_tracepoint(tracepoint = "rss_stat")]
 pub fn rss_stat_btf(ctx: RawTracePointContext) -> i32 {
-    if let Err(kind) = try_rss_stat_btf(&ctx) {
-        count_error(kind);
-    }
-    0
+    finish(try_rss_stat_btf(&ctx)) as i32
 }
 
 fn try_rss_stat_btf(ctx: &RawTracePointContext) -> Result<(), ErrorKind> {
@@ -53,7 +47,8 @@ fn try_rss_stat_btf(ctx: &RawTracePointContext) -> Result<(), ErrorKind> {
     if let Some(entry) = PROCS.get_ptr_mut(tgid) {
         // SAFETY: `entry` points to a live PROCS value.
         if unsafe { (*entry).mm } == mm {
-            store(entry, member, size);
+            // SAFETY: as above.
+            unsafe { store(entry, member, size) };
             return Ok(());
         }
     }
@@ -125,11 +120,10 @@ fn record(update: RssUpdate) -> Result<(), ErrorKind> {
     let RssUpdate { mm, curr, member, size } = update;
     let entry = if curr {
         let (tgid, _) = current_ids();
-        let Some(entry) = proc_entry(tgid) else {
-            return Ok(()); // counted by proc_entry
-        };
+        let entry = proc_entry(tgid)?;
         // SAFETY: `entry` points to a live PROCS value.
         if unsafe { (*entry).mm } != mm {
+            // SAFETY: as above.
             unsafe { (*entry).mm = mm };
             if MM_OWNERS.insert(mm, tgid, 0).is_err() {
                 count_error(ErrorKind::OwnerInsert);
@@ -148,15 +142,19 @@ fn record(update: RssUpdate) -> Result<(), ErrorKind> {
         entry
     };
 
-    store(entry, member, size);
+    // SAFETY: `entry` points to a live PROCS value (looked up just above).
+    unsafe { store(entry, member, size) };
     Ok(())
 }
 
-/// Sets one absolute counter of a process entry.
+/// Sets one absolute counter of a process entry; the last writer wins,
+/// which is what an absolute counter wants.
+///
+/// # Safety
+/// `entry` must point to a live `PROCS` value.
 #[inline(always)]
-fn store(entry: *mut ProcCounters, member: i32, size: i64) {
-    // SAFETY: `entry` points to a live PROCS value; the last writer wins,
-    // which is what an absolute counter wants.
+unsafe fn store(entry: *mut ProcCounters, member: i32, size: i64) {
+    // SAFETY: the caller's promise; the fields are aligned i64s.
     let field: *mut i64 = unsafe {
         match member {
             rss_member::FILE => &raw mut (*entry).rss_file,
@@ -166,5 +164,6 @@ fn store(entry: *mut ProcCounters, member: i32, size: i64) {
             _ => return,
         }
     };
+    // SAFETY: `field` points into the live value, aligned.
     unsafe { core::ptr::write_volatile(field, size) };
 }

@@ -2,6 +2,10 @@
 //!
 //! Hot paths (page faults, rss_stat) do one hash lookup and an atomic add on
 //! the per-process entry: no per-event ring-buffer traffic, no userspace work.
+//!
+//! Every program is a thin entry point over a `try_` function returning
+//! `Result<(), ErrorKind>`; `finish` counts the error, if any, so dropped work
+//! is always accounted in one place.
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
@@ -13,6 +17,9 @@ use aya_ebpf::{
 };
 use memwatch_ebpf::{EVENTS_BYTES, ErrorKind, MAX_PENDING, MAX_PROCS, ProcCounters, TracepointLayout};
 
+// The statics' names are the map and global names the daemon looks up:
+// they must equal `memwatch_ebpf::names::*` (a test of the daemon parses the
+// built object and checks every one).
 #[unsafe(no_mangle)]
 pub static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::DEFAULT);
 
@@ -31,6 +38,15 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 pub static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(ErrorKind::COUNT, 0);
 
+/// What every entry point returns: 0, with the dropped work counted.
+#[inline(always)]
+pub fn finish(result: Result<(), ErrorKind>) -> u32 {
+    if let Err(kind) = result {
+        count_error(kind);
+    }
+    0
+}
+
 /// The calling task's (tgid, pid).
 #[inline(always)]
 pub fn current_ids() -> (u32, u32) {
@@ -42,24 +58,22 @@ pub fn current_ids() -> (u32, u32) {
 #[inline(always)]
 pub fn count_error(kind: ErrorKind) {
     if let Some(slot) = ERRORS.get_ptr_mut(kind as u32) {
-        // SAFETY: the pointer is to this CPU's slot of a live array element.
+        // SAFETY: the pointer is to this CPU's slot of a live array element,
+        // which no other CPU writes.
         unsafe { *slot += 1 };
     }
 }
 
-/// The entry of `tgid`, created when missing.
+/// The entry of `tgid`, created when missing. The pointer is to a live
+/// `PROCS` value and stays valid for the rest of this program's run.
 #[inline(always)]
-pub fn proc_entry(tgid: u32) -> Option<*mut ProcCounters> {
+pub fn proc_entry(tgid: u32) -> Result<*mut ProcCounters, ErrorKind> {
     if let Some(entry) = PROCS.get_ptr_mut(tgid) {
-        return Some(entry);
+        return Ok(entry);
     }
     // NOEXIST: if another CPU created it in between, its entry is the one we use.
     let _ = PROCS.insert(tgid, ProcCounters::NEW, BPF_NOEXIST as u64);
-    let entry = PROCS.get_ptr_mut(tgid);
-    if entry.is_none() {
-        count_error(ErrorKind::ProcInsert);
-    }
-    entry
+    PROCS.get_ptr_mut(tgid).ok_or(ErrorKind::ProcInsert)
 }
 
 /// Adds to a counter that other CPUs may be adding to at the same time.
@@ -68,8 +82,12 @@ pub fn proc_entry(tgid: u32) -> Option<*mut ProcCounters> {
 /// not offered; the intrinsic is. With its result unused it compiles to the
 /// classic `BPF_XADD` (`lock *(u64 *)(r1 + 0) += r2`), which every kernel
 /// memwatch supports.
+///
+/// # Safety
+/// `counter` must point into a live map value and be 8-byte aligned (a
+/// `u64` field of a `repr(C)` value is).
 #[inline(always)]
-pub fn add(counter: *mut u64, value: u64) {
-    // SAFETY: `counter` points into a live map value, 8-byte aligned (repr(C) u64).
+pub unsafe fn add(counter: *mut u64, value: u64) {
+    // SAFETY: the caller's promise above.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
 }

@@ -9,10 +9,9 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use aya_log_ebpf::warn;
-use memwatch_ebpf::{ErrorKind, ProcEvent, event_kind};
+use memwatch_ebpf::{ErrorKind, ProcCounters, ProcEvent, event_kind};
 
-use super::state::{EVENTS, LAYOUT, PENDING, add, count_error, current_ids, proc_entry};
+use super::state::{EVENTS, LAYOUT, PENDING, add, current_ids, finish, proc_entry};
 
 /// Syscalls return -errno in [-4095, -1]; anything else (addresses included) is success.
 #[inline(always)]
@@ -20,106 +19,103 @@ fn succeeded(ret: i64) -> bool {
     !(-4095..0).contains(&ret)
 }
 
+/// Parks this thread's call length (at `offset` in the enter record).
 #[inline(always)]
-fn remember_len(ctx: &TracePointContext, offset: u32) -> u32 {
+fn remember_len(ctx: &TracePointContext, offset: u32) -> Result<(), ErrorKind> {
     // SAFETY: offset from this kernel's format file; `len` is an unsigned long.
-    let Ok(len) = (unsafe { ctx.read_at::<u64>(offset as usize) }) else {
-        count_error(ErrorKind::FieldRead);
-        return 0;
-    };
-    if PENDING.insert(bpf_get_current_pid_tgid(), len, BPF_ANY as u64).is_err() {
-        count_error(ErrorKind::PendingInsert);
-    }
-    0
+    let len = unsafe { ctx.read_at::<u64>(offset as usize) }.map_err(|_| ErrorKind::FieldRead)?;
+    PENDING.insert(bpf_get_current_pid_tgid(), len, BPF_ANY as u64).map_err(|_| ErrorKind::PendingInsert)
 }
 
 /// The parked length of this thread's call, if the call succeeded.
 #[inline(always)]
-fn take_len_if_ok(ctx: &TracePointContext) -> Option<u64> {
+fn take_len_if_ok(ctx: &TracePointContext) -> Result<Option<u64>, ErrorKind> {
     let key = bpf_get_current_pid_tgid();
-    // SAFETY: plain read of a u64 map value.
+    // SAFETY: a copy of a u64 map value.
     let len = unsafe { PENDING.get(key) }.copied();
     let _ = PENDING.remove(key);
-    let Some(len) = len else {
-        count_error(ErrorKind::PendingMissing);
-        return None;
-    };
+    let len = len.ok_or(ErrorKind::PendingMissing)?;
     // SAFETY: offset from this kernel's format file; `ret` is a long.
-    let ret = unsafe { ctx.read_at::<i64>(LAYOUT.load().syscall_ret as usize) };
-    match ret {
-        Ok(ret) if succeeded(ret) => Some(len),
-        Ok(_) => None,
-        Err(_) => {
-            count_error(ErrorKind::FieldRead);
-            None
-        }
-    }
+    let ret = unsafe { ctx.read_at::<i64>(LAYOUT.load().syscall_ret as usize) }.map_err(|_| ErrorKind::FieldRead)?;
+    Ok(succeeded(ret).then_some(len))
 }
 
 #[tracepoint]
 pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
-    remember_len(&ctx, LAYOUT.load().mmap_len)
+    finish(remember_len(&ctx, LAYOUT.load().mmap_len))
 }
 
 #[tracepoint]
 pub fn sys_exit_mmap(ctx: TracePointContext) -> u32 {
-    let Some(len) = take_len_if_ok(&ctx) else { return 0 };
-    let (tgid, _) = current_ids();
-    let Some(entry) = proc_entry(tgid) else { return 0 };
-    // SAFETY: `entry` points to a live PROCS value.
-    add(unsafe { &raw mut (*entry).mmap_bytes }, len);
-    if len >= LAYOUT.load().large_mapping_bytes {
-        report_large_mapping(&ctx, tgid, len, entry);
-    }
-    0
+    finish(try_sys_exit_mmap(&ctx))
 }
 
-fn report_large_mapping(ctx: &TracePointContext, tgid: u32, len: u64, entry: *mut memwatch_ebpf::ProcCounters) {
-    let Some(mut slot) = EVENTS.reserve::<ProcEvent>(0) else {
-        count_error(ErrorKind::EventReserve);
-        warn!(ctx, "memwatch: event ring full, lost large mapping of {} bytes by {}", len, tgid);
-        return;
-    };
+fn try_sys_exit_mmap(ctx: &TracePointContext) -> Result<(), ErrorKind> {
+    let Some(len) = take_len_if_ok(ctx)? else { return Ok(()) };
+    let (tgid, _) = current_ids();
+    let entry = proc_entry(tgid)?;
+    // SAFETY: `entry` points to a live PROCS value; the field is a u64.
+    unsafe { add(&raw mut (*entry).mmap_bytes, len) };
+    if len >= LAYOUT.load().large_mapping_bytes {
+        // SAFETY: as above.
+        unsafe { report_large_mapping(tgid, len, entry) }?;
+    }
+    Ok(())
+}
+
+/// Sends one `LARGE_MAPPING` event with the process's counters now.
+///
+/// # Safety
+/// `entry` must point to a live `PROCS` value.
+unsafe fn report_large_mapping(tgid: u32, len: u64, entry: *const ProcCounters) -> Result<(), ErrorKind> {
+    let mut slot = EVENTS.reserve::<ProcEvent>(0).ok_or(ErrorKind::EventReserve)?;
     slot.write(ProcEvent {
         kind: event_kind::LARGE_MAPPING,
         tgid,
+        // SAFETY: no preconditions; the monotonic clock.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         bytes: len,
-        // SAFETY: `entry` points to a live PROCS value; a torn read only
+        // SAFETY: the caller's promise; a torn read (another CPU adding) only
         // affects this informational snapshot.
         counters: unsafe { *entry },
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     slot.submit(0);
+    Ok(())
 }
 
 #[tracepoint]
 pub fn sys_enter_munmap(ctx: TracePointContext) -> u32 {
-    remember_len(&ctx, LAYOUT.load().munmap_len)
+    finish(remember_len(&ctx, LAYOUT.load().munmap_len))
 }
 
 #[tracepoint]
 pub fn sys_exit_munmap(ctx: TracePointContext) -> u32 {
-    let Some(len) = take_len_if_ok(&ctx) else { return 0 };
+    finish(try_sys_exit_munmap(&ctx))
+}
+
+fn try_sys_exit_munmap(ctx: &TracePointContext) -> Result<(), ErrorKind> {
+    let Some(len) = take_len_if_ok(ctx)? else { return Ok(()) };
     let (tgid, _) = current_ids();
-    if let Some(entry) = proc_entry(tgid) {
-        // SAFETY: `entry` points to a live PROCS value.
-        add(unsafe { &raw mut (*entry).munmap_bytes }, len);
-    }
-    0
+    let entry = proc_entry(tgid)?;
+    // SAFETY: `entry` points to a live PROCS value; the field is a u64.
+    unsafe { add(&raw mut (*entry).munmap_bytes, len) };
+    Ok(())
 }
 
 /// brk returns the new break on success and the unchanged one on failure, so
 /// the exit alone tells how far the break moved; no enter side is needed.
 #[tracepoint]
 pub fn sys_exit_brk(ctx: TracePointContext) -> u32 {
+    finish(try_sys_exit_brk(&ctx))
+}
+
+fn try_sys_exit_brk(ctx: &TracePointContext) -> Result<(), ErrorKind> {
     // SAFETY: offset from this kernel's format file; `ret` is a long.
-    let Ok(new_brk) = (unsafe { ctx.read_at::<u64>(LAYOUT.load().syscall_ret as usize) }) else {
-        count_error(ErrorKind::FieldRead);
-        return 0;
-    };
+    let new_brk =
+        unsafe { ctx.read_at::<u64>(LAYOUT.load().syscall_ret as usize) }.map_err(|_| ErrorKind::FieldRead)?;
     let (tgid, _) = current_ids();
-    let Some(entry) = proc_entry(tgid) else { return 0 };
+    let entry = proc_entry(tgid)?;
     // SAFETY: `entry` points to a live PROCS value. brk calls of one process
     // are serialised by its mmap lock, so this read-modify-write does not race.
     unsafe {
@@ -131,5 +127,5 @@ pub fn sys_exit_brk(ctx: TracePointContext) -> u32 {
         }
         (*entry).last_brk = new_brk;
     }
-    0
+    Ok(())
 }

@@ -5,7 +5,9 @@ use std::{
     time::Instant,
 };
 
-use memwatch_ebpf::{ProcCounters, RSS_UNKNOWN, event_kind};
+use std::collections::BTreeSet;
+
+use memwatch_ebpf::{Feature, ProcCounters, RSS_UNKNOWN, event_kind};
 
 use super::{
     exits::{self, Exit},
@@ -25,8 +27,16 @@ pub struct EbpfCollector {
 }
 
 /// Kernel counters as a sample, taking RSS figures the kernel has not
-/// reported yet (no rss_stat since attach) from /proc.
-pub(super) fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss) -> Counters {
+/// reported yet (no rss_stat since attach) from /proc; page faults from
+/// /proc (`proc_faults`) when their probe is not attached; syscall figures
+/// whose probes are not attached are unknown.
+pub(super) fn counters(
+    kernel: &ProcCounters,
+    features: &BTreeSet<Feature>,
+    proc_faults: u64,
+    fallback: impl FnOnce() -> ProcRss,
+) -> Counters {
+    let has = |feature| features.contains(&feature);
     let known = |v: i64| (v != RSS_UNKNOWN).then_some(v.max(0) as u64);
     let (anon, file, shmem, swap) =
         (known(kernel.rss_anon), known(kernel.rss_file), known(kernel.rss_shmem), known(kernel.rss_swap));
@@ -37,10 +47,10 @@ pub(super) fn counters(kernel: &ProcCounters, fallback: impl FnOnce() -> ProcRss
         rss_shmem: shmem.unwrap_or(proc_rss.shmem),
         // rss_stat counts swap entries in pages' bytes already.
         swap: swap.unwrap_or(proc_rss.swap),
-        mmap_bytes: Some(kernel.mmap_bytes),
-        munmap_bytes: Some(kernel.munmap_bytes),
-        brk_bytes: Some(kernel.brk_grow_bytes),
-        page_faults: kernel.page_faults,
+        mmap_bytes: has(Feature::Mmap).then_some(kernel.mmap_bytes),
+        munmap_bytes: has(Feature::Munmap).then_some(kernel.munmap_bytes),
+        brk_bytes: has(Feature::Brk).then_some(kernel.brk_grow_bytes),
+        page_faults: if has(Feature::Faults) { kernel.page_faults } else { proc_faults },
         virtual_bytes: 0,
     }
 }
@@ -67,19 +77,20 @@ impl EbpfCollector {
         let kernel = self.probes.processes()?;
         let dropped = self.probes.dropped()?;
         let procfs = self.table.procfs.clone();
+        let features = self.probes.features();
         let scan = self.table.scan(|stat| {
             let pid = stat.id.pid;
             // A process without a kernel entry has had no memory event since
             // the probes attached: its activity counters are zero.
             let entry = kernel.get(&pid).copied().unwrap_or(ProcCounters::NEW);
-            Some(counters(&entry, || procfs.rss(pid).unwrap_or_default()))
+            Some(counters(&entry, features, stat.page_faults, || procfs.rss(pid).unwrap_or_default()))
         })?;
         // Drained after the scan: a process missing from /proc has already
         // passed sched_process_exit, so its exit event is in the ring by now.
         self.collect_events();
 
         let alive: HashSet<u32> = scan.live.iter().map(|s| s.id.pid).collect();
-        let exited = exits::reconcile(scan.vanished, &alive, &mut self.exits);
+        let exited = exits::reconcile(scan.vanished, &alive, &mut self.exits, self.probes.features());
 
         Ok(Snapshot { taken_at: Instant::now(), mode: Mode::Ebpf, processes: scan.live, exited, dropped })
     }
@@ -120,7 +131,8 @@ mod tests {
             brk_grow_bytes: 135_168,
             ..ProcCounters::NEW
         };
-        let c = counters(&kernel, || ProcRss { anon: 1, file: 4 << 20, shmem: 9, swap: 8192 });
+        let all = Feature::ALL.into_iter().collect();
+        let c = counters(&kernel, &all, 0, || ProcRss { anon: 1, file: 4 << 20, shmem: 9, swap: 8192 });
         assert_eq!(c.rss_anon, 300 << 20);
         assert_eq!(c.rss_file, 4 << 20);
         assert_eq!(c.rss_shmem, 0);
@@ -133,7 +145,18 @@ mod tests {
     #[test]
     fn proc_is_not_read_when_the_kernel_knows_everything() {
         let kernel = ProcCounters { rss_anon: 1, rss_file: 2, rss_shmem: 3, rss_swap: 4, ..ProcCounters::NEW };
-        let c = counters(&kernel, || panic!("/proc read although the kernel knew every member"));
+        let all = Feature::ALL.into_iter().collect();
+        let c = counters(&kernel, &all, 0, || panic!("/proc read although the kernel knew every member"));
         assert_eq!(c.rss(), 6);
+    }
+
+    #[test]
+    fn figures_of_probes_not_attached_are_unknown_or_from_proc() {
+        let kernel =
+            ProcCounters { rss_anon: 1, rss_file: 2, rss_shmem: 3, rss_swap: 4, page_faults: 9, ..ProcCounters::NEW };
+        let some: BTreeSet<Feature> = [Feature::Rss, Feature::Brk].into_iter().collect();
+        let c = counters(&kernel, &some, 1234, ProcRss::default);
+        assert_eq!((c.mmap_bytes, c.munmap_bytes, c.brk_bytes), (None, None, Some(0)));
+        assert_eq!(c.page_faults, 1234, "from /proc without the fault probe");
     }
 }

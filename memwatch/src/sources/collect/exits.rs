@@ -5,11 +5,11 @@
 //! /proc still listed it. Reconciling them here, apart from any I/O, keeps
 //! every exit reported exactly once.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
-use memwatch_ebpf::ProcCounters;
+use memwatch_ebpf::{Feature, ProcCounters};
 
 use super::ebpf::counters;
 use crate::{
@@ -41,6 +41,7 @@ pub fn reconcile(
     vanished: Vec<ProcessSample>,
     alive: &HashSet<u32>,
     exits: &mut HashMap<u32, Exit>,
+    features: &BTreeSet<Feature>,
 ) -> Vec<ProcessSample> {
     // Gone since the last scan: the final kernel figures if the exit event
     // came, else the last sample (the event was lost; `dropped` says so).
@@ -49,7 +50,7 @@ pub fn reconcile(
         .map(|mut last| {
             if let Some(exit) = exits.remove(&last.id.pid) {
                 let before = last.counters;
-                last.counters = counters(&exit.counters, || ProcRss {
+                last.counters = counters(&exit.counters, features, before.page_faults, || ProcRss {
                     anon: before.rss_anon,
                     file: before.rss_file,
                     shmem: before.rss_shmem,
@@ -74,7 +75,7 @@ pub fn reconcile(
         short_lived.push(ProcessSample {
             id: ProcessId { pid, start_time: 0 },
             info: Arc::new(ProcessInfo { comm: exit.comm, ..Default::default() }),
-            counters: counters(&exit.counters, ProcRss::default),
+            counters: counters(&exit.counters, features, 0, ProcRss::default),
         });
     }
     short_lived.sort_by_key(|s| s.id);
@@ -95,6 +96,10 @@ mod tests {
         }
     }
 
+    fn all() -> BTreeSet<Feature> {
+        Feature::ALL.into_iter().collect()
+    }
+
     fn exit(faults: u64) -> Exit {
         Exit::new(ProcCounters { page_faults: faults, ..ProcCounters::NEW }, "worker".into())
     }
@@ -102,7 +107,7 @@ mod tests {
     #[test]
     fn a_vanished_process_takes_its_final_figures_from_the_exit_event() {
         let mut exits = HashMap::from([(10, exit(900))]);
-        let out = reconcile(vec![last_sample(10, 500)], &HashSet::new(), &mut exits);
+        let out = reconcile(vec![last_sample(10, 500)], &HashSet::new(), &mut exits, &all());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id.start_time, 77, "keeps the identity /proc gave it");
         assert_eq!(out[0].counters.page_faults, 900);
@@ -113,7 +118,7 @@ mod tests {
 
     #[test]
     fn without_an_exit_event_the_last_sample_is_reported() {
-        let out = reconcile(vec![last_sample(11, 500)], &HashSet::new(), &mut HashMap::new());
+        let out = reconcile(vec![last_sample(11, 500)], &HashSet::new(), &mut HashMap::new(), &all());
         assert_eq!(out[0].counters.page_faults, 500);
     }
 
@@ -121,11 +126,11 @@ mod tests {
     fn an_exit_racing_the_scan_is_reported_once_a_round_later() {
         let mut exits = HashMap::from([(12, exit(300))]);
         // Round 1: /proc still showed pid 12 alive; nothing is reported yet.
-        let round1 = reconcile(vec![], &HashSet::from([12]), &mut exits);
+        let round1 = reconcile(vec![], &HashSet::from([12]), &mut exits, &all());
         assert!(round1.is_empty());
         assert_eq!(exits.len(), 1);
         // Round 2: it vanished; the held event supplies the final figures.
-        let round2 = reconcile(vec![last_sample(12, 100)], &HashSet::new(), &mut exits);
+        let round2 = reconcile(vec![last_sample(12, 100)], &HashSet::new(), &mut exits, &all());
         assert_eq!(round2.len(), 1);
         assert_eq!(round2[0].counters.page_faults, 300);
         assert!(exits.is_empty(), "reported once, then forgotten");
@@ -134,7 +139,7 @@ mod tests {
     #[test]
     fn a_process_never_seen_by_proc_is_reported_with_its_name_at_exit() {
         let mut exits = HashMap::from([(13, exit(42))]);
-        let out = reconcile(vec![], &HashSet::new(), &mut exits);
+        let out = reconcile(vec![], &HashSet::new(), &mut exits, &all());
         assert_eq!(out[0].id, ProcessId { pid: 13, start_time: 0 });
         assert_eq!(out[0].info.comm, "worker");
         assert_eq!(out[0].counters.page_faults, 42);
@@ -143,10 +148,10 @@ mod tests {
     #[test]
     fn a_held_exit_whose_pid_is_reused_still_reports_once() {
         let mut exits = HashMap::from([(14, exit(5))]);
-        reconcile(vec![], &HashSet::from([14]), &mut exits);
+        reconcile(vec![], &HashSet::from([14]), &mut exits, &all());
         // Round 2: the pid belongs to a new process now (still "alive"), and
         // the old one's vanishing was missed: report the exit, don't hold it again.
-        let out = reconcile(vec![], &HashSet::from([14]), &mut exits);
+        let out = reconcile(vec![], &HashSet::from([14]), &mut exits, &all());
         assert_eq!(out.len(), 1);
         assert!(exits.is_empty());
     }

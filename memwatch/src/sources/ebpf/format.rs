@@ -3,11 +3,11 @@
 //! Offsets differ between kernels (rss_stat's changed in 6.2), so the probes
 //! get them from tracefs at load time instead of trusting one kernel's layout.
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
 };
 
-use memwatch_ebpf::{RSS_STAT_RECORD_BYTES, TracepointLayout};
+use memwatch_ebpf::{Feature, RSS_STAT_RECORD_BYTES, TracepointLayout};
 
 use super::ProbeError;
 
@@ -91,25 +91,64 @@ impl EventFormat {
     }
 }
 
-/// The offsets the probes need, read from `events` (tracefs's events/ folder).
-pub fn layout(events: &Path, large_mapping_bytes: u64) -> Result<TracepointLayout, ProbeError> {
-    let rss_stat = EventFormat::read(events, "kmem/rss_stat")?;
-    let enter_mmap = EventFormat::read(events, "syscalls/sys_enter_mmap")?;
-    let enter_munmap = EventFormat::read(events, "syscalls/sys_enter_munmap")?;
-    let exit_brk = EventFormat::read(events, "syscalls/sys_exit_brk")?;
-    Ok(TracepointLayout {
-        rss_stat_mm_id: rss_stat.offset_within_head("mm_id", &[4])?,
-        rss_stat_curr: rss_stat.offset_within_head("curr", &[1, 4])?,
-        rss_stat_member: rss_stat.offset_within_head("member", &[4])?,
-        rss_stat_size: rss_stat.offset_within_head("size", &[8])?,
-        mmap_len: enter_mmap.offset("len", &[8])?,
-        munmap_len: enter_munmap.offset("len", &[8])?,
-        syscall_ret: exit_brk.offset("ret", &[8])?,
-        large_mapping_bytes,
-        // The BTF rss_stat probe's offsets come from the kernel's BTF, not
-        // from tracefs (see ebpf/btf.rs); these defaults leave them unset.
-        ..TracepointLayout::DEFAULT
-    })
+/// The offsets the probes need, read from `events` (tracefs's events/ folder),
+/// and why each feature whose fields cannot be read is unusable. The classic
+/// rss_stat's fields go under `Feature::Rss`; the BTF variant needs none.
+pub fn layout(events: &Path, large_mapping_bytes: u64) -> (TracepointLayout, BTreeMap<Feature, ProbeError>) {
+    let mut layout = TracepointLayout { large_mapping_bytes, ..TracepointLayout::DEFAULT };
+    let mut unusable = BTreeMap::new();
+    let rss = EventFormat::read(events, "kmem/rss_stat").and_then(|rss| {
+        Ok([
+            rss.offset_within_head("mm_id", &[4])?,
+            rss.offset_within_head("curr", &[1, 4])?,
+            rss.offset_within_head("member", &[4])?,
+            rss.offset_within_head("size", &[8])?,
+        ])
+    });
+    match rss {
+        Ok([mm_id, curr, member, size]) => {
+            (layout.rss_stat_mm_id, layout.rss_stat_curr, layout.rss_stat_member, layout.rss_stat_size) =
+                (mm_id, curr, member, size);
+        }
+        Err(e) => {
+            unusable.insert(Feature::Rss, e);
+        }
+    }
+    // Every syscall exit record has `ret` at the same offset; each feature
+    // reads it from its own exit event, and they must agree.
+    let mut ret_offset: Option<u32> = None;
+    let syscalls = [
+        (Feature::Mmap, Some("syscalls/sys_enter_mmap"), "syscalls/sys_exit_mmap"),
+        (Feature::Munmap, Some("syscalls/sys_enter_munmap"), "syscalls/sys_exit_munmap"),
+        (Feature::Brk, None, "syscalls/sys_exit_brk"),
+    ];
+    for (feature, enter, exit) in syscalls {
+        let read = (|| {
+            let len = enter.map(|e| EventFormat::read(events, e)?.offset("len", &[8])).transpose()?;
+            let exit = EventFormat::read(events, exit)?;
+            let ret = exit.offset("ret", &[8])?;
+            if let Some(seen) = ret_offset.filter(|&seen| seen != ret) {
+                let detail = format!("`ret` is at offset {ret}, the other syscall exits have it at {seen}");
+                return Err(ProbeError::Format { path: exit.path, detail });
+            }
+            Ok((len, ret))
+        })();
+        match read {
+            Ok((len, ret)) => {
+                ret_offset = Some(ret);
+                layout.syscall_ret = ret;
+                match feature {
+                    Feature::Mmap => layout.mmap_len = len.unwrap_or_default(),
+                    Feature::Munmap => layout.munmap_len = len.unwrap_or_default(),
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                unusable.insert(feature, e);
+            }
+        }
+    }
+    (layout, unusable)
 }
 
 #[cfg(test)]
@@ -159,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn layout_reads_every_needed_event() {
+    fn layout_reads_every_needed_event_and_names_the_feature_it_cannot_serve() {
         let dir = tempfile::tempdir().unwrap();
         let write = |event: &str, text: &str| {
             let path = dir.path().join(event);
@@ -170,10 +209,14 @@ mod tests {
         let args = "\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
                     \tfield:unsigned long addr;\toffset:16;\tsize:8;\tsigned:0;\n\
                     \tfield:unsigned long len;\toffset:24;\tsize:8;\tsigned:0;\n";
+        let ret = "\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n";
         write("syscalls/sys_enter_mmap", args);
         write("syscalls/sys_enter_munmap", args);
-        write("syscalls/sys_exit_brk", "\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n");
-        let read = layout(dir.path(), 1 << 26).unwrap();
+        for exit in ["sys_exit_mmap", "sys_exit_munmap", "sys_exit_brk"] {
+            write(&format!("syscalls/{exit}"), ret);
+        }
+        let (read, unusable) = layout(dir.path(), 1 << 26);
+        assert!(unusable.is_empty(), "{unusable:?}");
         assert_eq!(read.rss_stat_curr, 12);
         assert_eq!(read.rss_stat_size, 24);
         assert_eq!(read.mmap_len, 24);
@@ -181,11 +224,16 @@ mod tests {
         assert_eq!(read.large_mapping_bytes, 1 << 26);
 
         write("syscalls/sys_exit_brk", "\tfield:int ret;\toffset:16;\tsize:4;\tsigned:1;\n");
-        let err = layout(dir.path(), 0).unwrap_err().to_string();
+        let (_, unusable) = layout(dir.path(), 0);
+        assert_eq!(unusable.keys().copied().collect::<Vec<_>>(), [Feature::Brk], "only brk's probes are lost");
+        let err = unusable[&Feature::Brk].to_string();
         assert!(err.contains("sys_exit_brk") && err.contains("`ret` is 4 bytes"), "{err}");
 
         write("kmem/rss_stat", &RSS_STAT_6_1.replace("offset:24;", "offset:32;"));
-        let err = layout(dir.path(), 0).unwrap_err().to_string();
-        assert!(err.contains("`size` ends at byte 40"), "{err}");
+        std::fs::remove_dir_all(dir.path().join("syscalls/sys_enter_munmap")).unwrap();
+        let (_, unusable) = layout(dir.path(), 0);
+        assert!(unusable[&Feature::Rss].to_string().contains("`size` ends at byte 40"), "{unusable:?}");
+        assert!(unusable[&Feature::Munmap].to_string().contains("sys_enter_munmap"), "{unusable:?}");
+        assert!(!unusable.contains_key(&Feature::Mmap));
     }
 }

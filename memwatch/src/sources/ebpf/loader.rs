@@ -1,6 +1,6 @@
 //! Loads the kernel programs, attaches them, and reads their maps.
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
 };
 
@@ -9,7 +9,9 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
-use memwatch_ebpf::{ErrorKind, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names};
+use memwatch_ebpf::{
+    ErrorKind, Feature, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names,
+};
 
 use super::{btf, format, privileges, tracefs};
 
@@ -75,27 +77,42 @@ pub struct Probes {
     /// The programs attached, in order.
     specs: Vec<ProbeSpec>,
     attached: Vec<String>,
+    features: BTreeSet<Feature>,
 }
 
 impl Probes {
-    /// Checks privileges and tracefs, then loads and attaches every program
-    /// in `memwatch_ebpf::PROBES`. All or nothing: on error nothing stays attached.
+    /// Checks privileges and tracefs, loads the object, then attaches the
+    /// programs of `memwatch_ebpf::PROBES` feature by feature: a feature
+    /// the kernel cannot give (a missing tracepoint, an unreadable format, a
+    /// program that will not load) is dropped alone, with its reason logged,
+    /// and its figures come from /proc or are reported unknown. Only when no
+    /// feature at all can be attached is it an error.
     pub fn attach(large_mapping_bytes: u64) -> Result<Self, ProbeError> {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
         privileges::check().map_err(ProbeError::NotPermitted)?;
         let events_dir = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
+        let (mut layout, mut unusable) = format::layout(&events_dir, large_mapping_bytes);
         for probe in PROBES {
             let path = events_dir.join(probe.category).join(probe.event);
             if !path.is_dir() {
-                return Err(ProbeError::MissingTracepoint { category: probe.category, event: probe.event, path });
+                let missing = ProbeError::MissingTracepoint { category: probe.category, event: probe.event, path };
+                unusable.entry(probe.feature).or_insert(missing);
             }
         }
-        let mut layout = format::layout(&events_dir, large_mapping_bytes)?;
-        let rss_stat = choose_rss_stat(&mut layout)?;
-        let specs: Vec<ProbeSpec> =
-            PROBES.iter().map(|p| if p.program == "rss_stat" { rss_stat } else { *p }).collect();
+        let rss_stat = choose_rss_stat(&mut layout, unusable.remove(&Feature::Rss))?;
+        let specs: Vec<ProbeSpec> = PROBES
+            .iter()
+            .filter_map(|p| match (p.feature, &rss_stat) {
+                (Feature::Rss, Ok(chosen)) => Some(*chosen),
+                (Feature::Rss, Err(_)) => None,
+                _ => Some(*p),
+            })
+            .collect();
+        if let Err(e) = rss_stat {
+            unusable.insert(Feature::Rss, e);
+        }
         raise_memlock_limit();
 
         let mut ebpf =
@@ -107,15 +124,39 @@ impl Probes {
                 None
             }
         };
-        let mut attached = Vec::with_capacity(specs.len());
-        for probe in &specs {
-            attach_one(&mut ebpf, probe)?;
-            let kind = if probe.raw { "(raw)" } else { "" };
-            attached.push(format!("{}:{}{kind}", probe.category, probe.event));
+        let mut attached_specs = Vec::with_capacity(specs.len());
+        for feature in Feature::ALL {
+            if unusable.contains_key(&feature) {
+                continue;
+            }
+            let group: Vec<ProbeSpec> = specs.iter().copied().filter(|p| p.feature == feature).collect();
+            match attach_feature(&mut ebpf, &group) {
+                Ok(()) => attached_specs.extend(group),
+                Err(e) => {
+                    unusable.insert(feature, e);
+                }
+            }
         }
+        if attached_specs.is_empty() {
+            let (_, first) = unusable.into_iter().next().expect("every feature failed, so some reason was kept");
+            return Err(first);
+        }
+        for (feature, reason) in &unusable {
+            tracing::warn!("probes for {} not attached: {reason}; {}", feature.as_str(), feature.without());
+        }
+        let attached = attached_specs
+            .iter()
+            .map(|p| format!("{}:{}{}", p.category, p.event, if p.raw { "(raw)" } else { "" }))
+            .collect();
+        let features = attached_specs.iter().map(|p| p.feature).collect();
         let events = ebpf.take_map(names::EVENTS).ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
         let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: names::EVENTS, source })?;
-        Ok(Self { ebpf, events, logger, specs, attached })
+        Ok(Self { ebpf, events, logger, specs: attached_specs, attached, features })
+    }
+
+    /// What the attached probes give.
+    pub fn features(&self) -> &BTreeSet<Feature> {
+        &self.features
     }
 
     /// "category:event" of every attached tracepoint, "(raw)" marking raw ones.
@@ -195,15 +236,24 @@ impl Probes {
 
 /// Which rss_stat program to attach, filling in what it needs. The BTF one
 /// costs a fraction of the classic one per page fault; the classic one works
-/// without BTF. MEMWATCH_RSS_STAT=btf|tracepoint forces one (for testing both).
-fn choose_rss_stat(layout: &mut TracepointLayout) -> Result<ProbeSpec, ProbeError> {
+/// without BTF (unless its tracefs format was unusable: `classic`).
+/// MEMWATCH_RSS_STAT=btf|tracepoint forces one (for testing both); a forced
+/// choice that cannot be met is an error, a bad value too. `Ok(Err(_))`:
+/// neither can be attached, the feature is dropped.
+fn choose_rss_stat(
+    layout: &mut TracepointLayout,
+    classic_unusable: Option<ProbeError>,
+) -> Result<Result<ProbeSpec, ProbeError>, ProbeError> {
     let classic = PROBES.iter().copied().find(|p| p.program == "rss_stat").expect("rss_stat is in PROBES");
+    let classic = match classic_unusable {
+        None => Ok(classic),
+        Some(e) => Err(e),
+    };
     let wanted = std::env::var(RSS_STAT_ENV).unwrap_or_else(|_| "auto".to_owned());
-    if wanted == "tracepoint" {
-        return Ok(classic);
-    }
-    if wanted != "auto" && wanted != "btf" {
-        return Err(ProbeError::Setting(format!("{RSS_STAT_ENV}={wanted}: expected auto, btf or tracepoint")));
+    match wanted.as_str() {
+        "tracepoint" => return Ok(classic),
+        "auto" | "btf" => {}
+        _ => return Err(ProbeError::Setting(format!("{RSS_STAT_ENV}={wanted}: expected auto, btf or tracepoint"))),
     }
     match btf::mm_layout(Path::new(btf::VMLINUX_BTF)) {
         Ok(mm) => {
@@ -211,7 +261,7 @@ fn choose_rss_stat(layout: &mut TracepointLayout) -> Result<ProbeSpec, ProbeErro
             layout.mm_rss_stride = mm.rss_stride;
             layout.task_mm = mm.task_mm;
             layout.page_shift = rustix::param::page_size().trailing_zeros();
-            Ok(RSS_STAT_BTF)
+            Ok(Ok(RSS_STAT_BTF))
         }
         Err(reason) if wanted == "auto" => {
             tracing::info!("kmem:rss_stat through the classic tracepoint (slower per fault): {reason}");
@@ -225,6 +275,20 @@ fn choose_rss_stat(layout: &mut TracepointLayout) -> Result<ProbeSpec, ProbeErro
 
 /// Environment variable choosing the rss_stat program.
 pub const RSS_STAT_ENV: &str = "MEMWATCH_RSS_STAT";
+
+/// Attaches every program of one feature, or none: on a failure, the ones
+/// already attached are unloaded again.
+fn attach_feature(ebpf: &mut Ebpf, group: &[ProbeSpec]) -> Result<(), ProbeError> {
+    for (done, probe) in group.iter().enumerate() {
+        if let Err(e) = attach_one(ebpf, probe) {
+            for earlier in &group[..done] {
+                unload(ebpf, earlier);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
 
 fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
     let name = probe.program;
@@ -242,11 +306,53 @@ fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// Detaches and unloads one program (best effort: it is being given up on).
+fn unload(ebpf: &mut Ebpf, probe: &ProbeSpec) {
+    let Some(program) = ebpf.program_mut(probe.program) else { return };
+    let result = if probe.raw {
+        <&mut RawTracePoint>::try_from(program).and_then(|p| p.unload())
+    } else {
+        <&mut TracePoint>::try_from(program).and_then(|p| p.unload())
+    };
+    if let Err(e) = result {
+        tracing::debug!("unloading {}: {e}", probe.program);
+    }
+}
+
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones to the
 /// memory cgroup, where raising the limit is unnecessary and may be refused.
 fn raise_memlock_limit() {
     let unlimited = rustix::process::Rlimit { current: None, maximum: None };
     if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Memlock, unlimited) {
         tracing::debug!("could not raise RLIMIT_MEMLOCK ({e}); fine on kernels >= 5.11");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel side names its maps by its statics' identifiers and its
+    /// programs by their functions'; the daemon looks them up by the
+    /// constants of `memwatch_ebpf`. This ties the two to one definition.
+    #[test]
+    fn the_built_object_has_every_map_and_program_the_daemon_names() {
+        if OBJECT.is_empty() {
+            assert!(std::env::var_os("CI").is_none(), "built without the kernel programs (AYA_BUILD_SKIP) under CI");
+            eprintln!("SKIPPED: built without the kernel programs (AYA_BUILD_SKIP)");
+            return;
+        }
+        let object = aya_obj::Object::parse(OBJECT).expect("the built eBPF object parses");
+        for name in names::MAPS {
+            assert!(object.maps.contains_key(*name), "map {name} missing; the object has {:?}", object.maps.keys());
+        }
+        for probe in PROBES.iter().chain([&RSS_STAT_BTF]) {
+            assert!(
+                object.programs.contains_key(probe.program),
+                "program {} missing; the object has {:?}",
+                probe.program,
+                object.programs.keys()
+            );
+        }
     }
 }
