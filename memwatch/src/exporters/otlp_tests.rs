@@ -179,8 +179,28 @@ fn outage() -> Duration {
     Duration::from_secs_f64(std::env::var("MEMWATCH_OTLP_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
+/// Set in the process that runs the outage alone (see below).
+const ALONE: &str = "MEMWATCH_OTLP_TEST_ALONE";
+
+/// The outage's memory bound is judged on this process's VmRSS, which the
+/// other tests of this binary, running in parallel threads, would inflate:
+/// so the test runs again in a process of its own, with only itself.
+#[test]
+fn otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes() {
+    if std::env::var_os(ALONE).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        return runtime.block_on(export_outage_and_resume());
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "exporters::otlp_tests::otlp_export_reaches_a_real_receiver_survives_its_outage_and_resumes"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .status()
+        .expect("running the test in a process of its own");
+    assert!(status.success(), "the OTLP outage test failed in its own process: {status}");
+}
+
+async fn export_outage_and_resume() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (receiver, addr) = start_receiver("127.0.0.1:0".parse().unwrap(), tx.clone()).await;
     let frames = FrameCell::default();
