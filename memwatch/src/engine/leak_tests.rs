@@ -1,0 +1,163 @@
+use super::*;
+use crate::engine::history::History;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Feeds `usage(t)` every 5 s for `secs` and returns when (if) the
+/// detector announced a leak, with its trend.
+fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    for i in 0..secs / 5 {
+        let t = f64::from(i) * 5.0;
+        if history.push(t, usage(t).max(0.0) as u64)
+            && let Some(LeakChange::Started(trend)) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+        {
+            return Some((t, trend));
+        }
+    }
+    None
+}
+
+/// Deterministic noise in [-1, 1] for tests (a hash of the time).
+fn noise(t: f64) -> f64 {
+    let mut x = (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x % 2001) as f64 / 1000.0 - 1.0
+}
+
+#[test]
+fn a_linear_leak_is_found_with_its_rate() {
+    // 200 MiB/h on 500 MiB with +-4 MiB of noise.
+    let rate = 200.0 * MIB / 3600.0;
+    let (t, trend) = first_verdict(7200, |t| 500.0 * MIB + rate * t + 4.0 * MIB * noise(t)).unwrap();
+    assert!(t <= 30.0 * 60.0, "found after {t} s");
+    assert!((trend.slope_bytes_per_s / rate - 1.0).abs() < 0.2, "{trend:?} vs {rate}");
+    assert!(trend.confidence > 0.999);
+}
+
+#[test]
+fn a_leak_under_a_gc_sawtooth_is_found() {
+    // 300 MiB/h under a 100 MiB sawtooth with a 40 s period.
+    let rate = 300.0 * MIB / 3600.0;
+    let found = first_verdict(7200, |t| 800.0 * MIB + rate * t + 100.0 * MIB * ((t % 40.0) / 40.0));
+    assert!(found.is_some_and(|(t, _)| t < 30.0 * 60.0), "{found:?}");
+}
+
+#[test]
+fn a_sawtooth_on_a_flat_baseline_is_not_a_leak() {
+    assert_eq!(first_verdict(7200, |t| 800.0 * MIB + 200.0 * MIB * ((t % 170.0) / 170.0)), None);
+}
+
+#[test]
+fn a_single_kept_allocation_is_not_a_leak() {
+    let usage = |t: f64| 300.0 * MIB + if t > 1800.0 { 700.0 * MIB } else { 0.0 } + 2.0 * MIB * noise(t);
+    assert_eq!(first_verdict(7200, usage), None);
+}
+
+#[test]
+fn a_cache_warming_up_to_a_plateau_is_not_a_leak() {
+    let usage = |t: f64| 200.0 * MIB + 1000.0 * MIB * (1.0 - (-t / 480.0).exp()) + 2.0 * MIB * noise(t);
+    assert_eq!(first_verdict(7200, usage), None);
+}
+
+#[test]
+fn batch_jobs_that_free_what_they_took_are_not_a_leak() {
+    // Every 20 min: grow 400 MiB over 6 min, hold 2 min, free.
+    let usage = |t: f64| {
+        let phase = t % 1200.0;
+        let job = if phase < 360.0 {
+            400.0 * MIB * phase / 360.0
+        } else if phase < 480.0 {
+            400.0 * MIB
+        } else {
+            0.0
+        };
+        300.0 * MIB + job + 2.0 * MIB * noise(t)
+    };
+    assert_eq!(first_verdict(7200, usage), None);
+}
+
+#[test]
+fn noise_is_not_a_leak() {
+    assert_eq!(first_verdict(7200, |t| 1000.0 * MIB + 30.0 * MIB * noise(t)), None);
+}
+
+#[test]
+fn a_stepwise_leak_is_found() {
+    // 8 MiB every 3 minutes (160 MiB/h) in whole steps.
+    let found = first_verdict(7200, |t| 400.0 * MIB + 8.0 * MIB * (t / 180.0).floor() + MIB * noise(t));
+    assert!(found.is_some(), "stepwise leak missed");
+}
+
+#[test]
+fn an_accelerating_leak_is_found() {
+    let found = first_verdict(7200, |t| 400.0 * MIB + 50.0 * MIB * (t / 3600.0).powi(2) * 4.0 + MIB * noise(t));
+    assert!(found.is_some(), "accelerating leak missed");
+}
+
+#[test]
+fn disabled_detection_never_reports() {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    let off = LeakSettings { enabled: false, ..LeakSettings::DEFAULT };
+    for i in 0..1440 {
+        let t = f64::from(i) * 5.0;
+        if history.push(t, (t * 100_000.0) as u64) {
+            assert_eq!(detector.evaluate(history.minutes(), t, &off), None);
+        }
+    }
+}
+
+#[test]
+fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    let mut changes = Vec::new();
+    for i in 0..4320u32 {
+        let t = f64::from(i) * 5.0;
+        // Leak for 1 h, flat (restarted) for 2 h, leak again for 3 h.
+        let usage = match t {
+            t if t < 3600.0 => 100.0 * MIB + MIB * t / 60.0,
+            t if t < 3.0 * 3600.0 => 100.0 * MIB,
+            t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
+        };
+        if history.push(t, usage as u64)
+            && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+        {
+            changes.push(change);
+        }
+    }
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|c| match c {
+            LeakChange::Started(_) => "started",
+            LeakChange::Ended { .. } => "ended",
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "ended", "started"]);
+}
+
+#[test]
+fn a_leak_ends_after_the_confirmation_window_without_one() {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    let mut changes = Vec::new();
+    for i in 0..2880 {
+        let t = f64::from(i) * 5.0;
+        // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
+        let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
+        if history.push(t, usage as u64)
+            && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+        {
+            changes.push((t, change));
+        }
+    }
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(matches!(changes[0].1, LeakChange::Started(_)));
+    let (ended_at, LeakChange::Ended { .. }) = changes[1] else { panic!("{changes:?}") };
+    assert!(ended_at > 3600.0 && ended_at <= 3600.0 + 600.0, "{ended_at}");
+    assert!(!detector.is_leaking());
+}
