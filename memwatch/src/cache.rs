@@ -145,7 +145,10 @@ pub struct CacheRegistry {
 }
 
 impl CacheRegistry {
+    /// Adds `cache`, replacing one of the same name (a reload that changed
+    /// the limits builds the cache anew).
     pub fn register(&mut self, cache: Arc<dyn ManagedCache>) {
+        self.caches.retain(|c| c.name() != cache.name());
         self.caches.push(cache);
     }
 

@@ -72,8 +72,8 @@ pub struct ReplayArgs {
     /// Host memory for "NN%" limits and targets without a limit (bytes or
     /// "16GiB"; default: the recording host's, or for format 1 this host's
     /// MemTotal). Set it to replay the same way on any host.
-    #[arg(long)]
-    pub host_memory: Option<String>,
+    #[arg(long, value_parser = parse_host_memory)]
+    pub host_memory: Option<u64>,
     /// Also print when the seed's rule (growth > 5 MB per check over 10 checks) starts firing.
     #[arg(long)]
     pub seed_rule: bool,
@@ -101,6 +101,13 @@ pub struct RecordArgs {
     /// Where figures come from (default: the config's `daemon.mode`).
     #[arg(long, value_enum)]
     pub mode: Option<ModeRequest>,
+}
+
+fn parse_host_memory(text: &str) -> Result<u64, String> {
+    match crate::config::parse_size(text)? {
+        0 => Err(format!("{text:?}: a host has more than 0 bytes of memory")),
+        bytes => Ok(bytes),
+    }
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {

@@ -17,6 +17,14 @@ const EX_DATAERR: u8 = 65;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // A one-shot command whose reader went away (`memwatch check-config
+        // F | head -1`) ends quietly, as Unix tools do, instead of failing
+        // on EPIPE. The daemon keeps SIGPIPE ignored: a client closing its
+        // socket must never end it.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     logging::init(match cli.command {
         Command::Run(_) => "info",
         _ => "warn",
@@ -46,7 +54,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("memwatch: {e:#}");
+            eprintln!("memwatch: {}", describe(&e));
             // Scripts and service managers tell a bad config (fix the file,
             // do not restart in a loop) from a failure at run time.
             if e.chain().any(|cause| cause.downcast_ref::<ConfigError>().is_some()) {
@@ -61,4 +69,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, each cause once: an error whose message
+/// already quotes its source (as "reading X: Is a directory") does not get
+/// it appended a second time.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    text
 }

@@ -55,11 +55,16 @@ impl Daemon {
 
     /// `start` with more arguments for `memwatch run` (`--record FILE`).
     pub fn start_with(config: &Path, log: &Path, args: &[&std::ffi::OsStr]) -> Self {
+        let mut command = Command::new(crate::memwatch_binary());
+        command.args(["run", "--config"]).arg(config).args(args);
+        Self::start_command(command, log)
+    }
+
+    /// Starts `command` (a `memwatch run ...` the caller prepared, with limits
+    /// of its own, say) with its log in `log`, and waits for its banner.
+    pub fn start_command(mut command: Command, log: &Path) -> Self {
         let file = fs::OpenOptions::new().create(true).append(true).open(log).expect("opening the daemon log");
-        let child = Command::new(crate::memwatch_binary())
-            .args(["run", "--config"])
-            .arg(config)
-            .args(args)
+        let child = command
             .env("MEMWATCH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log handle"))

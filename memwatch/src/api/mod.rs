@@ -6,20 +6,23 @@ pub mod error;
 pub mod listen;
 pub mod routes;
 pub mod seed;
+pub mod serve;
 
-use std::{future::Future, net::SocketAddr};
+use std::future::Future;
 
 use tokio::net::{TcpListener, UnixListener};
 
 pub use routes::{Access, ApiState, router};
+pub use serve::Limits;
 
 /// Serves the Unix socket until `stop` resolves.
 pub async fn serve_unix(
     listener: UnixListener,
     state: ApiState,
+    limits: Limits,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state, Access::Local)).with_graceful_shutdown(stop).await
+) {
+    serve::serve(listener, router(state, Access::Local), limits, stop).await
 }
 
 /// Serves TCP until `stop` resolves; peers' addresses go into refusal logs.
@@ -27,10 +30,10 @@ pub async fn serve_tcp(
     listener: TcpListener,
     state: ApiState,
     token: auth::Token,
+    limits: Limits,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state, Access::Remote(token)).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(stop).await
+) {
+    serve::serve(listener, router(state, Access::Remote(token)), limits, stop).await
 }
 
 #[cfg(test)]

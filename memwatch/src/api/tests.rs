@@ -279,7 +279,7 @@ async fn real_unix_socket_round_trip_serves_the_view_and_the_seed_json() {
     let (state, _) = state(view(&[("a.service", Level::Warning, 850)]));
     let expected = state.status.current();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve_unix(listener, state, async {
+    let server = tokio::spawn(super::serve_unix(listener, state, limits(), async {
         let _ = stopped.await;
     }));
 
@@ -292,7 +292,15 @@ async fn real_unix_socket_round_trip_serves_the_view_and_the_seed_json() {
     assert!(table.lines().any(|l| l.starts_with("a.service") && l.contains("warning")), "{table}");
 
     stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.await.unwrap();
+}
+
+fn limits() -> super::Limits {
+    super::Limits {
+        max_connections: 8,
+        header_timeout: std::time::Duration::from_secs(5),
+        body_timeout: std::time::Duration::from_secs(5),
+    }
 }
 
 /// One HTTP/1 request over TCP.
@@ -315,7 +323,7 @@ async fn real_tcp_round_trip_lists_metrics_and_refuses_gc_without_the_token() {
     let addr = listener.local_addr().unwrap();
     let (state, _) = state(view(&[("a.service", Level::Emergency, 990)]));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(super::serve_tcp(listener, state, Token::new("s3cret"), async {
+    let server = tokio::spawn(super::serve_tcp(listener, state, Token::new("s3cret"), limits(), async {
         let _ = stopped.await;
     }));
 
@@ -344,5 +352,51 @@ async fn real_tcp_round_trip_lists_metrics_and_refuses_gc_without_the_token() {
     assert_eq!(tcp_call(addr, Method::GET, "/metrics", None).await.0, StatusCode::OK);
 
     stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_connections_are_capped_per_listener_and_closed_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = listen::bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (state, _) = state(view(&[("a.service", Level::Normal, 10)]));
+    let limits = super::Limits {
+        max_connections: 3,
+        header_timeout: std::time::Duration::from_millis(400),
+        body_timeout: std::time::Duration::from_secs(1),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(super::serve_tcp(listener, state, Token::none(), limits, async {
+        let _ = stopped.await;
+    }));
+    // Ten clients that each send half a request and then nothing.
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        idle.push(stream);
+    }
+    // While the cap's three hold their permits, a full request waits in the backlog.
+    let started = std::time::Instant::now();
+    let waited =
+        tokio::time::timeout(std::time::Duration::from_millis(150), tcp_call(addr, Method::GET, "/health", None)).await;
+    assert!(waited.is_err(), "answered at once although all 3 connections were taken");
+    // Each held connection is closed at the header timeout, the next ones
+    // get their turn and time out too, and then a real request is served.
+    let (code, _) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), tcp_call(addr, Method::GET, "/health", None))
+            .await
+            .expect("served once the stalled connections timed out");
+    assert_eq!(code, StatusCode::OK);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(400), "served after {took:?}: the cap was not held");
+    // The server closed the stalled ones: reading gives end of file or an error, never a hang.
+    for mut stream in idle.drain(..3) {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a stalled connection stayed open");
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("the server stops").unwrap();
 }

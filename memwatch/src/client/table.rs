@@ -34,6 +34,25 @@ pub fn render(view: &StatusView) -> String {
     if !view.monitoring {
         let _ = writeln!(out, "(no reading yet: the daemon has just started)");
     }
+    if let Some(reload) = &view.config_reload {
+        let ago = view.generated_at_unix_s.saturating_sub(reload.at_unix_s);
+        if reload.applied {
+            let _ = write!(out, "config: reloaded {ago} s ago, applied");
+            if !reload.restart_needed.is_empty() {
+                let _ = write!(out, " (needs a restart: {})", reload.restart_needed.join(", "));
+            }
+            let _ = writeln!(out);
+        } else {
+            let _ = writeln!(
+                out,
+                "config: reload {ago} s ago REJECTED, still running on the previous config ({} error(s)):",
+                reload.errors.len()
+            );
+            for error in &reload.errors {
+                let _ = writeln!(out, "  {error}");
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "{:<32} {:<9} {:>10} {:>10} {:>6} {:>13} {:<28} LAST ACTION",

@@ -4,7 +4,7 @@ use crate::{cli::CheckConfigArgs, config::Config, engine::LimitSpec};
 /// Prints "FILE: ok" and a summary; a bad file returns its `ConfigError`,
 /// which `main` prints (every error) and maps to exit status 78.
 pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
-    let config = Config::load(&args.file)?;
+    let config = Config::load_for_daemon(&args.file)?;
     println!("{}: ok", args.file.display());
     let d = &config.defaults;
     let t = d.engine.thresholds;

@@ -19,10 +19,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         None => Config::parse_with_env("", &config::env_from_process())
             .map_err(|errors| config::ConfigError::Invalid { path: "environment".into(), errors })?,
     };
-    let host_memory = match &args.host_memory {
-        Some(size) => Some(config::parse_size(size).map_err(|e| anyhow::anyhow!("--host-memory: {e}"))?),
-        None => None,
-    };
+    let host_memory = args.host_memory;
     let options = EngineOptions { seed_rule_events: args.seed_rule };
     let lines: Vec<String> = match trace::read(&args.trace)? {
         Trace::V1(_) if args.actions => {

@@ -6,12 +6,13 @@
 //! default, and a user fixes everything in one go.
 pub mod actions;
 mod env;
+pub mod files;
 pub mod observe;
 mod policy;
 mod units;
 mod walk;
 
-use std::{fmt, path::Path, time::Duration};
+use std::{collections::HashMap, fmt, path::Path, time::Duration};
 
 pub use actions::{ActionSettings, ActionsConfig, LeakAction};
 pub use env::{Env, from_process as env_from_process};
@@ -36,6 +37,10 @@ pub const DEFAULT_INTERVAL_SECS: f64 = 5.0;
 pub const DEFAULT_LARGE_MAPPING_BYTES: u64 = 64 << 20;
 /// How many top growers the per-interval summary line names.
 pub const DEFAULT_SUMMARY_TOP: usize = 3;
+/// Targets with a history of their own. Each costs about 5 KiB in the
+/// engine (docs/detection.md); 2000 is far more services than a host runs,
+/// and caps what a `target = "process"` policy matching everything costs.
+pub const DEFAULT_MAX_TARGETS: usize = 2000;
 /// The seed's cache size (entries) and entry lifetime.
 pub const DEFAULT_CACHE_MAX_SIZE: u64 = 1000;
 pub const DEFAULT_CACHE_TTL_SECS: f64 = 30.0 * 60.0;
@@ -67,6 +72,9 @@ pub struct DaemonConfig {
     pub large_mapping_bytes: u64,
     /// Growers named in each interval's summary line.
     pub summary_top: usize,
+    /// Targets judged one by one; beyond this many (largest usage first),
+    /// process targets are folded into their cgroup's target.
+    pub max_targets: usize,
 }
 
 impl Default for DaemonConfig {
@@ -76,6 +84,7 @@ impl Default for DaemonConfig {
             mode: ModeRequest::Auto,
             large_mapping_bytes: DEFAULT_LARGE_MAPPING_BYTES,
             summary_top: DEFAULT_SUMMARY_TOP,
+            max_targets: DEFAULT_MAX_TARGETS,
         }
     }
 }
@@ -105,9 +114,23 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<String>);
 
+/// A problem is shown on one line, at most this long: a TOML error echoes
+/// the offending line, which a hostile file can make megabytes long.
+const MAX_PROBLEM_CHARS: usize = 300;
+
+/// One line of at most `MAX_PROBLEM_CHARS` characters.
+fn one_line(problem: &str) -> String {
+    let flat: String =
+        problem.split('\n').map(str::trim_end).filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" | ");
+    match flat.char_indices().nth(MAX_PROBLEM_CHARS) {
+        Some((end, _)) => format!("{}… ({} characters in all)", &flat[..end], flat.chars().count()),
+        None => flat,
+    }
+}
+
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("\n"))
+        f.write_str(&self.0.iter().map(|p| one_line(p)).collect::<Vec<_>>().join("\n"))
     }
 }
 
@@ -123,7 +146,7 @@ pub enum ConfigError {
 }
 
 fn indent(errors: &ConfigErrors) -> String {
-    errors.0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors.0.iter().map(|e| format!("  {}", one_line(e))).collect::<Vec<_>>().join("\n")
 }
 
 impl Config {
@@ -137,6 +160,18 @@ impl Config {
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::parse_with_env(&text, env)
             .map_err(|errors| ConfigError::Invalid { path: path.display().to_string(), errors })
+    }
+
+    /// `load`, then the checks of the files it names (`files::check`):
+    /// what `run` and `check-config` use, so they refuse the same things.
+    pub fn load_for_daemon(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::load(path)?;
+        let problems = files::check(&config, path);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { path: path.display().to_string(), errors: ConfigErrors(problems) })
+        }
     }
 
     /// Parses `text` alone (no environment).
@@ -204,13 +239,17 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
     if let Some(value) = top.raw("policy") {
         match value {
             Value::Array(entries) => {
+                // Name -> first index: linear in the number of policies.
+                let mut names: HashMap<String, usize> = HashMap::with_capacity(entries.len());
                 for (index, entry) in entries.iter().enumerate() {
                     if let Some(policy) = policy::read_policy(index, entry, &config.defaults, problems) {
-                        if let Some(first) = config.policies.iter().position(|p| p.name == policy.name) {
+                        if let Some(first) = names.get(&policy.name) {
                             problems.push(
                                 &format!("policy[{index}].name"),
                                 format!("duplicate policy name {:?} (already used by policy[{first}])", policy.name),
                             );
+                        } else {
+                            names.insert(policy.name.clone(), index);
                         }
                         config.policies.push(policy);
                     }
@@ -224,27 +263,17 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
     config
 }
 
-/// issue 5's tables are plain serde structs (observe_config.rs); their
-/// errors join the others, each with its key path.
+/// `[api]`, `[otlp]`, `[metrics]` (observe.rs).
 fn read_observe_tables(top: &mut Fields<'_>, config: &mut Config, problems: &mut Problems) {
-    fn table<T: serde::de::DeserializeOwned + Default>(
-        top: &mut Fields<'_>,
-        key: &'static str,
-        problems: &mut Problems,
-    ) -> T {
-        match top.raw(key) {
-            None => T::default(),
-            Some(value) => T::deserialize(value.clone()).unwrap_or_else(|e| {
-                problems.push(key, e.to_string().trim_end());
-                T::default()
-            }),
-        }
+    config.api = match top.table("api", problems) {
+        Some(table) => observe::read_api(table, problems),
+        None => ApiConfig::default(),
+    };
+    if let Some(table) = top.table("otlp", problems) {
+        config.otlp = observe::read_otlp(table, problems);
     }
-    config.api = table(top, "api", problems);
-    config.otlp = table(top, "otlp", problems);
-    config.metrics = table(top, "metrics", problems);
-    for problem in crate::config::observe::validate(&config.api, &config.otlp, &config.metrics) {
-        problems.0.push(problem);
+    if let Some(table) = top.table("metrics", problems) {
+        config.metrics = observe::read_metrics(table, problems);
     }
 }
 
@@ -269,7 +298,10 @@ fn read_daemon(table: &Table, problems: &mut Problems) -> DaemonConfig {
     }
     if let Some(bytes) = fields.read("large_mapping_bytes", problems, |v| match v {
         Value::Integer(i) if *i > 0 => Ok(*i as u64),
-        Value::String(s) => units::parse_size(s),
+        Value::String(s) => match units::parse_size(s)? {
+            0 => Err(format!("{s:?} must be more than 0 bytes")),
+            bytes => Ok(bytes),
+        },
         Value::Integer(i) => Err(format!("{i} must be more than 0 bytes")),
         other => Err(expected("bytes (an integer) or a size string", other)),
     }) {
@@ -277,6 +309,12 @@ fn read_daemon(table: &Table, problems: &mut Problems) -> DaemonConfig {
     }
     if let Some(top) = fields.unsigned("summary_top", problems) {
         daemon.summary_top = usize::try_from(top).unwrap_or(usize::MAX);
+    }
+    if let Some(max) = fields.unsigned("max_targets", problems) {
+        match usize::try_from(max) {
+            Ok(n @ 1..=100_000) => daemon.max_targets = n,
+            _ => problems.push("daemon.max_targets", format!("{max} must be between 1 and 100000")),
+        }
     }
     fields.finish(problems);
     daemon

@@ -1,8 +1,14 @@
-//! The `[api]`, `[otlp]` and `[metrics]` tables (issue 5). Kept apart from
-//! config.rs so the engine's tables and these merge without touching each other.
+//! `[api]`, `[otlp]` and `[metrics]`: read by the same walker as every other
+//! table, so each problem is reported, all at once, as `path: problem`.
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use serde::Deserialize;
+use axum::http;
+use toml::Table;
+
+use super::{
+    policy::read_duration,
+    walk::{Fields, Problems, expected},
+};
 
 /// Where `memwatch status` / `top` look by default, and where the daemon listens.
 pub const DEFAULT_SOCKET: &str = "/run/memwatch/memwatch.sock";
@@ -16,9 +22,17 @@ pub const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4317";
 pub const DEFAULT_OTLP_TIMEOUT_SECS: f64 = 10.0;
 /// Per-process series are exported for this many top growers.
 pub const DEFAULT_TOP_PROCESSES: usize = 50;
+/// Open connections per listener. A scraper, `status`, `top` and a few
+/// health checks need a handful; the cap keeps a flood of clients from
+/// taking the file descriptors the monitoring needs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 32;
+/// A client has this long to send a request's headers, and a kept-alive
+/// connection may sit idle this long between requests.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: f64 = 10.0;
+/// A client has this long to send a request's body.
+pub const DEFAULT_BODY_TIMEOUT_SECS: f64 = 10.0;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
     /// Unix socket of the API (mode 0600); "" turns it off.
     pub socket: PathBuf,
@@ -29,6 +43,9 @@ pub struct ApiConfig {
     /// File holding the bearer token for TCP requests; none means every
     /// protected endpoint answers 401 over TCP.
     pub token_file: Option<PathBuf>,
+    pub max_connections: usize,
+    pub header_timeout_secs: f64,
+    pub body_timeout_secs: f64,
 }
 
 impl Default for ApiConfig {
@@ -38,12 +55,24 @@ impl Default for ApiConfig {
             tcp_enabled: false,
             tcp_listen: DEFAULT_TCP_LISTEN.parse().expect("valid default address"),
             token_file: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout_secs: DEFAULT_HEADER_TIMEOUT_SECS,
+            body_timeout_secs: DEFAULT_BODY_TIMEOUT_SECS,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+impl ApiConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.body_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConfig {
     /// Export metrics over OTLP/gRPC.
     pub enabled: bool,
@@ -70,8 +99,7 @@ impl OtlpConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
     /// Processes exported one by one (top growers); the rest only count in
     /// their target's series. Bounds the exporters' cardinality.
@@ -84,28 +112,126 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Every problem of these tables, each with its key path.
-pub fn validate(api: &ApiConfig, otlp: &OtlpConfig, metrics: &MetricsConfig) -> Vec<String> {
-    let mut errors = Vec::new();
-    let seconds = |key: &str, value: Option<f64>, errors: &mut Vec<String>| {
-        if let Some(v) = value
-            && !(v.is_finite() && v > 0.0 && v <= 3600.0)
-        {
-            errors.push(format!("{key}: {v} must be more than 0 and at most 3600 seconds"));
+/// Seconds in (0, 3600].
+fn seconds(fields: &mut Fields<'_>, key: &'static str, problems: &mut Problems) -> Option<f64> {
+    let secs = fields.read(key, problems, read_duration)?;
+    if secs > 0.0 && secs <= 3600.0 {
+        Some(secs)
+    } else {
+        problems.push(&fields.path_of(key), format!("{secs} must be more than 0 and at most 3600 seconds"));
+        None
+    }
+}
+
+pub fn read_api(table: &Table, problems: &mut Problems) -> ApiConfig {
+    let mut fields = Fields::new(table, "api");
+    let mut api = ApiConfig::default();
+    if let Some(socket) = fields.string("socket", problems) {
+        api.socket = PathBuf::from(socket);
+    }
+    if let Some(enabled) = fields.bool("tcp_enabled", problems) {
+        api.tcp_enabled = enabled;
+    }
+    if let Some(address) = fields.read("tcp_listen", problems, |v| match v.as_str() {
+        Some(text) => {
+            text.parse::<SocketAddr>().map_err(|_| format!("{text:?} is not an address like \"127.0.0.1:9464\""))
         }
-    };
-    seconds("otlp.interval_secs", otlp.interval_secs, &mut errors);
-    seconds("otlp.timeout_secs", otlp.timeout_secs, &mut errors);
-    if let Some(endpoint) = &otlp.endpoint
-        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
-        errors.push(format!("otlp.endpoint: {endpoint:?} must start with http:// or https://"));
+        None => Err(expected("an address string like \"127.0.0.1:9464\"", v)),
+    }) {
+        api.tcp_listen = address;
     }
-    if metrics.top_processes > 1000 {
-        errors.push(format!("metrics.top_processes: {} is more than 1000 (cardinality)", metrics.top_processes));
+    if let Some(path) = fields.string("token_file", problems) {
+        if path.trim().is_empty() {
+            problems.push(&fields.path_of("token_file"), "must not be empty (leave it out for no token)");
+        } else {
+            api.token_file = Some(PathBuf::from(path));
+        }
     }
+    if let Some(max) = fields.unsigned("max_connections", problems) {
+        match usize::try_from(max) {
+            Ok(n @ 1..=1024) => api.max_connections = n,
+            _ => problems.push(&fields.path_of("max_connections"), format!("{max} must be between 1 and 1024")),
+        }
+    }
+    if let Some(secs) = seconds(&mut fields, "header_timeout", problems) {
+        api.header_timeout_secs = secs;
+    }
+    if let Some(secs) = seconds(&mut fields, "body_timeout", problems) {
+        api.body_timeout_secs = secs;
+    }
+    fields.finish(problems);
     if api.socket.as_os_str().is_empty() && !api.tcp_enabled {
-        errors.push("api.socket: \"\" with tcp_enabled = false leaves the daemon without an API".into());
+        problems.push("api.socket", "\"\" with tcp_enabled = false leaves the daemon without an API");
     }
-    errors
+    api
+}
+
+pub fn read_otlp(table: &Table, problems: &mut Problems) -> OtlpConfig {
+    let mut fields = Fields::new(table, "otlp");
+    let mut otlp = OtlpConfig::default();
+    if let Some(enabled) = fields.bool("enabled", problems) {
+        otlp.enabled = enabled;
+    }
+    if let Some(endpoint) = fields.read("endpoint", problems, |v| match v.as_str() {
+        Some(text) => check_endpoint(text).map(|()| text.to_owned()),
+        None => Err(expected("a URL string like \"http://127.0.0.1:4317\"", v)),
+    }) {
+        otlp.endpoint = Some(endpoint);
+    }
+    otlp.interval_secs = seconds(&mut fields, "interval_secs", problems);
+    otlp.timeout_secs = seconds(&mut fields, "timeout_secs", problems);
+    if let Some(headers) = fields.table("headers", problems) {
+        let path = fields.path_of("headers");
+        for (name, value) in headers {
+            let key = format!("{path}.{name}");
+            match value.as_str() {
+                Some(value) => match check_header(name, value) {
+                    Ok(()) => {
+                        otlp.headers.insert(name.clone(), value.to_owned());
+                    }
+                    Err(problem) => problems.push(&key, problem),
+                },
+                None => problems.push(&key, expected("a string", value)),
+            }
+        }
+    }
+    fields.finish(problems);
+    otlp
+}
+
+pub fn read_metrics(table: &Table, problems: &mut Problems) -> MetricsConfig {
+    let mut fields = Fields::new(table, "metrics");
+    let mut metrics = MetricsConfig::default();
+    if let Some(top) = fields.unsigned("top_processes", problems) {
+        match usize::try_from(top) {
+            Ok(n @ 0..=1000) => metrics.top_processes = n,
+            _ => problems.push(&fields.path_of("top_processes"), format!("{top} is more than 1000 (cardinality)")),
+        }
+    }
+    fields.finish(problems);
+    metrics
+}
+
+/// An http(s) URL with a host.
+fn check_endpoint(text: &str) -> Result<(), String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("{text:?} is not a URL with a host ({e})"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok(())
+}
+
+/// A header gRPC metadata can carry: a lower-case token name, a visible
+/// ASCII value (no NUL, no line break).
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    http::HeaderName::from_lowercase(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name (lower-case letters, digits, '-')"))?;
+    let value_ok = http::HeaderValue::from_str(value).is_ok() && !value.bytes().any(|b| b < 0x20 || b == 0x7f);
+    if !value_ok {
+        return Err("the value holds a control character (NUL, line break, ...)".to_owned());
+    }
+    Ok(())
 }

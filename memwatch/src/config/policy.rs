@@ -187,12 +187,18 @@ fn read_limit(value: &Value) -> Result<LimitSpec, String> {
     }
 }
 
+/// Seconds, finite and at most `units::MAX_DURATION_SECS` (every duration
+/// becomes a `std::time::Duration` somewhere).
 pub fn read_duration(value: &Value) -> Result<f64, String> {
-    match value {
-        Value::Integer(_) | Value::Float(_) => super::walk::number(value),
-        Value::String(s) => units::parse_duration_secs(s),
-        other => Err(expected("seconds or a string like \"5m\"", other)),
+    let secs = match value {
+        Value::Integer(_) | Value::Float(_) => super::walk::number(value)?,
+        Value::String(s) => units::parse_duration_secs(s)?,
+        other => return Err(expected("seconds or a string like \"5m\"", other)),
+    };
+    if secs > units::MAX_DURATION_SECS {
+        return Err(format!("{secs} seconds is more than {} days", units::MAX_DURATION_SECS / 86_400.0));
     }
+    Ok(secs)
 }
 
 /// One `[[policy]]` entry; `index` is its position, for key paths.

@@ -30,7 +30,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
         return Err(format!("{text:?} is too large"));
     }
-    Ok(bytes.round() as u64)
+    if bytes.fract() != 0.0 {
+        return Err(format!("{text:?} is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
 }
 
 /// A share of host memory from "NN%" (None when the text has no '%').
@@ -44,6 +47,10 @@ pub fn parse_percent(text: &str) -> Option<Result<f64, String>> {
         }
     }))
 }
+
+/// The longest duration any setting takes: a year, far beyond any
+/// sensible value and far below where converting it could overflow.
+pub const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
 
 /// Seconds from "90", "90s", "30m", "2h" or "1d".
 pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
@@ -77,6 +84,7 @@ mod tests {
         assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
         assert!(parse_size("12 parsecs").unwrap_err().contains("unknown size unit"));
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("0.1B").unwrap_err().contains("whole number of bytes"));
     }
 
     #[test]

@@ -121,10 +121,12 @@ pub fn expected(what: &str, got: &Value) -> String {
     format!("expected {what}, found {}", type_name(got))
 }
 
+/// A finite number (TOML allows `inf` and `nan`, which no setting means).
 pub fn number(value: &Value) -> Result<f64, String> {
     match value {
         Value::Integer(i) => Ok(*i as f64),
-        Value::Float(f) => Ok(*f),
+        Value::Float(f) if f.is_finite() => Ok(*f),
+        Value::Float(f) => Err(format!("{f} is not a finite number")),
         other => Err(expected("a number", other)),
     }
 }

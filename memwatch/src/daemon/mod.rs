@@ -3,6 +3,7 @@
 //! exporters and API show it. Control requests from the API are answered
 //! between readings by the same pipeline and executor.
 pub mod observe;
+mod reload;
 mod requests;
 mod round;
 pub use round::unix_seconds;
@@ -19,7 +20,6 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{
     actions::{self, Executor, PidfdSignaller, Readiness, Signaller, sys::ActError},
-    cache::CacheLimits,
     config::Config,
     engine::{EngineOptions, planner::Performed},
     model::sample::{ProcessSample, Snapshot},
@@ -67,7 +67,7 @@ pub struct Options {
 }
 
 pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
-    let mut stop = shutdown::install().map_err(DaemonError::Signals)?;
+    let mut signals = shutdown::install().map_err(DaemonError::Signals)?;
     let mode_request = options.mode.unwrap_or(config.daemon.mode);
     let (mut collector, fallback) =
         Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)?;
@@ -92,29 +92,41 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     // The executor holds the flag; GET /health reads a clone of this handle.
     let readiness = Readiness::new();
     let executor = actions::start(&config.actions, readiness.clone())?;
-    let cache_limits =
-        CacheLimits { max_entries: config.cache.max_size, ttl: Duration::from_secs_f64(config.cache.ttl_secs) };
-    let mut observe = Observability::start(&config, cache_limits, readiness).await?;
+    let mut observe = Observability::start(&config, readiness).await?;
     collector.set_info_cache(observe.info_cache());
     observe.event(format!("monitoring started (mode {})", collector.mode()));
 
-    let summary_top = config.daemon.summary_top;
+    let mut summary_top = config.daemon.summary_top;
     let pipeline = Pipeline::new(config, host.total, EngineOptions::default(), std::process::id());
     let mut daemon = Daemon { pipeline, executor, facts: SystemFacts::default(), recorder };
     let mut previous = collector.snapshot().map_err(DaemonError::FirstReading)?;
     daemon.on_reading(&previous, &previous, &mut observe);
 
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    // A slow round (a huge /proc) delays the next one instead of bunching them.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticker = ticker(interval);
     let mut failures = RateLimited::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            signal = stop.requested() => {
-                tracing::info!("{signal} received, stopping");
-                break;
-            }
+            signal = signals.next() => match signal {
+                shutdown::Request::Stop(name) => {
+                    tracing::info!("{name} received, stopping");
+                    break;
+                }
+                shutdown::Request::Reload => {
+                    let running_interval = daemon.pipeline.config().daemon.interval();
+                    if let Some(config) = daemon.reload(&options.config_path, &mut observe) {
+                        summary_top = config.daemon.summary_top;
+                        if let Some(cache) = observe.reconfigure(&config) {
+                            collector.set_info_cache(cache);
+                        }
+                        if config.daemon.interval() != running_interval {
+                            ticker = self::ticker(config.daemon.interval());
+                        }
+                        daemon.pipeline.set_config(config);
+                    }
+                    continue;
+                }
+            },
             // Cleanup / cache requests from the API, answered between readings.
             Some(request) = observe.next_request() => {
                 let caches = observe.caches();
@@ -141,6 +153,14 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     drop(collector);
     tracing::info!("limits restored, probes detached, memwatch stopped");
     Ok(())
+}
+
+/// A reading every `interval`, the first one interval from now. A slow round
+/// (a huge /proc) delays the next one instead of bunching them.
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
 }
 
 fn start_recording(path: &std::path::Path, host_memory: u64, interval_s: f64) -> Result<Recorder, DaemonError> {
@@ -187,6 +207,34 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
         }
         round::log_events(&tick.events, &self.pipeline);
         (tick, performed)
+    }
+
+    /// SIGHUP: the config at `path` again. Returns the config to run with
+    /// when it is good; a bad one is logged with every error and the running
+    /// one stays. Either way `memwatch status` shows the outcome.
+    fn reload(&mut self, path: &std::path::Path, observe: &mut Observability) -> Option<Config> {
+        match reload::reload(path, self.pipeline.config()) {
+            reload::Reloaded::Rejected { errors } => {
+                tracing::error!(
+                    "config reload rejected, still running on the previous config: {}: {} error(s)",
+                    path.display(),
+                    errors.len()
+                );
+                for error in &errors {
+                    tracing::error!("  {error}");
+                }
+                observe.record_reload(errors, Vec::new());
+                None
+            }
+            reload::Reloaded::Applied { config, restart_needed } => {
+                for key in &restart_needed {
+                    tracing::warn!("config reload: {key} changed; the running value stays until memwatch restarts");
+                }
+                tracing::info!(config = %path.display(), "config reloaded");
+                observe.record_reload(Vec::new(), restart_needed.iter().map(|k| (*k).to_owned()).collect());
+                Some(*config)
+            }
+        }
     }
 
     /// Clean exit: every open episode ends, what it lowered is restored.

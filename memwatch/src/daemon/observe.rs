@@ -34,8 +34,8 @@ mod view_update;
 pub enum ObserveError {
     #[error("{key}: {source}")]
     Listen { key: &'static str, source: ListenError },
-    #[error("api.token_file {}: {source}", path.display())]
-    Token { path: PathBuf, source: std::io::Error },
+    #[error("api.token_file: {0}")]
+    Token(String),
 }
 
 pub struct Observability {
@@ -56,6 +56,12 @@ pub struct Observability {
     host: HostView,
     /// Leak verdicts of the targets leaking now (engine events open and close them).
     leaks: HashMap<TargetKey, LeakView>,
+    cache_limits: CacheLimits,
+}
+
+/// The bounds `[cache]` sets for every cache.
+pub fn cache_limits(config: &Config) -> CacheLimits {
+    CacheLimits { max_entries: config.cache.max_size, ttl: Duration::from_secs_f64(config.cache.ttl_secs) }
 }
 
 fn unix_now() -> u64 {
@@ -67,10 +73,11 @@ impl Observability {
     /// cannot bind stops the daemon (a silent API would fool health checks);
     /// an OTLP exporter that cannot be built is logged and skipped.
     ///
-    /// `limits` bound every cache (`[cache]`). `readiness` is the
-    /// executor's not-ready flag: `GET /health` reads it.
-    pub async fn start(config: &Config, limits: CacheLimits, readiness: Readiness) -> Result<Self, ObserveError> {
-        let info_cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, limits));
+    /// `[cache]` bounds every cache. `readiness` is the executor's
+    /// not-ready flag: `GET /health` reads it.
+    pub async fn start(config: &Config, readiness: Readiness) -> Result<Self, ObserveError> {
+        let caching = cache_limits(config);
+        let info_cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, caching));
         let mut caches = CacheRegistry::default();
         caches.register(info_cache.clone());
 
@@ -95,20 +102,22 @@ impl Observability {
         };
         let mut servers = Vec::new();
         let socket = (!config.api.socket.as_os_str().is_empty()).then(|| config.api.socket.clone());
+        let listeners = usize::from(socket.is_some()) + usize::from(config.api.tcp_enabled);
+        let limits = api::Limits {
+            max_connections: connections_per_listener(config.api.max_connections, listeners),
+            header_timeout: config.api.header_timeout(),
+            body_timeout: config.api.body_timeout(),
+        };
         if let Some(path) = &socket {
             let listener =
                 listen::bind_unix(path).await.map_err(|source| ObserveError::Listen { key: "api.socket", source })?;
             tracing::info!(socket = %path.display(), "API listening (unix socket, mode 0600)");
             let (state, stop) = (state.clone(), until_stopped());
-            servers.push(tokio::spawn(async move {
-                if let Err(e) = api::serve_unix(listener, state, stop).await {
-                    tracing::error!("API socket server stopped: {e}");
-                }
-            }));
+            servers.push(tokio::spawn(api::serve_unix(listener, state, limits, stop)));
         }
         if config.api.tcp_enabled {
             let token = match &config.api.token_file {
-                Some(path) => Token::load(path).map_err(|source| ObserveError::Token { path: path.clone(), source })?,
+                Some(path) => Token::load(path).map_err(ObserveError::Token)?,
                 None => {
                     tracing::warn!("api.tcp_enabled without api.token_file: only /metrics and /health answer over TCP");
                     Token::none()
@@ -119,15 +128,12 @@ impl Observability {
                 .map_err(|source| ObserveError::Listen { key: "api.tcp_listen", source })?;
             tracing::info!(address = %config.api.tcp_listen, "API listening (TCP; /metrics and /health open, the rest needs the token)");
             let (state, stop) = (state.clone(), until_stopped());
-            servers.push(tokio::spawn(async move {
-                if let Err(e) = api::serve_tcp(listener, state, token, stop).await {
-                    tracing::error!("API TCP server stopped: {e}");
-                }
-            }));
+            servers.push(tokio::spawn(api::serve_tcp(listener, state, token, limits, stop)));
         }
 
         Ok(Self {
             otlp: start_otlp(config, interval, &frames),
+            cache_limits: caching,
             pending: PendingCleanups::default(),
             info_cache,
             caches,
@@ -195,6 +201,34 @@ impl Observability {
             let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
         }
     }
+}
+
+/// Descriptors held for the monitoring itself beyond those open at start:
+/// a /proc walk (directory and a file or two at a time), cgroup and
+/// meminfo reads, the state and incident files, the OTLP channel, a
+/// recording, with room to spare.
+const MONITORING_RESERVE: u64 = 24;
+
+/// Connections each listener may hold: the configured cap, lowered if the
+/// file descriptor limit would otherwise let API clients take the
+/// descriptors the monitoring needs (those open now, plus a reserve).
+fn connections_per_listener(configured: usize, listeners: usize) -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let spare = limit.saturating_sub(open + MONITORING_RESERVE);
+    let fair = usize::try_from(spare / listeners.max(1) as u64).unwrap_or(usize::MAX);
+    if fair >= configured {
+        return configured;
+    }
+    let lowered = fair.max(1);
+    tracing::warn!(
+        nofile = limit,
+        open,
+        per_listener = lowered,
+        "api.max_connections {configured} lowered to {lowered} per listener: the file descriptor limit \
+         leaves no more beside what the monitoring needs (raise it with LimitNOFILE= or ulimit -n)"
+    );
+    lowered
 }
 
 fn start_otlp(config: &Config, interval: Duration, frames: &FrameCell) -> Option<otlp::OtlpExporter> {

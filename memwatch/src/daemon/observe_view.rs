@@ -2,15 +2,17 @@
 //! verdicts open and close, level changes become messages), the actions
 //! the executor performed, the requested cleanups, and the targets as the
 //! pipeline assessed them.
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
-use super::{Observability, unix_now};
+use super::{Observability, cache_limits, unix_now};
 use crate::{
     api::control::CleanupReport,
     bytes::human_bytes,
+    config::Config,
     engine::{Event, EventKind, planner::Performed},
     model::sample::Snapshot,
     pipeline::Assessed,
+    sources::collect::{PROCESS_INFO_CACHE, ProcessInfoCache},
     sources::meminfo,
     view::{ActionView, CleanupView, HostView, LeakView, builder::Interval},
 };
@@ -54,6 +56,35 @@ impl Observability {
             };
             self.builder.record_action(p.target.to_string(), action);
         }
+    }
+
+    /// What a SIGHUP came to, for `memwatch status` and the reload metric.
+    pub fn record_reload(&mut self, errors: Vec<String>, restart_needed: Vec<String>) {
+        let applied = errors.is_empty();
+        let message = if applied {
+            "config reloaded".to_owned()
+        } else {
+            format!("config reload rejected ({} errors)", errors.len())
+        };
+        self.builder.record_reload(unix_now(), errors, restart_needed);
+        self.builder.event(unix_now(), None, message);
+    }
+
+    /// A reloaded config's view settings and cache limits. Returns the
+    /// process-info cache built anew when its limits changed, for the
+    /// collector to use.
+    pub fn reconfigure(&mut self, config: &Config) -> Option<Arc<ProcessInfoCache>> {
+        self.builder.reconfigure(config.defaults.engine.thresholds, config.metrics.top_processes);
+        self.interval = config.daemon.interval();
+        let limits = cache_limits(config);
+        if limits == self.cache_limits {
+            return None;
+        }
+        self.cache_limits = limits;
+        let cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, limits));
+        self.caches.register(cache.clone());
+        self.info_cache = Arc::clone(&cache);
+        Some(cache)
     }
 
     /// The view's last cleanup and per-target last action.

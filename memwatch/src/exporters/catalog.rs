@@ -50,6 +50,7 @@ metric!(CACHE_HITS, "memwatch.cache.hits", "{hit}", Counter, "Lookups answered b
 metric!(CACHE_MISSES, "memwatch.cache.misses", "{miss}", Counter, "Lookups a cache could not answer");
 metric!(CACHE_ENTRIES, "memwatch.cache.entries", "{entry}", Gauge, "Entries held by a cache");
 metric!(MONITOR_MODE, "memwatch.monitor.mode", "1", Gauge, "1 for the mode the figures come from (ebpf or procfs)");
+metric!(CONFIG_RELOADS, "memwatch.config.reloads", "{reload}", Counter, "Config reloads (SIGHUP), by result");
 
 pub static ALL: &[&MetricDef] = &[
     &SYSTEM_MEMORY_USAGE,
@@ -71,6 +72,7 @@ pub static ALL: &[&MetricDef] = &[
     &CACHE_MISSES,
     &CACHE_ENTRIES,
     &MONITOR_MODE,
+    &CONFIG_RELOADS,
 ];
 
 impl MetricDef {

@@ -126,6 +126,14 @@ pub fn frame_from(view: &StatusView) -> Frame {
     add(&catalog::CACHE_HITS, per_cache(&|c| c.hits));
     add(&catalog::CACHE_MISSES, per_cache(&|c| c.misses));
     add(&catalog::CACHE_ENTRIES, per_cache(&|c| c.entries));
+    let reloads = view.config_reload.as_ref().map_or((0, 0), |r| (r.applied_total, r.rejected_total));
+    add(
+        &catalog::CONFIG_RELOADS,
+        [("applied", reloads.0), ("rejected", reloads.1)]
+            .into_iter()
+            .map(|(result, n)| one(vec![("memwatch.result", s(result))], n as f64))
+            .collect(),
+    );
     add(
         &catalog::MONITOR_MODE,
         if view.monitoring { vec![one(vec![("memwatch.mode", s(&view.mode))], 1.0)] } else { vec![] },

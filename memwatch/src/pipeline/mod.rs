@@ -66,6 +66,13 @@ impl Pipeline {
         self.monitor.config()
     }
 
+    /// A reloaded config, from the next reading on. Open episodes go on under
+    /// the policy that now matches their target.
+    pub fn set_config(&mut self, config: Config) {
+        self.planner.set_global_dry_run(config.actions.dry_run);
+        self.monitor.set_config(config);
+    }
+
     pub fn planner(&self) -> &Planner {
         &self.planner
     }

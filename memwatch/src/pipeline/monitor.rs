@@ -24,6 +24,12 @@ impl Monitor {
         &self.config
     }
 
+    /// A reloaded config: its thresholds and policies judge the next
+    /// readings; what the engine learned of each target stays.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
     /// One reading of the target `key`, judged by policy `policy` (`None`:
     /// the defaults). `observed_limit` is the target's own cgroup limit, if
     /// any (live: read from sysfs; replay: the trace's limit_bytes column).

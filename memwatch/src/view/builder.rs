@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use super::{
-    CleanupView, EventView, HostView, LeakView, Level, ProcessView, StatusView, TargetView, Thresholds,
+    CleanupView, EventView, HostView, LeakView, Level, ProcessView, ReloadView, StatusView, TargetView, Thresholds,
     model::{ActionCount, ActionView, EVENTS_LEN, HISTORY_LEN},
 };
 use crate::{
@@ -43,6 +43,7 @@ pub struct ViewBuilder {
     last_actions: HashMap<String, ActionView>,
     actions: BTreeMap<(String, String), u64>,
     cleanup_freed: u64,
+    reload: Option<ReloadView>,
 }
 
 /// A target before history and growth.
@@ -67,7 +68,29 @@ impl ViewBuilder {
             last_actions: HashMap::new(),
             actions: BTreeMap::new(),
             cleanup_freed: 0,
+            reload: None,
         }
+    }
+
+    /// A reloaded config's settings for the view.
+    pub fn reconfigure(&mut self, thresholds: Thresholds, top_processes: usize) {
+        self.thresholds = thresholds;
+        self.top_processes = top_processes;
+    }
+
+    /// What the last SIGHUP came to.
+    pub fn record_reload(&mut self, at_unix_s: u64, errors: Vec<String>, restart_needed: Vec<String>) {
+        let applied = errors.is_empty();
+        let (applied_total, rejected_total) =
+            self.reload.as_ref().map_or((0, 0), |r| (r.applied_total, r.rejected_total));
+        self.reload = Some(ReloadView {
+            at_unix_s,
+            applied,
+            errors,
+            restart_needed,
+            applied_total: applied_total + u64::from(applied),
+            rejected_total: rejected_total + u64::from(!applied),
+        });
     }
 
     pub fn event(&mut self, at_unix_s: u64, target: Option<String>, message: String) {
@@ -152,6 +175,7 @@ impl ViewBuilder {
                 .collect(),
             cleanup_freed_bytes: self.cleanup_freed,
             bpf_events_lost: now.dropped.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            config_reload: self.reload.clone(),
         }
     }
 

@@ -101,6 +101,21 @@ pub struct ActionCount {
     pub count: u64,
 }
 
+/// The last `SIGHUP` (config reload) and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadView {
+    pub at_unix_s: u64,
+    /// The new config is in force (but for `restart_needed`).
+    pub applied: bool,
+    /// Why it was refused, as `check-config` says it.
+    pub errors: Vec<String>,
+    /// Changed keys that only a restart applies.
+    pub restart_needed: Vec<String>,
+    /// Reloads since start, applied and refused.
+    pub applied_total: u64,
+    pub rejected_total: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     pub generated_at_unix_s: u64,
@@ -124,6 +139,9 @@ pub struct StatusView {
     pub cleanup_freed_bytes: u64,
     /// Kernel-side events lost, by kind (cumulative).
     pub bpf_events_lost: Vec<(String, u64)>,
+    /// The last config reload, if any.
+    #[serde(default)]
+    pub config_reload: Option<ReloadView>,
 }
 
 impl StatusView {

@@ -63,6 +63,11 @@ impl Planner {
         Self { daemon_pid, global_dry_run, targets: BTreeMap::new(), closing: BTreeMap::new(), round: Round::default() }
     }
 
+    /// `[actions] dry_run` after a reload.
+    pub fn set_global_dry_run(&mut self, dry_run: bool) {
+        self.global_dry_run = dry_run;
+    }
+
     /// One interval: the engine's `events` and every live target. Targets
     /// not in `observed` are gone (service stopped, process exited): their
     /// episodes end. Apply the decisions, then call `settle`.
