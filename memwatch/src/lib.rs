@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod exporters;
+pub mod fuzzing;
 pub mod logging;
 pub mod model;
 pub mod pipeline;

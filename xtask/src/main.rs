@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod corpus;
 mod fresh_check;
+mod fuzz;
 mod initramfs;
 mod setup;
 mod shell;
@@ -53,6 +54,12 @@ enum Task {
         #[arg(long)]
         corpus: Option<std::path::PathBuf>,
     },
+    /// Run each fuzz target (config, trace, http) on a copy of fuzz/corpus.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Measure what the probes add to a page fault (needs root).
     Bench {
         /// A few rounds only, to prove the benchmark works (what CI runs).
@@ -78,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         Task::Corpus { seed, out } => corpus::generate(seed, out),
         Task::Score { corpus } => test::score(corpus.as_deref()),
         Task::Bench { quick } => bench::run(quick),
+        Task::Fuzz { seconds } => fuzz::run(std::time::Duration::from_secs(seconds)),
         Task::VmTest { timeout_secs } => vm::run(std::time::Duration::from_secs(timeout_secs)),
     }
 }

@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{bench, fresh_check, setup, shell, vm};
+use crate::{bench, fresh_check, fuzz, setup, shell, vm};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -17,6 +17,9 @@ pub fn all() -> anyhow::Result<()> {
     // (they skip without root, and fail instead of skipping under CI=true).
     shell::run(&mut cargo(&["test", "--workspace", "--release", "--no-fail-fast"]))?;
     shell::run(&mut cargo(&["clippy", "--workspace", "--release", "--all-targets", "--", "-D", "warnings"]))?;
+    // A minute per fuzz target: the config reader, the trace parsers with
+    // the pipeline behind them, the HTTP API.
+    fuzz::run(std::time::Duration::from_secs(60))?;
     if shell::is_root() {
         bench::run(true)?;
     } else {

@@ -44,14 +44,62 @@ pub struct Identity<'a> {
     pub exe: Option<&'a str>,
 }
 
+/// A glob of `[policy.match]`. Most are plain names ("nginx.service"): those
+/// are compared as strings, and only real globs are compiled (a compiled
+/// glob costs a regex: tens of kilobytes and as many microseconds).
+#[derive(Debug, Clone)]
+pub enum GlobPattern {
+    Exact(String),
+    Glob(GlobMatcher),
+}
+
+impl GlobPattern {
+    fn is_match(&self, value: &str) -> bool {
+        match self {
+            GlobPattern::Exact(name) => name == value,
+            GlobPattern::Glob(glob) => glob.is_match(value),
+        }
+    }
+}
+
+/// The process-name regex of `[policy.match]`, with the plain cases
+/// ("java": contains, "^java$": equals) kept as strings for the same reason.
+#[derive(Debug, Clone)]
+pub enum NamePattern {
+    Contains(String),
+    Exact(String),
+    Regex(Regex),
+}
+
+impl NamePattern {
+    fn is_match(&self, value: &str) -> bool {
+        match self {
+            NamePattern::Contains(part) => value.contains(part.as_str()),
+            NamePattern::Exact(name) => name == value,
+            NamePattern::Regex(regex) => regex.is_match(value),
+        }
+    }
+
+    fn new(pattern: &str) -> Result<Self, regex::Error> {
+        let plain = |s: &str| !s.is_empty() && regex::escape(s) == s;
+        if let Some(name) = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).filter(|n| plain(n)) {
+            return Ok(NamePattern::Exact(name.to_owned()));
+        }
+        if plain(pattern) {
+            return Ok(NamePattern::Contains(pattern.to_owned()));
+        }
+        Regex::new(pattern).map(NamePattern::Regex)
+    }
+}
+
 /// A policy's `[policy.match]`: every criterion given must match; a policy
 /// with none matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
-    pub unit: Option<GlobMatcher>,
-    pub cgroup: Option<GlobMatcher>,
-    pub process: Option<Regex>,
-    pub exe: Option<GlobMatcher>,
+    pub unit: Option<GlobPattern>,
+    pub cgroup: Option<GlobPattern>,
+    pub process: Option<NamePattern>,
+    pub exe: Option<GlobPattern>,
 }
 
 impl Matcher {
@@ -62,10 +110,10 @@ impl Matcher {
                 Some(m) => value.is_some_and(|v| is_match(m, v)),
             }
         }
-        check(&self.unit, id.unit, |g, v| g.is_match(v))
-            && check(&self.cgroup, id.cgroup, |g, v| g.is_match(v))
-            && check(&self.process, id.process, |r, v| r.is_match(v))
-            && check(&self.exe, id.exe, |g, v| g.is_match(v))
+        check(&self.unit, id.unit, GlobPattern::is_match)
+            && check(&self.cgroup, id.cgroup, GlobPattern::is_match)
+            && check(&self.process, id.process, NamePattern::is_match)
+            && check(&self.exe, id.exe, GlobPattern::is_match)
     }
 }
 
@@ -240,8 +288,11 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
     // ("/system.slice/*" is the slice's direct children); `**` crosses them.
     let glob = |fields: &mut Fields<'_>, key: &'static str, problems: &mut Problems| {
         let pattern = fields.string(key, problems)?;
+        if !pattern.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            return Some(GlobPattern::Exact(pattern.to_owned()));
+        }
         match GlobBuilder::new(pattern).literal_separator(true).build() {
-            Ok(glob) => Some(glob.compile_matcher()),
+            Ok(glob) => Some(GlobPattern::Glob(glob.compile_matcher())),
             Err(e) => {
                 problems.push(&fields.path_of(key), format!("invalid glob {pattern:?}: {}", e.kind()));
                 None
@@ -251,7 +302,7 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
     let unit = glob(&mut fields, "unit", problems);
     let cgroup = glob(&mut fields, "cgroup", problems);
     let exe = glob(&mut fields, "exe", problems);
-    let process = fields.string("process", problems).and_then(|pattern| match Regex::new(pattern) {
+    let process = fields.string("process", problems).and_then(|pattern| match NamePattern::new(pattern) {
         Ok(regex) => Some(regex),
         Err(e) => {
             let detail = e.to_string().lines().last().unwrap_or_default().trim().to_owned();

@@ -301,3 +301,25 @@ fn checking_many_policies_grows_linearly() {
     // Linear would be 4x; the quadratic duplicate check this replaced was 16x.
     assert!(large / small < 8.0, "10k policies: {small:.3} s, 40k: {large:.3} s");
 }
+
+#[test]
+fn plain_names_match_as_their_glob_or_regex_would() {
+    let config = Config::parse(
+        "[[policy]]\nname = \"unit\"\nmatch = { unit = \"api.service\" }\n\
+         [[policy]]\nname = \"exact\"\nmatch = { process = \"^java$\" }\n\
+         [[policy]]\nname = \"part\"\nmatch = { process = \"node\" }\n\
+         [[policy]]\nname = \"dot\"\nmatch = { process = \"a.c\" }\n\
+         [[policy]]\nname = \"glob\"\nmatch = { unit = \"web-*.service\" }\n",
+    )
+    .unwrap();
+    let policy = |unit: Option<&str>, process: Option<&str>| {
+        config.policy_for(&Identity { unit, process, ..Default::default() }).map(|i| config.policies[i].name.as_str())
+    };
+    assert_eq!(policy(Some("api.service"), None), Some("unit"));
+    assert_eq!(policy(Some("api.services"), None), None, "a plain glob is the whole name");
+    assert_eq!(policy(None, Some("java")), Some("exact"));
+    assert_eq!(policy(None, Some("javac")), None, "^java$ is exactly java");
+    assert_eq!(policy(None, Some("nodejs")), Some("part"), "an unanchored regex finds a part");
+    assert_eq!(policy(None, Some("abc")), Some("dot"), "a regex with meta characters stays a regex");
+    assert_eq!(policy(Some("web-1.service"), None), Some("glob"));
+}

@@ -98,7 +98,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
 
     let mut summary_top = config.daemon.summary_top;
     let pipeline = Pipeline::new(config, host.total, EngineOptions::default(), std::process::id());
-    let mut daemon = Daemon { pipeline, executor, facts: SystemFacts::default(), recorder };
+    let mut daemon = Daemon { pipeline, executor, facts: SystemFacts::default(), recorder, capped: false };
     let mut previous = collector.snapshot().map_err(DaemonError::FirstReading)?;
     daemon.on_reading(&previous, &previous, &mut observe);
 
@@ -178,6 +178,8 @@ pub(crate) struct Daemon<S = PidfdSignaller, F = SystemFacts> {
     executor: Executor<S>,
     facts: F,
     recorder: Option<Recorder>,
+    /// `daemon.max_targets` was reached (said once).
+    capped: bool,
 }
 
 impl<S: Signaller, F: Facts> Daemon<S, F> {
@@ -206,6 +208,14 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
             round::record(recorder.tick(t, processes, answers).and_then(|()| recorder.applied(&applied)));
         }
         round::log_events(&tick.events, &self.pipeline);
+        if tick.folded > 0 && !std::mem::replace(&mut self.capped, true) {
+            tracing::warn!(
+                "more targets than daemon.max_targets ({}): {} beyond it are folded into their cgroups' targets \
+                 (or left unjudged); said once",
+                self.pipeline.config().daemon.max_targets,
+                tick.folded
+            );
+        }
         (tick, performed)
     }
 

@@ -122,7 +122,7 @@ impl Harness {
         );
         let pipeline = Pipeline::new(config, 16 << 30, EngineOptions::default(), DAEMON);
         let facts = FixtureFacts { cgroupfs, unhandled: HashSet::new() };
-        let daemon = Daemon { pipeline, executor, facts, recorder: None };
+        let daemon = Daemon { pipeline, executor, facts, recorder: None, capped: false };
         Self { root, _state: state, log, daemon, members: vec![member(100, 0)], t: 1000.0 }
     }
 

@@ -104,11 +104,12 @@ pub struct LeakDetector {
     clear_since: Option<f64>,
     /// Each window's last outcome (see `strongest_trend`).
     outcomes: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
-    scratch: Scratch,
 }
 
+/// Working buffers of an evaluation: one set for the whole engine, not one
+/// per target, so a target costs only its history.
 #[derive(Debug, Clone, Default)]
-struct Scratch {
+pub struct Scratch {
     window: Vec<Point>,
     envelope: Vec<Point>,
     values: Vec<f64>,
@@ -120,8 +121,14 @@ impl LeakDetector {
     }
 
     /// Re-tests the trend after a minute closed at `now`.
-    pub fn evaluate(&mut self, minutes: &Ring<Point>, now: f64, settings: &LeakSettings) -> Option<LeakChange> {
-        let trend = if settings.enabled { self.strongest_trend(minutes, settings) } else { None };
+    pub fn evaluate(
+        &mut self,
+        minutes: &Ring<Point>,
+        now: f64,
+        settings: &LeakSettings,
+        scratch: &mut Scratch,
+    ) -> Option<LeakChange> {
+        let trend = if settings.enabled { self.strongest_trend(minutes, settings, scratch) } else { None };
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
@@ -154,7 +161,12 @@ impl LeakDetector {
     /// slope. A window's "leak" is overruled when the next longer window sees
     /// the growth levelling off: a warm-up looks straight over ten minutes
     /// but not over thirty, and the longer view is the truer one.
-    fn strongest_trend(&mut self, minutes: &Ring<Point>, settings: &LeakSettings) -> Option<Trend> {
+    fn strongest_trend(
+        &mut self,
+        minutes: &Ring<Point>,
+        settings: &LeakSettings,
+        scratch: &mut Scratch,
+    ) -> Option<Trend> {
         let newest = minutes.newest()?.t;
         let oldest = minutes.iter().next()?.t;
         let minute = (newest / MINUTE_SECS).floor() as i64;
@@ -175,8 +187,8 @@ impl LeakDetector {
             let outcome = match self.outcomes[index] {
                 Some(outcome) if minute.rem_euclid(group) != 0 => outcome,
                 _ => {
-                    self.fill_window(minutes, newest - window_secs);
-                    test_window(&self.scratch.window, window_secs, settings, &mut self.scratch.values)
+                    fill_window(minutes, newest - window_secs, scratch);
+                    test_window(&scratch.window, window_secs, settings, &mut scratch.values)
                 }
             };
             self.outcomes[index] = Some(outcome);
@@ -192,36 +204,36 @@ impl LeakDetector {
         // The longest covered window has no longer one to overrule it.
         candidate.or(found)
     }
+}
 
-    /// The points after `start` on the lower envelope (each minute's value
-    /// is the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it), grouped
-    /// down to at most MAX_WINDOW_POINTS by keeping each group's lowest point.
-    /// Groups are counted from the newest point so the latest group is
-    /// always complete.
-    fn fill_window(&mut self, minutes: &Ring<Point>, start: f64) {
-        let Scratch { window, envelope, .. } = &mut self.scratch;
-        envelope.clear();
-        let count = minutes.iter().rev().take_while(|p| p.t > start).count();
-        let first = minutes.len() - count;
-        let at = |i: usize| *minutes.get(i).expect("index within the ring");
-        for i in (first..minutes.len()).rev() {
-            let from = i.saturating_sub(ENVELOPE_MINUTES - 1);
-            let low = (from..=i).map(|j| at(j).y).fold(f64::INFINITY, f64::min);
-            envelope.push(Point { t: at(i).t, y: low });
-        }
-        let group = envelope.len().div_ceil(MAX_WINDOW_POINTS).max(1);
-        window.clear();
-        for chunk in envelope.chunks(group) {
-            let lowest = chunk.iter().copied().min_by(|a, b| a.y.total_cmp(&b.y)).expect("chunks are non-empty");
-            window.push(lowest);
-        }
-        window.reverse();
-        // Times relative to the window's start keep the products in the
-        // regressions small and exact enough.
-        if let Some(t0) = window.first().map(|p| p.t) {
-            for p in window.iter_mut() {
-                p.t -= t0;
-            }
+/// The points after `start` on the lower envelope (each minute's value is
+/// the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it), grouped
+/// down to at most MAX_WINDOW_POINTS by keeping each group's lowest point,
+/// into `scratch.window`. Groups are counted from the newest point so the
+/// latest group is always complete.
+fn fill_window(minutes: &Ring<Point>, start: f64, scratch: &mut Scratch) {
+    let Scratch { window, envelope, .. } = scratch;
+    envelope.clear();
+    let count = minutes.iter().rev().take_while(|p| p.t > start).count();
+    let first = minutes.len() - count;
+    let at = |i: usize| *minutes.get(i).expect("index within the ring");
+    for i in (first..minutes.len()).rev() {
+        let from = i.saturating_sub(ENVELOPE_MINUTES - 1);
+        let low = (from..=i).map(|j| at(j).y).fold(f64::INFINITY, f64::min);
+        envelope.push(Point { t: at(i).t, y: low });
+    }
+    let group = envelope.len().div_ceil(MAX_WINDOW_POINTS).max(1);
+    window.clear();
+    for chunk in envelope.chunks(group) {
+        let lowest = chunk.iter().copied().min_by(|a, b| a.y.total_cmp(&b.y)).expect("chunks are non-empty");
+        window.push(lowest);
+    }
+    window.reverse();
+    // Times relative to the window's start keep the products in the
+    // regressions small and exact enough.
+    if let Some(t0) = window.first().map(|p| p.t) {
+        for p in window.iter_mut() {
+            p.t -= t0;
         }
     }
 }

@@ -11,7 +11,8 @@ fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> 
     for i in 0..secs / 5 {
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
-            && let Some(LeakChange::Started(trend)) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            && let Some(LeakChange::Started(trend)) =
+                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             return Some((t, trend));
         }
@@ -106,7 +107,7 @@ fn disabled_detection_never_reports() {
     for i in 0..1440 {
         let t = f64::from(i) * 5.0;
         if history.push(t, (t * 100_000.0) as u64) {
-            assert_eq!(detector.evaluate(history.minutes(), t, &off), None);
+            assert_eq!(detector.evaluate(history.minutes(), t, &off, &mut Scratch::default()), None);
         }
     }
 }
@@ -125,7 +126,8 @@ fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
             t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
         };
         if history.push(t, usage as u64)
-            && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            && let Some(change) =
+                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push(change);
         }
@@ -150,7 +152,8 @@ fn a_leak_ends_after_the_confirmation_window_without_one() {
         // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
         let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
         if history.push(t, usage as u64)
-            && let Some(change) = detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT)
+            && let Some(change) =
+                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push((t, change));
         }

@@ -67,6 +67,7 @@ pub struct EngineOptions {
 pub struct Engine {
     options: EngineOptions,
     targets: BTreeMap<TargetKey, Target>,
+    scratch: leak::Scratch,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +81,7 @@ struct Target {
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
-        Self { options, targets: BTreeMap::new() }
+        Self { options, targets: BTreeMap::new(), scratch: leak::Scratch::default() }
     }
 
     /// Feeds one reading; appends what it caused to `events`, in this order:
@@ -117,7 +118,7 @@ impl Engine {
         target.last_t = Some(reading.t);
         let closed_minute = target.history.push(reading.t, reading.usage_bytes);
         if closed_minute {
-            match target.leak.evaluate(target.history.minutes(), reading.t, &settings.leak) {
+            match target.leak.evaluate(target.history.minutes(), reading.t, &settings.leak, &mut self.scratch) {
                 Some(LeakChange::Started(trend)) => {
                     emit(events, EventKind::LeakDetected(LeakVerdict::new(trend, reading.usage_bytes, limit)));
                 }

@@ -13,7 +13,9 @@ pub struct Ring<T> {
 impl<T> Ring<T> {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a ring holds at least one item");
-        Self { items: VecDeque::with_capacity(capacity), capacity }
+        // Grown as items come, not reserved: a target seen once costs a few
+        // bytes, not its whole history's worth.
+        Self { items: VecDeque::new(), capacity }
     }
 
     pub fn push(&mut self, item: T) {

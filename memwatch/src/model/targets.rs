@@ -19,7 +19,7 @@ use crate::{
     config::{Config, Granularity, Identity},
     model::{
         sample::{ProcessId, ProcessSample},
-        target_key::TargetKey,
+        target_key::{TargetKey, TargetKind},
     },
     sources::cgroupfs::unit_from_cgroup,
 };
@@ -115,6 +115,47 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
     targets
 }
 
+/// At most `max` targets, largest usage first kept: process targets
+/// beyond that are folded into their cgroup's target (created under
+/// `[defaults]` if none), and if cgroups alone are still too many, the
+/// smallest are left unjudged. Returns the targets, sorted by key, and how
+/// many were folded or left out, so a host with 100k processes matched one
+/// by one costs at most `max` histories.
+pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
+    if targets.len() <= max {
+        return (targets, 0);
+    }
+    let before = targets.len();
+    let mut by_usage = targets;
+    by_usage.sort_by(|a, b| b.usage_bytes.cmp(&a.usage_bytes).then_with(|| a.key.cmp(&b.key)));
+    let overflow = by_usage.split_off(max.min(by_usage.len()));
+    let mut kept: BTreeMap<TargetKey, Target> = by_usage.into_iter().map(|t| (t.key.clone(), t)).collect();
+    for target in overflow {
+        let Some(cgroup) = target.cgroup.clone().filter(|_| target.key.kind() == TargetKind::Process) else {
+            continue;
+        };
+        let key = TargetKey::cgroup(&cgroup);
+        let into = kept.entry(key.clone()).or_insert_with(|| Target {
+            key,
+            policy: None,
+            usage_bytes: 0,
+            cgroup: Some(cgroup),
+            members: Vec::new(),
+        });
+        into.usage_bytes += target.usage_bytes;
+        into.members.extend(target.members);
+        into.members.sort_by_key(|m| m.id);
+    }
+    // Folding can add cgroup targets: keep the largest `max` of them.
+    let mut targets: Vec<Target> = kept.into_values().collect();
+    if targets.len() > max {
+        targets.sort_by(|a, b| b.usage_bytes.cmp(&a.usage_bytes).then_with(|| a.key.cmp(&b.key)));
+        targets.truncate(max);
+        targets.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    (targets, before.saturating_sub(max.min(before)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -184,5 +225,32 @@ mod tests {
         assert_eq!(policy("process:11:java"), Some(1));
         assert_eq!(policy("process:12:javac"), None);
         assert_eq!(policy("lin00"), None);
+    }
+
+    #[test]
+    fn beyond_the_cap_process_targets_fold_into_their_cgroups() {
+        let config = Config::parse("[[policy]]\nname = \"each\"\ntarget = \"process\"\n").unwrap();
+        let processes: Vec<ProcessSample> = (0..100)
+            .map(|i| {
+                process(
+                    100 + i,
+                    "worker",
+                    Some(if i % 2 == 0 { "/a.slice/x.service" } else { "/b.slice/y.service" }),
+                    10 + u64::from(i),
+                )
+            })
+            .collect();
+        let all = build(&processes, &config);
+        assert_eq!(all.len(), 100, "one target per process");
+        let (capped, over) = cap(all, 10);
+        assert!(capped.len() <= 10, "{}", capped.len());
+        assert_eq!(over, 90);
+        let total: u64 = capped.iter().map(|t| t.usage_bytes).sum();
+        let members: usize = capped.iter().map(|t| t.members.len()).sum();
+        assert!(capped.iter().any(|t| t.key == TargetKey::cgroup("/a.slice/x.service")), "folded into their cgroup");
+        assert!(members > 10 && total > 0, "folded processes still count");
+        assert!(capped.windows(2).all(|w| w[0].key < w[1].key), "sorted by key");
+        let (small, none) = cap(build(&processes[..5], &config), 10);
+        assert_eq!((small.len(), none), (5, 0), "under the cap nothing changes");
     }
 }

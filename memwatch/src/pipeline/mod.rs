@@ -44,6 +44,9 @@ pub struct Assessed {
 pub struct Tick {
     pub events: Vec<Event>,
     pub decisions: Vec<Decision>,
+    /// Targets beyond `daemon.max_targets`, folded into their cgroups or
+    /// left unjudged this interval.
+    pub folded: usize,
 }
 
 pub struct Pipeline {
@@ -90,7 +93,9 @@ impl Pipeline {
     pub fn tick(&mut self, t: f64, processes: &[ProcessSample], facts: &mut dyn Facts) -> Tick {
         let mut events = Vec::new();
         let mut assessed = Vec::new();
-        for target in targets::build(processes, self.config()) {
+        let (targets, folded) =
+            targets::cap(targets::build(processes, self.config()), self.config().daemon.max_targets);
+        for target in targets {
             let observed_limit = target.cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
             self.monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, &mut events);
             let members = target.members.iter().map(|m| Member { id: m.id, rss: m.rss, signals: None }).collect();
@@ -117,7 +122,7 @@ impl Pipeline {
         self.targets = assessed;
         let observed = observe(self.monitor.config(), &self.targets);
         let decisions = self.planner.plan(t, &events, &observed);
-        Tick { events, decisions }
+        Tick { events, decisions, folded }
     }
 
     /// An operator's cleanup request on `key` between readings (see

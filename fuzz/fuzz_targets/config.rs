@@ -1,0 +1,4 @@
+//! `memwatch::fuzzing::config` on whatever libFuzzer makes up.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| memwatch::fuzzing::config(data));

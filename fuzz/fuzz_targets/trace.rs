@@ -1,0 +1,4 @@
+//! `memwatch::fuzzing::trace` on whatever libFuzzer makes up.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| memwatch::fuzzing::trace(data));
