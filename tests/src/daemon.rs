@@ -32,6 +32,32 @@ pub fn scenario_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes a scenario's config to `dir`/memwatch.toml (mode 0600, as the
+/// daemon wants its config) and returns its path: readings every 0.5 s from
+/// /proc, no summary lines, the state file, incident log and API socket in
+/// `dir`, then `rest`. `[api]` comes last, so `rest` may go on with its keys.
+pub fn write_config(dir: &Path, rest: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("memwatch.toml");
+    let text = format!(
+        r#"[daemon]
+interval_secs = 0.5
+mode = "procfs"
+summary_top = 0
+[actions]
+state_file = "{dir}/throttles.json"
+incident_log = "{dir}/incidents.jsonl"
+[api]
+socket = "{dir}/memwatch.sock"
+{rest}
+"#,
+        dir = dir.display()
+    );
+    fs::write(&path, text).expect("writing the config");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod 0600 the config");
+    path
+}
+
 /// The decisions a daemon logged in `log`, each as the JSON line `memwatch
 /// replay --actions` prints.
 pub fn logged_decisions(log: &Path) -> Vec<String> {

@@ -11,6 +11,8 @@ use std::{
 
 pub mod cgroup_v2;
 pub mod daemon;
+pub mod pages;
+pub mod real;
 
 /// Prints one measured figure on its own line. `cargo xtask vm-test` (which
 /// runs the tests with --nocapture) collects the `FIGURE` lines into its

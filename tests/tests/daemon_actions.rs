@@ -13,7 +13,7 @@ use memwatch::{
 };
 use memwatch_tests::{
     cgroup_v2::{TestCgroup, available},
-    daemon::{Daemon, Leaker, http, logged_decisions, scenario_dir, wait_until},
+    daemon::{self, Daemon, Leaker, http, logged_decisions, scenario_dir, wait_until},
     figure,
 };
 
@@ -27,7 +27,8 @@ fn mib(bytes: u64) -> String {
 }
 
 /// A policy for the test cgroup `name`; `keys` are extra policy-level keys,
-/// `actions` extra `[policy.actions]` keys.
+/// `actions` extra `[policy.actions]` keys (a SIGUSR1 cleanup pass unless
+/// they set `cleanup`).
 fn policy(name: &str, protect: bool, keys: &str, actions: &str) -> String {
     format!(
         r#"
@@ -51,33 +52,22 @@ enabled = false
 cooldown = "3s"
 {actions}
 "#,
-        actions =
-            if actions.contains("pass_wait") { actions.to_owned() } else { format!("pass_wait = \"0.5s\"\n{actions}") }
+        actions = [
+            (!actions.contains("pass_wait")).then_some("pass_wait = \"0.5s\""),
+            // The leaker frees on SIGUSR1, as a service documents its signal.
+            (!actions.contains("cleanup")).then_some("cleanup = [{ signal = \"SIGUSR1\" }]"),
+            Some(actions),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n")
     )
 }
 
 fn write_config(dir: &Path, policies: &str) -> PathBuf {
-    let path = dir.join("memwatch.toml");
-    let text = format!(
-        r#"
-[daemon]
-interval_secs = 0.5
-mode = "procfs"
-summary_top = 0
-[actions]
-state_file = "{dir}/throttles.json"
-incident_log = "{dir}/incidents.jsonl"
-[api]
-socket = "{dir}/memwatch.sock"
-[defaults]
-# Nothing else in the VM is the scenarios' to touch.
-protect = true
-{policies}
-"#,
-        dir = dir.display()
-    );
-    std::fs::write(&path, text).expect("writing the config");
-    path
+    // Nothing else in the VM is the scenarios' to touch.
+    daemon::write_config(dir, &format!("[defaults]\nprotect = true\n{policies}"))
 }
 
 fn incidents_of(dir: &Path, name: &str) -> Vec<Incident> {

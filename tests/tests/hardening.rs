@@ -11,7 +11,7 @@ use std::{
 };
 
 use memwatch_tests::{
-    daemon::{Daemon, http, scenario_dir, wait_until},
+    daemon::{self, Daemon, http, scenario_dir, wait_until},
     figure, memwatch_binary,
 };
 
@@ -30,19 +30,8 @@ fn private_file(path: &Path, text: &str) {
 fn config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     let token = dir.join("token");
     private_file(&token, "s3cret\n");
-    let path = dir.join("memwatch.toml");
-    let text = format!(
-        r#"
-[daemon]
-interval_secs = 0.5
-mode = "procfs"
-summary_top = 0
-[actions]
-state_file = "{dir}/throttles.json"
-incident_log = "{dir}/incidents.jsonl"
-[api]
-socket = "{dir}/memwatch.sock"
-tcp_enabled = true
+    let rest = format!(
+        r#"tcp_enabled = true
 tcp_listen = "127.0.0.1:{port}"
 token_file = "{token}"
 header_timeout = "10s"
@@ -52,11 +41,9 @@ enabled = false
 protect = true
 {extra}
 "#,
-        dir = dir.display(),
         token = token.display()
     );
-    private_file(&path, &text);
-    path
+    daemon::write_config(dir, &rest)
 }
 
 fn wait_for_health(socket: &Path) {

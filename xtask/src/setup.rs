@@ -28,6 +28,11 @@ fn build_packages() -> Vec<String> {
         .collect()
 }
 
+/// Real software the tests run next to memwatch, from Debian's packages:
+/// the runtimes whose signals the cleanup guard must respect, and the
+/// Node.js example service's runtime.
+pub const TEST_PACKAGES: &[&str] = &["nodejs", "openjdk-17-jre-headless", "python3"];
+
 /// Installs whichever of `packages` are missing (one apt-get update first).
 pub fn apt_packages<S: AsRef<str>>(packages: &[S]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages

@@ -5,6 +5,7 @@ use crate::{bench, fresh_check, fuzz, setup, shell, vm};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
+    setup::apt_packages(setup::TEST_PACKAGES)?;
     let root = shell::workspace_root();
     let cargo = |args: &[&str]| {
         let mut cmd = Command::new("cargo");

@@ -20,14 +20,18 @@ use crate::{initramfs::Archive, setup, shell};
 
 mod artifacts;
 mod console;
+mod pagecache;
 
 use artifacts::Artifacts;
+use pagecache::PageCache;
 
 /// Static binaries: the initramfs has no C library to link against. The
 /// target is listed in rust-toolchain.toml, so `setup` installs it.
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The kernel (6.1 on Debian 12), an emulator, and a static shell for /init.
-const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static"];
+/// squashfs-tools: the page-cache workload's file lives on a squashfs image
+/// (the initramfs itself is never reclaimed, being RAM).
+const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static", "squashfs-tools"];
 /// Room for the unpacked initramfs (~70 MiB), the 256 MiB attribution
 /// workload, and the throttle workload, which grows to ~100-200 MiB before
 /// memory.high stops it.
@@ -39,7 +43,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// then the action primitives. Every test executable of memwatch-tests must
 /// be listed, so a new one is not silently left out of the VM; `cgroup_v1`
 /// (the degraded path for hybrid hosts) skips there, the VM being pure v2.
-const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "daemon_actions", "cgroup_v1"];
+const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "daemon_actions", "reclaim", "cgroup_v1"];
+/// Test executables that run on the host only, and why.
+const HOST_ONLY: &[(&str, &str)] = &[
+    ("hardening", "procfs mode, loopback TCP, file modes and rlimits: nothing the VM's kernel changes"),
+    ("runtimes", "real node and java from Debian's packages, which the VM's initramfs does not hold"),
+    ("node_service", "the Node.js example service, on the host's node"),
+];
 
 pub fn run(timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -51,9 +61,10 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
 
     let artifacts = artifacts::build(&root)?;
     let kernel = kernel()?;
+    let page_cache = pagecache::prepare(&kernel, &out)?;
     let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
     let initrd = out.join("initramfs.cpio.gz");
-    pack(&artifacts, &nonce, &initrd)?;
+    pack(&artifacts, &page_cache, &nonce, &initrd)?;
     let built = started.elapsed();
 
     let log = out.join("serial.log");
@@ -91,7 +102,11 @@ mount -t tracefs tracefs /sys/kernel/tracing
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 chmod 1777 /tmp
-echo "memwatch-vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), $(grep MemTotal /proc/meminfo)"
+"#,
+    );
+    script.push_str(&pagecache::init_lines());
+    script.push_str(
+        r#"echo "memwatch-vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), $(grep MemTotal /proc/meminfo)"
 status=0
 "#,
     );
@@ -109,7 +124,7 @@ status=0
     script
 }
 
-fn pack(artifacts: &Artifacts, nonce: &str, initrd: &Path) -> anyhow::Result<()> {
+fn pack(artifacts: &Artifacts, page_cache: &PageCache, nonce: &str, initrd: &Path) -> anyhow::Result<()> {
     eprintln!("+ packing {}", initrd.display());
     let file = fs::File::create(initrd).with_context(|| format!("creating {}", initrd.display()))?;
     let mut gzip =
@@ -121,6 +136,7 @@ fn pack(artifacts: &Artifacts, nonce: &str, initrd: &Path) -> anyhow::Result<()>
     archive.char_device("dev/console", 0o600, 5, 1)?;
     archive.copy("bin/busybox", Path::new("/bin/busybox")).context("adding /bin/busybox")?;
     archive.file("init", 0o755, init_script(&artifacts.tests, nonce).as_bytes())?;
+    page_cache.add_to(&mut archive)?;
     // Host paths are kept: the test executables find the helper binaries
     // through CARGO_BIN_EXE_* (absolute paths fixed at compile time) and the
     // daemon next to their own directory.

@@ -6,10 +6,13 @@
 use std::{collections::HashMap, path::PathBuf, time::Instant};
 
 use rustix::process::Signal;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
     incident_log::IncidentLog,
+    passes::{PassDone, Passes},
     readiness::Readiness,
+    steps::{StepRunner, failure},
     sys::{
         ActError, signal,
         throttle_state::{Restored, Throttles},
@@ -17,18 +20,19 @@ use super::{
 };
 use crate::{
     bytes::human_bytes,
-    engine::planner::{Applied, Decision, Plan, signal_result},
+    engine::planner::{Applied, Decision, Plan},
     model::{cgroup::Limit, incident::Incident, incident::Outcome, sample::ProcessId},
     sources::{cgroupfs::CgroupFs, procfs::ProcFs},
 };
 
-/// Sends signals; the real one goes through pidfds, tests use a fake.
-pub trait Signaller {
+/// Sends signals; the real one goes through pidfds, tests use a fake. A
+/// copy goes to each pass worker.
+pub trait Signaller: Clone + Send + 'static {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError>;
 }
 
 /// `sys::signal::send` against the host's /proc.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PidfdSignaller {
     pub procfs: ProcFs,
 }
@@ -42,7 +46,8 @@ impl Signaller for PidfdSignaller {
 pub struct Executor<S> {
     cgroupfs: CgroupFs,
     throttles: Throttles,
-    signaller: S,
+    /// Signals and cleanup steps, and the workers for passes that may block.
+    passes: Passes<S>,
     readiness: Readiness,
     incidents: Option<IncidentLog>,
     /// The directory each lowered cgroup's knob is in, for its restore.
@@ -57,7 +62,8 @@ impl<S: Signaller> Executor<S> {
         readiness: Readiness,
         incidents: Option<IncidentLog>,
     ) -> Self {
-        Self { cgroupfs, throttles, signaller, readiness, incidents, lowered: HashMap::new() }
+        let runner = StepRunner { cgroupfs: cgroupfs.clone(), procfs: ProcFs::default(), signaller };
+        Self { cgroupfs, throttles, passes: Passes::new(runner), readiness, incidents, lowered: HashMap::new() }
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -65,32 +71,54 @@ impl<S: Signaller> Executor<S> {
     }
 
     pub fn signaller(&self) -> &S {
-        &self.signaller
+        &self.passes.runner().signaller
     }
 
     pub fn signaller_mut(&mut self) -> &mut S {
-        &mut self.signaller
+        &mut self.passes.runner_mut().signaller
+    }
+
+    /// Exit is near: no new pass starts off the loop, queued ones are
+    /// reported as not run.
+    pub fn stop_passes(&mut self) {
+        self.passes.stop_queue();
+    }
+
+    /// Where the outcomes of passes applied off the loop arrive (once).
+    pub fn take_pass_results(&mut self) -> Option<UnboundedReceiver<PassDone>> {
+        self.passes.take_done()
     }
 
     /// Applies `decisions` in order; one outcome each. `started` is when the
-    /// reading (or request) they were decided on was taken.
+    /// reading (or request) they were decided on was taken. A cleanup pass
+    /// with a step that may block goes to a worker as a whole: its steps'
+    /// outcomes are `pending` here and arrive later as one `PassDone`.
     pub fn apply(&mut self, decisions: &[Decision], started: Instant) -> Vec<Applied> {
-        decisions
-            .iter()
-            .map(|decision| {
-                let (outcome, detail) = self.apply_one(decision);
-                Applied { outcome, detail, done_after_s: started.elapsed().as_secs_f64() }
-            })
-            .collect()
+        let mut applied = Vec::with_capacity(decisions.len());
+        let mut rest = decisions;
+        while let Some(decision) = rest.first() {
+            let pass_len = decision.pass.map_or(0, |pass| rest.iter().take_while(|d| d.pass == Some(pass)).count());
+            let pass = &rest[..pass_len];
+            if let Some(id) = decision.pass
+                && pass.iter().any(|d| d.plan.is_slow())
+            {
+                self.passes.start(id, pass.to_vec(), started);
+                applied.extend(
+                    pass.iter().map(|_| Applied::new(Outcome::Pending, "being applied off the monitoring loop")),
+                );
+                rest = &rest[pass_len..];
+                continue;
+            }
+            let applied_one = self.apply_one(decision);
+            applied.push(Applied { done_after_s: started.elapsed().as_secs_f64(), ..applied_one });
+            rest = &rest[1..];
+        }
+        applied
     }
 
-    fn apply_one(&mut self, decision: &Decision) -> (Outcome, String) {
+    fn apply_one(&mut self, decision: &Decision) -> Applied {
         let key = decision.target.to_string();
-        match &decision.plan {
-            Plan::Record { outcome, detail } => (*outcome, detail.clone()),
-            Plan::Signal { signal, name, to, members, refused, unhandled } => {
-                self.signal(*signal, name, to, *members, *refused, *unhandled)
-            }
+        let (outcome, detail) = match &decision.plan {
             Plan::LowerLimit { cgroup, bytes, usage } => self.lower_limit(cgroup, *bytes, *usage),
             Plan::Restore { cgroup } => self.restore(cgroup),
             Plan::HoldNotReady => {
@@ -101,28 +129,15 @@ impl<S: Signaller> Executor<S> {
                 self.readiness.release(&key);
                 (Outcome::Ok, "host reported ready again".to_owned())
             }
-        }
-    }
-
-    fn signal(
-        &mut self,
-        sig: Signal,
-        name: &str,
-        to: &[ProcessId],
-        members: usize,
-        refused: usize,
-        unhandled: usize,
-    ) -> (Outcome, String) {
-        let (mut sent, mut gone, mut refused_now, mut errors) = (0, 0, 0, Vec::new());
-        for &id in to {
-            match self.signaller.send(id, sig) {
-                Ok(()) => sent += 1,
-                Err(e) if e.is_gone() => gone += 1,
-                Err(ActError::Refused { .. }) => refused_now += 1,
-                Err(e) => errors.push(e.to_string()),
+            plan => {
+                return self
+                    .passes
+                    .runner_mut()
+                    .step(plan)
+                    .unwrap_or_else(|| Applied::new(Outcome::Failed, "no way to apply this plan on the loop"));
             }
-        }
-        signal_result(name, members, sent, gone, refused + refused_now, unhandled, &errors)
+        };
+        Applied::new(outcome, detail)
     }
 
     /// Lowers the cgroup's knob to `bytes`, recording its original value
@@ -130,7 +145,7 @@ impl<S: Signaller> Executor<S> {
     fn lower_limit(&mut self, cgroup: &str, bytes: u64, usage: u64) -> (Outcome, String) {
         let cg = match self.cgroupfs.open(cgroup) {
             Ok(cg) => cg,
-            Err(e) => return failure(&e.into()),
+            Err(e) => return failed(&e.into()),
         };
         match self.throttles.throttle(&cg, Limit::Bytes(bytes)) {
             Ok(original) => {
@@ -138,7 +153,7 @@ impl<S: Signaller> Executor<S> {
                 let file = cg.knob().file();
                 (Outcome::Ok, format!("{file} {original} -> {bytes} (usage {})", human_bytes(usage)))
             }
-            Err(e) => failure(&e),
+            Err(e) => failed(&e),
         }
     }
 
@@ -151,7 +166,7 @@ impl<S: Signaller> Executor<S> {
             Ok(Some(Restored::Original(limit))) => (Outcome::Ok, format!("{} back to {limit}", dir.display())),
             Ok(Some(Restored::Gone)) => (Outcome::Gone, format!("{} is gone", dir.display())),
             Ok(None) => (Outcome::Skipped, "not throttled by memwatch".to_owned()),
-            Err(e) => failure(&e),
+            Err(e) => failed(&e),
         }
     }
 
@@ -177,6 +192,7 @@ impl<S: Signaller> Executor<S> {
     /// Clean exit, after the planner's own shutdown decisions: anything
     /// still recorded as lowered is put back, and the host is ready.
     pub fn shutdown(&mut self) {
+        self.passes.stop();
         // Nothing recorded, nothing to write: a daemon that never acted leaves no state file.
         if !self.throttles.entries().is_empty() {
             restore_all(&mut self.throttles, "exit");
@@ -185,13 +201,9 @@ impl<S: Signaller> Executor<S> {
     }
 }
 
-fn failure(e: &ActError) -> (Outcome, String) {
-    let outcome = match e {
-        e if e.is_gone() => Outcome::Gone,
-        ActError::Refused { .. } => Outcome::Refused,
-        _ => Outcome::Failed,
-    };
-    (outcome, e.to_string())
+fn failed(e: &ActError) -> (Outcome, String) {
+    let applied = failure(e);
+    (applied.outcome, applied.detail)
 }
 
 /// Restores every recorded throttle, logging what happened (start-up and exit).

@@ -1,18 +1,22 @@
-//! Applying the planner's decisions: the executor (`executor`) and the
-//! primitives it acts through (`sys`: cgroup knobs, throttle state, pidfd
-//! signals), the incident log it writes (`incident_log`), and the host's
+//! Applying the planner's decisions: the executor (`executor`), the steps
+//! of a cleanup pass (`steps`) and the workers that apply the slow ones off
+//! the loop (`passes`), the primitives they act through (`sys`: cgroup
+//! knobs, throttle state, pidfd signals, memory.reclaim, http, exec), the incident log it writes (`incident_log`), and the host's
 //! not-ready flag the health endpoint reads (`readiness`).
 //!
 //! Nothing here decides: the planner (`engine::planner`) did.
 pub mod executor;
 pub mod incident_log;
+pub mod passes;
 pub mod readiness;
+pub mod steps;
 pub mod sys;
 
 #[cfg(test)]
 mod tests;
 
 pub use executor::{Executor, PidfdSignaller, Signaller};
+pub use passes::PassDone;
 pub use readiness::Readiness;
 
 use crate::{

@@ -1,5 +1,9 @@
 //! `memwatch check-config FILE`: validate without starting.
-use crate::{cli::CheckConfigArgs, config::Config, engine::LimitSpec};
+use crate::{
+    cli::CheckConfigArgs,
+    config::{Config, signal_warnings},
+    engine::LimitSpec,
+};
 
 /// Prints "FILE: ok" and a summary; a bad file returns its `ConfigError`,
 /// which `main` prints (every error) and maps to exit status 78.
@@ -34,6 +38,11 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<()> {
             describe_limit(policy.settings.limit),
             if flags.is_empty() { String::new() } else { format!(", {}", flags.join(", ")) }
         );
+        let steps: Vec<&str> = policy.settings.actions.cleanup.iter().map(|s| s.name()).collect();
+        println!("    cleanup: {}", if steps.is_empty() { "none".to_owned() } else { steps.join(", ") });
+    }
+    for warning in signal_warnings(&config) {
+        println!("warning: {warning}");
     }
     Ok(())
 }

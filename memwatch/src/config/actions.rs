@@ -3,10 +3,10 @@
 //! daemon does about a target's level, and how hard.
 use std::path::PathBuf;
 
-use rustix::process::Signal;
 use toml::{Table, Value};
 
 use super::{
+    cleanup::{CleanupStep, default_steps},
     policy::read_duration,
     walk::{Fields, Problems, expected},
 };
@@ -69,10 +69,10 @@ pub enum LeakAction {
 }
 
 /// Per-policy action settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActionSettings {
-    /// Sent to the target's processes at critical ("drop your caches").
-    pub cleanup_signal: Signal,
+    /// The steps of each critical-level cleanup pass, in order.
+    pub cleanup: Vec<CleanupStep>,
     pub cleanup_passes: u32,
     /// Seconds between a cleanup signal and the re-measure that judges it.
     pub pass_wait_secs: f64,
@@ -89,7 +89,7 @@ pub struct ActionSettings {
 impl Default for ActionSettings {
     fn default() -> Self {
         Self {
-            cleanup_signal: Signal::USR1,
+            cleanup: default_steps(),
             cleanup_passes: DEFAULT_CLEANUP_PASSES,
             pass_wait_secs: DEFAULT_PASS_WAIT_SECS,
             cooldown_secs: DEFAULT_COOLDOWN_SECS,
@@ -99,24 +99,6 @@ impl Default for ActionSettings {
             kill_grace_secs: DEFAULT_KILL_GRACE_SECS,
         }
     }
-}
-
-/// Signals a service may reasonably be asked to clean up on. Not TERM/KILL
-/// (those are the emergency's), nor anything whose default action dumps core.
-const CLEANUP_SIGNALS: &[(&str, Signal)] =
-    &[("SIGUSR1", Signal::USR1), ("SIGUSR2", Signal::USR2), ("SIGHUP", Signal::HUP)];
-
-pub fn signal_name(signal: Signal) -> &'static str {
-    CLEANUP_SIGNALS.iter().find(|(_, s)| *s == signal).map_or("signal", |(n, _)| n)
-}
-
-fn read_signal(value: &Value) -> Result<Signal, String> {
-    let Some(name) = value.as_str() else { return Err(expected("a signal name such as \"SIGUSR1\"", value)) };
-    let full = if name.starts_with("SIG") { name.to_owned() } else { format!("SIG{name}") };
-    CLEANUP_SIGNALS.iter().find(|(n, _)| *n == full).map(|(_, s)| *s).ok_or_else(|| {
-        let known: Vec<&str> = CLEANUP_SIGNALS.iter().map(|(n, _)| *n).collect();
-        format!("{name:?} is not a cleanup signal (use one of {})", known.join(", "))
-    })
 }
 
 /// Reads a duration into `slot` if it lies in `range` (seconds).
@@ -140,11 +122,27 @@ fn duration_in(
 }
 
 /// `actions` inside `[defaults]` or a `[[policy]]`, over `base`.
-pub fn read_settings(table: &Table, path: String, base: &ActionSettings, problems: &mut Problems) -> ActionSettings {
+/// `may_signal`: whether a `signal` step is allowed here (see `cleanup`).
+pub fn read_settings(
+    table: &Table,
+    path: String,
+    base: &ActionSettings,
+    may_signal: bool,
+    problems: &mut Problems,
+) -> ActionSettings {
     let mut fields = Fields::new(table, path);
-    let mut settings = *base;
-    if let Some(signal) = fields.read("cleanup_signal", problems, read_signal) {
-        settings.cleanup_signal = signal;
+    let mut settings = base.clone();
+    if fields.raw("cleanup_signal").is_some() {
+        problems.push(
+            &fields.path_of("cleanup_signal"),
+            "replaced by `cleanup`, a list of steps: cleanup = [{ signal = \"SIGUSR2\" }] in a policy that names \
+             the service (docs/actions.md)",
+        );
+    }
+    if let Some(value) = fields.raw("cleanup")
+        && let Some(steps) = super::cleanup::read_steps(value, &fields.path_of("cleanup"), may_signal, problems)
+    {
+        settings.cleanup = steps;
     }
     if let Some(passes) = fields.unsigned("cleanup_passes", problems) {
         match u32::try_from(passes) {
@@ -215,7 +213,9 @@ pub fn read_config(table: &Table, problems: &mut Problems) -> ActionsConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use rustix::process::Signal;
+
+    use crate::config::{Config, cleanup::CleanupStep};
 
     use super::*;
 
@@ -224,7 +224,8 @@ mod tests {
         let config = Config::parse(
             "[actions]\ndry_run = true\nincident_log = \"/tmp/i.jsonl\"\nincident_max_bytes = \"1MiB\"\nincident_keep = 2\n\
              [defaults.actions]\ncooldown = \"30s\"\non_leak = \"throttle\"\n\
-             [[policy]]\nname = \"a\"\n[policy.actions]\ncleanup_signal = \"USR2\"\nkill = true\nkill_grace = 3\n",
+             [[policy]]\nname = \"a\"\nmatch = { unit = \"a.service\" }\n[policy.actions]\n\
+             cleanup = [{ reclaim = true }, { signal = \"USR2\" }]\nkill = true\nkill_grace = 3\n",
         )
         .unwrap();
         assert!(config.actions.dry_run);
@@ -233,10 +234,10 @@ mod tests {
         let policy = &config.policies[0].settings.actions;
         assert_eq!(policy.cooldown_secs, 30.0, "inherited from [defaults.actions]");
         assert_eq!(policy.on_leak, LeakAction::Throttle);
-        assert_eq!(policy.cleanup_signal, Signal::USR2);
+        assert_eq!(policy.cleanup, [CleanupStep::Reclaim, CleanupStep::Signal { signal: Signal::USR2 }]);
         assert!(policy.kill);
         assert_eq!(policy.kill_grace_secs, 3.0);
-        assert_eq!(config.defaults.actions.cleanup_signal, Signal::USR1);
+        assert_eq!(config.defaults.actions.cleanup, [CleanupStep::Reclaim], "reclaim only: no signal by default");
     }
 
     #[test]
@@ -264,6 +265,6 @@ mod tests {
             ],
             "{errors:#?}"
         );
-        assert!(errors[3].contains("not a cleanup signal"), "{errors:#?}");
+        assert!(errors[3].contains("replaced by `cleanup`"), "{errors:#?}");
     }
 }

@@ -5,10 +5,12 @@
 //! with its key path and reported together; a typo never silently becomes a
 //! default, and a user fixes everything in one go.
 pub mod actions;
+pub mod cleanup;
 mod env;
 pub mod files;
 pub mod observe;
 mod policy;
+mod signal_warnings;
 mod units;
 mod walk;
 
@@ -17,6 +19,7 @@ use std::{collections::HashMap, fmt, path::Path, time::Duration};
 pub use actions::{ActionSettings, ActionsConfig, LeakAction};
 pub use env::{Env, from_process as env_from_process};
 pub use policy::{Granularity, Identity, Matcher, Policy, PolicySettings};
+pub use signal_warnings::signal_warnings;
 pub use units::{parse_duration_secs, parse_size};
 
 use toml::{Table, Value};
@@ -220,7 +223,7 @@ fn read_config(table: &Table, env: &Env, problems: &mut Problems) -> Config {
 
     if let Some(defaults) = top.table("defaults", problems) {
         let mut fields = Fields::new(defaults, "defaults");
-        config.defaults = policy::read_settings(&mut fields, &PolicySettings::default(), problems);
+        config.defaults = policy::read_settings(&mut fields, &PolicySettings::default(), false, problems);
         fields.finish(problems);
     }
     let from_env = env::apply_thresholds(env, &mut config.defaults.engine.thresholds, problems);

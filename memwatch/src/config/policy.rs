@@ -20,7 +20,7 @@ pub enum Granularity {
 }
 
 /// How a target is judged, and what may be done about it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicySettings {
     /// `None`: the target's cgroup limit, else host memory.
     pub limit: Option<LimitSpec>,
@@ -103,6 +103,12 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Whether any criterion is given: a matcher with none matches
+    /// every process, and names no service.
+    pub fn names_something(&self) -> bool {
+        self.unit.is_some() || self.cgroup.is_some() || self.process.is_some() || self.exe.is_some()
+    }
+
     pub fn matches(&self, id: &Identity<'_>) -> bool {
         fn check<M>(criterion: &Option<M>, value: Option<&str>, is_match: impl Fn(&M, &str) -> bool) -> bool {
             match criterion {
@@ -127,8 +133,15 @@ pub struct Policy {
 
 /// Reads the keys `[defaults]` and `[[policy]]` share into `base`'s copy:
 /// a policy only overrides what it sets.
-pub fn read_settings(fields: &mut Fields<'_>, base: &PolicySettings, problems: &mut Problems) -> PolicySettings {
-    let mut settings = *base;
+/// `may_signal`: whether this table may hold a `signal` cleanup step (a
+/// policy whose match names the service; never `[defaults]`).
+pub fn read_settings(
+    fields: &mut Fields<'_>,
+    base: &PolicySettings,
+    may_signal: bool,
+    problems: &mut Problems,
+) -> PolicySettings {
+    let mut settings = base.clone();
     if let Some(limit) = fields.read("limit", problems, read_limit) {
         settings.limit = Some(limit);
     }
@@ -191,7 +204,8 @@ pub fn read_settings(fields: &mut Fields<'_>, base: &PolicySettings, problems: &
         settings.dry_run = dry_run;
     }
     if let Some(table) = fields.table("actions", problems) {
-        settings.actions = super::actions::read_settings(table, fields.path_of("actions"), &base.actions, problems);
+        settings.actions =
+            super::actions::read_settings(table, fields.path_of("actions"), &base.actions, may_signal, problems);
     }
     settings
 }
@@ -271,7 +285,8 @@ pub fn read_policy(index: usize, value: &Value, defaults: &PolicySettings, probl
         Some(other) => Err(format!("{other:?} is not a target kind (use \"cgroup\" or \"process\")")),
         None => Err(expected("\"cgroup\" or \"process\"", v)),
     });
-    let settings = read_settings(&mut fields, defaults, problems);
+    let names_something = matcher.as_ref().is_some_and(Matcher::names_something);
+    let settings = read_settings(&mut fields, defaults, names_something, problems);
     check_thresholds(&path, &settings.engine.thresholds, problems);
     fields.finish(problems);
     Some(Policy {

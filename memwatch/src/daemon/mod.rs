@@ -16,10 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::time::MissedTickBehavior;
+use tokio::{sync::mpsc::UnboundedReceiver, time::MissedTickBehavior};
 
 use crate::{
-    actions::{self, Executor, PidfdSignaller, Readiness, Signaller, sys::ActError},
+    actions::{self, Executor, PassDone, PidfdSignaller, Readiness, Signaller, passes, sys::ActError},
     config::Config,
     engine::{EngineOptions, planner::Performed},
     model::sample::{ProcessSample, Snapshot},
@@ -82,6 +82,9 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
         config = %options.config_path.display(),
         "memwatch started"
     );
+    for warning in crate::config::signal_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
 
     let host = meminfo::read(ProcFs::default().root()).map_err(DaemonError::HostMemory)?;
     let recorder = match &options.record {
@@ -91,7 +94,8 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     // Restores what a crashed predecessor left throttled before anything else.
     // The executor holds the flag; GET /health reads a clone of this handle.
     let readiness = Readiness::new();
-    let executor = actions::start(&config.actions, readiness.clone())?;
+    let mut executor = actions::start(&config.actions, readiness.clone())?;
+    let mut passes_done = executor.take_pass_results().expect("a new executor's pass results are not taken yet");
     let mut observe = Observability::start(&config, readiness).await?;
     collector.set_info_cache(observe.info_cache());
     observe.event(format!("monitoring started (mode {})", collector.mode()));
@@ -127,6 +131,12 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
                     continue;
                 }
             },
+            // A cleanup pass applied off the loop is done: its outcomes.
+            Some(done) = passes_done.recv() => {
+                let performed = daemon.pass_done(done);
+                observe.record_performed(&performed);
+                continue;
+            }
             // Cleanup / cache requests from the API, answered between readings.
             Some(request) = observe.next_request() => {
                 let caches = observe.caches();
@@ -148,7 +158,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
             Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e}")),
         }
     }
-    daemon.shutdown();
+    daemon.shutdown(&mut passes_done);
     observe.stop().await;
     drop(collector);
     tracing::info!("limits restored, probes detached, memwatch stopped");
@@ -219,6 +229,18 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
         (tick, performed)
     }
 
+    /// A pass applied off the loop is done: its records get the outcomes,
+    /// logged and recorded like any round's.
+    fn pass_done(&mut self, done: PassDone) -> Vec<Performed> {
+        let t = round::unix_seconds();
+        let performed = self.pipeline.planner_mut().pass_done(t, done.pass, &done.results);
+        round::log_performed(&performed);
+        if let Some(recorder) = &mut self.recorder {
+            round::record(recorder.done(t, done.pass, &done.results));
+        }
+        performed
+    }
+
     /// SIGHUP: the config at `path` again. Returns the config to run with
     /// when it is good; a bad one is logged with every error and the running
     /// one stays. Either way `memwatch status` shows the outcome.
@@ -241,14 +263,27 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
                     tracing::warn!("config reload: {key} changed; the running value stays until memwatch restarts");
                 }
                 tracing::info!(config = %path.display(), "config reloaded");
+                for warning in crate::config::signal_warnings(&config) {
+                    tracing::warn!("{warning}");
+                }
                 observe.record_reload(Vec::new(), restart_needed.iter().map(|k| (*k).to_owned()).collect());
                 Some(*config)
             }
         }
     }
 
-    /// Clean exit: every open episode ends, what it lowered is restored.
-    fn shutdown(&mut self) {
+    /// Clean exit: passes under way get a moment to finish (their outcomes
+    /// belong in the incident records), then every open episode ends and
+    /// what it lowered is restored.
+    fn shutdown(&mut self, passes_done: &mut UnboundedReceiver<PassDone>) {
+        self.executor.stop_passes();
+        let deadline = Instant::now() + passes::EXIT_WAIT;
+        while self.pipeline.planner().passes_running() > 0 && Instant::now() < deadline {
+            match passes_done.try_recv() {
+                Ok(done) => drop(self.pass_done(done)),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
         let (t, started) = (round::unix_seconds(), Instant::now());
         let decisions = self.pipeline.planner_mut().shutdown(t);
         let (applied, _) = round::apply(&decisions, started, &mut self.pipeline, &mut self.executor);

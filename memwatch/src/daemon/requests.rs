@@ -11,7 +11,10 @@ use crate::{
     api::control::{CleanupReport, ControlError, Controller, TargetCleanup},
     cache::CacheRegistry,
     engine::{Level, planner::Performed},
-    model::{incident::Outcome, target_key::TargetKey},
+    model::{
+        incident::{ActionRecord, Outcome},
+        target_key::TargetKey,
+    },
     pipeline::Facts,
     trace::v2::RecordingFacts,
 };
@@ -48,35 +51,55 @@ impl<'a, S: Signaller, F: Facts> Responder<'a, S, F> {
         };
         let level = daemon.pipeline.planner().level(key);
         let decided = asked.ok_or_else(|| ControlError::UnknownTarget(key.to_string()))?;
-        let record = match decided {
+        let records = match decided {
             Ok(decisions) => {
                 let (applied, performed) =
                     round::apply(&decisions, started, &mut daemon.pipeline, &mut daemon.executor);
                 if let (Some(recorder), Some(answers)) = (&mut daemon.recorder, answers) {
                     round::record(recorder.request(t, key, answers).and_then(|()| recorder.applied(&applied)));
                 }
-                let first = performed.iter().find(|p| p.target == *key).map(|p| p.record.clone());
+                let records: Vec<ActionRecord> =
+                    performed.iter().filter(|p| p.target == *key).map(|p| p.record.clone()).collect();
                 self.performed.extend(performed);
-                first.ok_or_else(|| ControlError::Failed(format!("{key}: the cleanup decided no action")))?
+                if records.is_empty() {
+                    return Err(ControlError::Failed(format!("{key}: the cleanup decided no action")));
+                }
+                records
             }
             Err(refused) => {
                 tracing::info!(target_key = %key, detail = %refused.detail, "requested cleanup not run");
                 if let (Some(recorder), Some(answers)) = (&mut daemon.recorder, answers) {
                     round::record(recorder.request(t, key, answers).and_then(|()| recorder.applied(&[])));
                 }
-                refused
+                vec![refused]
             }
         };
+        let outcome = pass_outcome(&records);
         Ok(TargetCleanup {
             target: key.to_string(),
             level,
-            outcome: record.outcome,
-            sent_at: matches!(record.outcome, Outcome::Ok | Outcome::DryRun).then_some(record.t),
-            actions: vec![record.detail],
+            outcome,
+            sent_at: matches!(outcome, Outcome::Ok | Outcome::DryRun | Outcome::Pending).then_some(records[0].t),
+            actions: records.into_iter().map(|r| r.detail).collect(),
             freed_bytes: 0,
             measured: false,
         })
     }
+
+    /// Whether nothing is changed on `key` because of a `dry_run` (global or its policy's).
+    fn is_dry_run(&self, key: &TargetKey) -> bool {
+        let pipeline = &self.daemon.pipeline;
+        let config = pipeline.config();
+        let policy = pipeline.targets().binary_search_by(|t| t.key.cmp(key)).ok().map(|i| pipeline.targets()[i].policy);
+        config.actions.dry_run || policy.is_some_and(|p| config.settings(p).dry_run)
+    }
+}
+
+/// One outcome for a pass's records: it did something if any step did (or
+/// is still doing it); else the first step's outcome says why not.
+fn pass_outcome(records: &[ActionRecord]) -> Outcome {
+    let any = |outcome| records.iter().any(|r| r.outcome == outcome);
+    [Outcome::Ok, Outcome::Pending, Outcome::DryRun].into_iter().find(|o| any(*o)).unwrap_or(records[0].outcome)
 }
 
 impl<S: Signaller, F: Facts> Controller for Responder<'_, S, F> {
@@ -99,15 +122,13 @@ impl<S: Signaller, F: Facts> Controller for Responder<'_, S, F> {
                 .map(|t| t.key.clone())
                 .collect(),
         };
+        // What the answer says is what the config means, whatever the
+        // targets' outcomes (a refused or skipped one changes nothing either).
+        let dry_run = self.daemon.pipeline.config().actions.dry_run
+            || (!chosen.is_empty() && chosen.iter().all(|key| self.is_dry_run(key)));
         let targets = chosen.iter().map(|key| self.clean(key)).collect::<Result<Vec<_>, _>>()?;
         let note = targets.is_empty().then(|| "no target at warning or above; name one with ?target=".to_owned());
-        Ok(CleanupReport {
-            dry_run: targets.iter().any(|t| t.outcome == Outcome::DryRun)
-                && !targets.iter().any(|t| t.outcome == Outcome::Ok),
-            targets,
-            freed_bytes: 0,
-            note,
-        })
+        Ok(CleanupReport { dry_run, targets, freed_bytes: 0, note })
     }
 
     fn clear_cache(&mut self, name: &str) -> Result<u64, ControlError> {

@@ -3,15 +3,20 @@
 //! the loop does, against a fixture cgroupfs and a fake signaller, on a
 //! fake clock. Levels come from the engine (the default thresholds of an
 //! `app` policy with a 100 MiB limit); each step says which it expects.
-use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use rustix::process::Signal;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
 
 use super::{Daemon, requests::Responder};
 use crate::{
     actions::{
-        Executor, Readiness, Signaller,
+        Executor, PassDone, Readiness, Signaller,
         incident_log::{IncidentLog, read_all},
         sys::{ActError, throttle_state::Throttles},
     },
@@ -22,6 +27,7 @@ use crate::{
     model::{
         cgroup::KnobReading,
         incident::{ActionKind, Incident, IncidentEnd, Outcome},
+        runtime::Runtime,
         sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
         signals::SignalMasks,
         target_key::TargetKey,
@@ -35,14 +41,15 @@ const DAEMON: u32 = 999;
 const CGROUP: &str = "/app.slice/app.service";
 const KEY: &str = "cgroup:/app.slice/app.service";
 
-#[derive(Default)]
+/// Shared, as the pass workers get copies of it.
+#[derive(Clone, Default)]
 struct Fake {
-    sent: Vec<(u32, Signal)>,
+    sent: Arc<Mutex<Vec<(u32, Signal)>>>,
 }
 
 impl Signaller for Fake {
-    fn send(&mut self, _id: ProcessId, signal: Signal) -> Result<(), ActError> {
-        self.sent.push((_id.pid, signal));
+    fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError> {
+        self.sent.lock().unwrap().push((id.pid, signal));
         Ok(())
     }
 }
@@ -66,6 +73,10 @@ impl Facts for FixtureFacts {
         let caught = if self.unhandled.contains(&id.pid) { 0 } else { 1 << (Signal::USR1.as_raw() - 1) };
         Some(SignalMasks { caught, ..Default::default() })
     }
+
+    fn runtime(&mut self, _id: ProcessId) -> Option<Runtime> {
+        None
+    }
 }
 
 struct Harness {
@@ -73,6 +84,7 @@ struct Harness {
     _state: tempfile::TempDir,
     log: PathBuf,
     daemon: Daemon<Fake, FixtureFacts>,
+    passes_done: UnboundedReceiver<PassDone>,
     /// (pid, RSS MiB) of the target's processes.
     members: Vec<(u32, u64)>,
     t: f64,
@@ -94,6 +106,7 @@ fn config(protect: bool, dry_run: bool, global_dry_run: bool) -> Config {
         [policy.actions]
         pass_wait = "1s"
         cooldown = "5s"
+        cleanup = [{{ signal = "SIGUSR1" }}]
         "#
     ))
     .unwrap()
@@ -113,7 +126,7 @@ impl Harness {
         let state = tempfile::tempdir().unwrap();
         let log = state.path().join("incidents.jsonl");
         let cgroupfs = CgroupFs::new(root.path());
-        let executor = Executor::new(
+        let mut executor = Executor::new(
             cgroupfs.clone(),
             Throttles::load(state.path().join("throttles.json")).unwrap(),
             Fake::default(),
@@ -122,8 +135,9 @@ impl Harness {
         );
         let pipeline = Pipeline::new(config, 16 << 30, EngineOptions::default(), DAEMON);
         let facts = FixtureFacts { cgroupfs, unhandled: HashSet::new() };
+        let passes_done = executor.take_pass_results().unwrap();
         let daemon = Daemon { pipeline, executor, facts, recorder: None, capped: false };
-        Self { root, _state: state, log, daemon, members: vec![member(100, 0)], t: 1000.0 }
+        Self { root, _state: state, log, daemon, passes_done, members: vec![member(100, 0)], t: 1000.0 }
     }
 
     fn file(&self, name: &str) -> String {
@@ -171,8 +185,8 @@ impl Harness {
         pending.settle(Instant::now(), |key, at| self.daemon.pipeline.planner().measured(key, at));
     }
 
-    fn signals(&self) -> &[(u32, Signal)] {
-        &self.daemon.executor.signaller().sent
+    fn signals(&self) -> Vec<(u32, Signal)> {
+        self.daemon.executor.signaller().sent.lock().unwrap().clone()
     }
 
     fn incidents(&self) -> Vec<Incident> {
@@ -288,4 +302,58 @@ fn protected_targets_and_processes_without_a_handler_are_refused() {
     let report = answered(&mut h.request(&mut pending, Some(KEY))).unwrap();
     assert_eq!(report.targets[0].outcome, Outcome::Refused, "{report:?}");
     assert!(h.signals().is_empty(), "pid 1, memwatch and a process the signal would kill");
+}
+
+#[test]
+fn the_answer_says_dry_run_whenever_the_config_says_so_whatever_the_outcome() {
+    // Protected and globally dry: refused, and still nothing would change.
+    let mut h = Harness::new(config(true, false, true));
+    let mut pending = PendingCleanups::default();
+    h.step(91, Level::Critical);
+    let report = answered(&mut h.request(&mut pending, Some(KEY))).unwrap();
+    assert_eq!(report.targets[0].outcome, Outcome::Refused);
+    assert!(report.dry_run, "[actions] dry_run = true: nothing is ever changed");
+    // Nothing under pressure: still the config's word.
+    let mut h = Harness::new(config(false, false, true));
+    h.step(10, Level::Normal);
+    let report = answered(&mut h.request(&mut pending, None)).unwrap();
+    assert!(report.targets.is_empty() && report.dry_run);
+    // Live config: false.
+    let mut h = Harness::new(config(false, false, false));
+    h.step(10, Level::Normal);
+    assert!(!answered(&mut h.request(&mut pending, None)).unwrap().dry_run);
+}
+
+#[test]
+fn at_exit_a_pass_under_way_finishes_and_its_outcome_is_in_the_incident() {
+    let marks = tempfile::tempdir().unwrap();
+    let started = marks.path().join("started");
+    let config = Config::parse(&format!(
+        r#"
+        [[policy]]
+        name = "app"
+        match = {{ cgroup = "{CGROUP}" }}
+        limit = "100MiB"
+        [policy.leak]
+        enabled = false
+        [policy.actions]
+        cleanup = [{{ exec = ["/bin/sh", "-c", "touch {started}; sleep 0.3"] }}]
+        "#,
+        started = started.display()
+    ))
+    .unwrap();
+    let mut h = Harness::new(config);
+    h.step(50, Level::Normal);
+    h.step(91, Level::Critical);
+    assert_eq!(h.daemon.pipeline.planner().passes_running(), 1, "the exec step runs off the loop");
+    // memwatch stops while the command runs.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    h.daemon.shutdown(&mut h.passes_done);
+    let incidents = h.incidents();
+    let exec = incidents[0].actions.iter().find(|a| a.action == ActionKind::Exec).expect("the exec step's record");
+    assert_eq!(exec.outcome, Outcome::Ok, "{exec:?}");
+    assert!(exec.detail.contains("sleep 0.3: exit status 0"), "{}", exec.detail);
 }

@@ -40,14 +40,18 @@ pub fn apply<S: Signaller>(
         tracing::info!(target: DECISION_LOG, "{}", decision.to_json_line());
     }
     let settled = pipeline.planner_mut().settle(&applied);
-    for performed in &settled.performed {
-        log_action(performed);
-    }
+    log_performed(&settled.performed);
     for (key, note) in pipeline.planner_mut().take_notes() {
         tracing::info!(target_key = %key, "{note}");
     }
     executor.write_incidents(&settled.incidents);
     (applied, settled.performed)
+}
+
+pub fn log_performed(performed: &[Performed]) {
+    for p in performed {
+        log_action(p);
+    }
 }
 
 fn log_action(p: &Performed) {

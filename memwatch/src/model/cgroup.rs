@@ -122,6 +122,9 @@ pub enum KnobReading {
         /// memory.usage_in_bytes): page cache and kernel memory included.
         /// `None` when unreadable: the processes' RSS sum stands in.
         usage: Option<u64>,
+        /// v2 `memory.reclaim` exists (Linux 5.19+).
+        #[serde(default)]
+        reclaim: bool,
     },
     /// Opening the cgroup or reading its knob failed (`gone`: it was removed).
     Unreadable { gone: bool, detail: String },

@@ -67,6 +67,12 @@ impl std::fmt::Display for IncidentEnd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
+    /// `memory.reclaim` on the target's cgroup (a cleanup step).
+    Reclaim,
+    /// A POST to the service's own cleanup endpoint (a cleanup step).
+    Http,
+    /// A command run for the target (a cleanup step).
+    Exec,
     Signal,
     Throttle,
     Clamp,
@@ -81,6 +87,9 @@ impl ActionKind {
     /// The name it has in the incident log and the metrics.
     pub const fn as_str(self) -> &'static str {
         match self {
+            ActionKind::Reclaim => "reclaim",
+            ActionKind::Http => "http",
+            ActionKind::Exec => "exec",
             ActionKind::Signal => "signal",
             ActionKind::Throttle => "throttle",
             ActionKind::Clamp => "clamp",
@@ -112,6 +121,9 @@ pub enum Outcome {
     /// Nothing needed doing (limit already lower, no processes, ...).
     Skipped,
     Failed,
+    /// Still running (a cleanup step off the monitoring loop) when the
+    /// record was written.
+    Pending,
 }
 
 impl Outcome {
@@ -124,6 +136,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::Skipped => "skipped",
             Outcome::Failed => "failed",
+            Outcome::Pending => "pending",
         }
     }
 }

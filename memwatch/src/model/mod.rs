@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod delta;
 pub mod incident;
+pub mod runtime;
 pub mod sample;
 pub mod signals;
 pub mod target_key;

@@ -29,6 +29,9 @@ use crate::{
 pub struct TargetMember {
     pub id: ProcessId,
     pub rss: u64,
+    /// The target's policy matched this process itself, not only a process
+    /// of its cgroup: only these may get the policy's cleanup signal.
+    pub matched: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +109,8 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
         });
         let rss = process.counters.rss();
         target.usage_bytes += rss;
-        target.members.push(TargetMember { id: process.id, rss });
+        let matched = target.policy.is_some() && own == target.policy;
+        target.members.push(TargetMember { id: process.id, rss, matched });
     }
     let mut targets: Vec<Target> = targets.into_values().collect();
     for target in &mut targets {
@@ -143,7 +147,9 @@ pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
             members: Vec::new(),
         });
         into.usage_bytes += target.usage_bytes;
-        into.members.extend(target.members);
+        let policy = into.policy;
+        into.members
+            .extend(target.members.into_iter().map(|m| TargetMember { matched: m.matched && policy.is_some(), ..m }));
         into.members.sort_by_key(|m| m.id);
     }
     // Folding can add cgroup targets: keep the largest `max` of them.

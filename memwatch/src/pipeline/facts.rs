@@ -2,8 +2,8 @@
 //! the daemon answers from /sys and /proc (`SystemFacts`), a replay from the
 //! recording, tests from fixtures.
 use crate::{
-    model::{cgroup::KnobReading, sample::ProcessId, signals::SignalMasks},
-    sources::{cgroupfs::CgroupFs, procfs::ProcFs},
+    model::{cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks},
+    sources::{cgroupfs::CgroupFs, procfs::ProcFs, runtime},
 };
 
 pub trait Facts {
@@ -13,6 +13,8 @@ pub trait Facts {
     fn knob(&mut self, cgroup: &str) -> KnobReading;
     /// What `id` does with each signal; `None` when it cannot be told.
     fn signals(&mut self, id: ProcessId) -> Option<SignalMasks>;
+    /// What runtime `id` is (node, a JVM, ...), if one of those memwatch knows.
+    fn runtime(&mut self, id: ProcessId) -> Option<Runtime>;
 }
 
 /// The live system.
@@ -20,6 +22,7 @@ pub trait Facts {
 pub struct SystemFacts {
     pub cgroupfs: CgroupFs,
     pub procfs: ProcFs,
+    pub runtimes: runtime::RuntimeCache,
 }
 
 impl Facts for SystemFacts {
@@ -38,5 +41,13 @@ impl Facts for SystemFacts {
             return None;
         }
         self.procfs.signal_masks(id.pid)
+    }
+
+    fn runtime(&mut self, id: ProcessId) -> Option<Runtime> {
+        // Only the process we measured: a reused pid's runtime is not its.
+        if self.procfs.stat(id.pid)?.id != id {
+            return None;
+        }
+        self.runtimes.identify(&self.procfs, id)
     }
 }

@@ -98,7 +98,11 @@ impl Pipeline {
         for target in targets {
             let observed_limit = target.cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
             self.monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, &mut events);
-            let members = target.members.iter().map(|m| Member { id: m.id, rss: m.rss, signals: None }).collect();
+            let members = target
+                .members
+                .iter()
+                .map(|m| Member { id: m.id, rss: m.rss, signals: None, matched: m.matched, runtime: None })
+                .collect();
             assessed.push(Assessed {
                 limit_bytes: self.monitor.limit_bytes(target.policy, observed_limit),
                 level: self.monitor.level(&target.key).unwrap_or_default(),
@@ -147,6 +151,7 @@ impl Pipeline {
     fn read_for_acting(&self, target: &mut Assessed, facts: &mut dyn Facts) {
         for member in &mut target.members {
             member.signals = facts.signals(member.id);
+            member.runtime = facts.runtime(member.id);
         }
         if target.key.cgroup_path().is_some()
             && let Some(cgroup) = &target.cgroup

@@ -57,6 +57,10 @@ pub fn run_v2(recording: &Recording, config: Config, host_total: u64, options: E
                     _ => continue,
                 }
             }
+            Round::Done { t, pass, applied } => {
+                pipeline.planner_mut().pass_done(*t, *pass, applied);
+                continue;
+            }
             Round::Shutdown { t, applied } => (pipeline.planner_mut().shutdown(*t), applied),
         };
         let outcomes = outcomes_for(&decisions, applied.as_deref());

@@ -88,9 +88,9 @@ impl CgroupFs {
     /// The throttle knob of `path` and the usage it is compared with, as the
     /// planner needs them; what went wrong if they cannot be read.
     pub fn knob_reading(&self, path: &str) -> KnobReading {
-        let read = self.open(path).and_then(|cg| Ok((cg.knob(), cg.limit()?, cg.usage().ok())));
+        let read = self.open(path).and_then(|cg| Ok((cg.knob(), cg.limit()?, cg.usage().ok(), cg.can_reclaim())));
         match read {
-            Ok((knob, limit, usage)) => KnobReading::Read { knob, limit, usage },
+            Ok((knob, limit, usage, reclaim)) => KnobReading::Read { knob, limit, usage, reclaim },
             Err(e) => KnobReading::Unreadable { gone: matches!(e, CgroupError::Gone { .. }), detail: e.to_string() },
         }
     }
@@ -196,6 +196,11 @@ impl Cgroup {
             .parse()
             .map_err(|e| format!("not a byte count: {e}"))
             .map_err(|detail| self.parse_error(path, &text, detail))
+    }
+
+    /// Whether v2 `memory.reclaim` exists here (Linux 5.19+).
+    pub fn can_reclaim(&self) -> bool {
+        self.dir.join("memory.reclaim").is_file()
     }
 
     /// v2 `memory.events`: `high` rising is the proof that throttling bites.

@@ -7,3 +7,4 @@ pub mod collect;
 pub mod ebpf;
 pub mod meminfo;
 pub mod procfs;
+pub mod runtime;

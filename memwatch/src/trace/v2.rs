@@ -6,6 +6,7 @@
 //! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"knobs":{…},"signals":[…]}}}
 //! {"applied":[{"outcome":"ok","detail":"…"},…]}                                  outcomes of the round before
 //! {"request":{"t":…,"target":"cgroup:/…","answers":{…}}}                         POST /health/gc
+//! {"done":{"t":…,"pass":…,"applied":[…]}}                                       a pass applied off the loop is done
 //! {"shutdown":{"t":…}}                                                          memwatch stopped
 //! ```
 //!
@@ -27,11 +28,11 @@ use crate::{
     model::{
         cgroup::KnobReading,
         incident::Outcome,
+        runtime::Runtime,
         sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
         signals::SignalMasks,
         target_key::TargetKey,
     },
-    pipeline::Facts,
 };
 
 pub const VERSION: u32 = 2;
@@ -58,11 +59,14 @@ pub struct Answers {
     /// (pid, start time, masks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<(u32, u64, Option<SignalMasks>)>,
+    /// (pid, start time, runtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<(u32, u64, Option<Runtime>)>,
 }
 
 impl Answers {
     pub fn is_empty(&self) -> bool {
-        self.limits.is_empty() && self.knobs.is_empty() && self.signals.is_empty()
+        self.limits.is_empty() && self.knobs.is_empty() && self.signals.is_empty() && self.runtimes.is_empty()
     }
 }
 
@@ -101,6 +105,16 @@ struct RequestLine {
 struct AppliedLine {
     outcome: Outcome,
     detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    freed_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoneLine {
+    t: f64,
+    pass: u64,
+    applied: Vec<AppliedLine>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -117,15 +131,35 @@ enum Line {
     Tick(TickLine),
     Applied(Vec<AppliedLine>),
     Request(RequestLine),
+    Done(DoneLine),
     Shutdown(ShutdownLine),
 }
 
 /// One round of a recording, ready to replay.
 #[derive(Debug, Clone)]
 pub enum Round {
-    Tick { t: f64, processes: Vec<ProcessSample>, answers: Answers, applied: Option<Vec<Applied>> },
-    Request { t: f64, target: TargetKey, answers: Answers, applied: Option<Vec<Applied>> },
-    Shutdown { t: f64, applied: Option<Vec<Applied>> },
+    Tick {
+        t: f64,
+        processes: Vec<ProcessSample>,
+        answers: Answers,
+        applied: Option<Vec<Applied>>,
+    },
+    Request {
+        t: f64,
+        target: TargetKey,
+        answers: Answers,
+        applied: Option<Vec<Applied>>,
+    },
+    /// The steps of cleanup pass `pass`, applied off the loop, are done.
+    Done {
+        t: f64,
+        pass: u64,
+        applied: Vec<Applied>,
+    },
+    Shutdown {
+        t: f64,
+        applied: Option<Vec<Applied>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -195,19 +229,23 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
                     applied: None,
                 });
             }
+            Line::Done(done) => {
+                check_time(done.t)?;
+                rounds.push(Round::Done { t: done.t, pass: done.pass, applied: from_lines(done.applied) });
+            }
             Line::Shutdown(ShutdownLine { t }) => {
                 check_time(t)?;
                 rounds.push(Round::Shutdown { t, applied: None });
             }
             Line::Applied(outcomes) => {
-                let applied = outcomes
-                    .into_iter()
-                    .map(|a| Applied { outcome: a.outcome, detail: a.detail, done_after_s: 0.0 })
-                    .collect();
+                let applied = from_lines(outcomes);
                 let slot = match rounds.last_mut() {
                     Some(
                         Round::Tick { applied, .. } | Round::Request { applied, .. } | Round::Shutdown { applied, .. },
                     ) => applied,
+                    Some(Round::Done { .. }) => {
+                        return Err(error(n, "outcomes after a done line, which holds its own"));
+                    }
                     None => return Err(error(n, "outcomes before any round")),
                 };
                 if slot.replace(applied).is_some() {
@@ -217,6 +255,17 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
         }
     }
     Ok(Recording { header, rounds })
+}
+
+fn from_lines(lines: Vec<AppliedLine>) -> Vec<Applied> {
+    lines.into_iter().map(|a| Applied { freed_bytes: a.freed_bytes, ..Applied::new(a.outcome, a.detail) }).collect()
+}
+
+fn to_lines(applied: &[Applied]) -> Vec<AppliedLine> {
+    applied
+        .iter()
+        .map(|a| AppliedLine { outcome: a.outcome, detail: a.detail.clone(), freed_bytes: a.freed_bytes })
+        .collect()
 }
 
 /// Writes a recording line by line, as the rounds happen.
@@ -276,8 +325,13 @@ impl Recorder {
         if applied.is_empty() {
             return self.out.flush();
         }
-        let lines = applied.iter().map(|a| AppliedLine { outcome: a.outcome, detail: a.detail.clone() }).collect();
-        write_line(&mut self.out, &Line::Applied(lines))?;
+        write_line(&mut self.out, &Line::Applied(to_lines(applied)))?;
+        self.out.flush()
+    }
+
+    /// Cleanup pass `pass`, applied off the loop, is done at `t`.
+    pub fn done(&mut self, t: f64, pass: u64, applied: &[Applied]) -> std::io::Result<()> {
+        write_line(&mut self.out, &Line::Done(DoneLine { t, pass, applied: to_lines(applied) }))?;
         self.out.flush()
     }
 
@@ -292,63 +346,9 @@ fn write_line(out: &mut dyn Write, line: &Line) -> std::io::Result<()> {
     out.write_all(&text)
 }
 
-/// Answers a round's questions from what the recording holds.
-pub struct RecordedFacts<'a> {
-    pub answers: &'a Answers,
-}
-
-impl Facts for RecordedFacts<'_> {
-    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
-        self.answers.limits.get(cgroup).copied().flatten()
-    }
-
-    fn knob(&mut self, cgroup: &str) -> KnobReading {
-        self.answers.knobs.get(cgroup).cloned().unwrap_or_else(|| KnobReading::Unreadable {
-            gone: false,
-            detail: format!("cgroup {cgroup}: its knob is not in the recording"),
-        })
-    }
-
-    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
-        self.answers
-            .signals
-            .iter()
-            .find(|(pid, start, _)| *pid == id.pid && *start == id.start_time)
-            .and_then(|(_, _, m)| *m)
-    }
-}
-
-/// Asks `inner` and keeps every answer, for the recording.
-pub struct RecordingFacts<'a> {
-    pub inner: &'a mut dyn Facts,
-    pub answers: Answers,
-}
-
-impl<'a> RecordingFacts<'a> {
-    pub fn new(inner: &'a mut dyn Facts) -> Self {
-        Self { inner, answers: Answers::default() }
-    }
-}
-
-impl Facts for RecordingFacts<'_> {
-    fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
-        let limit = self.inner.cgroup_limit(cgroup);
-        self.answers.limits.insert(cgroup.to_owned(), limit);
-        limit
-    }
-
-    fn knob(&mut self, cgroup: &str) -> KnobReading {
-        let knob = self.inner.knob(cgroup);
-        self.answers.knobs.insert(cgroup.to_owned(), knob.clone());
-        knob
-    }
-
-    fn signals(&mut self, id: ProcessId) -> Option<SignalMasks> {
-        let masks = self.inner.signals(id);
-        self.answers.signals.push((id.pid, id.start_time, masks));
-        masks
-    }
-}
+#[path = "v2_facts.rs"]
+mod facts;
+pub use facts::{RecordedFacts, RecordingFacts};
 
 #[cfg(test)]
 #[path = "v2_tests.rs"]

@@ -1,5 +1,8 @@
 use super::*;
-use crate::model::cgroup::{Knob, Limit};
+use crate::{
+    model::cgroup::{Knob, Limit},
+    pipeline::Facts,
+};
 
 fn process(pid: u32, comm: &str, rss: u64) -> ProcessSample {
     ProcessSample {
@@ -41,7 +44,7 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
     answers.limits.insert("/app.slice/api.service".into(), Some(1 << 30));
     answers.knobs.insert(
         "/app.slice/api.service".into(),
-        KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(4096) },
+        KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(4096), reclaim: true },
     );
     answers.signals.push((10, 77, Some(SignalMasks { caught: 1 << 9, ..Default::default() })));
     recorder.tick(1000.5, &procs, answers.clone()).unwrap();
@@ -50,11 +53,14 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
             outcome: Outcome::Ok,
             detail: "SIGUSR1 (pass 1) to 1 of 2 process(es)".into(),
             done_after_s: 0.003,
+            freed_bytes: None,
         }])
         .unwrap();
     // The same processes again: no second process line.
     recorder.tick(1005.5, &procs, Answers::default()).unwrap();
     recorder.request(1006.0, &TargetKey::cgroup("/app.slice/api.service"), Answers::default()).unwrap();
+    let freed = Applied { freed_bytes: Some(4096), ..Applied::new(Outcome::Ok, "memory.reclaim asked for 8 KiB") };
+    recorder.done(1006.5, 3, std::slice::from_ref(&freed)).unwrap();
     recorder.shutdown(1007.0).unwrap();
     recorder.finish().unwrap();
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -62,7 +68,7 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
 
     let recording = parse(&text).unwrap();
     assert_eq!(recording.header, header());
-    assert_eq!(recording.rounds.len(), 4);
+    assert_eq!(recording.rounds.len(), 5);
     assert_eq!(recording.samples(), 4);
     let Round::Tick { t, processes, answers: read, applied } = &recording.rounds[0] else { panic!("a tick first") };
     assert_eq!(*t, 1000.5);
@@ -71,7 +77,12 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
     assert_eq!(read, &answers);
     assert_eq!(applied.as_ref().unwrap()[0].outcome, Outcome::Ok);
     assert!(matches!(&recording.rounds[2], Round::Request { t, .. } if *t == 1006.0));
-    assert!(matches!(&recording.rounds[3], Round::Shutdown { t, applied: None } if *t == 1007.0));
+    assert!(
+        matches!(&recording.rounds[3], Round::Done { t, pass: 3, applied } if *t == 1006.5 && applied[..] == [freed.clone()]),
+        "{:?}",
+        recording.rounds[3]
+    );
+    assert!(matches!(&recording.rounds[4], Round::Shutdown { t, applied: None } if *t == 1007.0));
 
     let mut facts = RecordedFacts { answers: &answers };
     assert_eq!(facts.cgroup_limit("/app.slice/api.service"), Some(1 << 30));
@@ -94,6 +105,11 @@ fn malformed_recordings_name_their_line() {
             "at or after 5",
         ),
         (format!("{head}\n{{\"applied\":[]}}"), 2, "before any round"),
+        (
+            format!("{head}\n{{\"done\":{{\"t\":5,\"pass\":1,\"applied\":[]}}}}\n{{\"applied\":[]}}"),
+            3,
+            "after a done line",
+        ),
         (format!("{head}\n{{\"tick\":{{\"t\":5,\"rss\":[],\"extra\":1}}}}"), 2, "unknown field"),
         (format!("{head}\n\n"), 2, "empty line"),
         (head.replace("\"version\":2", "\"version\":3"), 1, "version 3"),

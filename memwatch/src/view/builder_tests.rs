@@ -28,8 +28,10 @@ fn snapshot(at: Instant, processes: Vec<ProcessSample>) -> Snapshot {
 
 /// The pipeline's view of one cgroup target made of `processes`.
 fn assessed(unit: &str, processes: &[&ProcessSample], limit: u64, level: Level) -> Assessed {
-    let members: Vec<Member> =
-        processes.iter().map(|p| Member { id: p.id, rss: p.counters.rss(), signals: None }).collect();
+    let members: Vec<Member> = processes
+        .iter()
+        .map(|p| Member { id: p.id, rss: p.counters.rss(), signals: None, matched: true, runtime: None })
+        .collect();
     Assessed {
         key: TargetKey::cgroup(&format!("/system.slice/{unit}")),
         policy: None,

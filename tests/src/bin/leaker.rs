@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-const PAGE: usize = 4096;
+use memwatch_tests::pages::map_and_touch;
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
@@ -46,27 +46,6 @@ fn sigusr1_pending(set: &libc::sigset_t) -> bool {
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
     unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &zero) == libc::SIGUSR1 }
-}
-
-fn map_and_touch(len: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping has no preconditions.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(ptr, libc::MAP_FAILED, "mmap of {len} bytes failed");
-    let ptr = ptr.cast::<u8>();
-    for offset in (0..len).step_by(PAGE) {
-        // SAFETY: `ptr..ptr+len` is the fresh writable mapping made above.
-        unsafe { ptr.add(offset).write_volatile(1) };
-    }
-    ptr
 }
 
 fn main() {

@@ -37,6 +37,9 @@ pub enum ActError {
     /// kernel reused its pid. Nothing was signalled.
     #[error("pid {} was reused: start time is {found}, expected {}", id.pid, id.start_time)]
     PidReused { id: ProcessId, found: u64 },
+    /// A cleanup step (`what`: "POST http://…", "exec …") did not work.
+    #[error("{what}: {detail}")]
+    Step { what: String, detail: String },
     #[error("{call}({pid}): {source}")]
     Syscall {
         call: &'static str,

@@ -8,8 +8,13 @@
 //! - `throttle_state`: remember each cgroup's original limit on disk before
 //!   lowering it, and put it back (also after a crash).
 //! - `signal`: signal a process by identity through a pidfd.
+//! - `reclaim`, `http_post`, `exec`: the cleanup steps that may block
+//!   (`memory.reclaim`, a service's endpoint, a command), run off the loop.
 pub mod cgroup;
 mod error;
+pub mod exec;
+pub mod http_post;
+pub mod reclaim;
 pub mod signal;
 pub mod throttle_state;
 

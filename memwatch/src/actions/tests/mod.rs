@@ -1,18 +1,26 @@
 //! The planner and the executor together, as the daemon drives them, on a
 //! fake clock against a fixture cgroupfs and a fake signaller: one call of
 //! `step` is one sampling tick, with the level the engine would have said.
-use std::{collections::HashSet, path::PathBuf, time::Instant};
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use rustix::process::Signal;
+
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
     executor::{Executor, Signaller},
     incident_log::{IncidentLog, read_all},
+    passes::PassDone,
     readiness::Readiness,
     sys::{ActError, throttle_state::Throttles},
 };
 use crate::{
-    config::{LeakAction, PolicySettings},
+    config::{LeakAction, PolicySettings, cleanup::CleanupStep},
     engine::{
         Event, EventKind, LeakVerdict, Level,
         planner::{Decision, Member, Observed, Performed, Planner},
@@ -36,18 +44,19 @@ fn key() -> TargetKey {
     TargetKey::from(KEY)
 }
 
-#[derive(Default)]
+/// Shared, as the pass workers get copies of it.
+#[derive(Clone, Default)]
 struct Fake {
-    sent: Vec<(u32, Signal)>,
-    gone: HashSet<u32>,
+    sent: Arc<Mutex<Vec<(u32, Signal)>>>,
+    gone: Arc<Mutex<HashSet<u32>>>,
 }
 
 impl Signaller for Fake {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError> {
-        if self.gone.contains(&id.pid) {
+        if self.gone.lock().unwrap().contains(&id.pid) {
             return Err(ActError::ProcessGone { id });
         }
-        self.sent.push((id.pid, signal));
+        self.sent.lock().unwrap().push((id.pid, signal));
         Ok(())
     }
 }
@@ -59,6 +68,8 @@ struct Harness {
     log: PathBuf,
     planner: Planner,
     exec: Executor<Fake>,
+    /// Passes the executor applied off the loop, as they finish.
+    passes_done: UnboundedReceiver<PassDone>,
     cgroupfs: CgroupFs,
     settings: PolicySettings,
     members: Vec<Member>,
@@ -70,9 +81,10 @@ struct Harness {
     performed: Vec<Performed>,
 }
 
-/// A member that catches the cleanup signals (what its /proc masks would say).
+/// A member the policy matched, that catches the cleanup signals (what its
+/// /proc masks would say) and is no runtime memwatch knows.
 fn member(pid: u32, rss_mib: u64) -> Member {
-    Member { id: ProcessId { pid, start_time: 7 }, rss: rss_mib * MIB, signals: None }
+    Member { id: ProcessId { pid, start_time: 7 }, rss: rss_mib * MIB, signals: None, matched: true, runtime: None }
 }
 
 impl Harness {
@@ -86,13 +98,14 @@ impl Harness {
         let state_file = state.path().join("throttles.json");
         let log = state.path().join("incidents.jsonl");
         let cgroupfs = CgroupFs::new(root.path());
-        let exec = Executor::new(
+        let mut exec = Executor::new(
             cgroupfs.clone(),
             Throttles::load(&state_file).unwrap(),
             Fake::default(),
             Readiness::new(),
             Some(IncidentLog::new(&log, 1 << 20, 2)),
         );
+        let passes_done = exec.take_pass_results().unwrap();
         Self {
             root,
             _state: state,
@@ -100,6 +113,7 @@ impl Harness {
             log,
             planner: Planner::new(DAEMON, global_dry_run),
             exec,
+            passes_done,
             cgroupfs,
             settings,
             members: vec![member(100, 0)],
@@ -109,6 +123,26 @@ impl Harness {
             protected_inside: false,
             performed: Vec::new(),
         }
+    }
+
+    /// Writes `content` to the target cgroup's file `name`.
+    fn write_file(&self, name: &str, content: &str) {
+        std::fs::write(self.root.path().join("app.slice/app.service").join(name), content).unwrap();
+    }
+
+    /// Waits for the next pass applied off the loop and hands its outcomes
+    /// to the planner, as the daemon loop does; returns the pass's records
+    /// (not kept with the rounds' `performed`).
+    fn finish_pass(&mut self) -> Vec<Performed> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let done = loop {
+            match self.passes_done.try_recv() {
+                Ok(done) => break done,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Err(e) => panic!("no pass finished: {e}"),
+            }
+        };
+        self.planner.pass_done(self.t, done.pass, &done.results)
     }
 
     fn file(&self, name: &str) -> String {
@@ -123,7 +157,10 @@ impl Harness {
         let usage: u64 = self.members.iter().map(|m| m.rss).sum();
         let current = self.root.path().join("app.slice/app.service/memory.current");
         if current.exists() {
-            std::fs::write(current, usage.to_string()).unwrap();
+            // Whole, as the kernel's file is: a pass worker may read it meanwhile.
+            let next = current.with_extension("next");
+            std::fs::write(&next, usage.to_string()).unwrap();
+            std::fs::rename(next, current).unwrap();
         }
         let mut events = Vec::new();
         if level != self.level {
@@ -190,8 +227,8 @@ impl Harness {
         std::mem::take(&mut self.performed)
     }
 
-    fn signals(&self) -> &[(u32, Signal)] {
-        &self.exec.signaller().sent
+    fn signals(&self) -> Vec<(u32, Signal)> {
+        self.exec.signaller().sent.lock().unwrap().clone()
     }
 
     fn incidents(&self) -> Vec<Incident> {
@@ -199,10 +236,13 @@ impl Harness {
     }
 }
 
+/// A policy naming the service, whose cleanup pass is one SIGUSR1: the
+/// step whose timing these tests follow (the others have tests of their own).
 fn settings() -> PolicySettings {
     let mut settings = PolicySettings::default();
     settings.actions.pass_wait_secs = 1.0;
     settings.actions.cooldown_secs = 5.0;
+    settings.actions.cleanup = vec![CleanupStep::Signal { signal: Signal::USR1 }];
     settings
 }
 
@@ -211,3 +251,4 @@ fn kinds(incident: &Incident) -> Vec<(ActionKind, Outcome)> {
 }
 
 mod procedures;
+mod steps;

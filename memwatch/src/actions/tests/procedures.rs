@@ -161,7 +161,7 @@ fn a_cgroup_gone_mid_action_is_recorded_not_fatal() {
     let mut h = Harness::new(settings(), false);
     h.step(91, Level::Critical);
     std::fs::remove_dir_all(h.root.path().join("app.slice/app.service")).unwrap();
-    h.exec.signaller_mut().gone.insert(100);
+    h.exec.signaller_mut().gone.lock().unwrap().insert(100);
     for _ in 0..3 {
         h.step(91, Level::Critical);
     }

@@ -5,10 +5,13 @@
 use rustix::process::Signal;
 use serde::Serialize;
 
-use crate::model::{
-    incident::{ActionKind, Outcome, round_ms},
-    sample::ProcessId,
-    target_key::TargetKey,
+use crate::{
+    config::cleanup::HttpEndpoint,
+    model::{
+        incident::{ActionKind, Outcome, round_ms},
+        sample::ProcessId,
+        target_key::TargetKey,
+    },
 };
 
 /// Why an action was chosen.
@@ -58,6 +61,28 @@ pub enum Plan {
         members: usize,
         refused: usize,
         unhandled: usize,
+        /// Why members were left out beyond the counts (a runtime that uses
+        /// the signal for itself, processes the policy did not match).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
+    },
+    /// Ask the kernel to reclaim `bytes` from the cgroup (`memory.reclaim`).
+    Reclaim { cgroup: String, bytes: u64 },
+    /// POST to the service's own cleanup endpoint.
+    Http {
+        #[serde(serialize_with = "display")]
+        endpoint: HttpEndpoint,
+        timeout_ms: u64,
+        #[serde(skip)]
+        measure: Measure,
+    },
+    /// Run `argv` (no shell) with `env` added to a minimal environment.
+    Exec {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        timeout_ms: u64,
+        #[serde(skip)]
+        measure: Measure,
     },
     /// Lower the cgroup's throttle knob to `bytes` (the reading showed it
     /// higher, and usage at `usage`). Never raises it.
@@ -70,6 +95,26 @@ pub enum Plan {
     ReleaseReady,
 }
 
+/// Whose memory a cleanup step is judged by: the cgroup's usage when the
+/// target is a cgroup, else its processes' resident memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measure {
+    pub cgroup: Option<String>,
+    pub processes: Vec<ProcessId>,
+}
+
+impl Plan {
+    /// Steps that may block (the kernel reclaiming, a service answering, a
+    /// command running): applied off the monitoring loop.
+    pub fn is_slow(&self) -> bool {
+        matches!(self, Plan::Reclaim { .. } | Plan::Http { .. } | Plan::Exec { .. })
+    }
+}
+
+fn display<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// The reading (or request) it was decided on, unix seconds.
@@ -78,6 +123,9 @@ pub struct Decision {
     pub action: ActionKind,
     pub why: Why,
     pub plan: Plan,
+    /// The cleanup pass it is a step of: the executor applies a pass's
+    /// steps together, in order, and reports them done together.
+    pub pass: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -124,7 +172,9 @@ mod tests {
                 members: 2,
                 refused: 0,
                 unhandled: 1,
+                notes: vec![],
             },
+            pass: Some(1),
         };
         assert_eq!(
             decision.to_json_line(),

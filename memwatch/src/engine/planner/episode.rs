@@ -26,20 +26,39 @@ pub(super) enum Reason {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Step {
     Idle,
-    /// Cleanup pass `pass` (1-based) was signalled at `sent_at` with usage
-    /// `before`; its record is `actions[record]` of the episode.
+    /// Cleanup pass `pass` (1-based, `id` among all passes) started at
+    /// `sent_at` with usage `before`; its steps' records are `records` of
+    /// the episode's actions. `running`: some step is still being applied
+    /// (off the monitoring loop); the pass is judged by the first reading
+    /// `pass_wait` after it is all `done_at`.
     Cleanup {
         reason: Reason,
         pass: u32,
+        id: u64,
         sent_at: f64,
         before: u64,
-        record: usize,
+        records: Records,
+        running: bool,
+        done_at: f64,
     },
     /// SIGTERM went to `id` at `sent_at`; SIGKILL follows after the grace period.
     Terminating {
         id: ProcessId,
         sent_at: f64,
     },
+}
+
+/// A consecutive run of an episode's action records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Records {
+    pub first: usize,
+    pub count: usize,
+}
+
+impl Records {
+    pub fn contains(&self, index: usize) -> bool {
+        (self.first..self.first + self.count).contains(&index)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,11 +105,26 @@ pub(super) struct TargetState {
     pub last_pass: Option<(f64, i64)>,
     /// This target holds the host not ready.
     pub holds_not_ready: bool,
+    /// Its cgroup's missing memory.reclaim was said once.
+    pub reclaim_missing_said: bool,
+    /// A cleanup pass (id, its records) still being applied off the loop:
+    /// kept apart from `step`, which an emergency may replace meanwhile.
+    pub running_pass: Option<(u64, Records)>,
 }
 
 impl TargetState {
     pub fn is_idle(&self) -> bool {
-        matches!(self.step, None | Some(Step::Idle))
+        matches!(self.step, None | Some(Step::Idle)) && self.running_pass.is_none()
+    }
+
+    /// A step of the running pass (record `index`) is being applied off the loop.
+    pub fn mark_pass_running(&mut self, index: usize) {
+        if let Some(Step::Cleanup { id, records, running, .. }) = &mut self.step
+            && records.contains(index)
+        {
+            *running = true;
+            self.running_pass = Some((*id, *records));
+        }
     }
 
     /// Takes this interval's reading of the target into its timeline.

@@ -2,7 +2,7 @@
 //! decides from, read by the daemon (or a trace) before it is asked.
 use crate::{
     config::PolicySettings,
-    model::{cgroup::KnobReading, sample::ProcessId, signals::SignalMasks, target_key::TargetKey},
+    model::{cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks, target_key::TargetKey},
 };
 
 /// One process of a target, as this interval read it.
@@ -11,9 +11,13 @@ pub struct Member {
     pub id: ProcessId,
     pub rss: u64,
     /// Read only where a signal could be sent this interval; `None`: not
-    /// read (or the process was gone), so nothing is known to make the
-    /// signal fatal.
+    /// read (or the process was gone), and then no cleanup signal is sent.
     pub signals: Option<SignalMasks>,
+    /// Matched by the target's policy itself (not only in its cgroup): a
+    /// cleanup signal goes only to these.
+    pub matched: bool,
+    /// What runtime it is, read with `signals`.
+    pub runtime: Option<Runtime>,
 }
 
 /// One target as this interval saw it.

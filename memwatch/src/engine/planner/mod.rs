@@ -14,6 +14,7 @@
 //! Decisions that depend on an outcome (a throttle to restore later, a
 //! SIGTERM to follow with SIGKILL) are planned as if it succeeded and
 //! undone in `settle` when it did not.
+mod cleanup;
 mod decision;
 mod episode;
 mod input;
@@ -22,7 +23,7 @@ mod round;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use decision::{Decision, Plan, Why};
+pub use decision::{Decision, Measure, Plan, Why};
 pub use input::{Member, Observed};
 pub use round::{Applied, Performed, Settled, assume_success, signal_result};
 
@@ -56,11 +57,20 @@ pub struct Planner {
     /// Episodes ended this round, waiting for their undo outcomes.
     closing: BTreeMap<TargetKey, Closing>,
     round: Round,
+    /// The last cleanup pass's number (every pass gets the next).
+    next_pass: u64,
 }
 
 impl Planner {
     pub fn new(daemon_pid: u32, global_dry_run: bool) -> Self {
-        Self { daemon_pid, global_dry_run, targets: BTreeMap::new(), closing: BTreeMap::new(), round: Round::default() }
+        Self {
+            daemon_pid,
+            global_dry_run,
+            targets: BTreeMap::new(),
+            closing: BTreeMap::new(),
+            round: Round::default(),
+            next_pass: 0,
+        }
     }
 
     /// `[actions] dry_run` after a reload.
@@ -109,7 +119,7 @@ impl Planner {
             None
         };
         let result = match refusal {
-            Some((outcome, detail)) => Err(round::record(t, ActionKind::Signal, outcome, detail)),
+            Some((outcome, detail)) => Err(round::record(t, ActionKind::Reclaim, outcome, detail)),
             None => {
                 // The request is the trigger: latency counts from it.
                 state.crossed_at = t;
@@ -137,6 +147,11 @@ impl Planner {
             self.close(&key, &mut state, t, IncidentEnd::Shutdown);
         }
         self.round.decisions()
+    }
+
+    /// Cleanup passes still being applied off the loop.
+    pub fn passes_running(&self) -> usize {
+        self.targets.values().filter(|s| s.running_pass.is_some()).count()
     }
 
     /// The engine's level of `key` as of the last reading (normal if unseen).
@@ -208,11 +223,13 @@ impl Planner {
         let Some(mut episode) = state.episode.take() else { return };
         if let Some(cgroup) = episode.throttled.take() {
             let (context, plan) = (Context::of(state), Plan::Restore { cgroup });
-            self.round.decide(key, context, t, &mut episode, ActionKind::Restore, Why::EpisodeEnd, plan, Undo::Nothing);
+            let (action, why) = (ActionKind::Restore, Why::EpisodeEnd);
+            self.round.decide(key, context, t, &mut episode, action, why, plan, Undo::Nothing, None);
         }
         if std::mem::take(&mut state.holds_not_ready) {
             let (context, plan) = (Context::of(state), Plan::ReleaseReady);
-            self.round.decide(key, context, t, &mut episode, ActionKind::Ready, Why::EpisodeEnd, plan, Undo::Nothing);
+            let (action, why) = (ActionKind::Ready, Why::EpisodeEnd);
+            self.round.decide(key, context, t, &mut episode, action, why, plan, Undo::Nothing, None);
         }
         self.closing.insert(key.clone(), Closing::new(state, episode, t, end));
     }

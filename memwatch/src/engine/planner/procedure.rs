@@ -5,14 +5,15 @@ use rustix::process::Signal;
 
 use super::{
     Planner,
+    cleanup::still_critical,
     decision::{Plan, Why},
     episode::{Reason, Step, TargetState, largest_grower, new_episode},
-    input::{Member, Observed},
+    input::Observed,
     round::{Context, Undo, signal_result},
 };
 use crate::{
     bytes::human_bytes,
-    config::{LeakAction, actions::signal_name},
+    config::LeakAction,
     engine::Level,
     model::untouchable::refusal,
     model::{
@@ -72,21 +73,39 @@ impl Planner {
         self.throttle(state, target, t, LimitChange::Clamp, dry_run, Why::Emergency);
         if dry_run {
             let plan = Plan::Record { outcome: Outcome::DryRun, detail: "would report the host not ready".into() };
-            self.decide(state, target, t, ActionKind::NotReady, Why::Emergency, plan, Undo::Nothing);
+            self.decide(state, target, t, ActionKind::NotReady, Why::Emergency, plan, Undo::Nothing, None);
         } else if !state.holds_not_ready {
             state.holds_not_ready = true;
-            self.decide(state, target, t, ActionKind::NotReady, Why::Emergency, Plan::HoldNotReady, Undo::NotReady);
+            self.decide(
+                state,
+                target,
+                t,
+                ActionKind::NotReady,
+                Why::Emergency,
+                Plan::HoldNotReady,
+                Undo::NotReady,
+                None,
+            );
         }
         let killed = state.episode.as_ref().is_some_and(|e| e.killed);
         if actions.kill && !killed && !matches!(state.step, Some(Step::Terminating { .. })) {
             let Some(id) = largest_grower(state, target, self.daemon_pid) else { return };
-            let plan = self.signal_plan(ActionKind::Terminate, &one(id), Signal::TERM, "SIGTERM", dry_run);
+            let plan = self.kill_plan(id, Signal::TERM, "SIGTERM", dry_run);
             let sent = !matches!(&plan, Plan::Record { outcome, .. } if *outcome != Outcome::DryRun);
             let previous = state.step;
             if sent {
                 state.step = Some(Step::Terminating { id, sent_at: t });
             }
-            self.decide(state, target, t, ActionKind::Terminate, Why::Emergency, plan, Undo::Terminating(previous));
+            self.decide(
+                state,
+                target,
+                t,
+                ActionKind::Terminate,
+                Why::Emergency,
+                plan,
+                Undo::Terminating(previous),
+                None,
+            );
             if let Some(episode) = &mut state.episode {
                 episode.killed = true;
             }
@@ -97,23 +116,13 @@ impl Planner {
     fn progress(&mut self, state: &mut TargetState, target: &Observed<'_>, t: f64, dry_run: bool) {
         let actions = &target.settings.actions;
         match state.step {
-            Some(Step::Cleanup { reason, pass, sent_at, before, record })
-                if t - sent_at >= actions.pass_wait_secs - 1e-6 =>
+            Some(Step::Cleanup { reason, pass, sent_at, before, records, running, done_at, .. })
+                if !running && t - done_at >= actions.pass_wait_secs - 1e-6 =>
             {
-                let freed = before as i64 - target.usage_bytes as i64;
-                if let Some(episode) = &mut state.episode
-                    && let Some(r) = episode.actions.get_mut(record)
-                {
-                    r.freed_bytes = Some(freed);
-                }
+                let freed = self.judge_pass(state, records, before, target.usage_bytes);
                 state.last_pass = Some((sent_at, freed));
                 self.round.note(target.key, format!("cleanup pass {pass} re-measured: freed {freed} bytes"));
-                // The engine's level lags on the way down (hysteresis); usage
-                // back under the critical threshold (the engine's own
-                // threshold test, without the lag) means the pass worked.
-                let ratio = target.usage_bytes as f64 / target.limit_bytes.max(1) as f64;
-                let critical = state.level >= Level::Critical
-                    && target.settings.engine.thresholds.level_for(ratio) >= Level::Critical;
+                let critical = still_critical(state, target);
                 let still_needed = match reason {
                     Reason::Critical => critical,
                     Reason::Leak => true,
@@ -130,8 +139,8 @@ impl Planner {
             }
             Some(Step::Terminating { id, sent_at }) if t - sent_at >= actions.kill_grace_secs - 1e-6 => {
                 if target.members.iter().any(|m| m.id == id) {
-                    let plan = self.signal_plan(ActionKind::Kill, &one(id), Signal::KILL, "SIGKILL", dry_run);
-                    self.decide(state, target, t, ActionKind::Kill, Why::Emergency, plan, Undo::Nothing);
+                    let plan = self.kill_plan(id, Signal::KILL, "SIGKILL", dry_run);
+                    self.decide(state, target, t, ActionKind::Kill, Why::Emergency, plan, Undo::Nothing, None);
                 } else {
                     self.round.note(target.key, format!("pid {} exited after SIGTERM; no SIGKILL needed", id.pid));
                 }
@@ -174,24 +183,6 @@ impl Planner {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one pass's whole description")]
-    pub(super) fn cleanup_pass(
-        &mut self,
-        state: &mut TargetState,
-        target: &Observed<'_>,
-        t: f64,
-        reason: Reason,
-        pass: u32,
-        dry_run: bool,
-        why: Why,
-    ) {
-        let signal = target.settings.actions.cleanup_signal;
-        let name = format!("{} (pass {pass})", signal_name(signal));
-        let plan = self.signal_plan(ActionKind::Signal, target.members, signal, &name, dry_run);
-        let record = self.decide(state, target, t, ActionKind::Signal, why, plan, Undo::Nothing);
-        state.step = Some(Step::Cleanup { reason, pass, sent_at: t, before: target.usage_bytes, record });
-    }
-
     fn throttle(
         &mut self,
         state: &mut TargetState,
@@ -214,18 +205,19 @@ impl Planner {
         let previous = state.episode.as_ref().and_then(|e| e.throttled.clone());
         if let Plan::LowerLimit { cgroup, .. } = &plan {
             let cgroup = cgroup.clone();
-            self.decide(state, target, t, kind, why, plan, Undo::Throttled(previous));
+            self.decide(state, target, t, kind, why, plan, Undo::Throttled(previous), None);
             if let Some(episode) = &mut state.episode {
                 episode.throttled = Some(cgroup);
             }
         } else {
-            self.decide(state, target, t, kind, why, plan, Undo::Nothing);
+            self.decide(state, target, t, kind, why, plan, Undo::Nothing, None);
         }
     }
 
-    /// A decision on a live target, recorded in its episode (opened if none).
+    /// A decision on a live target, recorded in its episode (opened if
+    /// none); `pass` when it is a step of a cleanup pass.
     #[expect(clippy::too_many_arguments, reason = "one decision's whole description")]
-    fn decide(
+    pub(super) fn decide(
         &mut self,
         state: &mut TargetState,
         target: &Observed<'_>,
@@ -234,47 +226,34 @@ impl Planner {
         why: Why,
         plan: Plan,
         undo: Undo,
+        pass: Option<u64>,
     ) -> usize {
         let context = Context::of(state);
         let level = state.level;
         let episode = state.episode.get_or_insert_with(|| new_episode(t, level, target, false, false));
-        self.round.decide(target.key, context, t, episode, action, why, plan, undo)
+        self.round.decide(target.key, context, t, episode, action, why, plan, undo, pass)
     }
 
-    /// The pure half of signalling `members`: who would get it, who is
-    /// never signalled (init, memwatch), and, for a cleanup signal, who has
-    /// no handler and would be killed by it, or whose dispositions could not
-    /// be read (gone, or unreadable): a cleanup signal is only ever sent to a
-    /// process known to handle it.
-    fn signal_plan(&self, kind: ActionKind, members: &[Member], signal: Signal, name: &str, dry_run: bool) -> Plan {
-        if members.is_empty() {
-            return Plan::Record { outcome: Outcome::Skipped, detail: format!("{name}: no processes") };
-        }
+    /// The pure half of a SIGTERM or SIGKILL to the largest grower: meant to
+    /// end it, so no handler is looked for; never init or memwatch.
+    fn kill_plan(&self, id: ProcessId, signal: Signal, name: &str, dry_run: bool) -> Plan {
         if dry_run {
-            let detail = format!("would send {name} to {} process(es)", members.len());
-            return Plan::Record { outcome: Outcome::DryRun, detail };
+            return Plan::Record { outcome: Outcome::DryRun, detail: format!("would send {name} to 1 process(es)") };
         }
-        let (mut to, mut refused, mut unhandled) = (Vec::new(), 0, 0);
-        for member in members {
-            if kind == ActionKind::Signal && member.signals.is_none_or(|s| s.would_terminate(signal.as_raw())) {
-                unhandled += 1;
-            } else if refusal(member.id, self.daemon_pid).is_some() {
-                refused += 1;
-            } else {
-                to.push(member.id);
-            }
-        }
-        if to.is_empty() {
-            let (outcome, detail) = signal_result(name, members.len(), 0, 0, refused, unhandled, &[]);
+        if refusal(id, self.daemon_pid).is_some() {
+            let (outcome, detail) = signal_result(name, 1, 0, 0, 1, 0, &[], &[]);
             return Plan::Record { outcome, detail };
         }
-        Plan::Signal { signal, name: name.to_owned(), to, members: members.len(), refused, unhandled }
+        Plan::Signal {
+            signal,
+            name: name.to_owned(),
+            to: vec![id],
+            members: 1,
+            refused: 0,
+            unhandled: 0,
+            notes: Vec::new(),
+        }
     }
-}
-
-/// A member list of one process (a SIGTERM or SIGKILL target).
-fn one(id: ProcessId) -> [Member; 1] {
-    [Member { id, rss: 0, signals: None }]
 }
 
 fn throttle_change(target: &Observed<'_>) -> LimitChange {
@@ -291,7 +270,7 @@ fn lower_limit_plan(
     dry_run: bool,
 ) -> Plan {
     let (knob, limit, usage) = match knob {
-        Some(KnobReading::Read { knob, limit, usage }) => (*knob, *limit, usage.unwrap_or(rss_usage)),
+        Some(KnobReading::Read { knob, limit, usage, .. }) => (*knob, *limit, usage.unwrap_or(rss_usage)),
         Some(KnobReading::Unreadable { gone, detail }) => {
             let outcome = if *gone { Outcome::Gone } else { Outcome::Failed };
             return Plan::Record { outcome, detail: detail.clone() };

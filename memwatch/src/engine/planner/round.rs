@@ -23,6 +23,14 @@ pub struct Applied {
     pub detail: String,
     /// Seconds from the reading (or request) to the action done.
     pub done_after_s: f64,
+    /// What the step freed, measured around it (reclaim, http, exec).
+    pub freed_bytes: Option<i64>,
+}
+
+impl Applied {
+    pub fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self { outcome, detail: detail.into(), done_after_s: 0.0, freed_bytes: None }
+    }
 }
 
 /// One action record of the round, with who it was for.
@@ -51,6 +59,7 @@ pub fn record(t: f64, action: ActionKind, outcome: Outcome, detail: impl Into<St
 /// The outcome and words of a signal step: `sent` of `members` reached,
 /// the rest gone, refused, without a handler (the signal would kill them),
 /// or failing with `errors`.
+#[expect(clippy::too_many_arguments, reason = "every count the record states")]
 pub fn signal_result(
     name: &str,
     members: usize,
@@ -58,6 +67,7 @@ pub fn signal_result(
     gone: usize,
     refused: usize,
     unhandled: usize,
+    notes: &[String],
     errors: &[String],
 ) -> (Outcome, String) {
     let outcome = match (sent, errors.is_empty(), refused + unhandled, gone) {
@@ -74,6 +84,9 @@ pub fn signal_result(
             detail.push_str(&format!(", {count} {what}"));
         }
     }
+    for note in notes {
+        detail.push_str(&format!("; {note}"));
+    }
     if !errors.is_empty() {
         detail.push_str(&format!(", errors: {}", errors.join("; ")));
     }
@@ -88,15 +101,18 @@ pub fn assume_success(decisions: &[Decision]) -> Vec<Applied> {
         .map(|d| {
             let (outcome, detail) = match &d.plan {
                 Plan::Record { outcome, detail } => (*outcome, detail.clone()),
-                Plan::Signal { name, to, members, refused, unhandled, .. } => {
-                    signal_result(name, *members, to.len(), 0, *refused, *unhandled, &[])
+                Plan::Signal { name, to, members, refused, unhandled, notes, .. } => {
+                    signal_result(name, *members, to.len(), 0, *refused, *unhandled, notes, &[])
                 }
+                Plan::Reclaim { cgroup, bytes } => (Outcome::Ok, format!("{cgroup}: reclaim of {bytes} bytes asked")),
+                Plan::Http { endpoint, .. } => (Outcome::Ok, format!("POST {endpoint}")),
+                Plan::Exec { argv, .. } => (Outcome::Ok, format!("ran {}", argv.join(" "))),
                 Plan::LowerLimit { cgroup, bytes, .. } => (Outcome::Ok, format!("{cgroup} lowered to {bytes}")),
                 Plan::Restore { cgroup } => (Outcome::Ok, format!("{cgroup} restored")),
                 Plan::HoldNotReady => (Outcome::Ok, "host reported not ready".to_owned()),
                 Plan::ReleaseReady => (Outcome::Ok, "host reported ready again".to_owned()),
             };
-            Applied { outcome, detail, done_after_s: 0.0 }
+            Applied::new(outcome, detail)
         })
         .collect()
 }
@@ -158,6 +174,7 @@ impl Round {
         why: Why,
         plan: Plan,
         undo: Undo,
+        pass: Option<u64>,
     ) -> usize {
         // Known now for plans that touch nothing; the rest are filled in by `settle`.
         let (outcome, detail) = match &plan {
@@ -166,7 +183,7 @@ impl Round {
         };
         episode.actions.push(record(t, action, outcome, detail));
         let index = episode.actions.len() - 1;
-        self.decisions.push(Decision { t, target: key.clone(), action, why, plan });
+        self.decisions.push(Decision { t, target: key.clone(), action, why, plan, pass });
         self.pending.push(Pending { target: key.clone(), context, record: index, undo });
         index
     }
@@ -192,11 +209,10 @@ impl Round {
     ) -> Settled {
         let mut settled = Settled::default();
         for (i, pending) in std::mem::take(&mut self.pending).into_iter().enumerate() {
-            let applied = applied.get(i).cloned().unwrap_or_else(|| Applied {
-                outcome: Outcome::Failed,
-                detail: "not applied: the executor returned no outcome".to_owned(),
-                done_after_s: 0.0,
-            });
+            let applied = applied
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| Applied::new(Outcome::Failed, "not applied: the executor returned no outcome"));
             let record = match closing.get_mut(&pending.target) {
                 // Ended this round: nothing of it is planned on any more.
                 Some(ended) => fill(Some(&mut ended.episode), &pending, applied),
@@ -205,6 +221,9 @@ impl Round {
                     let record = fill(state.episode.as_mut(), &pending, applied);
                     if let Some(record) = &record {
                         undo_failed(&pending.undo, record, state);
+                        if record.outcome == Outcome::Pending {
+                            state.mark_pass_running(pending.record);
+                        }
                         if record.action == ActionKind::Kill
                             && record.outcome == Outcome::Ok
                             && let Some(episode) = &state.episode
@@ -238,6 +257,9 @@ fn fill(episode: Option<&mut Episode>, pending: &Pending, applied: Applied) -> O
     r.applied_after_ms = Some((since * 1e6).round() / 1e3);
     r.outcome = applied.outcome;
     r.detail = applied.detail;
+    if applied.freed_bytes.is_some() {
+        r.freed_bytes = applied.freed_bytes;
+    }
     Some(r.clone())
 }
 

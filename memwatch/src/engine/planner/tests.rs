@@ -1,7 +1,7 @@
 //! The planner alone: decisions as values, from inputs only.
 use super::*;
 use crate::{
-    config::PolicySettings,
+    config::{PolicySettings, cleanup::CleanupStep},
     model::{
         cgroup::{Knob, KnobReading, Limit},
         sample::ProcessId,
@@ -12,7 +12,7 @@ use crate::{
 const MIB: u64 = 1 << 20;
 
 fn member(pid: u32, masks: Option<SignalMasks>) -> Member {
-    Member { id: ProcessId { pid, start_time: 3 }, rss: 10 * MIB, signals: masks }
+    Member { id: ProcessId { pid, start_time: 3 }, rss: 10 * MIB, signals: masks, matched: true, runtime: None }
 }
 
 fn catches_usr1() -> Option<SignalMasks> {
@@ -30,11 +30,17 @@ impl Input {
     fn new() -> Self {
         let mut settings = PolicySettings::default();
         settings.actions.pass_wait_secs = 1.0;
+        settings.actions.cleanup = vec![CleanupStep::Signal { signal: rustix::process::Signal::USR1 }];
         Self {
             key: TargetKey::cgroup("/app.slice/app.service"),
             settings,
             members: vec![member(10, catches_usr1()), member(11, None), member(12, Some(SignalMasks::default()))],
-            knob: KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(95 * MIB) },
+            knob: KnobReading::Read {
+                knob: Knob::MemoryHigh,
+                limit: Limit::Max,
+                usage: Some(95 * MIB),
+                reclaim: false,
+            },
         }
     }
 
@@ -156,4 +162,66 @@ fn the_daemon_is_never_planned_a_signal_and_its_cgroup_never_a_throttle() {
     assert!(lines[0].contains("\"plan\":\"record\"") && lines[0].contains("\"outcome\":\"refused\""), "{}", lines[0]);
     let throttle = lines.iter().find(|l| l.contains("\"action\":\"throttle\"")).expect("a throttle decision");
     assert!(throttle.contains("memwatch itself runs in this cgroup"), "{throttle}");
+}
+
+/// The first reading at critical's decisions for `input`.
+fn crossing(input: &Input) -> Vec<Decision> {
+    let mut planner = Planner::new(999, false);
+    planner.plan(1.0, &[], &[input.observed(50)]);
+    planner.plan(2.0, &[input.level(2.0, Level::Normal, Level::Critical)], &[input.observed(95)])
+}
+
+#[test]
+fn a_runtime_that_uses_the_signal_for_itself_is_left_out_and_the_record_says_why() {
+    use crate::model::runtime::Runtime;
+    let mut input = Input::new();
+    input.members = vec![member(10, catches_usr1()), member(11, catches_usr1())];
+    input.members[0].runtime = Some(Runtime::Node);
+    let decisions = crossing(&input);
+    let Plan::Signal { to, refused, notes, .. } = &decisions[0].plan else { panic!("{decisions:?}") };
+    assert_eq!(to.iter().map(|id| id.pid).collect::<Vec<_>>(), [11]);
+    assert_eq!(*refused, 1);
+    assert_eq!(
+        notes,
+        &["pid 10 is node: SIGUSR1 opens the V8 inspector (a debugger port any local user can attach to)"]
+    );
+
+    input.members[1].runtime = Some(Runtime::Node);
+    let decisions = crossing(&input);
+    let Plan::Record { outcome, detail } = &decisions[0].plan else { panic!("{decisions:?}") };
+    assert_eq!(*outcome, Outcome::Refused, "nobody left to signal: {detail}");
+    assert!(detail.contains("pid 11 is node"), "{detail}");
+}
+
+#[test]
+fn a_signal_goes_only_to_the_processes_the_policy_matched() {
+    let mut input = Input::new();
+    input.members = vec![member(10, catches_usr1()), member(11, catches_usr1())];
+    input.members[1].matched = false;
+    let decisions = crossing(&input);
+    let Plan::Signal { to, members, notes, .. } = &decisions[0].plan else { panic!("{decisions:?}") };
+    assert_eq!((to.iter().map(|id| id.pid).collect::<Vec<_>>(), *members), (vec![10], 1));
+    assert_eq!(notes, &["1 process(es) in the target not matched by the policy"]);
+
+    input.members[0].matched = false;
+    let decisions = crossing(&input);
+    assert!(
+        matches!(&decisions[0].plan, Plan::Record { outcome: Outcome::Skipped, detail } if detail.contains("no process the policy matched")),
+        "{decisions:?}"
+    );
+}
+
+#[test]
+fn the_default_pass_reclaims_the_excess_above_warning_and_signals_nobody() {
+    let mut input = Input::new();
+    input.settings.actions.cleanup = crate::config::cleanup::default_steps();
+    input.knob = KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(95 * MIB), reclaim: true };
+    let decisions = crossing(&input);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(
+        decisions[0].plan,
+        Plan::Reclaim { cgroup: "/app.slice/app.service".into(), bytes: 15 * MIB },
+        "95 MiB used, warning at 80 MiB"
+    );
+    assert!(decisions[0].plan.is_slow() && decisions[0].pass.is_some());
 }

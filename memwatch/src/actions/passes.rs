@@ -1,0 +1,173 @@
+//! Cleanup passes with a step that may block (the kernel reclaiming, a
+//! service answering, a command running) are applied off the monitoring
+//! loop, by a few worker threads: the loop goes on reading and handling
+//! emergencies meanwhile. A pass's steps run in order on one worker; the
+//! outcomes come back together as one `PassDone` on a channel the loop
+//! selects on.
+//!
+//! Bounded: the planner runs at most one pass per target, and at most
+//! `WORKERS` run at once; the rest wait their turn in the queue.
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::{executor::Signaller, steps::StepRunner};
+use crate::{
+    engine::planner::{Applied, Decision},
+    model::incident::Outcome,
+};
+
+/// Passes applied at once: enough that one slow service does not hold up
+/// the others, few enough to stay small.
+const WORKERS: usize = 4;
+/// How long the exit waits for passes under way (a step's own timeout is
+/// at most 20 s; the exit does not wait for that).
+pub const EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// The steps of pass `pass` are done: their outcomes, in step order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassDone {
+    pub pass: u64,
+    pub results: Vec<Applied>,
+}
+
+struct Job {
+    pass: u64,
+    decisions: Vec<Decision>,
+    /// When the reading (or request) it was decided on was taken.
+    started: Instant,
+}
+
+pub struct Passes<S> {
+    runner: StepRunner<S>,
+    queue: Option<mpsc::Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    done_tx: UnboundedSender<PassDone>,
+    done_rx: Option<UnboundedReceiver<PassDone>>,
+    /// Set at exit: queued passes are reported as not run.
+    stopping: Arc<AtomicBool>,
+}
+
+impl<S: Signaller> Passes<S> {
+    pub fn new(runner: StepRunner<S>) -> Self {
+        let (done_tx, done_rx) = unbounded_channel();
+        Self {
+            runner,
+            queue: None,
+            workers: Vec::new(),
+            done_tx,
+            done_rx: Some(done_rx),
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Where finished passes arrive; taken once, by the loop.
+    pub fn take_done(&mut self) -> Option<UnboundedReceiver<PassDone>> {
+        self.done_rx.take()
+    }
+
+    pub fn runner(&self) -> &StepRunner<S> {
+        &self.runner
+    }
+
+    pub fn runner_mut(&mut self) -> &mut StepRunner<S> {
+        &mut self.runner
+    }
+
+    /// Queues pass `pass` (its `decisions`, in step order).
+    pub fn start(&mut self, pass: u64, decisions: Vec<Decision>, started: Instant) {
+        let job = Job { pass, decisions, started };
+        let queue = self.queue.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..WORKERS {
+                let worker = Worker {
+                    runner: self.runner.clone(),
+                    jobs: Arc::clone(&rx),
+                    done: self.done_tx.clone(),
+                    stopping: Arc::clone(&self.stopping),
+                };
+                match std::thread::Builder::new().name("memwatch-pass".into()).spawn(move || worker.run()) {
+                    Ok(handle) => self.workers.push(handle),
+                    Err(e) => tracing::error!("could not start a cleanup worker: {e}"),
+                }
+            }
+            tx
+        });
+        if let Err(mpsc::SendError(job)) = queue.send(job) {
+            // No worker could start: the pass is reported, not lost.
+            let results = not_run(&job.decisions, "no cleanup worker is running");
+            let _ = self.done_tx.send(PassDone { pass: job.pass, results });
+        }
+    }
+
+    /// Exit, first half: passes not started yet are reported as not run
+    /// (their `PassDone` still comes), and no new pass starts.
+    pub fn stop_queue(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue = None;
+    }
+
+    /// Exit, second half: the workers get a moment to finish what they are
+    /// applying; one still stuck in a step is left to the process's exit.
+    pub fn stop(&mut self) {
+        self.stop_queue();
+        let deadline = Instant::now() + EXIT_WAIT;
+        for worker in std::mem::take(&mut self.workers) {
+            while !worker.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if worker.is_finished() {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+struct Worker<S> {
+    runner: StepRunner<S>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    done: UnboundedSender<PassDone>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl<S: Signaller> Worker<S> {
+    fn run(mut self) {
+        loop {
+            // The lock is held only while waiting for the next job.
+            let job = match self.jobs.lock() {
+                Ok(jobs) => jobs.recv(),
+                Err(_) => return,
+            };
+            let Ok(job) = job else { return };
+            let results = if self.stopping.load(Ordering::SeqCst) {
+                not_run(&job.decisions, "memwatch stopped before this pass ran")
+            } else {
+                job.decisions.iter().map(|d| self.apply(d, job.started)).collect()
+            };
+            if self.done.send(PassDone { pass: job.pass, results }).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, decision: &Decision, started: Instant) -> Applied {
+        let applied = self
+            .runner
+            .step(&decision.plan)
+            .unwrap_or_else(|| Applied::new(Outcome::Failed, "not a cleanup step: not applied off the loop"));
+        Applied { done_after_s: started.elapsed().as_secs_f64(), ..applied }
+    }
+}
+
+fn not_run(decisions: &[Decision], why: &str) -> Vec<Applied> {
+    decisions.iter().map(|_| Applied::new(Outcome::Skipped, why)).collect()
+}

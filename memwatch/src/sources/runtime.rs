@@ -1,0 +1,175 @@
+//! What runtime a process is, from what it is rather than what it is called:
+//! a JVM maps `libjvm.so`; a Go program carries the `.note.go.buildid` note;
+//! node, Python, Ruby, Apache, PostgreSQL and PHP export the C symbols their
+//! native extensions link against (`napi_module_register`, `Py_Initialize`,
+//! ...), which a renamed binary keeps. nginx and Redis export nothing of the
+//! kind and are known by their executable's name.
+use std::{
+    collections::HashMap,
+    fs::File,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use object::{Object as _, ObjectSymbol as _, read::ReadCache};
+
+use super::procfs::ProcFs;
+use crate::model::{runtime::Runtime, sample::ProcessId};
+
+/// Libraries whose mapping names the runtime.
+const MAPPED: &[(&str, Runtime)] = &[
+    ("/libjvm.so", Runtime::Jvm),
+    ("/libruby", Runtime::Ruby),
+    ("/libpython3", Runtime::Python),
+    ("/libnode.so", Runtime::Node),
+];
+
+/// Exported symbols only a runtime's own binary (or library) has.
+const EXPORTED: &[(&str, Runtime)] = &[
+    ("napi_module_register", Runtime::Node),
+    ("Py_Initialize", Runtime::Python),
+    ("ruby_init", Runtime::Ruby),
+    ("ap_run_handler", Runtime::Apache),
+    ("PostmasterMain", Runtime::Postgres),
+    ("zend_execute", Runtime::PhpFpm),
+    ("JNI_CreateJavaVM", Runtime::Jvm),
+];
+
+/// Sections only a Go toolchain writes.
+const GO_SECTIONS: &[&str] = &[".note.go.buildid", ".go.buildinfo"];
+
+/// Executable names, for what exports nothing to know it by.
+const NAMED: &[(&str, Runtime)] = &[
+    ("nginx", Runtime::Nginx),
+    ("redis-server", Runtime::Redis),
+    ("redis-sentinel", Runtime::Redis),
+    ("postgres", Runtime::Postgres),
+    ("postmaster", Runtime::Postgres),
+    ("apache2", Runtime::Apache),
+    ("httpd", Runtime::Apache),
+];
+
+/// `identify` once per process: reading a runtime's symbol table takes tens
+/// of milliseconds (node's binary is ~100 MB), and a target's members are
+/// asked about every reading while it is active. An exec (a new executable
+/// under the same identity) asks again; so does a "none" after a while, as
+/// a launcher maps libjvm.so a moment after it starts.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeCache {
+    known: HashMap<ProcessId, Known>,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    exe: PathBuf,
+    runtime: Option<Runtime>,
+    at: Instant,
+}
+
+impl RuntimeCache {
+    /// Entries kept at most: cleared beyond (a rebuild costs one read each).
+    const MAX: usize = 4096;
+    const RECHECK_NONE: Duration = Duration::from_secs(30);
+
+    pub fn identify(&mut self, procfs: &ProcFs, id: ProcessId) -> Option<Runtime> {
+        let exe = std::fs::read_link(procfs.root().join(id.pid.to_string()).join("exe")).unwrap_or_default();
+        if let Some(known) = self.known.get(&id)
+            && known.exe == exe
+            && (known.runtime.is_some() || known.at.elapsed() < Self::RECHECK_NONE)
+        {
+            return known.runtime;
+        }
+        let runtime = identify(procfs, id.pid);
+        if self.known.len() >= Self::MAX {
+            self.known.clear();
+        }
+        self.known.insert(id, Known { exe, runtime, at: Instant::now() });
+        runtime
+    }
+}
+
+/// The runtime of process `pid`, or `None` for anything else (or a process
+/// that is gone).
+pub fn identify(procfs: &ProcFs, pid: u32) -> Option<Runtime> {
+    let dir = procfs.root().join(pid.to_string());
+    if let Ok(maps) = std::fs::read_to_string(dir.join("maps"))
+        && let Some(runtime) = mapped(&maps)
+    {
+        return Some(runtime);
+    }
+    let exe = dir.join("exe");
+    executable(&exe).or_else(|| {
+        let target = std::fs::read_link(&exe).ok()?;
+        let name = target.file_name()?.to_str()?.trim_end_matches(" (deleted)");
+        named(name)
+    })
+}
+
+fn mapped(maps: &str) -> Option<Runtime> {
+    maps.lines().find_map(|line| {
+        let path = line.split_whitespace().nth(5)?;
+        MAPPED.iter().find(|(marker, _)| path.contains(marker)).map(|(_, runtime)| *runtime)
+    })
+}
+
+fn named(name: &str) -> Option<Runtime> {
+    if name.starts_with("php-fpm") {
+        return Some(Runtime::PhpFpm);
+    }
+    NAMED.iter().find(|(n, _)| *n == name).map(|(_, runtime)| *runtime)
+}
+
+/// From the ELF file itself: Go's sections, then the exported symbols. Only
+/// the headers, section and dynamic symbol tables are read, not the code.
+fn executable(path: &Path) -> Option<Runtime> {
+    let file = File::open(path).ok()?;
+    let cache = ReadCache::new(file);
+    let elf = object::File::parse(&cache).ok()?;
+    if GO_SECTIONS.iter().any(|name| elf.section_by_name(name).is_some()) {
+        return Some(Runtime::Go);
+    }
+    elf.dynamic_symbols().filter(|s| !s.is_undefined()).find_map(|symbol| {
+        let name = symbol.name().ok()?;
+        EXPORTED.iter().find(|(exported, _)| *exported == name).map(|(_, runtime)| *runtime)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_and_names_tell_the_runtime() {
+        let jvm = "7f00-7f01 r-xp 00000000 08:01 123 /usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so\n";
+        assert_eq!(mapped(jvm), Some(Runtime::Jvm));
+        assert_eq!(mapped("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"), None);
+        assert_eq!(named("nginx"), Some(Runtime::Nginx));
+        assert_eq!(named("php-fpm8.2"), Some(Runtime::PhpFpm));
+        assert_eq!(named("myapp"), None);
+    }
+
+    #[test]
+    fn this_test_binary_is_no_runtime_of_the_table() {
+        assert_eq!(identify(&ProcFs::default(), std::process::id()), None);
+    }
+}
+
+#[cfg(test)]
+mod real_binaries {
+    use super::*;
+
+    /// The binaries of Debian's packages, where installed (the project's
+    /// set-up installs nodejs and python3; the runtimes test runs them).
+    #[test]
+    fn debian_binaries_are_told_by_their_exports() {
+        for (path, runtime) in [("/usr/bin/node", Runtime::Node), ("/usr/bin/python3", Runtime::Python)] {
+            if !Path::new(path).exists() {
+                eprintln!("SKIPPED {path}: not installed");
+                continue;
+            }
+            let started = std::time::Instant::now();
+            assert_eq!(executable(Path::new(path)), Some(runtime), "{path}");
+            eprintln!("{path}: {:?} in {:?}", runtime, started.elapsed());
+        }
+    }
+}
