@@ -29,6 +29,14 @@ use crate::{
 /// copy goes to each pass worker.
 pub trait Signaller: Clone + Send + 'static {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError>;
+
+    /// Just before a cleanup signal goes out: whether `id` still catches,
+    /// ignores or blocks it and is no runtime that uses it for itself. The
+    /// planner checked when it planned the pass, but a pass's earlier steps
+    /// may have taken a while. `Err` says why not.
+    fn still_welcome(&mut self, _id: ProcessId, _signal: Signal) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// `sys::signal::send` against the host's /proc.
@@ -40,6 +48,10 @@ pub struct PidfdSignaller {
 impl Signaller for PidfdSignaller {
     fn send(&mut self, id: ProcessId, signal: Signal) -> Result<(), ActError> {
         signal::send(&self.procfs, id, signal)
+    }
+
+    fn still_welcome(&mut self, id: ProcessId, signal: Signal) -> Result<(), String> {
+        signal::still_welcome(&self.procfs, id, signal)
     }
 }
 
@@ -62,7 +74,12 @@ impl<S: Signaller> Executor<S> {
         readiness: Readiness,
         incidents: Option<IncidentLog>,
     ) -> Self {
-        let runner = StepRunner { cgroupfs: cgroupfs.clone(), procfs: ProcFs::default(), signaller };
+        let runner = StepRunner {
+            cgroupfs: cgroupfs.clone(),
+            procfs: ProcFs::default(),
+            signaller,
+            running: Default::default(),
+        };
         Self { cgroupfs, throttles, passes: Passes::new(runner), readiness, incidents, lowered: HashMap::new() }
     }
 

@@ -8,6 +8,7 @@
 //! Bounded: the planner runs at most one pass per target, and at most
 //! `WORKERS` run at once; the rest wait their turn in the queue.
 use std::{
+    panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -104,7 +105,7 @@ impl<S: Signaller> Passes<S> {
         });
         if let Err(mpsc::SendError(job)) = queue.send(job) {
             // No worker could start: the pass is reported, not lost.
-            let results = not_run(&job.decisions, "no cleanup worker is running");
+            let results = not_run(&job.decisions, Outcome::Failed, "no cleanup worker is running");
             let _ = self.done_tx.send(PassDone { pass: job.pass, results });
         }
     }
@@ -129,6 +130,8 @@ impl<S: Signaller> Passes<S> {
                 let _ = worker.join();
             }
         }
+        // A command still running outlives no memwatch.
+        self.runner.running.kill_all();
     }
 }
 
@@ -149,9 +152,15 @@ impl<S: Signaller> Worker<S> {
             };
             let Ok(job) = job else { return };
             let results = if self.stopping.load(Ordering::SeqCst) {
-                not_run(&job.decisions, "memwatch stopped before this pass ran")
+                not_run(&job.decisions, Outcome::Skipped, "memwatch stopped before this pass ran")
             } else {
-                job.decisions.iter().map(|d| self.apply(d, job.started)).collect()
+                // A pass always reports back, even one that hit a bug: the
+                // planner waits for it before the episode may end.
+                let apply = AssertUnwindSafe(|| job.decisions.iter().map(|d| self.apply(d, job.started)).collect());
+                std::panic::catch_unwind(apply).unwrap_or_else(|_| {
+                    tracing::error!(pass = job.pass, "a cleanup worker failed applying a pass");
+                    not_run(&job.decisions, Outcome::Failed, "the cleanup worker failed applying this pass")
+                })
             };
             if self.done.send(PassDone { pass: job.pass, results }).is_err() {
                 return;
@@ -168,6 +177,6 @@ impl<S: Signaller> Worker<S> {
     }
 }
 
-fn not_run(decisions: &[Decision], why: &str) -> Vec<Applied> {
-    decisions.iter().map(|_| Applied::new(Outcome::Skipped, why)).collect()
+fn not_run(decisions: &[Decision], outcome: Outcome, why: &str) -> Vec<Applied> {
+    decisions.iter().map(|_| Applied::new(outcome, why)).collect()
 }

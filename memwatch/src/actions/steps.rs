@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     bytes::human_bytes,
-    config::cleanup::HttpEndpoint,
+    config::cleanup::{CLEANUP_SIGNALS, HttpEndpoint},
     engine::planner::{Applied, Measure, Plan, signal_result},
     model::{incident::Outcome, sample::ProcessId},
     sources::{cgroupfs::CgroupFs, procfs::ProcFs},
@@ -21,6 +21,8 @@ pub struct StepRunner<S> {
     pub cgroupfs: CgroupFs,
     pub procfs: ProcFs,
     pub signaller: S,
+    /// The `exec` commands running now, for the exit to kill.
+    pub running: exec::Running,
 }
 
 impl<S: Signaller> StepRunner<S> {
@@ -52,7 +54,16 @@ impl<S: Signaller> StepRunner<S> {
         notes: &[String],
     ) -> (Outcome, String) {
         let (mut sent, mut gone, mut refused_now, mut errors) = (0, 0, 0, Vec::new());
+        let mut notes = notes.to_vec();
+        // A cleanup signal is checked again now; SIGTERM / SIGKILL of an
+        // emergency are meant to end the process.
+        let cleanup = CLEANUP_SIGNALS.iter().any(|(_, s)| *s == sig);
         for &id in to {
+            if let Err(why) = if cleanup { self.signaller.still_welcome(id, sig) } else { Ok(()) } {
+                refused_now += 1;
+                notes.push(why);
+                continue;
+            }
             match self.signaller.send(id, sig) {
                 Ok(()) => sent += 1,
                 Err(e) if e.is_gone() => gone += 1,
@@ -60,7 +71,7 @@ impl<S: Signaller> StepRunner<S> {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        signal_result(name, members, sent, gone, refused + refused_now, unhandled, notes, &errors)
+        signal_result(name, members, sent, gone, refused + refused_now, unhandled, &notes, &errors)
     }
 
     fn reclaim(&self, cgroup: &str, bytes: u64) -> Applied {
@@ -105,7 +116,7 @@ impl<S: Signaller> StepRunner<S> {
 
     fn exec(&self, argv: &[String], env: &[(String, String)], timeout_ms: u64, measure: &Measure) -> Applied {
         let before = self.usage(measure);
-        let done = match exec::run(argv, env, Duration::from_millis(timeout_ms)) {
+        let done = match exec::run(argv, env, Duration::from_millis(timeout_ms), &self.running) {
             Ok(done) => done,
             Err(e) => return failure(&e),
         };

@@ -50,7 +50,9 @@ pub struct CleanupReport {
 impl CleanupReport {
     /// Whether some signal went out, so the answer waits for its re-measure.
     pub fn sent(&self) -> bool {
-        self.targets.iter().any(|t| t.outcome == Outcome::Ok)
+        // Pending: its steps are being applied off the loop; the pass is
+        // re-measured once they are done, and the answer waits for that.
+        self.targets.iter().any(|t| matches!(t.outcome, Outcome::Ok | Outcome::Pending))
     }
 }
 
@@ -179,12 +181,21 @@ impl PendingCleanups {
         let mut done = Vec::new();
         for mut parked in std::mem::take(&mut self.parked) {
             let mut waiting = false;
-            for t in parked.report.targets.iter_mut().filter(|t| t.outcome == Outcome::Ok && !t.measured) {
+            for t in parked
+                .report
+                .targets
+                .iter_mut()
+                .filter(|t| matches!(t.outcome, Outcome::Ok | Outcome::Pending) && !t.measured)
+            {
                 match t.sent_at.map(|at| measured(&TargetKey::from(t.target.as_str()), at)) {
                     Some(Measured::Pending) => waiting = true,
                     Some(Measured::Freed(freed)) => {
                         t.freed_bytes = freed.max(0) as u64;
                         t.measured = true;
+                        // Its steps are done (each one's outcome is in the incident record).
+                        if t.outcome == Outcome::Pending {
+                            t.outcome = Outcome::Ok;
+                        }
                     }
                     Some(Measured::Unknown) | None => t.measured = false,
                 }

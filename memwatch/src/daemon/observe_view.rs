@@ -10,7 +10,7 @@ use crate::{
     bytes::human_bytes,
     config::Config,
     engine::{Event, EventKind, planner::Performed},
-    model::sample::Snapshot,
+    model::{incident::Outcome, sample::Snapshot},
     pipeline::Assessed,
     sources::collect::{PROCESS_INFO_CACHE, ProcessInfoCache},
     sources::meminfo,
@@ -45,9 +45,10 @@ impl Observability {
     }
 
     /// Actions the executor took (on its own or on request): the view's
-    /// per-target last action and the `memwatch.actions` counters.
+    /// per-target last action and the `memwatch.actions` counters. A step
+    /// still being applied off the loop is counted once, when it is done.
     pub fn record_performed(&mut self, performed: &[Performed]) {
-        for p in performed {
+        for p in performed.iter().filter(|p| p.record.outcome != Outcome::Pending) {
             let action = ActionView {
                 action: p.record.action.as_str().to_owned(),
                 result: p.record.outcome.as_str().to_owned(),

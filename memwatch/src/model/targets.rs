@@ -147,9 +147,11 @@ pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
             members: Vec::new(),
         });
         into.usage_bytes += target.usage_bytes;
-        let policy = into.policy;
+        // Matched stays true only where the policy it matched is the one
+        // of the target it is folded into: another policy's signal is not its.
+        let same_policy = into.policy.is_some() && into.policy == target.policy;
         into.members
-            .extend(target.members.into_iter().map(|m| TargetMember { matched: m.matched && policy.is_some(), ..m }));
+            .extend(target.members.into_iter().map(|m| TargetMember { matched: m.matched && same_policy, ..m }));
         into.members.sort_by_key(|m| m.id);
     }
     // Folding can add cgroup targets: keep the largest `max` of them.

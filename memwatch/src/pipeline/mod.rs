@@ -10,7 +10,7 @@ pub mod monitor;
 pub mod replay;
 
 use crate::{
-    config::Config,
+    config::{Config, cleanup::CleanupStep},
     engine::{
         EngineOptions, Event, EventKind, Level,
         planner::{Decision, Member, Observed, Planner},
@@ -147,11 +147,17 @@ impl Pipeline {
     }
 
     /// What acting on `target` needs beyond its figures: each member's
-    /// signal dispositions, and its cgroup's knob.
+    /// signal dispositions, the runtime of each it may send a cleanup
+    /// signal to (only those: telling a runtime reads its executable), and
+    /// its cgroup's knob.
     fn read_for_acting(&self, target: &mut Assessed, facts: &mut dyn Facts) {
+        let settings = self.monitor.config().settings(target.policy);
+        let signals = settings.actions.cleanup.iter().any(|s| matches!(s, CleanupStep::Signal { .. }));
         for member in &mut target.members {
             member.signals = facts.signals(member.id);
-            member.runtime = facts.runtime(member.id);
+            if signals && member.matched {
+                member.runtime = facts.runtime(member.id);
+            }
         }
         if target.key.cgroup_path().is_some()
             && let Some(cgroup) = &target.cgroup

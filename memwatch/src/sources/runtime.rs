@@ -4,12 +4,7 @@
 //! native extensions link against (`napi_module_register`, `Py_Initialize`,
 //! ...), which a renamed binary keeps. nginx and Redis export nothing of the
 //! kind and are known by their executable's name.
-use std::{
-    collections::HashMap,
-    fs::File,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, fs::File, os::unix::fs::MetadataExt as _, path::Path};
 
 use object::{Object as _, ObjectSymbol as _, read::ReadCache};
 
@@ -49,57 +44,64 @@ const NAMED: &[(&str, Runtime)] = &[
     ("httpd", Runtime::Apache),
 ];
 
-/// `identify` once per process: reading a runtime's symbol table takes tens
-/// of milliseconds (node's binary is ~100 MB), and a target's members are
-/// asked about every reading while it is active. An exec (a new executable
-/// under the same identity) asks again; so does a "none" after a while, as
-/// a launcher maps libjvm.so a moment after it starts.
+/// `identify` with what is costly kept: reading a runtime's symbol table
+/// takes tens of milliseconds (node's binary is ~100 MB), so each
+/// executable (by device, inode and mtime) is read once, however many
+/// processes run it; a process found to map a runtime's library is
+/// remembered. The mappings of the others are read again each time (a
+/// launcher maps libjvm.so a moment after it starts).
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeCache {
-    known: HashMap<ProcessId, Known>,
-}
-
-#[derive(Debug, Clone)]
-struct Known {
-    exe: PathBuf,
-    runtime: Option<Runtime>,
-    at: Instant,
+    executables: HashMap<(u64, u64, i64), Option<Runtime>>,
+    mapped: HashMap<ProcessId, Runtime>,
 }
 
 impl RuntimeCache {
-    /// Entries kept at most: cleared beyond (a rebuild costs one read each).
+    /// Entries kept at most in each map: cleared beyond (a rebuild costs one read each).
     const MAX: usize = 4096;
-    const RECHECK_NONE: Duration = Duration::from_secs(30);
 
     pub fn identify(&mut self, procfs: &ProcFs, id: ProcessId) -> Option<Runtime> {
-        let exe = std::fs::read_link(procfs.root().join(id.pid.to_string()).join("exe")).unwrap_or_default();
-        if let Some(known) = self.known.get(&id)
-            && known.exe == exe
-            && (known.runtime.is_some() || known.at.elapsed() < Self::RECHECK_NONE)
-        {
-            return known.runtime;
+        if let Some(runtime) = self.mapped.get(&id) {
+            return Some(*runtime);
         }
-        let runtime = identify(procfs, id.pid);
-        if self.known.len() >= Self::MAX {
-            self.known.clear();
+        let dir = procfs.root().join(id.pid.to_string());
+        if let Some(runtime) = std::fs::read_to_string(dir.join("maps")).ok().as_deref().and_then(mapped) {
+            bounded_insert(&mut self.mapped, id, runtime);
+            return Some(runtime);
         }
-        self.known.insert(id, Known { exe, runtime, at: Instant::now() });
+        let exe = dir.join("exe");
+        let meta = std::fs::metadata(&exe).ok()?;
+        let key = (meta.dev(), meta.ino(), meta.mtime());
+        if let Some(runtime) = self.executables.get(&key) {
+            return *runtime;
+        }
+        let runtime = by_executable(&exe);
+        bounded_insert(&mut self.executables, key, runtime);
         runtime
     }
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= RuntimeCache::MAX {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 /// The runtime of process `pid`, or `None` for anything else (or a process
 /// that is gone).
 pub fn identify(procfs: &ProcFs, pid: u32) -> Option<Runtime> {
     let dir = procfs.root().join(pid.to_string());
-    if let Ok(maps) = std::fs::read_to_string(dir.join("maps"))
-        && let Some(runtime) = mapped(&maps)
-    {
+    if let Some(runtime) = std::fs::read_to_string(dir.join("maps")).ok().as_deref().and_then(mapped) {
         return Some(runtime);
     }
-    let exe = dir.join("exe");
-    executable(&exe).or_else(|| {
-        let target = std::fs::read_link(&exe).ok()?;
+    by_executable(&dir.join("exe"))
+}
+
+/// From the executable: its ELF, else its name.
+fn by_executable(exe: &Path) -> Option<Runtime> {
+    executable(exe).or_else(|| {
+        let target = std::fs::read_link(exe).ok()?;
         let name = target.file_name()?.to_str()?.trim_end_matches(" (deleted)");
         named(name)
     })

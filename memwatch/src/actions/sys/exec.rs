@@ -1,12 +1,17 @@
 //! The `exec` cleanup step: a command run with no shell, a minimal
 //! environment plus what memwatch says about the target, stdin closed, its
 //! output kept up to a bound, and its whole process group killed at the
-//! timeout.
+//! timeout (and at memwatch's exit). No thread is started for it: the
+//! worker that runs the step reads the pipes itself, so a command whose
+//! descendants keep them open costs nothing once it is over.
 use std::{
     io::Read,
-    os::unix::process::{CommandExt, ExitStatusExt},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    os::{
+        fd::AsRawFd,
+        unix::process::{CommandExt, ExitStatusExt},
+    },
+    process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -18,7 +23,28 @@ use super::ActError;
 pub const KEPT_OUTPUT_BYTES: usize = 512;
 /// The only inherited setting: commands find their tools in the usual places.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const POLL: Duration = Duration::from_millis(10);
+const POLL_MS: i32 = 10;
+/// How long the output is read after the command ended (its descendants may hold the pipes).
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// The process groups of the commands running now, not yet reaped (so
+/// their group ids cannot have been reused): killed at exit. Shared by the
+/// executor's workers.
+#[derive(Debug, Clone, Default)]
+pub struct Running(Arc<Mutex<Vec<u32>>>);
+
+impl Running {
+    /// memwatch is exiting: every command still running is killed with its group.
+    pub fn kill_all(&self) {
+        for pid in self.lock().iter() {
+            kill_group(*pid);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
@@ -37,8 +63,14 @@ impl Finished {
     }
 }
 
-/// Runs `argv` with `env`, waiting at most `timeout`.
-pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Result<Finished, ActError> {
+/// Runs `argv` with `env`, waiting at most `timeout`; listed in `running`
+/// while it runs.
+pub fn run(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    running: &Running,
+) -> Result<Finished, ActError> {
     let what = argv.join(" ");
     let failed = |detail: String| ActError::Step { what: format!("exec {what}"), detail };
     let (program, args) = argv.split_first().ok_or_else(|| failed("empty command".to_owned()))?;
@@ -55,53 +87,120 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         .process_group(0)
         .spawn()
         .map_err(|e| failed(format!("could not start: {e}")))?;
-    let output = collect_output(&mut child);
+    running.lock().push(child.id());
+    let mut output = Output::new(child.stdout.take(), child.stderr.take());
     let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Ok(None) => {
-                kill_group(&child);
-                let _ = child.wait();
-                return Err(failed(format!("killed after its timeout of {} ms", timeout.as_millis())));
-            }
-            Err(e) => {
-                kill_group(&child);
-                let _ = child.wait();
-                return Err(failed(format!("waiting for it: {e}")));
-            }
+    let ended = loop {
+        output.read_for(POLL_MS);
+        match has_ended(&child) {
+            Ok(true) => break Ok(()),
+            Ok(false) if Instant::now() < deadline => {}
+            Ok(false) => break Err(failed(format!("killed after its timeout of {} ms", timeout.as_millis()))),
+            Err(e) => break Err(failed(format!("waiting for it: {e}"))),
         }
     };
-    // Whatever it left running in its group goes with it.
-    kill_group(&child);
-    // A grandchild that left the group may hold the pipes open: the output
-    // is not waited for beyond a moment.
-    let output = output.recv_timeout(Duration::from_millis(200)).unwrap_or_default();
-    Ok(Finished { status, output })
+    // The child is not reaped yet, so its group id is still its own: what
+    // it left running in its group goes with it. Then it is reaped.
+    kill_group(child.id());
+    running.lock().retain(|pid| *pid != child.id());
+    let status = child.wait().map_err(|e| failed(format!("reaping it: {e}")))?;
+    ended?;
+    let grace = Instant::now() + OUTPUT_GRACE;
+    while !output.is_closed() && Instant::now() < grace {
+        output.read_for(POLL_MS);
+    }
+    Ok(Finished { status, output: output.text() })
 }
 
-fn kill_group(child: &Child) {
-    if let Some(pid) = Pid::from_raw(child.id() as i32) {
+/// Whether the child has ended, leaving it unreaped (WNOWAIT).
+fn has_ended(child: &Child) -> std::io::Result<bool> {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid on our own child's pid, writing only into `info`.
+    if unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info`; si_pid is 0 when nothing has changed.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+fn kill_group(pid: u32) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
         let _ = kill_process_group(pid, Signal::KILL);
     }
 }
 
-/// Reads stdout and stderr on threads of their own (so neither fills its
-/// pipe and stalls the command), keeping the first bytes of each.
-fn collect_output(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let readers: Vec<_> = [
-        child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-        child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|pipe| std::thread::spawn(move || keep_start(pipe)))
-    .collect();
-    std::thread::spawn(move || {
-        let parts: Vec<String> = readers.into_iter().filter_map(|r| r.join().ok()).collect();
-        let mut text = parts.join("\n").trim().to_owned();
+/// The command's stdout and stderr, read as they come without blocking;
+/// the first `KEPT_OUTPUT_BYTES` of each kept, the rest read and dropped.
+struct Output {
+    pipes: Vec<(Box<dyn ReadFd>, Vec<u8>, bool)>,
+}
+
+trait ReadFd: Read + AsRawFd {}
+impl ReadFd for ChildStdout {}
+impl ReadFd for ChildStderr {}
+
+impl Output {
+    fn new(stdout: Option<ChildStdout>, stderr: Option<ChildStderr>) -> Self {
+        let mut pipes: Vec<(Box<dyn ReadFd>, Vec<u8>, bool)> = Vec::new();
+        if let Some(out) = stdout {
+            pipes.push((Box::new(out), Vec::new(), false));
+        }
+        if let Some(err) = stderr {
+            pipes.push((Box::new(err), Vec::new(), false));
+        }
+        for (pipe, _, _) in &pipes {
+            set_nonblocking(pipe.as_raw_fd());
+        }
+        Self { pipes }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.pipes.iter().all(|(_, _, closed)| *closed)
+    }
+
+    /// Waits up to `ms` for output, then reads what there is.
+    fn read_for(&mut self, ms: i32) {
+        let mut fds: Vec<libc::pollfd> = self
+            .pipes
+            .iter()
+            .filter(|(_, _, closed)| !closed)
+            .map(|(pipe, _, _)| libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(Duration::from_millis(ms as u64));
+            return;
+        }
+        // SAFETY: `fds` is a valid array of pollfd for its length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let mut buf = [0u8; 4096];
+        for (pipe, kept, closed) in self.pipes.iter_mut().filter(|(_, _, closed)| !closed) {
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => {
+                        *closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let room = KEPT_OUTPUT_BYTES.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        *closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let parts: Vec<String> =
+            self.pipes.iter().map(|(_, kept, _)| String::from_utf8_lossy(kept).trim().to_owned()).collect();
+        let mut text = parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n");
         if text.len() > KEPT_OUTPUT_BYTES {
             let mut end = KEPT_OUTPUT_BYTES;
             while !text.is_char_boundary(end) {
@@ -109,20 +208,18 @@ fn collect_output(child: &mut Child) -> mpsc::Receiver<String> {
             }
             text.truncate(end);
         }
-        let _ = tx.send(text);
-    });
-    rx
+        text
+    }
 }
 
-/// The first `KEPT_OUTPUT_BYTES` of `pipe`; the rest is read and dropped.
-fn keep_start(mut pipe: Box<dyn Read + Send>) -> String {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = pipe.read(&mut buf) {
-        let room = KEPT_OUTPUT_BYTES.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
+fn set_nonblocking(fd: i32) {
+    // SAFETY: fcntl on a pipe fd we own; only the status flags change.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
     }
-    String::from_utf8_lossy(&kept).trim().to_owned()
 }
 
 #[cfg(test)]
@@ -136,7 +233,7 @@ mod tests {
     #[test]
     fn a_command_gets_the_target_in_its_environment_and_nothing_else() {
         let env = vec![("MEMWATCH_TARGET".to_owned(), "cgroup:/a.service".to_owned())];
-        let done = run(&argv(&["/usr/bin/env"]), &env, Duration::from_secs(5)).unwrap();
+        let done = run(&argv(&["/usr/bin/env"]), &env, Duration::from_secs(5), &Running::default()).unwrap();
         assert!(done.status.success());
         let mut lines: Vec<&str> = done.output.lines().collect();
         lines.sort();
@@ -145,8 +242,13 @@ mod tests {
 
     #[test]
     fn output_is_kept_up_to_its_bound_and_the_status_is_told() {
-        let done =
-            run(&argv(&["/bin/sh", "-c", "yes x | head -c 100000; exit 3"]), &[], Duration::from_secs(5)).unwrap();
+        let done = run(
+            &argv(&["/bin/sh", "-c", "yes x | head -c 100000; exit 3"]),
+            &[],
+            Duration::from_secs(5),
+            &Running::default(),
+        )
+        .unwrap();
         assert_eq!(done.status.code(), Some(3));
         assert_eq!(done.describe(), "exit status 3");
         assert!(done.output.len() <= KEPT_OUTPUT_BYTES && done.output.starts_with("x\nx"), "{:?}", done.output);
@@ -157,7 +259,8 @@ mod tests {
         let marker = tempfile::NamedTempFile::new().unwrap();
         let script = format!("sleep 30 & echo $! > {}; wait", marker.path().display());
         let started = Instant::now();
-        let err = run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_millis(300)).unwrap_err();
+        let err =
+            run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_millis(300), &Running::default()).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         assert!(err.to_string().contains("killed after its timeout of 300 ms"), "{err}");
         let sleeper: i32 = std::fs::read_to_string(marker.path()).unwrap().trim().parse().unwrap();
@@ -169,8 +272,23 @@ mod tests {
     }
 
     #[test]
+    fn a_descendant_that_keeps_the_pipes_open_does_not_hold_the_step() {
+        let started = Instant::now();
+        // setsid takes the sleep out of the command's group; it keeps stdout.
+        let done = run(
+            &argv(&["/bin/sh", "-c", "setsid sleep 5 & echo left"]),
+            &[],
+            Duration::from_secs(5),
+            &Running::default(),
+        )
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(done.output, "left");
+    }
+
+    #[test]
     fn a_command_that_cannot_start_says_so() {
-        let err = run(&argv(&["/nonexistent/trim"]), &[], Duration::from_secs(1)).unwrap_err();
+        let err = run(&argv(&["/nonexistent/trim"]), &[], Duration::from_secs(1), &Running::default()).unwrap_err();
         assert!(err.to_string().contains("exec /nonexistent/trim: could not start"), "{err}");
     }
 }

@@ -56,7 +56,8 @@ async fn exchange(endpoint: &HttpEndpoint) -> Result<Answer, String> {
                 return Err(format!("{ip} is not a loopback address"));
             }
             let stream = TcpStream::connect(SocketAddr::new(ip, *port)).await.map_err(|e| format!("connect: {e}"))?;
-            send(TokioIo::new(stream), &format!("{host}:{port}"), path).await
+            let authority = if ip.is_ipv6() { format!("[{ip}]:{port}") } else { format!("{host}:{port}") };
+            send(TokioIo::new(stream), &authority, path).await
         }
         HttpEndpoint::Unix { socket, path } => {
             let stream = UnixStream::connect(socket).await.map_err(|e| format!("connect {}: {e}", socket.display()))?;

@@ -14,8 +14,12 @@ use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use super::{ActError, Refusal};
 use crate::model::untouchable::refusal;
 use crate::{
+    config::cleanup::signal_name,
     model::sample::ProcessId,
-    sources::procfs::{ProcFs, ProcStat},
+    sources::{
+        procfs::{ProcFs, ProcStat},
+        runtime,
+    },
 };
 
 /// Checks what /proc says about the process a pidfd pins against `id`.
@@ -44,6 +48,27 @@ pub fn send(procfs: &ProcFs, id: ProcessId, signal: Signal) -> Result<(), ActErr
         rustix::io::Errno::SRCH => ActError::ProcessGone { id },
         e => ActError::Syscall { call: "pidfd_send_signal", pid: id.pid, source: e.into() },
     })
+}
+
+/// Whether `id` still catches, ignores or blocks the cleanup signal
+/// `signal` and is no runtime that uses it for itself, read now. (A gone or
+/// reused pid passes here: `send` tells those apart by identity.)
+pub fn still_welcome(procfs: &ProcFs, id: ProcessId, signal: Signal) -> Result<(), String> {
+    if procfs.stat(id.pid).is_none_or(|stat| stat.id != id) {
+        return Ok(());
+    }
+    let name = signal_name(signal);
+    match procfs.signal_masks(id.pid) {
+        Some(masks) if !masks.would_terminate(signal.as_raw()) => {}
+        Some(_) => return Err(format!("pid {} no longer catches {name}: it would kill it", id.pid)),
+        None => return Err(format!("pid {}: what it does with {name} can no longer be read", id.pid)),
+    }
+    if let Some(runtime) = runtime::identify(procfs, id.pid)
+        && let Some(meaning) = runtime.reserved(signal)
+    {
+        return Err(format!("pid {} is {}: {name} {meaning}", id.pid, runtime.as_str()));
+    }
+    Ok(())
 }
 
 fn open(id: ProcessId) -> Result<OwnedFd, ActError> {
@@ -110,5 +135,24 @@ mod tests {
         let me = ProcessId { pid: std::process::id(), start_time: 0 };
         let err = send(&ProcFs::default(), me, Signal::KILL).unwrap_err();
         assert!(matches!(err, ActError::Refused { reason: Refusal::Daemon, .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod welcome {
+    use std::process::Command;
+
+    use super::*;
+
+    #[test]
+    fn a_process_that_does_not_catch_the_signal_is_not_welcome_to_it_now() {
+        let mut child = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let procfs = ProcFs::default();
+        let id = procfs.stat(child.id()).unwrap().id;
+        let answer = still_welcome(&procfs, id, Signal::USR1);
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = answer.expect_err("sleep has no SIGUSR1 handler");
+        assert!(why.contains("no longer catches SIGUSR1"), "{why}");
     }
 }

@@ -199,3 +199,19 @@ fn a_dry_run_pass_runs_nothing_and_says_what_it_would_do() {
     assert!(performed[1].record.detail.contains("would run /bin/false"));
     assert_eq!(h.file("memory.reclaim"), "", "nothing written");
 }
+
+#[test]
+fn a_target_gone_while_its_pass_runs_is_closed_once_the_pass_is_done() {
+    let mut h = Harness::new(with_steps(vec![CleanupStep::Reclaim]), false);
+    h.write_file("memory.reclaim", "");
+    h.step(50, Level::Normal);
+    h.step(91, Level::Critical);
+    h.tick_without_target();
+    assert!(h.incidents().is_empty(), "closed while its pass was still being applied");
+    h.finish_pass();
+    h.tick_without_target();
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].end, IncidentEnd::Gone);
+    assert_eq!(kinds(&incidents[0]), [(ActionKind::Reclaim, Outcome::Ok)], "the outcome, not `pending`");
+}

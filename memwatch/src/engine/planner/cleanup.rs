@@ -126,6 +126,9 @@ impl Planner {
         if target.protected_inside {
             return record(Outcome::Refused, "a protected process shares this cgroup".to_owned());
         }
+        if target.members.iter().any(|m| m.id.pid == self.daemon_pid) {
+            return record(Outcome::Refused, "memwatch itself runs in this cgroup".to_owned());
+        }
         let usage = match target.knob {
             Some(KnobReading::Read { reclaim: false, .. }) => {
                 // Said once per target; after that the step is left out.
@@ -192,19 +195,18 @@ impl Planner {
         Plan::Signal { signal, name: name.to_owned(), to, members: matched.len(), refused, unhandled, notes }
     }
 
-    /// A pass whose steps are all done and whose wait is over: what it freed.
-    /// Steps measured on their own (reclaim, http, exec) keep their figure;
-    /// a signal, whose effect comes later, gets the rest of what the pass
-    /// freed. Returns the whole pass's figure.
+    /// A pass whose steps are all done and whose wait is over: what it freed,
+    /// by the target's usage before and after it. That figure is the pass's
+    /// in the incident; a signal step, whose effect comes later, is given it
+    /// too. Steps measured on their own (reclaim, http, exec) keep theirs,
+    /// as detail: the same memory is never counted twice.
     pub(super) fn judge_pass(&mut self, state: &mut TargetState, records: Records, before: u64, usage: u64) -> i64 {
         let freed = before as i64 - usage as i64;
         if let Some(episode) = &mut state.episode {
+            episode.passes_freed += freed;
             let range = records.first..(records.first + records.count).min(episode.actions.len());
-            let actions = &mut episode.actions[range];
-            let measured: i64 =
-                actions.iter().filter(|a| a.action != ActionKind::Signal).filter_map(|a| a.freed_bytes).sum();
-            for action in actions.iter_mut().filter(|a| a.action == ActionKind::Signal) {
-                action.freed_bytes = Some(freed - measured);
+            for action in episode.actions[range].iter_mut().filter(|a| a.action == ActionKind::Signal) {
+                action.freed_bytes = Some(freed);
             }
         }
         freed

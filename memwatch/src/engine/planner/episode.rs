@@ -77,6 +77,10 @@ pub(super) struct Episode {
     pub killed: bool,
     pub dry_run: bool,
     pub protected: bool,
+    /// What the cleanup passes freed, each by its re-measure (target usage
+    /// before the pass minus usage after it): the incident's figure. The
+    /// steps' own figures are detail, measured around each step.
+    pub passes_freed: i64,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +180,7 @@ pub(super) fn new_episode(now: f64, level: Level, target: &Observed<'_>, dry_run
         killed: false,
         dry_run,
         protected,
+        passes_freed: 0,
     }
 }
 
@@ -236,7 +241,7 @@ impl Closing {
             limit_bytes: self.limit_bytes,
             dry_run: episode.dry_run,
             protected: episode.protected,
-            freed_bytes: episode.actions.iter().filter_map(|a| a.freed_bytes).sum(),
+            freed_bytes: episode.passes_freed,
             levels: episode.levels.clone(),
             leak: episode.leak,
             actions: episode.actions.clone(),

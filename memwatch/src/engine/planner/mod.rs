@@ -80,7 +80,10 @@ impl Planner {
 
     /// One interval: the engine's `events` and every live target. Targets
     /// not in `observed` are gone (service stopped, process exited): their
-    /// episodes end. Apply the decisions, then call `settle`.
+    /// episodes end, once a pass still being applied to them is done (its
+    /// outcomes belong in the record, and a target coming back under the
+    /// same key must not get a second pass meanwhile). Apply the decisions,
+    /// then call `settle`.
     pub fn plan(&mut self, t: f64, events: &[Event], observed: &[Observed<'_>]) -> Vec<Decision> {
         for event in events {
             self.take_event(event);
@@ -91,7 +94,12 @@ impl Planner {
             self.targets.insert(target.key.clone(), state);
         }
         let live: BTreeSet<&TargetKey> = observed.iter().map(|o| o.key).collect();
-        let gone: Vec<TargetKey> = self.targets.keys().filter(|k| !live.contains(k)).cloned().collect();
+        let gone: Vec<TargetKey> = self
+            .targets
+            .iter()
+            .filter(|(k, s)| !live.contains(k) && s.running_pass.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in gone {
             let mut state = self.targets.remove(&key).expect("listed above");
             self.close(&key, &mut state, t, IncidentEnd::Gone);

@@ -225,3 +225,16 @@ fn the_default_pass_reclaims_the_excess_above_warning_and_signals_nobody() {
     );
     assert!(decisions[0].plan.is_slow() && decisions[0].pass.is_some());
 }
+
+#[test]
+fn the_daemons_own_cgroup_is_never_reclaimed() {
+    let mut input = Input::new();
+    input.settings.actions.cleanup = crate::config::cleanup::default_steps();
+    input.knob = KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(95 * MIB), reclaim: true };
+    input.members = vec![member(999, None), member(10, None)];
+    let decisions = crossing(&input);
+    assert!(
+        matches!(&decisions[0].plan, Plan::Record { outcome: Outcome::Refused, detail } if detail == "memwatch itself runs in this cgroup"),
+        "{decisions:?}"
+    );
+}
