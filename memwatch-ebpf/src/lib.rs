@@ -25,32 +25,30 @@ pub const BUILD_LLVM_MAJOR: u32 = 22;
 pub mod names {
     /// Per-process counters, keyed by tgid (`LruHashMap<u32, ProcCounters>`).
     pub const PROCS: &str = "PROCS";
-    /// `kmem:rss_stat` mm_id -> owning tgid, for RSS updates that happen
-    /// outside the owner's context (reclaim, exit teardown).
-    pub const MM_OWNERS: &str = "MM_OWNERS";
-    /// Length of an in-flight mmap/munmap, keyed by the calling thread.
+    /// Length of an in-flight mmap/munmap, keyed by the calling thread (only
+    /// for the syscall tracepoints).
     pub const PENDING: &str = "PENDING";
     /// Rare events (process exit, very large mappings) as `ProcEvent`s.
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU counters of dropped work, indexed by `ErrorKind`.
     pub const ERRORS: &str = "ERRORS";
-    /// Field offsets read from tracefs at load time (`TracepointLayout`).
+    /// Kernel struct offsets read from BTF at load time (`ProbeLayout`).
     pub const LAYOUT: &str = "LAYOUT";
 
     /// Every map the daemon opens.
-    pub const MAPS: &[&str] = &[PROCS, MM_OWNERS, PENDING, EVENTS, ERRORS];
+    pub const MAPS: &[&str] = &[PROCS, PENDING, EVENTS, ERRORS];
 }
 
 /// What a group of programs gives the daemon. The programs of one feature
-/// are attached together or not at all (an mmap enter without its exit
-/// would count nothing); a feature the kernel cannot give is dropped alone,
-/// and the daemon takes that figure from /proc or reports it unknown.
+/// are attached together or not at all; a feature the kernel cannot give is
+/// dropped alone, and the daemon reports that figure unknown.
+///
+/// RSS and page faults are not among them: the kernel already keeps both per
+/// process, and the daemon reads them from /proc once per interval, which
+/// costs nothing per page fault (a probe on the fault path cost 15-20% of a
+/// fault's CPU time on 6.x kernels, where rss_stat fires once per page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Feature {
-    /// The kernel's own RSS counters (without: /proc/PID/status each interval).
-    Rss,
-    /// User page faults (without: /proc/PID/stat's minflt + majflt).
-    Faults,
     /// Bytes mapped by mmap (without: unknown).
     Mmap,
     /// Bytes unmapped by munmap (without: unknown).
@@ -62,13 +60,10 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub const ALL: [Feature; 6] =
-        [Feature::Rss, Feature::Faults, Feature::Mmap, Feature::Munmap, Feature::Brk, Feature::Exits];
+    pub const ALL: [Feature; 4] = [Feature::Mmap, Feature::Munmap, Feature::Brk, Feature::Exits];
 
     pub const fn as_str(self) -> &'static str {
         match self {
-            Feature::Rss => "rss",
-            Feature::Faults => "faults",
             Feature::Mmap => "mmap",
             Feature::Munmap => "munmap",
             Feature::Brk => "brk",
@@ -79,8 +74,6 @@ impl Feature {
     /// What the daemon does without it, for the line that says it is missing.
     pub const fn without(self) -> &'static str {
         match self {
-            Feature::Rss => "RSS is read from /proc each interval",
-            Feature::Faults => "page faults are read from /proc",
             Feature::Mmap => "mmap bytes are unknown",
             Feature::Munmap => "munmap bytes are unknown",
             Feature::Brk => "brk moves are unknown",
@@ -89,79 +82,75 @@ impl Feature {
     }
 }
 
-/// One kernel program and the tracepoint it attaches to.
+/// Where a program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachPoint {
+    /// fexit of a syscall's entry function, named by the syscall (the daemon
+    /// adds this architecture's prefix: `__x64_sys_mmap` on x86_64). It sees
+    /// the arguments and the result together, and costs nothing to other
+    /// syscalls. Needs a kernel that takes tracing programs.
+    SyscallExit(&'static str),
+    /// A raw tracepoint: no tracefs, no perf record built per event.
+    RawTracepoint(&'static str),
+    /// A classic tracepoint (`category`, `event`), through tracefs.
+    Tracepoint(&'static str, &'static str),
+}
+
+/// One kernel program and where it attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeSpec {
     /// Function name of the program in the eBPF object.
     pub program: &'static str,
-    pub category: &'static str,
-    pub event: &'static str,
-    /// Attached as a raw tracepoint: the program gets the tracepoint's
-    /// arguments directly, with no perf record built per event. Used where
-    /// the event fires once per page fault and the program needs no fields.
-    pub raw: bool,
+    pub attach: AttachPoint,
     pub feature: Feature,
 }
 
-/// `kmem:rss_stat` as a raw tracepoint: it reads the mm's counter itself
-/// (offsets from the kernel's BTF) instead of having the kernel build a perf
-/// record per event, which is most of the per-fault cost. Attached in place
-/// of `PROBES`' classic `rss_stat` when the kernel's BTF provides the offsets.
-pub const RSS_STAT_BTF: ProbeSpec =
-    ProbeSpec { program: "rss_stat_btf", category: "kmem", event: "rss_stat", raw: true, feature: Feature::Rss };
-
-/// Every program memwatch attaches, in attach order.
+/// The programs memwatch attaches, in attach order. None of them runs on
+/// the page-fault path or on any syscall but mmap, munmap and brk.
 pub const PROBES: &[ProbeSpec] = &[
-    probe("rss_stat", "kmem", "rss_stat", false, Feature::Rss),
-    probe("page_fault_user", "exceptions", "page_fault_user", true, Feature::Faults),
-    probe("sys_enter_mmap", "syscalls", "sys_enter_mmap", false, Feature::Mmap),
-    probe("sys_exit_mmap", "syscalls", "sys_exit_mmap", false, Feature::Mmap),
-    probe("sys_enter_munmap", "syscalls", "sys_enter_munmap", false, Feature::Munmap),
-    probe("sys_exit_munmap", "syscalls", "sys_exit_munmap", false, Feature::Munmap),
-    probe("sys_exit_brk", "syscalls", "sys_exit_brk", false, Feature::Brk),
-    probe("sched_process_exec", "sched", "sched_process_exec", false, Feature::Brk),
-    probe("sched_process_exit", "sched", "sched_process_exit", false, Feature::Exits),
+    probe("mmap_fexit", AttachPoint::SyscallExit("mmap"), Feature::Mmap),
+    probe("munmap_fexit", AttachPoint::SyscallExit("munmap"), Feature::Munmap),
+    probe("brk_fexit", AttachPoint::SyscallExit("brk"), Feature::Brk),
+    probe("sched_process_exec", AttachPoint::RawTracepoint("sched_process_exec"), Feature::Brk),
+    probe("sched_process_exit", AttachPoint::RawTracepoint("sched_process_exit"), Feature::Exits),
 ];
 
-const fn probe(
-    program: &'static str,
-    category: &'static str,
-    event: &'static str,
-    raw: bool,
-    feature: Feature,
-) -> ProbeSpec {
-    ProbeSpec { program, category, event, raw, feature }
+/// The same syscall figures through `syscalls:*` tracepoints, for kernels
+/// that refuse tracing programs (fexit). Attaching any of them sets the
+/// syscall-trace flag on every task, so every syscall of every process
+/// takes the slow path while they are attached: used only when asked for.
+pub const SYSCALL_TRACEPOINTS: &[ProbeSpec] = &[
+    probe("sys_enter_mmap", AttachPoint::Tracepoint("syscalls", "sys_enter_mmap"), Feature::Mmap),
+    probe("sys_exit_mmap", AttachPoint::Tracepoint("syscalls", "sys_exit_mmap"), Feature::Mmap),
+    probe("sys_enter_munmap", AttachPoint::Tracepoint("syscalls", "sys_enter_munmap"), Feature::Munmap),
+    probe("sys_exit_munmap", AttachPoint::Tracepoint("syscalls", "sys_exit_munmap"), Feature::Munmap),
+    probe("sys_exit_brk", AttachPoint::Tracepoint("syscalls", "sys_exit_brk"), Feature::Brk),
+];
+
+const fn probe(program: &'static str, attach: AttachPoint, feature: Feature) -> ProbeSpec {
+    ProbeSpec { program, attach, feature }
 }
 
-/// Capacity of `PROCS` (and `MM_OWNERS`). LRU maps evict the least recently
-/// updated process when full, so a fork storm costs accuracy for idle
-/// processes rather than failing updates.
+/// Capacity of `PROCS`. LRU maps evict the least recently updated process
+/// when full, so a fork storm costs accuracy for idle processes rather than
+/// failing updates.
 pub const MAX_PROCS: u32 = 32_768;
 /// Capacity of `PENDING`: one slot per thread inside mmap/munmap right now.
 pub const MAX_PENDING: u32 = 16_384;
 /// Ring buffer size in bytes (a power of two, a multiple of the page size).
-pub const EVENTS_BYTES: u32 = 1 << 20;
+/// The daemon maps it, so it counts in the daemon's RSS once written
+/// through: 512 KiB hold 4,096 events (128 bytes each with the header), 800
+/// exits a second at the 5 s interval; beyond that an exit's final figures
+/// are lost (counted as `event_reserve`) and its last reading stands.
+pub const EVENTS_BYTES: u32 = 1 << 19;
 
-/// `kmem:rss_stat`'s `member` values (the kernel's `NR_MM_COUNTERS` order,
-/// stable since the tracepoint was added in 5.5).
-pub mod rss_member {
-    pub const FILE: i32 = 0;
-    pub const ANON: i32 = 1;
-    pub const SWAP_ENTRIES: i32 = 2;
-    pub const SHMEM: i32 = 3;
-}
-
-/// The probe reads this many bytes of each `kmem:rss_stat` record in one
-/// helper call, so its fields must lie within them (the daemon checks).
-pub const RSS_STAT_RECORD_BYTES: u32 = 32;
-
-/// A value of `ProcCounters::rss_*` that no `rss_stat` event has set yet: the
-/// daemon then takes the figure from /proc instead.
+/// A value of `ProcCounters::rss_*` not read yet: the exit probe fills them
+/// in, and only when the process still had its memory.
 pub const RSS_UNKNOWN: i64 = -1;
 
-/// What the kernel keeps per process (tgid). RSS fields are absolute bytes as
-/// last reported by `kmem:rss_stat`; the rest are cumulative since the entry
-/// was created and only ever grow (the daemon takes deltas).
+/// What the kernel keeps per process (tgid). The syscall figures are
+/// cumulative since the entry was created and only ever grow (the daemon
+/// takes deltas); the RSS and fault figures are set once, at exit.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcCounters {
@@ -180,15 +169,12 @@ pub struct ProcCounters {
     /// The program break after the last brk call (0 before the first, and
     /// again after exec, whose new image has a break of its own).
     pub last_brk: u64,
-    /// User-mode page faults.
+    /// Page faults (minor + major) at exit.
     pub page_faults: u64,
-    /// The key of this process's mm in `MM_OWNERS` (rss_stat's `mm_id`, or the
-    /// mm's address for the BTF probe), so exit can drop the owner entry.
-    pub mm: u64,
 }
 
 impl ProcCounters {
-    /// A fresh entry: RSS unknown until the first `rss_stat`, counters at zero.
+    /// A fresh entry: RSS unknown until exit, counters at zero.
     pub const NEW: Self = Self {
         rss_file: RSS_UNKNOWN,
         rss_anon: RSS_UNKNOWN,
@@ -200,7 +186,6 @@ impl ProcCounters {
         brk_shrink_bytes: 0,
         last_brk: 0,
         page_faults: 0,
-        mm: 0,
     };
 }
 
@@ -208,7 +193,7 @@ impl ProcCounters {
 pub mod event_kind {
     /// The thread-group leader exited; `counters` holds its final values.
     pub const EXIT: u32 = 1;
-    /// One mmap of at least `TracepointLayout::large_mapping_bytes`.
+    /// One mmap of at least `ProbeLayout::large_mapping_bytes`.
     pub const LARGE_MAPPING: u32 = 2;
 }
 
@@ -241,21 +226,18 @@ pub enum ErrorKind {
     PendingMissing = 2,
     /// The ring buffer was full: an exit or large-mapping event was lost.
     EventReserve = 3,
-    /// Reading a tracepoint field failed.
+    /// Reading a syscall argument or a kernel struct field failed.
     FieldRead = 4,
-    /// Recording an mm_id -> tgid owner failed.
-    OwnerInsert = 5,
 }
 
 impl ErrorKind {
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 5;
     pub const ALL: [ErrorKind; Self::COUNT as usize] = [
         ErrorKind::ProcInsert,
         ErrorKind::PendingInsert,
         ErrorKind::PendingMissing,
         ErrorKind::EventReserve,
         ErrorKind::FieldRead,
-        ErrorKind::OwnerInsert,
     ];
 
     /// Stable snake_case name, used in logs and metrics.
@@ -266,34 +248,39 @@ impl ErrorKind {
             ErrorKind::PendingMissing => "pending_missing",
             ErrorKind::EventReserve => "event_reserve",
             ErrorKind::FieldRead => "field_read",
-            ErrorKind::OwnerInsert => "owner_insert",
         }
     }
 }
 
-/// Tracepoint field offsets, read by the daemon from tracefs `format` files at
-/// load time and written into the program's `LAYOUT` global, so the probes do
-/// not depend on one kernel's struct layout.
+/// Kernel struct offsets (from the kernel's BTF, /sys/kernel/btf/vmlinux) and
+/// tracepoint record offsets (from tracefs `format` files), read by the
+/// daemon at load time and written into the programs' `LAYOUT` global, so the
+/// probes do not depend on one kernel's layout.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TracepointLayout {
-    pub rss_stat_mm_id: u32,
-    pub rss_stat_curr: u32,
-    pub rss_stat_member: u32,
-    pub rss_stat_size: u32,
-    /// Offset of `len` in sys_enter_mmap.
+pub struct ProbeLayout {
+    /// Offset of `len` in sys_enter_mmap and sys_enter_munmap.
     pub mmap_len: u32,
-    /// Offset of `len` in sys_enter_munmap.
     pub munmap_len: u32,
     /// Offset of `ret` in sys_exit_* (the same for every syscall).
     pub syscall_ret: u32,
-    /// For the BTF rss_stat probe (from /sys/kernel/btf/vmlinux): where in
-    /// `struct mm_struct` the counter of member 0 sits, and the distance to
-    /// the next member's counter.
-    pub mm_rss_base: u32,
-    pub mm_rss_stride: u32,
+    /// Offset in `struct pt_regs` of a syscall's second argument (the length
+    /// of mmap and munmap): `si` on x86_64.
+    pub regs_arg1: u32,
     /// Offset of `mm` in `struct task_struct`.
     pub task_mm: u32,
+    /// Where in `struct mm_struct` the RSS counter of member 0 sits, and the
+    /// distance to the next member's (file, anon, swap entries, shmem).
+    pub mm_rss_base: u32,
+    pub mm_rss_stride: u32,
+    /// `min_flt` and `maj_flt` in `struct task_struct` (the task's own).
+    pub task_min_flt: u32,
+    pub task_maj_flt: u32,
+    /// `signal` in `struct task_struct`, and the faults of exited threads it
+    /// keeps (`min_flt`, `maj_flt` in `struct signal_struct`).
+    pub task_signal: u32,
+    pub signal_min_flt: u32,
+    pub signal_maj_flt: u32,
     /// log2 of the page size: the mm counters count pages.
     pub page_shift: u32,
     pub _pad: u32,
@@ -301,20 +288,22 @@ pub struct TracepointLayout {
     pub large_mapping_bytes: u64,
 }
 
-impl TracepointLayout {
-    /// The layout of kernel 6.x on x86_64, used only until the daemon
-    /// overrides it with what tracefs says.
+impl ProbeLayout {
+    /// Placeholder until the daemon writes what BTF says; the exit probe
+    /// reads nothing while `task_mm` is 0.
     pub const DEFAULT: Self = Self {
-        rss_stat_mm_id: 8,
-        rss_stat_curr: 12,
-        rss_stat_member: 16,
-        rss_stat_size: 24,
         mmap_len: 24,
         munmap_len: 24,
         syscall_ret: 16,
+        regs_arg1: 0,
+        task_mm: 0,
         mm_rss_base: 0,
         mm_rss_stride: 0,
-        task_mm: 0,
+        task_min_flt: 0,
+        task_maj_flt: 0,
+        task_signal: 0,
+        signal_min_flt: 0,
+        signal_maj_flt: 0,
         page_shift: 12,
         _pad: 0,
         large_mapping_bytes: 64 << 20,
@@ -322,9 +311,9 @@ impl TracepointLayout {
 }
 
 // The kernel reads and writes these through raw pointers: catch layout drift.
-const _: () = assert!(core::mem::size_of::<ProcCounters>() == 88);
-const _: () = assert!(core::mem::size_of::<ProcEvent>() == 128);
-const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 56);
+const _: () = assert!(core::mem::size_of::<ProcCounters>() == 80);
+const _: () = assert!(core::mem::size_of::<ProcEvent>() == 120);
+const _: () = assert!(core::mem::size_of::<ProbeLayout>() == 64);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -332,5 +321,5 @@ mod pod {
     // padding fields, so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::ProcCounters {}
     unsafe impl aya::Pod for super::ProcEvent {}
-    unsafe impl aya::Pod for super::TracepointLayout {}
+    unsafe impl aya::Pod for super::ProbeLayout {}
 }

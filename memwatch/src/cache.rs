@@ -61,6 +61,9 @@ pub struct NamedCache<K, V> {
     inner: Cache<K, V>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Bumped by every clear, for holders of values read from the cache
+    /// earlier, which must then read them again too.
+    clears: AtomicU64,
 }
 
 impl<K, V> NamedCache<K, V>
@@ -76,7 +79,7 @@ where
             // would refuse new processes while old hot ones fill the cache.
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self { name, limits, inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        Self { name, limits, inner, hits: AtomicU64::new(0), misses: AtomicU64::new(0), clears: AtomicU64::new(0) }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -92,6 +95,11 @@ where
 
     pub fn remove(&self, key: &K) {
         self.inner.invalidate(key);
+    }
+
+    /// How many times the cache has been cleared.
+    pub fn clears(&self) -> u64 {
+        self.clears.load(Ordering::Relaxed)
     }
 }
 
@@ -130,6 +138,7 @@ where
         let before = self.inner.entry_count();
         self.inner.invalidate_all();
         self.inner.run_pending_tasks();
+        self.clears.fetch_add(1, Ordering::Relaxed);
         before
     }
 }

@@ -146,4 +146,9 @@ pub struct ProbeArgs {
     /// Where figures come from: eBPF with /proc fallback (auto), eBPF only, or /proc only.
     #[arg(long, value_enum, default_value_t = ModeRequest::Auto)]
     pub mode: ModeRequest,
+    /// Where the kernel refuses fexit programs, count mmap/munmap/brk through
+    /// the syscalls tracepoints (every syscall on the host is slower while
+    /// they are attached).
+    #[arg(long)]
+    pub syscall_tracepoints: bool,
 }

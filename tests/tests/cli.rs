@@ -16,14 +16,14 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// `memwatch probe --json` with the given rss_stat program (see the
-/// loader's MEMWATCH_RSS_STAT): both must attribute the same growth.
-fn probe_attributes_a_256_mib_allocation(rss_stat: &str) {
+/// `memwatch probe --json` with the syscall figures allowed through the
+/// syscalls tracepoints where fexit is refused (`extra` adds arguments).
+fn probe_attributes_a_256_mib_allocation(extra: &[&str]) -> serde_json::Value {
     let mut workload = Workload::spawn(WORKLOAD, &["--mib", "256", "--step-mib", "16", "--brk-mib", "0"]);
     workload.wait_for("ready");
     let mut probe = Command::new(memwatch_binary())
         .args(["probe", "--duration", "5", "--json", "--pid", &workload.pid().to_string()])
-        .env("MEMWATCH_RSS_STAT", rss_stat)
+        .args(extra)
         .env("MEMWATCH_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,15 +41,15 @@ fn probe_attributes_a_256_mib_allocation(rss_stat: &str) {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "--pid prints that one process: {stdout}");
     let row: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-    eprintln!("rss_stat={rss_stat}: {row}");
+    eprintln!("probe {extra:?}: {row}");
     assert_eq!(row["mode"], "ebpf");
     assert_eq!(row["pid"], workload.pid());
     assert!(row["rss_anon_delta_bytes"].as_i64().unwrap() >= 240 * MIB, "{row}");
     assert!(row["page_faults"].as_u64().unwrap() >= 60_000, "{row}");
-    assert!(row["mmap_bytes"].as_i64().unwrap() >= 256 * MIB, "{row}");
     workload.proceed();
     workload.proceed();
     workload.finish();
+    row
 }
 
 #[test]
@@ -57,31 +57,18 @@ fn probe_json_attributes_a_256_mib_allocation_to_its_pid() {
     if !privileged("probe_json_attributes_a_256_mib_allocation_to_its_pid") {
         return;
     }
-    // The default: rss_stat as a raw tracepoint reading the mm through BTF.
-    probe_attributes_a_256_mib_allocation("btf");
+    let row = probe_attributes_a_256_mib_allocation(&["--syscall-tracepoints"]);
+    assert!(row["mmap_bytes"].as_i64().unwrap() >= 256 * MIB, "{row}");
 }
 
 #[test]
-fn the_classic_rss_stat_tracepoint_attributes_the_same_growth() {
-    if !privileged("the_classic_rss_stat_tracepoint_attributes_the_same_growth") {
+fn probe_without_syscall_tracepoints_still_attributes_growth_and_faults() {
+    if !privileged("probe_without_syscall_tracepoints_still_attributes_growth_and_faults") {
         return;
     }
-    probe_attributes_a_256_mib_allocation("tracepoint");
-}
-
-#[test]
-fn a_bad_rss_stat_setting_is_refused_by_name() {
-    if !privileged("a_bad_rss_stat_setting_is_refused_by_name") {
-        return;
-    }
-    let out = Command::new(memwatch_binary())
-        .args(["probe", "--duration", "1", "--mode", "ebpf"])
-        .env("MEMWATCH_RSS_STAT", "kprobe")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("MEMWATCH_RSS_STAT=kprobe: expected auto, btf or tracepoint"), "{stderr}");
+    // mmap is counted where fexit loads and unknown (null) where not.
+    let row = probe_attributes_a_256_mib_allocation(&[]);
+    assert!(row["mmap_bytes"].is_null() || row["mmap_bytes"].as_i64().unwrap() >= 256 * MIB, "{row}");
 }
 
 /// A copy of the binary that an unprivileged user can execute, wherever the
@@ -203,9 +190,9 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     assert!(banner.contains("interval=500ms"), "{banner}");
     assert!(banner.contains(&config.display().to_string()), "{banner}");
     if is_root() {
-        // Both hot probes are raw tracepoints on a kernel with BTF.
-        assert!(banner.contains("kmem:rss_stat(raw)"), "{banner}");
-        assert!(banner.contains("exceptions:page_fault_user(raw)"), "{banner}");
+        // Nothing on the page-fault path; exits through a raw tracepoint.
+        assert!(banner.contains("raw_tp:sched_process_exit"), "{banner}");
+        assert!(!banner.contains("syscalls:") && !banner.contains("rss_stat"), "{banner}");
     }
     let summary = wait_for_line(&mut lines, "interval", Duration::from_secs(10));
     assert!(summary.contains("tracked="), "{summary}");

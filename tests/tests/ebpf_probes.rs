@@ -4,6 +4,7 @@ use memwatch::{
     model::delta,
     model::sample::{Mode, Snapshot},
     sources::collect::{Collector, ModeRequest},
+    sources::ebpf::ProbeOptions,
     sources::procfs::ProcFs,
 };
 use memwatch_tests::{Workload, figure, privileged, proc_status_bytes};
@@ -11,8 +12,15 @@ use memwatch_tests::{Workload, figure, privileged, proc_status_bytes};
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_alloc-workload");
 const MIB: u64 = 1 << 20;
 
+/// The probes with every figure they can give: fexit for the syscalls where
+/// the kernel takes it (the 6.1 VM lane), the syscall tracepoints where it
+/// does not (the host).
 fn attach() -> Collector {
-    let (collector, fallback) = Collector::open(ModeRequest::Ebpf, ProcFs::default(), 64 * MIB)
+    attach_with(ProbeOptions { large_mapping_bytes: 64 * MIB, syscall_tracepoints: true })
+}
+
+fn attach_with(options: ProbeOptions) -> Collector {
+    let (collector, fallback) = Collector::open(ModeRequest::Ebpf, ProcFs::default(), options)
         .unwrap_or_else(|e| panic!("the eBPF probes must attach as root: {e}"));
     assert!(fallback.is_none());
     assert_eq!(collector.mode(), Mode::Ebpf);
@@ -49,17 +57,18 @@ fn growth_faults_and_syscalls_are_attributed_to_the_allocating_child() {
     let vm_rss = proc_status_bytes(workload.pid(), "VmRSS");
     let now = collector.snapshot().unwrap();
     let row = row_of(&base, &now, workload.pid());
-    let kernel_rss = row.current.rss();
+    let reported_rss = row.current.rss();
     let scenario = "ebpf attribution";
     figure(scenario, "kernel", kernel_release());
-    figure(scenario, "probe RSS of the child (MiB)", mib(kernel_rss as i64));
+    figure(scenario, "probes", collector.attached().join(","));
+    figure(scenario, "reported RSS of the child (MiB)", mib(reported_rss as i64));
     figure(scenario, "VmRSS of the child (MiB)", mib(vm_rss as i64));
     figure(scenario, "anon growth attributed to the child's pid (MiB)", mib(row.rss_anon_delta));
     figure(scenario, "page faults", row.page_faults);
     figure(scenario, "mmap (MiB)", mib(row.mmap_bytes.unwrap_or(0) as i64));
     figure(scenario, "brk (MiB)", mib(row.brk_bytes.unwrap_or(0) as i64));
-    let error = (kernel_rss as f64 - vm_rss as f64).abs() / vm_rss as f64;
-    assert!(error <= 0.05, "kernel RSS {kernel_rss} is {:.1}% off VmRSS {vm_rss}", error * 100.0);
+    let error = (reported_rss as f64 - vm_rss as f64).abs() / vm_rss as f64;
+    assert!(error <= 0.05, "reported RSS {reported_rss} is {:.1}% off VmRSS {vm_rss}", error * 100.0);
     assert!(row.rss_anon_delta >= (256 + 8) as i64 * MIB as i64 * 95 / 100, "anon growth {}", row.rss_anon_delta);
     assert!(row.page_faults >= 60_000, "page faults {}", row.page_faults);
     let mmap = row.mmap_bytes.expect("ebpf mode counts mmap");
@@ -107,8 +116,42 @@ fn short_lived_processes_are_reported_at_exit_with_their_name() {
         .find(|s| s.id.pid == pid)
         .unwrap_or_else(|| panic!("exit of {pid} not reported: {:?}", snapshot.exited));
     assert_eq!(sample.info.comm, "alloc-workload");
+    // Read from the task at exit: /proc never showed this process.
     assert!(sample.counters.page_faults >= 8_000, "faults {}", sample.counters.page_faults);
     assert!(sample.counters.mmap_bytes.unwrap() >= 32 * MIB);
+}
+
+/// Nothing on the page-fault path, and no `syscalls:*` tracepoint (which
+/// would slow every syscall of every process) unless asked for: the
+/// syscall figures come from fexit or stay unknown.
+#[test]
+fn by_default_no_probe_costs_other_syscalls_or_page_faults() {
+    if !privileged("by_default_no_probe_costs_other_syscalls_or_page_faults") {
+        return;
+    }
+    let mut collector = attach_with(ProbeOptions { large_mapping_bytes: 64 * MIB, syscall_tracepoints: false });
+    let attached = collector.attached().to_vec();
+    figure("default probes", "kernel", kernel_release());
+    figure("default probes", "attached", attached.join(","));
+    assert!(attached.iter().all(|p| !p.starts_with("syscalls:")), "{attached:?}");
+    assert!(attached.iter().all(|p| !p.contains("page_fault") && !p.contains("rss_stat")), "{attached:?}");
+    assert!(attached.contains(&"raw_tp:sched_process_exit".to_owned()), "{attached:?}");
+    let fexit = attached.iter().any(|p| p.starts_with("fexit:"));
+
+    let mut workload = Workload::spawn(WORKLOAD, &["--mib", "64", "--step-mib", "16", "--brk-mib", "0"]);
+    workload.wait_for("ready");
+    let base = collector.snapshot().unwrap();
+    workload.proceed();
+    workload.wait_for("allocated");
+    let row = row_of(&base, &collector.snapshot().unwrap(), workload.pid());
+    workload.proceed();
+    workload.finish();
+    assert!(row.rss_anon_delta >= 60 * MIB as i64, "RSS comes from /proc either way: {}", row.rss_anon_delta);
+    assert!(row.page_faults >= 15_000, "faults from /proc: {}", row.page_faults);
+    match row.mmap_bytes {
+        Some(mmap) => assert!(fexit && mmap >= 64 * MIB, "mmap {mmap} counted, fexit attached: {fexit}"),
+        None => assert!(!fexit, "fexit attached but mmap unknown"),
+    }
 }
 
 #[test]

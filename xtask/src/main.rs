@@ -60,18 +60,22 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Measure what the probes add to a page fault (needs root).
+    /// What watching costs the watched, beside bpftrace, and the daemon's
+    /// footprint beside earlyoom, nohang and process-exporter (needs root).
     Bench {
         /// A few rounds only, to prove the benchmark works (what CI runs).
         #[arg(long)]
         quick: bool,
     },
-    /// Boot Debian's kernel under qemu and run the integration tests inside
-    /// (real cgroup v2 memory controller, second kernel version).
+    /// Boot Debian's kernels under qemu and run the integration tests inside
+    /// (real cgroup v2 memory controller, 6.1 and 6.12, 2 and 16 vCPUs).
     VmTest {
         /// Kill the VM and fail after this many seconds.
         #[arg(long, default_value_t = vm::DEFAULT_TIMEOUT.as_secs())]
         timeout_secs: u64,
+        /// Only the lanes whose name contains this (e.g. "6.12").
+        #[arg(long)]
+        lane: Option<String>,
     },
 }
 
@@ -86,6 +90,6 @@ fn main() -> anyhow::Result<()> {
         Task::Score { corpus } => test::score(corpus.as_deref()),
         Task::Bench { quick } => bench::run(quick),
         Task::Fuzz { seconds } => fuzz::run(std::time::Duration::from_secs(seconds)),
-        Task::VmTest { timeout_secs } => vm::run(std::time::Duration::from_secs(timeout_secs)),
+        Task::VmTest { timeout_secs, lane } => vm::run(std::time::Duration::from_secs(timeout_secs), lane.as_deref()),
     }
 }

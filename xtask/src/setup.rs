@@ -33,6 +33,9 @@ fn build_packages() -> Vec<String> {
 /// Node.js example service's runtime.
 pub const TEST_PACKAGES: &[&str] = &["nodejs", "openjdk-17-jre-headless", "python3"];
 
+/// The peers the benchmarks measure memwatch beside.
+pub const BENCH_PACKAGES: &[&str] = &["bpftrace", "earlyoom", "nohang", "prometheus-process-exporter"];
+
 /// Installs whichever of `packages` are missing (one apt-get update first).
 pub fn apt_packages<S: AsRef<str>>(packages: &[S]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages

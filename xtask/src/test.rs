@@ -28,7 +28,7 @@ pub fn all() -> anyhow::Result<()> {
     }
     // The same integration tests on a second kernel with a real cgroup v2
     // memory controller, which this machine kind lacks.
-    vm::run(vm::DEFAULT_TIMEOUT)?;
+    vm::run(vm::DEFAULT_TIMEOUT, None)?;
     // Last, being the slowest: the set-up and build from empty toolchain
     // homes, proving nothing this machine holds made the above pass.
     fresh_check::run()

@@ -1,11 +1,13 @@
-//! `cargo xtask vm-test`: the integration tests on a second, real kernel.
+//! `cargo xtask vm-test`: the integration tests on other, real kernels.
 //!
 //! The build machines' own kernel has the memory controller on cgroup v1, so
-//! `memory.high` cannot be exercised there. This boots Debian's 6.1 kernel
-//! under qemu (software emulation: KVM hangs on these machines) with an
-//! initramfs holding busybox, the static daemon and the static test
-//! executables, runs the tests as /init, and reads the verdict from the
-//! serial console.
+//! `memory.high` cannot be exercised there, and it has 2 CPUs, which hide
+//! the per-CPU RSS counters' lag. This boots Debian's kernels under qemu
+//! (software emulation: KVM hangs on these machines) with an initramfs
+//! holding busybox, the static daemon and the static test executables, runs
+//! the tests as /init, and reads the verdict from the serial console. Two
+//! lanes: every test on 6.1 with 2 vCPUs, and the accuracy test on 6.12
+//! (per-CPU RSS counters, status lines that can lag) with 16 vCPUs.
 use std::{
     fs,
     io::BufWriter,
@@ -22,7 +24,6 @@ mod artifacts;
 mod console;
 mod pagecache;
 
-use artifacts::Artifacts;
 use pagecache::PageCache;
 
 /// Static binaries: the initramfs has no C library to link against. The
@@ -31,11 +32,45 @@ const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The kernel (6.1 on Debian 12), an emulator, and a static shell for /init.
 /// squashfs-tools: the page-cache workload's file lives on a squashfs image
 /// (the initramfs itself is never reclaimed, being RAM).
-const VM_PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "busybox-static", "squashfs-tools"];
-/// Room for the unpacked initramfs (~70 MiB), the 256 MiB attribution
-/// workload, and the throttle workload, which grows to ~100-200 MiB before
-/// memory.high stops it.
-const MEMORY_MIB: u32 = 1024;
+/// linux-image-6.12-amd64: Debian 12's security archive's newer kernel, for
+/// the 16-vCPU accuracy lane.
+const VM_PACKAGES: &[&str] =
+    &["qemu-system-x86", "linux-image-amd64", "linux-image-6.12-amd64", "busybox-static", "squashfs-tools"];
+
+/// One boot: a kernel, a machine, and the test executables run on it.
+pub struct Lane {
+    pub name: &'static str,
+    /// The /boot/vmlinuz-* name's start; the newest match is booted.
+    kernel_prefix: &'static str,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub tests: &'static [&'static str],
+    /// Whether the page-cache image (and the kernel modules it needs) is packed.
+    page_cache: bool,
+}
+
+const LANES: &[Lane] = &[
+    // Room for the unpacked initramfs (~70 MiB), the 256 MiB attribution
+    // workload, and the throttle workload, which grows to ~100-200 MiB
+    // before memory.high stops it.
+    Lane {
+        name: "6.1, 2 vCPUs",
+        kernel_prefix: "vmlinuz-6.1.",
+        cpus: 2,
+        memory_mib: 1024,
+        tests: TESTS,
+        page_cache: true,
+    },
+    // The accuracy test's 1 GiB process, faulted on all 16 CPUs.
+    Lane {
+        name: "6.12, 16 vCPUs",
+        kernel_prefix: "vmlinuz-6.12.",
+        cpus: 16,
+        memory_mib: 2560,
+        tests: MANY_CPU_TESTS,
+        page_cache: false,
+    },
+];
 /// Whole-run limit; a healthy run takes a few minutes on 2 emulated cores.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// The integration tests that run in the VM, in this order: probes first
@@ -44,6 +79,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// be listed, so a new one is not silently left out of the VM; `cgroup_v1`
 /// (the degraded path for hybrid hosts) skips there, the VM being pure v2.
 const TESTS: &[&str] = &["ebpf_probes", "cli", "signal", "cgroup_actions", "daemon_actions", "reclaim", "cgroup_v1"];
+/// The accuracy test needs many CPUs and per-CPU RSS counters (6.2+) to
+/// show anything; 6.1 has neither (it also runs on the host).
+const MANY_CPU_TESTS: &[&str] = &["accuracy"];
+
+/// Every test executable some lane runs, each once, in lane order.
+fn vm_tests() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for name in LANES.iter().flat_map(|lane| lane.tests.iter().copied()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
 /// Test executables that run on the host only, and why.
 const HOST_ONLY: &[(&str, &str)] = &[
     ("hardening", "procfs mode, loopback TCP, file modes and rlimits: nothing the VM's kernel changes"),
@@ -51,7 +100,8 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("node_service", "the Node.js example service, on the host's node"),
 ];
 
-pub fn run(timeout: Duration) -> anyhow::Result<()> {
+/// Runs every lane, or those whose name contains `only`.
+pub fn run(timeout: Duration, only: Option<&str>) -> anyhow::Result<()> {
     let started = Instant::now();
     setup::build_chain()?;
     setup::apt_packages(VM_PACKAGES)?;
@@ -60,29 +110,52 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     let artifacts = artifacts::build(&root)?;
-    let kernel = kernel()?;
-    let page_cache = pagecache::prepare(&kernel, &out)?;
-    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
-    let initrd = out.join("initramfs.cpio.gz");
-    pack(&artifacts, &page_cache, &nonce, &initrd)?;
-    let built = started.elapsed();
+    let mut failed = Vec::new();
+    let lanes = LANES.iter().enumerate().filter(|(_, lane)| only.is_none_or(|only| lane.name.contains(only)));
+    let mut ran = 0;
+    for (index, lane) in lanes {
+        ran += 1;
+        let lane_started = Instant::now();
+        let kernel = kernel(lane.kernel_prefix)?;
+        let page_cache = if lane.page_cache { Some(pagecache::prepare(&kernel, &out)?) } else { None };
+        let nonce =
+            format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
+        let initrd = out.join(format!("initramfs-{index}.cpio.gz"));
+        let tests: Vec<(String, PathBuf)> =
+            artifacts.tests.iter().filter(|(name, _)| lane.tests.contains(&name.as_str())).cloned().collect();
+        pack(&artifacts.binaries, &tests, page_cache.as_ref(), &nonce, &initrd)?;
+        let built = if index == 0 { started.elapsed() } else { lane_started.elapsed() };
 
-    let log = out.join("serial.log");
-    let result = console::boot(&kernel, &initrd, &log, &nonce, timeout)?;
-    console::summarize(&result, built, started.elapsed(), &log)
+        let log = out.join(format!("serial-{index}.log"));
+        eprintln!("=== vm-test lane {}: {} ===", lane.name, kernel.display());
+        let result = console::boot(lane, &kernel, &initrd, &log, &nonce, timeout)?;
+        if let Err(e) = console::summarize(lane, &result, built, lane_started.elapsed(), &log) {
+            eprintln!("lane {}: {e:#}", lane.name);
+            failed.push(lane.name);
+        }
+    }
+    if ran == 0 {
+        let names: Vec<&str> = LANES.iter().map(|lane| lane.name).collect();
+        bail!("no lane named like {only:?}; the lanes are {names:?}");
+    }
+    eprintln!("vm-test: {ran} lane(s) in {:.0} s", started.elapsed().as_secs_f64());
+    if !failed.is_empty() {
+        bail!("vm-test failed in lane(s): {}", failed.join("; "));
+    }
+    Ok(())
 }
 
-/// The newest Debian kernel image in /boot.
-fn kernel() -> anyhow::Result<PathBuf> {
+/// The newest Debian kernel image in /boot whose name starts with `prefix`.
+fn kernel(prefix: &str) -> anyhow::Result<PathBuf> {
     let version =
         |name: &str| -> Vec<u64> { name.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect() };
     let mut kernels: Vec<String> = fs::read_dir("/boot")
         .context("reading /boot")?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("vmlinuz-") && n.ends_with("-amd64"))
+        .filter(|n| n.starts_with(prefix) && n.ends_with("-amd64"))
         .collect();
     kernels.sort_by_key(|n| version(n));
-    let newest = kernels.pop().context("no /boot/vmlinuz-*-amd64 (linux-image-amd64 installs one)")?;
+    let newest = kernels.pop().with_context(|| format!("no /boot/{prefix}*-amd64 (from VM_PACKAGES)"))?;
     Ok(Path::new("/boot").join(newest))
 }
 
@@ -90,7 +163,7 @@ fn kernel() -> anyhow::Result<PathBuf> {
 /// print one result line per executable and a final sentinel, power off.
 /// Lines carry the run's nonce so nothing else on the console (or an old
 /// log) can pass for a verdict.
-fn init_script(tests: &[(String, PathBuf)], nonce: &str) -> String {
+fn init_script(tests: &[(String, PathBuf)], page_cache: bool, nonce: &str) -> String {
     let mut script = String::from(
         r#"#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
@@ -104,7 +177,9 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 chmod 1777 /tmp
 "#,
     );
-    script.push_str(&pagecache::init_lines());
+    if page_cache {
+        script.push_str(&pagecache::init_lines());
+    }
     script.push_str(
         r#"echo "memwatch-vm: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), $(grep MemTotal /proc/meminfo)"
 status=0
@@ -124,7 +199,13 @@ status=0
     script
 }
 
-fn pack(artifacts: &Artifacts, page_cache: &PageCache, nonce: &str, initrd: &Path) -> anyhow::Result<()> {
+fn pack(
+    binaries: &[PathBuf],
+    tests: &[(String, PathBuf)],
+    page_cache: Option<&PageCache>,
+    nonce: &str,
+    initrd: &Path,
+) -> anyhow::Result<()> {
     eprintln!("+ packing {}", initrd.display());
     let file = fs::File::create(initrd).with_context(|| format!("creating {}", initrd.display()))?;
     let mut gzip =
@@ -135,12 +216,14 @@ fn pack(artifacts: &Artifacts, page_cache: &PageCache, nonce: &str, initrd: &Pat
     }
     archive.char_device("dev/console", 0o600, 5, 1)?;
     archive.copy("bin/busybox", Path::new("/bin/busybox")).context("adding /bin/busybox")?;
-    archive.file("init", 0o755, init_script(&artifacts.tests, nonce).as_bytes())?;
-    page_cache.add_to(&mut archive)?;
+    archive.file("init", 0o755, init_script(tests, page_cache.is_some(), nonce).as_bytes())?;
+    if let Some(page_cache) = page_cache {
+        page_cache.add_to(&mut archive)?;
+    }
     // Host paths are kept: the test executables find the helper binaries
     // through CARGO_BIN_EXE_* (absolute paths fixed at compile time) and the
     // daemon next to their own directory.
-    for path in artifacts.binaries.iter().chain(artifacts.tests.iter().map(|(_, p)| p)) {
+    for path in binaries.iter().chain(tests.iter().map(|(_, p)| p)) {
         archive.copy(&path.to_string_lossy(), path).with_context(|| format!("adding {}", path.display()))?;
     }
     drop(archive.finish()?);
@@ -159,7 +242,7 @@ mod tests {
     #[test]
     fn the_init_script_reports_every_test_with_the_nonce() {
         let tests = [("cli".to_owned(), PathBuf::from("/w/target/t/release/deps/cli-1"))];
-        let script = init_script(&tests, "abc123");
+        let script = init_script(&tests, false, "abc123");
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("'/w/target/t/release/deps/cli-1' --test-threads=1 --nocapture"));
         assert!(script.contains("MEMWATCH-VM-TEST abc123 cli exit=$rc"));

@@ -1,8 +1,8 @@
-//! The kernel programs, one module per kind of tracepoint, sharing the maps
-//! and the per-process accounting helpers in `state`.
+//! The kernel programs, one module per kind of event, sharing the maps and
+//! the per-process accounting helpers in `state`.
 mod exec;
 mod exit;
-mod faults;
-mod rss;
 mod state;
+mod syscall_fexit;
+mod syscall_tracepoints;
 mod syscalls;

@@ -1,7 +1,7 @@
 //! Maps and the small helpers every program uses to account into them.
 //!
-//! Hot paths (page faults, rss_stat) do one hash lookup and an atomic add on
-//! the per-process entry: no per-event ring-buffer traffic, no userspace work.
+//! Each syscall probe does one hash lookup and an atomic add on the
+//! per-process entry: no per-event ring-buffer traffic, no userspace work.
 //!
 //! Every program is a thin entry point over a `try_` function returning
 //! `Result<(), ErrorKind>`; `finish` counts the error, if any, so dropped work
@@ -11,23 +11,20 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     Global,
     bindings::BPF_NOEXIST,
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use memwatch_ebpf::{EVENTS_BYTES, ErrorKind, MAX_PENDING, MAX_PROCS, ProcCounters, TracepointLayout};
+use memwatch_ebpf::{EVENTS_BYTES, ErrorKind, MAX_PENDING, MAX_PROCS, ProbeLayout, ProcCounters};
 
 // The statics' names are the map and global names the daemon looks up:
 // they must equal `memwatch_ebpf::names::*` (a test of the daemon parses the
 // built object and checks every one).
 #[unsafe(no_mangle)]
-pub static LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::DEFAULT);
+pub static LAYOUT: Global<ProbeLayout> = Global::new(ProbeLayout::DEFAULT);
 
 #[map]
 pub static PROCS: LruHashMap<u32, ProcCounters> = LruHashMap::with_max_entries(MAX_PROCS, 0);
-
-#[map]
-pub static MM_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(MAX_PROCS, 0);
 
 #[map]
 pub static PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_PENDING, 0);
@@ -45,6 +42,14 @@ pub fn finish(result: Result<(), ErrorKind>) -> u32 {
         count_error(kind);
     }
     0
+}
+
+/// Reads a value the kernel keeps at `address` (a kernel pointer plus a BTF
+/// offset). The helper copes with any address without faulting.
+#[inline(always)]
+pub fn read_kernel<T>(address: u64) -> Result<T, ErrorKind> {
+    // SAFETY: bpf_probe_read_kernel validates the address itself.
+    unsafe { bpf_probe_read_kernel(address as *const T) }.map_err(|_| ErrorKind::FieldRead)
 }
 
 /// The calling task's (tgid, pid).

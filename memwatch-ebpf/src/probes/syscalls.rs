@@ -1,57 +1,20 @@
-//! mmap / munmap / brk: bytes mapped, unmapped and the program break's moves.
-//!
-//! The length is only known at sys_enter and success only at sys_exit, so the
-//! enter side parks the length in `PENDING` (keyed by thread: a thread is in
-//! one syscall at a time) and the exit side counts it if the call succeeded.
-use aya_ebpf::{
-    bindings::BPF_ANY,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::tracepoint,
-    programs::TracePointContext,
-};
+//! mmap / munmap / brk accounting: bytes mapped, unmapped and the program
+//! break's moves, whichever front-end saw the call (`syscall_fexit` where
+//! the kernel takes tracing programs, `syscall_tracepoints` otherwise).
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_ktime_get_ns};
 use memwatch_ebpf::{ErrorKind, ProcCounters, ProcEvent, event_kind};
 
-use super::state::{EVENTS, LAYOUT, PENDING, add, current_ids, finish, proc_entry};
+use super::state::{EVENTS, LAYOUT, add, current_ids, proc_entry};
 
 /// Syscalls return -errno in [-4095, -1]; anything else (addresses included) is success.
 #[inline(always)]
-fn succeeded(ret: i64) -> bool {
+pub fn succeeded(ret: i64) -> bool {
     !(-4095..0).contains(&ret)
 }
 
-/// Parks this thread's call length (at `offset` in the enter record).
+/// A successful mmap of `len` bytes by the current process.
 #[inline(always)]
-fn remember_len(ctx: &TracePointContext, offset: u32) -> Result<(), ErrorKind> {
-    // SAFETY: offset from this kernel's format file; `len` is an unsigned long.
-    let len = unsafe { ctx.read_at::<u64>(offset as usize) }.map_err(|_| ErrorKind::FieldRead)?;
-    PENDING.insert(bpf_get_current_pid_tgid(), len, BPF_ANY as u64).map_err(|_| ErrorKind::PendingInsert)
-}
-
-/// The parked length of this thread's call, if the call succeeded.
-#[inline(always)]
-fn take_len_if_ok(ctx: &TracePointContext) -> Result<Option<u64>, ErrorKind> {
-    let key = bpf_get_current_pid_tgid();
-    // SAFETY: a copy of a u64 map value.
-    let len = unsafe { PENDING.get(key) }.copied();
-    let _ = PENDING.remove(key);
-    let len = len.ok_or(ErrorKind::PendingMissing)?;
-    // SAFETY: offset from this kernel's format file; `ret` is a long.
-    let ret = unsafe { ctx.read_at::<i64>(LAYOUT.load().syscall_ret as usize) }.map_err(|_| ErrorKind::FieldRead)?;
-    Ok(succeeded(ret).then_some(len))
-}
-
-#[tracepoint]
-pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
-    finish(remember_len(&ctx, LAYOUT.load().mmap_len))
-}
-
-#[tracepoint]
-pub fn sys_exit_mmap(ctx: TracePointContext) -> u32 {
-    finish(try_sys_exit_mmap(&ctx))
-}
-
-fn try_sys_exit_mmap(ctx: &TracePointContext) -> Result<(), ErrorKind> {
-    let Some(len) = take_len_if_ok(ctx)? else { return Ok(()) };
+pub fn count_mmap(len: u64) -> Result<(), ErrorKind> {
     let (tgid, _) = current_ids();
     let entry = proc_entry(tgid)?;
     // SAFETY: `entry` points to a live PROCS value; the field is a u64.
@@ -84,18 +47,9 @@ unsafe fn report_large_mapping(tgid: u32, len: u64, entry: *const ProcCounters) 
     Ok(())
 }
 
-#[tracepoint]
-pub fn sys_enter_munmap(ctx: TracePointContext) -> u32 {
-    finish(remember_len(&ctx, LAYOUT.load().munmap_len))
-}
-
-#[tracepoint]
-pub fn sys_exit_munmap(ctx: TracePointContext) -> u32 {
-    finish(try_sys_exit_munmap(&ctx))
-}
-
-fn try_sys_exit_munmap(ctx: &TracePointContext) -> Result<(), ErrorKind> {
-    let Some(len) = take_len_if_ok(ctx)? else { return Ok(()) };
+/// A successful munmap of `len` bytes by the current process.
+#[inline(always)]
+pub fn count_munmap(len: u64) -> Result<(), ErrorKind> {
     let (tgid, _) = current_ids();
     let entry = proc_entry(tgid)?;
     // SAFETY: `entry` points to a live PROCS value; the field is a u64.
@@ -103,17 +57,11 @@ fn try_sys_exit_munmap(ctx: &TracePointContext) -> Result<(), ErrorKind> {
     Ok(())
 }
 
-/// brk returns the new break on success and the unchanged one on failure, so
-/// the exit alone tells how far the break moved; no enter side is needed.
-#[tracepoint]
-pub fn sys_exit_brk(ctx: TracePointContext) -> u32 {
-    finish(try_sys_exit_brk(&ctx))
-}
-
-fn try_sys_exit_brk(ctx: &TracePointContext) -> Result<(), ErrorKind> {
-    // SAFETY: offset from this kernel's format file; `ret` is a long.
-    let new_brk =
-        unsafe { ctx.read_at::<u64>(LAYOUT.load().syscall_ret as usize) }.map_err(|_| ErrorKind::FieldRead)?;
+/// A brk call that left the break at `new_brk`. brk returns the new break
+/// on success and the unchanged one on failure, so the result alone tells
+/// how far the break moved.
+#[inline(always)]
+pub fn count_brk(new_brk: u64) -> Result<(), ErrorKind> {
     let (tgid, _) = current_ids();
     let entry = proc_entry(tgid)?;
     // SAFETY: `entry` points to a live PROCS value. brk calls of one process

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 
 use crate::{
     cli::ProbeArgs, config::DEFAULT_LARGE_MAPPING_BYTES, model::delta::ProcessDelta, shutdown,
-    sources::collect::Collector, sources::procfs::ProcFs,
+    sources::collect::Collector, sources::ebpf::ProbeOptions, sources::procfs::ProcFs,
 };
 
 /// Exits are drained from the kernel this often during the window, so a burst
@@ -13,8 +13,12 @@ use crate::{
 const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
-    let (mut collector, fallback) = Collector::open(args.mode, ProcFs::default(), DEFAULT_LARGE_MAPPING_BYTES)
-        .context("attaching the eBPF probes (--mode ebpf)")?;
+    let options = ProbeOptions {
+        large_mapping_bytes: DEFAULT_LARGE_MAPPING_BYTES,
+        syscall_tracepoints: args.syscall_tracepoints,
+    };
+    let (mut collector, fallback) =
+        Collector::open(args.mode, ProcFs::default(), options).context("attaching the eBPF probes (--mode ebpf)")?;
     if let Some(reason) = fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }

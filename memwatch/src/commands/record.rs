@@ -29,7 +29,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
             .map_err(|errors| config::ConfigError::Invalid { path: "environment".into(), errors })?,
     };
     let (mut collector, fallback) =
-        Collector::open(args.mode.unwrap_or(config.daemon.mode), ProcFs::default(), config.daemon.large_mapping_bytes)
+        Collector::open(args.mode.unwrap_or(config.daemon.mode), ProcFs::default(), config.daemon.probe_options())
             .context("attaching the eBPF probes (mode = \"ebpf\")")?;
     if let Some(reason) = &fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");

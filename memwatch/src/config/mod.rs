@@ -27,7 +27,7 @@ use walk::{Fields, Problems, expected};
 
 use crate::{
     config::observe::{ApiConfig, MetricsConfig, OtlpConfig},
-    sources::collect::ModeRequest,
+    sources::{collect::ModeRequest, ebpf::ProbeOptions},
 };
 
 /// What records and logs call the `[defaults]` "policy".
@@ -73,6 +73,9 @@ pub struct DaemonConfig {
     pub mode: ModeRequest,
     /// mmaps at least this many bytes long are logged one by one.
     pub large_mapping_bytes: u64,
+    /// On kernels that refuse fexit programs, count mmap/munmap/brk through
+    /// the `syscalls:*` tracepoints, which slow every syscall on the host.
+    pub syscall_tracepoints: bool,
     /// Growers named in each interval's summary line.
     pub summary_top: usize,
     /// Targets judged one by one; beyond this many (largest usage first),
@@ -86,6 +89,7 @@ impl Default for DaemonConfig {
             interval_secs: DEFAULT_INTERVAL_SECS,
             mode: ModeRequest::Auto,
             large_mapping_bytes: DEFAULT_LARGE_MAPPING_BYTES,
+            syscall_tracepoints: false,
             summary_top: DEFAULT_SUMMARY_TOP,
             max_targets: DEFAULT_MAX_TARGETS,
         }
@@ -95,6 +99,10 @@ impl Default for DaemonConfig {
 impl DaemonConfig {
     pub fn interval(&self) -> Duration {
         Duration::from_secs_f64(self.interval_secs)
+    }
+
+    pub fn probe_options(&self) -> ProbeOptions {
+        ProbeOptions { large_mapping_bytes: self.large_mapping_bytes, syscall_tracepoints: self.syscall_tracepoints }
     }
 }
 
@@ -309,6 +317,9 @@ fn read_daemon(table: &Table, problems: &mut Problems) -> DaemonConfig {
         other => Err(expected("bytes (an integer) or a size string", other)),
     }) {
         daemon.large_mapping_bytes = bytes;
+    }
+    if let Some(on) = fields.bool("syscall_tracepoints", problems) {
+        daemon.syscall_tracepoints = on;
     }
     if let Some(top) = fields.unsigned("summary_top", problems) {
         daemon.summary_top = usize::try_from(top).unwrap_or(usize::MAX);

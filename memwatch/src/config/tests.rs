@@ -281,6 +281,7 @@ fn values_that_cannot_mean_anything_are_refused() {
     rejects("[defaults.leak]\nconfirm_window = inf\n", "defaults.leak.confirm_window", "not a finite number");
     rejects("[daemon]\nlarge_mapping_bytes = \"0\"\n", "daemon.large_mapping_bytes", "more than 0 bytes");
     rejects("[daemon]\nlarge_mapping_bytes = \"0.1B\"\n", "daemon.large_mapping_bytes", "whole number of bytes");
+    rejects("[daemon]\nsyscall_tracepoints = \"yes\"\n", "daemon.syscall_tracepoints", "expected a boolean");
     rejects("[defaults.hysteresis]\nmargin = nan\n", "defaults.hysteresis.margin", "not a finite number");
     rejects("[daemon]\nmax_targets = 0\n", "daemon.max_targets", "between 1 and 100000");
 }

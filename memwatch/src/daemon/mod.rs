@@ -2,6 +2,7 @@
 //! pipeline, the executor applies what the planner decided, and the view,
 //! exporters and API show it. Control requests from the API are answered
 //! between readings by the same pipeline and executor.
+mod footprint;
 pub mod observe;
 mod reload;
 mod requests;
@@ -69,8 +70,7 @@ pub struct Options {
 pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let mut signals = shutdown::install().map_err(DaemonError::Signals)?;
     let mode_request = options.mode.unwrap_or(config.daemon.mode);
-    let (mut collector, fallback) =
-        Collector::open(mode_request, ProcFs::default(), config.daemon.large_mapping_bytes)?;
+    let (mut collector, fallback) = Collector::open(mode_request, ProcFs::default(), config.daemon.probe_options())?;
     if let Some(reason) = &fallback {
         tracing::warn!("eBPF probes not used: {reason}; falling back to /proc polling (mode=procfs)");
     }
@@ -105,6 +105,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let mut daemon = Daemon { pipeline, executor, facts: SystemFacts::default(), recorder, capped: false };
     let mut previous = collector.snapshot().map_err(DaemonError::FirstReading)?;
     daemon.on_reading(&previous, &previous, &mut observe);
+    footprint::shed_start_up_memory();
 
     let mut ticker = ticker(interval);
     let mut failures = RateLimited::new(Duration::from_secs(60));

@@ -35,6 +35,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ("otlp", running.otlp != new.otlp),
         ("daemon.mode", running.daemon.mode != new.daemon.mode),
         ("daemon.large_mapping_bytes", running.daemon.large_mapping_bytes != new.daemon.large_mapping_bytes),
+        ("daemon.syscall_tracepoints", running.daemon.syscall_tracepoints != new.daemon.syscall_tracepoints),
         ("actions.state_file", running.actions.state_file != new.actions.state_file),
         ("actions.incident_log", running.actions.incident_log != new.actions.incident_log),
         ("actions.incident_max_bytes", running.actions.incident_max_bytes != new.actions.incident_max_bytes),
@@ -49,6 +50,7 @@ fn live_part(running: &Config, mut new: Config) -> Config {
     new.otlp = running.otlp.clone();
     new.daemon.mode = running.daemon.mode;
     new.daemon.large_mapping_bytes = running.daemon.large_mapping_bytes;
+    new.daemon.syscall_tracepoints = running.daemon.syscall_tracepoints;
     new.actions.state_file = running.actions.state_file.clone();
     new.actions.incident_log = running.actions.incident_log.clone();
     new.actions.incident_max_bytes = running.actions.incident_max_bytes;

@@ -41,6 +41,8 @@ pub struct ProcStat {
     pub zombie: bool,
     /// Virtual size, bytes.
     pub vsize: u64,
+    /// Resident pages, all kinds together (the sum status splits).
+    pub resident_pages: u64,
 }
 
 /// RSS breakdown from /proc/PID/status, in bytes.
@@ -94,27 +96,20 @@ impl ProcFs {
         Ok(pids)
     }
 
+    /// Read for every process every interval: one file, parsed in place.
     pub fn stat(&self, pid: u32) -> Option<ProcStat> {
-        let stat = self.process(pid)?.stat().ok()?;
-        Some(ProcStat {
-            id: ProcessId { pid, start_time: stat.starttime },
-            comm: stat.comm,
-            page_faults: stat.minflt + stat.majflt,
-            kernel_thread: stat.flags & PF_KTHREAD != 0,
-            zombie: matches!(stat.state, 'Z' | 'X'),
-            vsize: stat.vsize,
-        })
+        let text = read_record(&self.root.join(pid.to_string()).join("stat"))?;
+        parse_stat(pid, &text)
     }
 
+    /// The kernel's own per-process counters, summed over CPUs (the
+    /// per-CPU parts that a probe reading the mm's shared count would miss:
+    /// up to batch x CPUs pages per counter). Read for every process whose
+    /// stat moved, so it takes the four lines it needs from the text
+    /// instead of parsing all ~55 fields.
     pub fn rss(&self, pid: u32) -> Option<ProcRss> {
-        let status = self.process(pid)?.status().ok()?;
-        const KIB: u64 = 1024;
-        Some(ProcRss {
-            anon: status.rssanon.unwrap_or(0) * KIB,
-            file: status.rssfile.unwrap_or(0) * KIB,
-            shmem: status.rssshmem.unwrap_or(0) * KIB,
-            swap: status.vmswap.unwrap_or(0) * KIB,
-        })
+        let status = read_record(&self.root.join(pid.to_string()).join("status"))?;
+        Some(status_rss(&status))
     }
 
     /// What the process does with each signal: SigCgt and SigIgn of the
@@ -145,6 +140,70 @@ impl ProcFs {
 }
 
 /// A /proc status mask line such as `SigCgt:\t0000000000004a02`.
+/// A /proc/PID file read for every process every interval, in as few
+/// syscalls as it takes: these files are generated whole on the first read,
+/// so one read into a buffer larger than the record returns all of it (the
+/// generic reader would probe, grow and read again to see the end).
+fn read_record(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    const RECORD_BYTES: usize = 4096;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buffer = vec![0u8; RECORD_BYTES];
+    let mut filled = 0;
+    loop {
+        let n = file.read(&mut buffer[filled..]).ok()?;
+        filled += n;
+        if n == 0 || filled < buffer.len() {
+            break;
+        }
+        buffer.resize(buffer.len() * 2, 0); // longer than ever seen: read on
+    }
+    buffer.truncate(filled);
+    String::from_utf8(buffer).ok()
+}
+
+/// /proc/PID/stat: `pid (comm) state ppid ...`. The name may hold spaces and
+/// parentheses, so the fields are counted from the last `)`.
+fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // Indexes after the name: 0 state, 6 flags, 7 minflt, 9 majflt,
+    // 19 starttime, 20 vsize, 21 rss (proc(5) numbers them 3, 9, 10, 12,
+    // 22, 23, 24).
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let state = fields.first()?.chars().next()?;
+    Some(ProcStat {
+        id: ProcessId { pid, start_time: number(19)? },
+        comm,
+        page_faults: number(7)? + number(9)?,
+        kernel_thread: number(6)? & u64::from(PF_KTHREAD) != 0,
+        zombie: matches!(state, 'Z' | 'X'),
+        vsize: number(20)?,
+        resident_pages: number(21)?,
+    })
+}
+
+/// The RSS lines of /proc/PID/status ("RssAnon:\t  1234 kB"); a line that
+/// is missing (a kernel thread, an older kernel) counts as zero.
+fn status_rss(status: &str) -> ProcRss {
+    let mut rss = ProcRss::default();
+    for line in status.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let slot = match key {
+            "RssAnon" => &mut rss.anon,
+            "RssFile" => &mut rss.file,
+            "RssShmem" => &mut rss.shmem,
+            "VmSwap" => &mut rss.swap,
+            _ => continue,
+        };
+        let kib = value.trim().strip_suffix("kB").and_then(|v| v.trim().parse::<u64>().ok());
+        *slot = kib.unwrap_or(0) * 1024;
+    }
+    rss
+}
+
 fn status_mask(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     u64::from_str_radix(line.trim(), 16).ok()
@@ -220,6 +279,24 @@ mod tests {
         assert_eq!(info.cmdline, "/usr/bin/leaky --serve");
         assert_eq!(info.unit.as_deref(), Some("leaky.service"));
         assert!(procfs.stat(1).is_none(), "a missing process is None, not an error");
+    }
+
+    #[test]
+    fn a_name_with_spaces_and_parentheses_does_not_shift_the_fields() {
+        let text = "77 (a) b (c)) S 1 77 77 0 -1 4194560 120 0 3 0 5 6 0 0 20 0 1 0 4455 8192000 300 \
+                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let stat = parse_stat(77, text).unwrap();
+        assert_eq!(stat.comm, "a) b (c)");
+        assert_eq!(stat.id, ProcessId { pid: 77, start_time: 4455 });
+        assert_eq!((stat.page_faults, stat.vsize, stat.kernel_thread, stat.zombie), (123, 8_192_000, false, false));
+        assert_eq!(stat.resident_pages, 300);
+        assert!(parse_stat(77, "77 (truncated) S 1 2").is_none());
+    }
+
+    #[test]
+    fn rss_lines_missing_or_malformed_count_as_zero() {
+        let rss = status_rss("Name:\tkworker/0:1\nRssAnon:\t  12 kB\nRssFile:\tlots\nVmSwapX:\t9 kB\n");
+        assert_eq!(rss, ProcRss { anon: 12 * 1024, ..ProcRss::default() });
     }
 
     fn masks_fixture(pid: u32, status: &str, threads: &[&str]) -> tempfile::TempDir {

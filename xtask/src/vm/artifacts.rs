@@ -7,13 +7,13 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{HOST_ONLY, MUSL_TARGET, TESTS};
+use super::{HOST_ONLY, MUSL_TARGET, vm_tests};
 use crate::shell;
 
 /// What goes into the VM, each at its host path (see `pack`).
 pub struct Artifacts {
     pub binaries: Vec<PathBuf>,
-    /// (name, executable) in `TESTS` order.
+    /// (name, executable) of every test some lane runs.
     pub tests: Vec<(String, PathBuf)>,
 }
 
@@ -67,7 +67,7 @@ pub fn build(root: &Path) -> anyhow::Result<Artifacts> {
         }
     }
     let mut tests = Vec::new();
-    for name in TESTS {
+    for name in vm_tests() {
         let position = found.iter().position(|(n, _)| n == name);
         tests.push(found.remove(position.with_context(|| format!("cargo built no test executable `{name}`"))?));
     }
@@ -75,7 +75,7 @@ pub fn build(root: &Path) -> anyhow::Result<Artifacts> {
     if !found.is_empty() {
         let names: Vec<_> = found.iter().map(|(n, _)| n.as_str()).collect();
         bail!(
-            "test executables not listed in xtask/src/vm.rs TESTS: {names:?}; add them (or to HOST_ONLY, saying why)"
+            "test executables no lane of xtask/src/vm.rs runs: {names:?}; add them to a lane's tests (or to HOST_ONLY, saying why)"
         );
     }
     Ok(Artifacts { binaries, tests })

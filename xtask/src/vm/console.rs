@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{MEMORY_MIB, TESTS};
+use super::Lane;
 use crate::shell;
 
 /// What the console said.
@@ -24,16 +24,23 @@ pub struct Outcome {
     booted_after: Option<Duration>,
 }
 
-pub fn boot(kernel: &Path, initrd: &Path, log: &Path, nonce: &str, timeout: Duration) -> anyhow::Result<Outcome> {
+pub fn boot(
+    lane: &Lane,
+    kernel: &Path,
+    initrd: &Path,
+    log: &Path,
+    nonce: &str,
+    timeout: Duration,
+) -> anyhow::Result<Outcome> {
     let mut qemu = Command::new("qemu-system-x86_64");
     // No network card: nothing needs one, and it saves the firmware's PXE ROM.
     qemu.args([
         "-accel",
         "tcg",
         "-m",
-        &MEMORY_MIB.to_string(),
+        &lane.memory_mib.to_string(),
         "-smp",
-        "2",
+        &lane.cpus.to_string(),
         "-nographic",
         "-no-reboot",
         "-nic",
@@ -145,8 +152,8 @@ fn without_escapes(line: &str) -> String {
     out
 }
 
-pub fn summarize(outcome: &Outcome, built: Duration, total: Duration, log: &Path) -> anyhow::Result<()> {
-    println!("\n=== vm-test summary (console log: {}) ===", log.display());
+pub fn summarize(lane: &Lane, outcome: &Outcome, built: Duration, total: Duration, log: &Path) -> anyhow::Result<()> {
+    println!("\n=== vm-test summary, lane {} (console log: {}) ===", lane.name, log.display());
     println!(
         "build + pack: {:.0} s; boot to first test: {:.1} s",
         built.as_secs_f64(),
@@ -169,11 +176,11 @@ pub fn summarize(outcome: &Outcome, built: Duration, total: Duration, log: &Path
             bail!("the VM stopped without reporting a result (crash, panic or broken /init): see {}", log.display())
         }
         Some(_) if !failed.is_empty() => bail!("tests failed in the VM: {}", failed.join(", ")),
-        Some(0) if outcome.tests.len() == TESTS.len() => Ok(()),
+        Some(0) if outcome.tests.len() == lane.tests.len() => Ok(()),
         Some(status) => bail!(
             "the VM reported status {status} with {} of {} test executables run",
             outcome.tests.len(),
-            TESTS.len()
+            lane.tests.len()
         ),
     }
 }

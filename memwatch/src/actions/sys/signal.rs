@@ -95,6 +95,7 @@ mod tests {
             kernel_thread,
             zombie: false,
             vsize: 0,
+            resident_pages: 0,
         }
     }
 

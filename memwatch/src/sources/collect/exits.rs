@@ -11,11 +11,8 @@ use std::{
 
 use memwatch_ebpf::{Feature, ProcCounters};
 
-use super::ebpf::counters;
-use crate::{
-    model::sample::{ProcessId, ProcessInfo, ProcessSample},
-    sources::procfs::ProcRss,
-};
+use super::ebpf::exit_counters;
+use crate::model::sample::{Counters, ProcessId, ProcessInfo, ProcessSample};
 
 /// A process's final figures, from its exit event.
 #[derive(Debug, Clone)]
@@ -49,13 +46,7 @@ pub fn reconcile(
         .into_iter()
         .map(|mut last| {
             if let Some(exit) = exits.remove(&last.id.pid) {
-                let before = last.counters;
-                last.counters = counters(&exit.counters, features, before.page_faults, || ProcRss {
-                    anon: before.rss_anon,
-                    file: before.rss_file,
-                    shmem: before.rss_shmem,
-                    swap: before.swap,
-                });
+                last.counters = exit_counters(&exit.counters, features, last.counters);
             }
             last
         })
@@ -75,7 +66,7 @@ pub fn reconcile(
         short_lived.push(ProcessSample {
             id: ProcessId { pid, start_time: 0 },
             info: Arc::new(ProcessInfo { comm: exit.comm, ..Default::default() }),
-            counters: counters(&exit.counters, features, 0, ProcRss::default),
+            counters: exit_counters(&exit.counters, features, Counters::default()),
         });
     }
     short_lived.sort_by_key(|s| s.id);
@@ -86,7 +77,6 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::sample::Counters;
 
     fn last_sample(pid: u32, faults: u64) -> ProcessSample {
         ProcessSample {
@@ -100,8 +90,10 @@ mod tests {
         Feature::ALL.into_iter().collect()
     }
 
+    /// An exit whose probe read the process's memory (RSS 8 KiB of anon).
     fn exit(faults: u64) -> Exit {
-        Exit::new(ProcCounters { page_faults: faults, ..ProcCounters::NEW }, "worker".into())
+        let read = ProcCounters { rss_anon: 8192, rss_file: 0, rss_swap: 0, rss_shmem: 0, ..ProcCounters::NEW };
+        Exit::new(ProcCounters { page_faults: faults, ..read }, "worker".into())
     }
 
     #[test]
@@ -111,8 +103,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id.start_time, 77, "keeps the identity /proc gave it");
         assert_eq!(out[0].counters.page_faults, 900);
-        // rss_stat never reported: the last /proc figure stands.
-        assert_eq!(out[0].counters.rss_anon, 4096);
+        assert_eq!(out[0].counters.rss_anon, 8192, "the RSS read at exit, not the last reading's");
         assert!(exits.is_empty());
     }
 

@@ -1,9 +1,10 @@
 //! Collectors turn the kernel's (or /proc's) view into `Snapshot`s.
 //!
-//! Two sources, one output: with the probes attached the counters come from
-//! eBPF maps; without them (no privileges, no tracefs, a missing tracepoint)
-//! the same per-process samples come from polling /proc, with the syscall
-//! figures left unknown.
+//! Two sources, one output: RSS and faults always come from /proc (the kernel
+//! keeps them exactly, at no cost per fault); with the probes attached the
+//! mmap/munmap/brk figures and exits' final figures come from eBPF maps,
+//! without them (no privileges, no BTF, a missing kernel function) those
+//! are unknown.
 mod ebpf;
 mod exits;
 mod procfs;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 
 use crate::{
     model::sample::{Mode, Snapshot},
-    sources::ebpf::ProbeError,
+    sources::ebpf::{ProbeError, ProbeOptions},
     sources::procfs::ProcFs,
 };
 
@@ -56,14 +57,12 @@ impl Collector {
     pub fn open(
         request: ModeRequest,
         procfs: ProcFs,
-        large_mapping_bytes: u64,
+        options: ProbeOptions,
     ) -> Result<(Self, Option<ProbeError>), ProbeError> {
         match request {
             ModeRequest::Procfs => Ok((Collector::Procfs(ProcfsCollector::new(procfs)), None)),
-            ModeRequest::Ebpf => {
-                Ok((Collector::Ebpf(Box::new(EbpfCollector::attach(procfs, large_mapping_bytes)?)), None))
-            }
-            ModeRequest::Auto => match EbpfCollector::attach(procfs.clone(), large_mapping_bytes) {
+            ModeRequest::Ebpf => Ok((Collector::Ebpf(Box::new(EbpfCollector::attach(procfs, options)?)), None)),
+            ModeRequest::Auto => match EbpfCollector::attach(procfs.clone(), options) {
                 Ok(collector) => Ok((Collector::Ebpf(Box::new(collector)), None)),
                 Err(reason) => Ok((Collector::Procfs(ProcfsCollector::new(procfs)), Some(reason))),
             },

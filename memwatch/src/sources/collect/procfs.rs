@@ -21,8 +21,7 @@ impl ProcfsCollector {
     }
 
     pub fn snapshot(&mut self) -> Result<Snapshot, super::CollectError> {
-        let procfs = self.table.procfs.clone();
-        let scan = self.table.scan(|stat| procfs.rss(stat.id.pid).map(|rss| rss.into_counters(stat.page_faults)))?;
+        let scan = self.table.scan(|_, from_proc| from_proc)?;
         Ok(Snapshot {
             taken_at: Instant::now(),
             mode: Mode::Procfs,

@@ -8,8 +8,33 @@ use std::{
 use crate::{
     cache::{CacheLimits, NamedCache},
     model::sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
-    sources::procfs::{ProcFs, ProcStat},
+    sources::procfs::{ProcFs, ProcRss, ProcStat},
 };
+
+/// A process's RSS split is read again at least this often (scans) even
+/// when nothing says it changed.
+const RSS_REFRESH_SCANS: u32 = 12;
+
+/// The RSS split last read for a process, and what its stat said then.
+#[derive(Debug, Clone, Copy)]
+struct RssMemo {
+    resident_pages: u64,
+    page_faults: u64,
+    rss: ProcRss,
+    /// Scans since it was read.
+    age: u32,
+}
+
+impl RssMemo {
+    /// The split still holds when neither the resident total nor the fault
+    /// count moved: pages are only added by faults, and anything that takes
+    /// pages away (unmap, reclaim, swap-out) lowers the total.
+    fn still_holds(&self, stat: &ProcStat) -> bool {
+        self.resident_pages == stat.resident_pages
+            && self.page_faults == stat.page_faults
+            && self.age < RSS_REFRESH_SCANS
+    }
+}
 
 /// Process identity -> who it is. Bounded (size, TTL, LRU) so that process
 /// churn cannot grow the daemon; a process evicted early is simply re-read.
@@ -19,10 +44,19 @@ pub const PROCESS_INFO_CACHE: &str = "process-info";
 
 pub struct ProcessTable {
     pub procfs: ProcFs,
-    /// Info is read once per process identity while it stays cached.
+    /// Info of processes new to the table, read once per identity while it
+    /// stays cached.
     info: Arc<ProcessInfoCache>,
-    /// Last samples by pid, to find the processes that vanished.
+    /// Last samples by pid, to find the processes that vanished, and whose
+    /// info a process still alive keeps: the cache is only asked about new
+    /// ones, so its size does not bound how many processes are cheap to scan.
     last: HashMap<u32, ProcessSample>,
+    /// `info.clears()` at the last scan: a clear re-reads every process.
+    clears_seen: u64,
+    /// The RSS split of each live process, so an idle one's status is not
+    /// read every interval (most of a host is idle; reading status is most
+    /// of what a scan costs).
+    rss: HashMap<ProcessId, RssMemo>,
 }
 
 /// One scan: the live processes, and the previous samples of those gone.
@@ -34,7 +68,7 @@ pub struct Scan {
 impl ProcessTable {
     pub fn new(procfs: ProcFs) -> Self {
         let info = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, CacheLimits::default()));
-        Self { procfs, info, last: HashMap::new() }
+        Self { procfs, info, last: HashMap::new(), clears_seen: 0, rss: HashMap::new() }
     }
 
     /// Shares a cache built with the configured limits (and registered for
@@ -43,28 +77,41 @@ impl ProcessTable {
         self.info = cache;
     }
 
-    /// Reads every user process in /proc; `counters` supplies each one's
-    /// figures (or `None` to skip a process that vanished mid-read).
+    /// Reads every user process in /proc: its stat, and its RSS split where
+    /// it may have changed; `counters` adds what the collector knows beyond
+    /// /proc to those figures. A process that vanishes mid-read is skipped.
     pub fn scan(
         &mut self,
-        mut counters: impl FnMut(&ProcStat) -> Option<Counters>,
+        mut counters: impl FnMut(&ProcStat, Counters) -> Counters,
     ) -> Result<Scan, super::CollectError> {
         let pids = self.procfs.pids().map_err(|source| super::CollectError::ListProc {
             path: self.procfs.root().display().to_string(),
             source,
         })?;
+        let cleared = std::mem::replace(&mut self.clears_seen, self.info.clears()) != self.info.clears();
         let mut live = Vec::with_capacity(pids.len());
+        let mut rss_now = HashMap::with_capacity(pids.len());
         for pid in pids {
             let Some(stat) = self.procfs.stat(pid) else { continue };
             // Kernel threads have no user memory; zombies have none left.
             if stat.kernel_thread || stat.zombie {
                 continue;
             }
-            let Some(mut counters) = counters(&stat) else { continue };
+            let memo = match self.rss.get(&stat.id) {
+                Some(memo) if memo.still_holds(&stat) => RssMemo { age: memo.age + 1, ..*memo },
+                _ => {
+                    let Some(rss) = self.procfs.rss(pid) else { continue };
+                    RssMemo { resident_pages: stat.resident_pages, page_faults: stat.page_faults, rss, age: 0 }
+                }
+            };
+            rss_now.insert(stat.id, memo);
+            let mut counters = counters(&stat, memo.rss.into_counters(stat.page_faults));
             counters.virtual_bytes = stat.vsize;
             // exec keeps pid and start time but changes the name and
             // command line: a changed comm means the info is stale.
-            let info = match self.info.get(&stat.id) {
+            let kept =
+                self.last.get(&pid).filter(|last| !cleared && last.id == stat.id).map(|last| Arc::clone(&last.info));
+            let info = match kept.or_else(|| self.info.get(&stat.id)) {
                 Some(info) if info.comm == stat.comm => info,
                 _ => {
                     let info = Arc::new(self.procfs.info(pid, &stat.comm));
@@ -84,6 +131,7 @@ impl ProcessTable {
         }
         vanished.sort_by_key(|s| s.id);
         self.last = live.iter().map(|s| (s.id.pid, s.clone())).collect();
+        self.rss = rss_now;
         Ok(Scan { live, vanished })
     }
 }
@@ -116,8 +164,8 @@ mod tests {
         fs::write(target.join("stat"), stat).unwrap();
     }
 
-    fn counters(stat: &ProcStat) -> Option<Counters> {
-        Some(Counters { page_faults: stat.page_faults, ..Counters::default() })
+    fn counters(_: &ProcStat, base: Counters) -> Counters {
+        base
     }
 
     #[test]
@@ -149,10 +197,48 @@ mod tests {
     }
 
     #[test]
+    fn live_processes_keep_their_info_beyond_the_cache_size_until_a_clear() {
+        let dir = proc_tree(&[600, 601, 602]);
+        let mut table = ProcessTable::new(ProcFs::new(dir.path()));
+        let limits = CacheLimits { max_entries: 1, ..CacheLimits::default() };
+        let cache = Arc::new(ProcessInfoCache::new(PROCESS_INFO_CACHE, limits));
+        table.set_info_cache(Arc::clone(&cache));
+        table.scan(counters).unwrap();
+        // Were info re-read each scan, the new command lines would show.
+        for pid in [600, 601, 602] {
+            fs::write(dir.path().join(pid.to_string()).join("cmdline"), b"changed\0").unwrap();
+        }
+        let again = table.scan(counters).unwrap();
+        assert!(again.live.iter().all(|s| s.info.cmdline == "/usr/bin/leaky --serve"), "read once per identity");
+        crate::cache::ManagedCache::clear(cache.as_ref());
+        let after_clear = table.scan(counters).unwrap();
+        assert!(after_clear.live.iter().all(|s| s.info.cmdline == "changed"), "a clear re-reads every process");
+    }
+
+    #[test]
+    fn an_idle_process_keeps_its_rss_split_until_its_stat_moves() {
+        let dir = proc_tree(&[700]);
+        let mut table = ProcessTable::new(ProcFs::new(dir.path()));
+        let first = table.scan(counters).unwrap().live[0].counters;
+        let status = dir.path().join("700/status");
+        let text = fs::read_to_string(&status).unwrap();
+        fs::write(&status, text.replace("RssAnon:\t    6144 kB", "RssAnon:\t    9999 kB")).unwrap();
+        let idle = table.scan(counters).unwrap().live[0].counters;
+        assert_eq!(idle.rss_anon, first.rss_anon, "stat unchanged: status not read again");
+        // One more fault: the split is read again.
+        let stat_path = dir.path().join("700/stat");
+        let stat = fs::read_to_string(&stat_path).unwrap();
+        fs::write(&stat_path, stat.replacen(" 1500 ", " 1501 ", 1)).unwrap(); // minflt
+        let moved = table.scan(counters).unwrap().live[0].counters;
+        assert_eq!(moved.rss_anon, 9999 * 1024);
+    }
+
+    #[test]
     fn a_skipped_read_drops_the_process_from_the_live_set() {
         let dir = proc_tree(&[400, 500]);
         let mut table = ProcessTable::new(ProcFs::new(dir.path()));
-        let scan = table.scan(|stat| (stat.id.pid != 500).then(Counters::default)).unwrap();
+        fs::remove_file(dir.path().join("500/status")).unwrap(); // gone between its stat and its status
+        let scan = table.scan(counters).unwrap();
         assert_eq!(scan.live.iter().map(|s| s.id.pid).collect::<Vec<_>>(), [400]);
     }
 }

@@ -1,26 +1,24 @@
 //! Kernel struct offsets from the kernel's own BTF (/sys/kernel/btf/vmlinux),
-//! for the raw rss_stat probe, which reads the mm's counters directly.
+//! for the probes that read kernel structs: the syscall probes read a
+//! length from the caller's `struct pt_regs`, the exit probe the task's
+//! fault counts and its mm's RSS counters.
 //!
-//! The counters' layout differs between kernels: 6.2+ keep an array of
+//! The RSS counters' layout differs between kernels: 6.2+ keep an array of
 //! `struct percpu_counter` (`rss_stat[i].count`), earlier ones a
-//! `struct mm_rss_stat` of `atomic_long_t` (`rss_stat.count[i].counter`). Both
-//! come down to "base + member * stride", which is all the probe needs.
+//! `struct mm_rss_stat` of `atomic_long_t` (`rss_stat.count[i].counter`).
+//! Both come down to "base + member * stride", which is all the probe needs.
 use std::path::Path;
 
 use btfparse::{Offset, Readable, TypeInformation};
+use memwatch_ebpf::ProbeLayout;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Where the probe finds what it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MmLayout {
-    /// Byte offset in `struct mm_struct` of member 0's counter.
-    pub rss_base: u32,
-    /// Bytes from one member's counter to the next one's.
-    pub rss_stride: u32,
-    /// Byte offset of `mm` in `struct task_struct`.
-    pub task_mm: u32,
-}
+/// The `struct pt_regs` member holding a syscall's second argument.
+#[cfg(target_arch = "x86_64")]
+const REGS_ARG1: &str = "si";
+#[cfg(target_arch = "aarch64")]
+const REGS_ARG1: &str = "regs[1]";
 
 /// BTF bytes held in memory for btfparse (which reads through this trait).
 struct Bytes(Vec<u8>);
@@ -51,8 +49,10 @@ fn counter_paths(i: u32) -> [String; 2] {
     [format!("rss_stat[{i}].count"), format!("rss_stat.count[{i}].counter")]
 }
 
-/// Reads the offsets from a BTF file. `Err` says what was missing.
-pub fn mm_layout(btf_path: &Path) -> Result<MmLayout, String> {
+/// Reads every offset the probes need from a BTF file into `layout` (whose
+/// other fields are kept). `Err` says what was missing; the BTF is dropped
+/// before returning either way (it is megabytes, needed only here).
+pub fn fill_layout(btf_path: &Path, layout: &mut ProbeLayout) -> Result<(), String> {
     let bytes = std::fs::read(btf_path).map_err(|e| format!("reading {}: {e}", btf_path.display()))?;
     let types = TypeInformation::new(&Bytes(bytes)).map_err(|e| format!("parsing {}: {e:?}", btf_path.display()))?;
     let counter = |i: u32| {
@@ -66,8 +66,21 @@ pub fn mm_layout(btf_path: &Path) -> Result<MmLayout, String> {
         Err(reasons.join("; "))
     };
     let (first, second) = (counter(0)?, counter(1)?);
-    let task_mm = byte_offset(&types, "task_struct", "mm")?;
-    Ok(MmLayout { rss_base: first, rss_stride: second - first, task_mm })
+    let task = |path| byte_offset(&types, "task_struct", path);
+    let signal = |path| byte_offset(&types, "signal_struct", path);
+    *layout = ProbeLayout {
+        regs_arg1: byte_offset(&types, "pt_regs", REGS_ARG1)?,
+        task_mm: task("mm")?,
+        mm_rss_base: first,
+        mm_rss_stride: second - first,
+        task_min_flt: task("min_flt")?,
+        task_maj_flt: task("maj_flt")?,
+        task_signal: task("signal")?,
+        signal_min_flt: signal("min_flt")?,
+        signal_maj_flt: signal("maj_flt")?,
+        ..*layout
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -76,21 +89,29 @@ mod tests {
 
     #[test]
     fn a_missing_btf_file_is_a_reason_not_a_panic() {
-        let err = mm_layout(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        let mut layout = ProbeLayout::DEFAULT;
+        let err = fill_layout(Path::new("/nonexistent/vmlinux"), &mut layout).unwrap_err();
         assert!(err.contains("/nonexistent/vmlinux"), "{err}");
+        assert_eq!(layout, ProbeLayout::DEFAULT, "nothing half-filled");
     }
 
     /// Runs against this machine's kernel (every kernel memwatch supports
     /// ships BTF; the file is world-readable).
     #[test]
-    fn this_kernels_mm_counters_are_found() {
+    fn this_kernels_offsets_are_found() {
         if !Path::new(VMLINUX_BTF).exists() {
             eprintln!("SKIPPED: {VMLINUX_BTF} missing (kernel built without BTF)");
             return;
         }
-        let layout = mm_layout(Path::new(VMLINUX_BTF)).unwrap();
+        let mut layout = ProbeLayout { large_mapping_bytes: 7, ..ProbeLayout::DEFAULT };
+        fill_layout(Path::new(VMLINUX_BTF), &mut layout).unwrap();
         // A percpu_counter is at least a lock and an s64; an atomic_long_t is 8.
-        assert!(layout.rss_stride >= 8 && layout.rss_stride <= 64, "{layout:?}");
-        assert!(layout.rss_base > 0 && layout.task_mm > 0, "{layout:?}");
+        assert!(layout.mm_rss_stride >= 8 && layout.mm_rss_stride <= 64, "{layout:?}");
+        assert!(layout.mm_rss_base > 0 && layout.task_mm > 0 && layout.task_signal > 0, "{layout:?}");
+        assert_eq!(layout.task_maj_flt, layout.task_min_flt + 8, "adjacent unsigned longs: {layout:?}");
+        assert_eq!(layout.signal_maj_flt, layout.signal_min_flt + 8, "{layout:?}");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(layout.regs_arg1, 13 * 8, "pt_regs.si is the 14th register of the x86_64 frame");
+        assert_eq!(layout.large_mapping_bytes, 7, "fields not from BTF are kept");
     }
 }

@@ -1,13 +1,13 @@
 //! Tracepoint `format` files: where each field of an event record sits.
 //!
-//! Offsets differ between kernels (rss_stat's changed in 6.2), so the probes
-//! get them from tracefs at load time instead of trusting one kernel's layout.
+//! Offsets can differ between kernels, so the syscall tracepoint probes get
+//! them from tracefs at load time instead of trusting one kernel's layout.
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
 };
 
-use memwatch_ebpf::{Feature, RSS_STAT_RECORD_BYTES, TracepointLayout};
+use memwatch_ebpf::{Feature, ProbeLayout};
 
 use super::ProbeError;
 
@@ -72,48 +72,13 @@ impl EventFormat {
         }
         Ok(field.offset)
     }
-
-    /// Like `offset`, for a field the probe reads from the record's first
-    /// `RSS_STAT_RECORD_BYTES` (see memwatch-ebpf's rss probe).
-    fn offset_within_head(&self, name: &str, sizes: &[u32]) -> Result<u32, ProbeError> {
-        let offset = self.offset(name, sizes)?;
-        let end = offset + self.fields[name].size;
-        if end > RSS_STAT_RECORD_BYTES {
-            return Err(ProbeError::Format {
-                path: self.path.clone(),
-                detail: format!(
-                    "field `{name}` ends at byte {end}, past the {RSS_STAT_RECORD_BYTES} bytes the probe reads; \
-                     this kernel's rss_stat layout is not supported yet"
-                ),
-            });
-        }
-        Ok(offset)
-    }
 }
 
-/// The offsets the probes need, read from `events` (tracefs's events/ folder),
-/// and why each feature whose fields cannot be read is unusable. The classic
-/// rss_stat's fields go under `Feature::Rss`; the BTF variant needs none.
-pub fn layout(events: &Path, large_mapping_bytes: u64) -> (TracepointLayout, BTreeMap<Feature, ProbeError>) {
-    let mut layout = TracepointLayout { large_mapping_bytes, ..TracepointLayout::DEFAULT };
+/// The record offsets the syscall tracepoint probes need, read from
+/// `events` (tracefs's events/ folder) into `layout`, and why each feature
+/// whose fields cannot be read is unusable.
+pub fn fill_syscall_layout(events: &Path, layout: &mut ProbeLayout) -> BTreeMap<Feature, ProbeError> {
     let mut unusable = BTreeMap::new();
-    let rss = EventFormat::read(events, "kmem/rss_stat").and_then(|rss| {
-        Ok([
-            rss.offset_within_head("mm_id", &[4])?,
-            rss.offset_within_head("curr", &[1, 4])?,
-            rss.offset_within_head("member", &[4])?,
-            rss.offset_within_head("size", &[8])?,
-        ])
-    });
-    match rss {
-        Ok([mm_id, curr, member, size]) => {
-            (layout.rss_stat_mm_id, layout.rss_stat_curr, layout.rss_stat_member, layout.rss_stat_size) =
-                (mm_id, curr, member, size);
-        }
-        Err(e) => {
-            unusable.insert(Feature::Rss, e);
-        }
-    }
     // Every syscall exit record has `ret` at the same offset; each feature
     // reads it from its own exit event, and they must agree.
     let mut ret_offset: Option<u32> = None;
@@ -148,36 +113,27 @@ pub fn layout(events: &Path, large_mapping_bytes: u64) -> (TracepointLayout, BTr
             }
         }
     }
-    (layout, unusable)
+    unusable
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RSS_STAT_6_18: &str = "name: rss_stat\nID: 646\nformat:\n\
+    const SYS_ENTER_MMAP: &str = "name: sys_enter_mmap\nID: 101\nformat:\n\
         \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
         \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
-        \tfield:unsigned int mm_id;\toffset:8;\tsize:4;\tsigned:0;\n\
-        \tfield:unsigned int curr;\toffset:12;\tsize:4;\tsigned:0;\n\
-        \tfield:int member;\toffset:16;\tsize:4;\tsigned:1;\n\
-        \tfield:long size;\toffset:24;\tsize:8;\tsigned:1;\n\n\
-        print fmt: \"mm_id=%u curr=%d type=%s size=%ldB\", REC->mm_id\n";
-
-    /// Kernel 6.1 keeps `curr` as a bool, so `member` and `size` move.
-    const RSS_STAT_6_1: &str = "format:\n\
-        \tfield:unsigned int mm_id;\toffset:8;\tsize:4;\tsigned:0;\n\
-        \tfield:bool curr;\toffset:12;\tsize:1;\tsigned:0;\n\
-        \tfield:int member;\toffset:16;\tsize:4;\tsigned:1;\n\
-        \tfield:long size;\toffset:24;\tsize:8;\tsigned:1;\n";
+        \tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
+        \tfield:unsigned long addr;\toffset:16;\tsize:8;\tsigned:0;\n\
+        \tfield:unsigned long len;\toffset:24;\tsize:8;\tsigned:0;\n\n\
+        print fmt: \"addr: 0x%08lx, len: 0x%08lx\", REC->addr, REC->len\n";
 
     #[test]
     fn parses_field_offsets_and_sizes() {
-        let fields = parse(RSS_STAT_6_18).unwrap();
-        assert_eq!(fields["mm_id"], Field { offset: 8, size: 4 });
-        assert_eq!(fields["size"], Field { offset: 24, size: 8 });
+        let fields = parse(SYS_ENTER_MMAP).unwrap();
+        assert_eq!(fields["__syscall_nr"], Field { offset: 8, size: 4 });
+        assert_eq!(fields["len"], Field { offset: 24, size: 8 });
         assert_eq!(fields["common_pid"], Field { offset: 4, size: 4 });
-        assert_eq!(parse(RSS_STAT_6_1).unwrap()["curr"], Field { offset: 12, size: 1 });
     }
 
     #[test]
@@ -205,7 +161,6 @@ mod tests {
             std::fs::create_dir_all(&path).unwrap();
             std::fs::write(path.join("format"), text).unwrap();
         };
-        write("kmem/rss_stat", RSS_STAT_6_1);
         let args = "\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\
                     \tfield:unsigned long addr;\toffset:16;\tsize:8;\tsigned:0;\n\
                     \tfield:unsigned long len;\toffset:24;\tsize:8;\tsigned:0;\n";
@@ -215,24 +170,22 @@ mod tests {
         for exit in ["sys_exit_mmap", "sys_exit_munmap", "sys_exit_brk"] {
             write(&format!("syscalls/{exit}"), ret);
         }
-        let (read, unusable) = layout(dir.path(), 1 << 26);
+        let mut read =
+            ProbeLayout { mmap_len: 0, syscall_ret: 0, large_mapping_bytes: 1 << 26, ..ProbeLayout::DEFAULT };
+        let unusable = fill_syscall_layout(dir.path(), &mut read);
         assert!(unusable.is_empty(), "{unusable:?}");
-        assert_eq!(read.rss_stat_curr, 12);
-        assert_eq!(read.rss_stat_size, 24);
         assert_eq!(read.mmap_len, 24);
         assert_eq!(read.syscall_ret, 16);
-        assert_eq!(read.large_mapping_bytes, 1 << 26);
+        assert_eq!(read.large_mapping_bytes, 1 << 26, "other fields kept");
 
         write("syscalls/sys_exit_brk", "\tfield:int ret;\toffset:16;\tsize:4;\tsigned:1;\n");
-        let (_, unusable) = layout(dir.path(), 0);
+        let unusable = fill_syscall_layout(dir.path(), &mut { ProbeLayout::DEFAULT });
         assert_eq!(unusable.keys().copied().collect::<Vec<_>>(), [Feature::Brk], "only brk's probes are lost");
         let err = unusable[&Feature::Brk].to_string();
         assert!(err.contains("sys_exit_brk") && err.contains("`ret` is 4 bytes"), "{err}");
 
-        write("kmem/rss_stat", &RSS_STAT_6_1.replace("offset:24;", "offset:32;"));
         std::fs::remove_dir_all(dir.path().join("syscalls/sys_enter_munmap")).unwrap();
-        let (_, unusable) = layout(dir.path(), 0);
-        assert!(unusable[&Feature::Rss].to_string().contains("`size` ends at byte 40"), "{unusable:?}");
+        let unusable = fill_syscall_layout(dir.path(), &mut { ProbeLayout::DEFAULT });
         assert!(unusable[&Feature::Munmap].to_string().contains("sys_enter_munmap"), "{unusable:?}");
         assert!(!unusable.contains_key(&Feature::Mmap));
     }

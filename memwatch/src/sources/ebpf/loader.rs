@@ -1,16 +1,17 @@
 //! Loads the kernel programs, attaches them, and reads their maps.
 use std::{
-    collections::{BTreeSet, HashMap},
-    path::{Path, PathBuf},
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::Path,
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{FExit, RawTracePoint, TracePoint},
 };
 use memwatch_ebpf::{
-    ErrorKind, Feature, PROBES, ProbeSpec, ProcCounters, ProcEvent, RSS_STAT_BTF, TracepointLayout, names,
+    AttachPoint, ErrorKind, Feature, PROBES, ProbeLayout, ProbeSpec, ProcCounters, ProcEvent, SYSCALL_TRACEPOINTS,
+    names,
 };
 
 use super::{btf, format, privileges, tracefs};
@@ -23,15 +24,18 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/me
 pub enum ProbeError {
     #[error("{0}")]
     NotPermitted(String),
+    #[error("the kernel's BTF is unusable ({0}); fexit probes need a kernel built with CONFIG_DEBUG_INFO_BTF")]
+    Btf(String),
     #[error("{0}")]
     Tracefs(String),
-    #[error(
-        "tracepoint {category}:{event} does not exist in this kernel ({path} is missing); \
-         memwatch needs kernel {category} tracepoints (CONFIG_FTRACE_SYSCALLS for syscalls)"
-    )]
-    MissingTracepoint { category: &'static str, event: &'static str, path: PathBuf },
     #[error("cannot read tracepoint format {path}: {detail}")]
-    Format { path: PathBuf, detail: String },
+    Format { path: std::path::PathBuf, detail: String },
+    #[error(
+        "this kernel refuses tracing (fexit) programs ({0}), and the syscall tracepoints, which slow \
+         every syscall of every process, are off (`daemon.syscall_tracepoints = true`, or `probe \
+         --syscall-tracepoints`, uses them)"
+    )]
+    NoFexit(String),
     #[error(
         "this memwatch binary was built without its kernel programs (AYA_BUILD_SKIP); \
          rebuild it with `cargo xtask build`"
@@ -41,10 +45,9 @@ pub enum ProbeError {
     Load(#[source] aya::EbpfError),
     #[error("the eBPF object has no {kind} named {name}")]
     Missing { kind: &'static str, name: &'static str },
-    #[error("{action} program {name} failed: {source}")]
-    Program { action: &'static str, name: &'static str, source: aya::programs::ProgramError },
-    #[error("{0}")]
-    Setting(String),
+    #[error("{action} program {name} ({at}) failed: {source}")]
+    // Boxed: aya's error is large, and this enum travels in every Result.
+    Program { action: &'static str, name: &'static str, at: String, source: Box<aya::programs::ProgramError> },
     #[error("opening map {name} failed: {source}")]
     Map { name: &'static str, source: aya::maps::MapError },
 }
@@ -80,43 +83,66 @@ pub struct Probes {
     features: BTreeSet<Feature>,
 }
 
+/// How the probes are to be attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// mmaps at least this long are logged as they happen.
+    pub large_mapping_bytes: u64,
+    /// Where the kernel refuses fexit programs, count mmap/munmap/brk through
+    /// the `syscalls:*` tracepoints, at a cost to every syscall on the host.
+    pub syscall_tracepoints: bool,
+}
+
 impl Probes {
-    /// Checks privileges and tracefs, loads the object, then attaches the
-    /// programs of `memwatch_ebpf::PROBES` feature by feature: a feature
-    /// the kernel cannot give (a missing tracepoint, an unreadable format, a
-    /// program that will not load) is dropped alone, with its reason logged,
-    /// and its figures come from /proc or are reported unknown. Only when no
-    /// feature at all can be attached is it an error.
-    pub fn attach(large_mapping_bytes: u64) -> Result<Self, ProbeError> {
+    /// Checks privileges, loads the object, then attaches the programs of
+    /// `memwatch_ebpf::PROBES` feature by feature: a syscall feature whose
+    /// fexit program the kernel refuses falls back to its `syscalls:*`
+    /// tracepoints when `options` allow, and a feature the kernel cannot
+    /// give at all is dropped alone, with its reason logged, and its figures
+    /// reported unknown. Only when no feature at all can be attached is it
+    /// an error.
+    pub fn attach(options: ProbeOptions) -> Result<Self, ProbeError> {
         if OBJECT.is_empty() {
             return Err(ProbeError::NoObject);
         }
         privileges::check().map_err(ProbeError::NotPermitted)?;
-        let events_dir = tracefs::ensure_mounted().map_err(ProbeError::Tracefs)?;
-        let (mut layout, mut unusable) = format::layout(&events_dir, large_mapping_bytes);
-        for probe in PROBES {
-            let path = events_dir.join(probe.category).join(probe.event);
-            if !path.is_dir() {
-                let missing = ProbeError::MissingTracepoint { category: probe.category, event: probe.event, path };
-                unusable.entry(probe.feature).or_insert(missing);
+        let mut layout = ProbeLayout {
+            large_mapping_bytes: options.large_mapping_bytes,
+            page_shift: rustix::param::page_size().trailing_zeros(),
+            ..ProbeLayout::DEFAULT
+        };
+        // Without BTF offsets the exit probe still reports exits, without
+        // their final figures; fexit cannot load at all.
+        let btf_usable = match btf::fill_layout(Path::new(btf::VMLINUX_BTF), &mut layout) {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(ProbeError::Btf(reason)),
+        };
+        let mut tracepoints_unusable = BTreeMap::new();
+        if options.syscall_tracepoints {
+            match tracefs::ensure_mounted() {
+                Ok(events) => tracepoints_unusable = format::fill_syscall_layout(&events, &mut layout),
+                Err(reason) => {
+                    for feature in SYSCALL_FEATURES {
+                        tracepoints_unusable.insert(feature, ProbeError::Tracefs(reason.clone()));
+                    }
+                }
             }
         }
-        let rss_stat = choose_rss_stat(&mut layout, unusable.remove(&Feature::Rss))?;
-        let specs: Vec<ProbeSpec> = PROBES
-            .iter()
-            .filter_map(|p| match (p.feature, &rss_stat) {
-                (Feature::Rss, Ok(chosen)) => Some(*chosen),
-                (Feature::Rss, Err(_)) => None,
-                _ => Some(*p),
-            })
-            .collect();
-        if let Err(e) = rss_stat {
-            unusable.insert(Feature::Rss, e);
-        }
         raise_memlock_limit();
+        // The kernel's BTF, parsed, is most of the daemon's peak heap: needed
+        // to load the programs, dropped when `plan` is (the daemon then hands
+        // the freed heap back: daemon/footprint.rs).
+        let kernel_btf = btf_usable.and_then(|()| Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string())));
+        let plan = Plan { kernel_btf, options, tracepoints_unusable };
+        Self::load_and_attach(plan, &layout)
+    }
 
-        let mut ebpf =
-            EbpfLoader::new().override_global(names::LAYOUT, &layout, true).load(OBJECT).map_err(ProbeError::Load)?;
+    fn load_and_attach(mut plan: Plan, layout: &ProbeLayout) -> Result<Self, ProbeError> {
+        let mut ebpf = EbpfLoader::new()
+            .btf(plan.kernel_btf.as_ref().ok())
+            .override_global(names::LAYOUT, layout, true)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
             Err(e) => {
@@ -124,30 +150,20 @@ impl Probes {
                 None
             }
         };
-        let mut attached_specs = Vec::with_capacity(specs.len());
+        let mut unusable = Vec::new();
+        let mut attached_specs = Vec::with_capacity(PROBES.len());
         for feature in Feature::ALL {
-            if unusable.contains_key(&feature) {
-                continue;
-            }
-            let group: Vec<ProbeSpec> = specs.iter().copied().filter(|p| p.feature == feature).collect();
-            match attach_feature(&mut ebpf, &group) {
-                Ok(()) => attached_specs.extend(group),
-                Err(e) => {
-                    unusable.insert(feature, e);
-                }
+            match plan.attach_feature(&mut ebpf, feature) {
+                Ok(group) => attached_specs.extend(group),
+                Err(e) => unusable.push((feature, e)),
             }
         }
         if attached_specs.is_empty() {
             let (_, first) = unusable.into_iter().next().expect("every feature failed, so some reason was kept");
             return Err(first);
         }
-        for (feature, reason) in &unusable {
-            tracing::warn!("probes for {} not attached: {reason}; {}", feature.as_str(), feature.without());
-        }
-        let attached = attached_specs
-            .iter()
-            .map(|p| format!("{}:{}{}", p.category, p.event, if p.raw { "(raw)" } else { "" }))
-            .collect();
+        warn_unusable(&unusable);
+        let attached = attached_specs.iter().map(|p| describe(p.attach)).collect();
         let features = attached_specs.iter().map(|p| p.feature).collect();
         let events = ebpf.take_map(names::EVENTS).ok_or(ProbeError::Missing { kind: "map", name: names::EVENTS })?;
         let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: names::EVENTS, source })?;
@@ -159,7 +175,8 @@ impl Probes {
         &self.features
     }
 
-    /// "category:event" of every attached tracepoint, "(raw)" marking raw ones.
+    /// Where each attached program sits, as `fexit:__x64_sys_mmap`,
+    /// `raw_tp:sched_process_exit` or `syscalls:sys_enter_mmap`.
     pub fn attached(&self) -> &[String] {
         &self.attached
     }
@@ -219,7 +236,8 @@ impl Probes {
                 let info = program.info().map_err(|source| ProbeError::Program {
                     action: "querying",
                     name: probe.program,
-                    source,
+                    at: describe(probe.attach),
+                    source: Box::new(source),
                 })?;
                 Ok(ProgramStats { program: probe.program, runs: info.run_count(), run_time: info.run_time() })
             })
@@ -234,53 +252,85 @@ impl Probes {
     }
 }
 
-/// Which rss_stat program to attach, filling in what it needs. The BTF one
-/// costs a fraction of the classic one per page fault; the classic one works
-/// without BTF (unless its tracefs format was unusable: `classic`).
-/// MEMWATCH_RSS_STAT=btf|tracepoint forces one (for testing both); a forced
-/// choice that cannot be met is an error, a bad value too. `Ok(Err(_))`:
-/// neither can be attached, the feature is dropped.
-fn choose_rss_stat(
-    layout: &mut TracepointLayout,
-    classic_unusable: Option<ProbeError>,
-) -> Result<Result<ProbeSpec, ProbeError>, ProbeError> {
-    let classic = PROBES.iter().copied().find(|p| p.program == "rss_stat").expect("rss_stat is in PROBES");
-    let classic = match classic_unusable {
-        None => Ok(classic),
-        Some(e) => Err(e),
-    };
-    let wanted = std::env::var(RSS_STAT_ENV).unwrap_or_else(|_| "auto".to_owned());
-    match wanted.as_str() {
-        "tracepoint" => return Ok(classic),
-        "auto" | "btf" => {}
-        _ => return Err(ProbeError::Setting(format!("{RSS_STAT_ENV}={wanted}: expected auto, btf or tracepoint"))),
-    }
-    match btf::mm_layout(Path::new(btf::VMLINUX_BTF)) {
-        Ok(mm) => {
-            layout.mm_rss_base = mm.rss_base;
-            layout.mm_rss_stride = mm.rss_stride;
-            layout.task_mm = mm.task_mm;
-            layout.page_shift = rustix::param::page_size().trailing_zeros();
-            Ok(Ok(RSS_STAT_BTF))
-        }
-        Err(reason) if wanted == "auto" => {
-            tracing::info!("kmem:rss_stat through the classic tracepoint (slower per fault): {reason}");
-            Ok(classic)
-        }
-        Err(reason) => {
-            Err(ProbeError::Setting(format!("{RSS_STAT_ENV}=btf but the kernel's BTF is unusable: {reason}")))
-        }
+/// The kernel function a syscall's probe attaches to on this architecture.
+fn syscall_symbol(syscall: &str) -> String {
+    #[cfg(target_arch = "x86_64")]
+    const PREFIX: &str = "__x64_sys_";
+    #[cfg(target_arch = "aarch64")]
+    const PREFIX: &str = "__arm64_sys_";
+    format!("{PREFIX}{syscall}")
+}
+
+/// How the banner and errors name an attach point.
+fn describe(at: AttachPoint) -> String {
+    match at {
+        AttachPoint::SyscallExit(syscall) => format!("fexit:{}", syscall_symbol(syscall)),
+        AttachPoint::Tracepoint(category, event) => format!("{category}:{event}"),
+        AttachPoint::RawTracepoint(event) => format!("raw_tp:{event}"),
     }
 }
 
-/// Environment variable choosing the rss_stat program.
-pub const RSS_STAT_ENV: &str = "MEMWATCH_RSS_STAT";
+/// One line per reason a feature is missing; the syscall features refused
+/// for want of fexit share one line (they fail alike).
+fn warn_unusable(unusable: &[(Feature, ProbeError)]) {
+    let no_fexit: Vec<&str> =
+        unusable.iter().filter(|(_, e)| matches!(e, ProbeError::NoFexit(_))).map(|(f, _)| f.as_str()).collect();
+    if let Some((_, first)) = unusable.iter().find(|(_, e)| matches!(e, ProbeError::NoFexit(_))) {
+        tracing::warn!("{} figures unknown: {first}", no_fexit.join(", "));
+    }
+    for (feature, reason) in unusable.iter().filter(|(_, e)| !matches!(e, ProbeError::NoFexit(_))) {
+        tracing::warn!("probes for {} not attached: {reason}; {}", feature.as_str(), feature.without());
+    }
+}
 
-/// Attaches every program of one feature, or none: on a failure, the ones
+/// The features whose figures come from syscalls.
+const SYSCALL_FEATURES: [Feature; 3] = [Feature::Mmap, Feature::Munmap, Feature::Brk];
+
+/// What the programs may be attached with.
+struct Plan {
+    kernel_btf: Result<Btf, ProbeError>,
+    options: ProbeOptions,
+    /// Why a syscall feature cannot use its tracepoints (when allowed at all).
+    tracepoints_unusable: BTreeMap<Feature, ProbeError>,
+}
+
+impl Plan {
+    /// Attaches the programs of `feature`, the fexit ones first, then (where
+    /// allowed) its tracepoints. Returns the group attached.
+    fn attach_feature(&mut self, ebpf: &mut Ebpf, feature: Feature) -> Result<Vec<ProbeSpec>, ProbeError> {
+        let preferred: Vec<ProbeSpec> = PROBES.iter().copied().filter(|p| p.feature == feature).collect();
+        let fexit_failed = match attach_group(ebpf, self.kernel_btf.as_ref().ok(), &preferred) {
+            Ok(()) => return Ok(preferred),
+            Err(e) if !SYSCALL_FEATURES.contains(&feature) => return Err(e),
+            Err(e) => e,
+        };
+        if !self.options.syscall_tracepoints {
+            return Err(ProbeError::NoFexit(fexit_failed.to_string()));
+        }
+        if let Some(reason) = self.tracepoints_unusable.remove(&feature) {
+            return Err(reason);
+        }
+        // The feature's other programs (exec's, for brk) stay as they are.
+        let fallback: Vec<ProbeSpec> = preferred
+            .iter()
+            .filter(|p| !matches!(p.attach, AttachPoint::SyscallExit(_)))
+            .chain(SYSCALL_TRACEPOINTS.iter().filter(|p| p.feature == feature))
+            .copied()
+            .collect();
+        tracing::info!(
+            "{}: fexit refused ({fexit_failed}); using the syscalls tracepoints (every syscall pays for them)",
+            feature.as_str()
+        );
+        attach_group(ebpf, self.kernel_btf.as_ref().ok(), &fallback)?;
+        Ok(fallback)
+    }
+}
+
+/// Attaches every program of one group, or none: on a failure, the ones
 /// already attached are unloaded again.
-fn attach_feature(ebpf: &mut Ebpf, group: &[ProbeSpec]) -> Result<(), ProbeError> {
+fn attach_group(ebpf: &mut Ebpf, kernel_btf: Option<&Btf>, group: &[ProbeSpec]) -> Result<(), ProbeError> {
     for (done, probe) in group.iter().enumerate() {
-        if let Err(e) = attach_one(ebpf, probe) {
+        if let Err(e) = attach_one(ebpf, kernel_btf, probe) {
             for earlier in &group[..done] {
                 unload(ebpf, earlier);
             }
@@ -290,18 +340,30 @@ fn attach_feature(ebpf: &mut Ebpf, group: &[ProbeSpec]) -> Result<(), ProbeError
     Ok(())
 }
 
-fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
+fn attach_one(ebpf: &mut Ebpf, kernel_btf: Option<&Btf>, probe: &ProbeSpec) -> Result<(), ProbeError> {
     let name = probe.program;
     let program = ebpf.program_mut(name).ok_or(ProbeError::Missing { kind: "program", name })?;
-    let failed = |action| move |source| ProbeError::Program { action, name, source };
-    if probe.raw {
-        let program: &mut RawTracePoint = program.try_into().map_err(failed("typing"))?;
-        program.load().map_err(failed("loading"))?;
-        program.attach(probe.event).map_err(failed("attaching"))?;
-    } else {
-        let program: &mut TracePoint = program.try_into().map_err(failed("typing"))?;
-        program.load().map_err(failed("loading"))?;
-        program.attach(probe.category, probe.event).map_err(failed("attaching"))?;
+    let failed = |action| {
+        move |source| ProbeError::Program { action, name, at: describe(probe.attach), source: Box::new(source) }
+    };
+    match probe.attach {
+        AttachPoint::SyscallExit(syscall) => {
+            let kernel_btf = kernel_btf
+                .ok_or_else(|| ProbeError::Btf(format!("{VMLINUX} did not parse", VMLINUX = btf::VMLINUX_BTF)))?;
+            let program: &mut FExit = program.try_into().map_err(failed("typing"))?;
+            program.load(&syscall_symbol(syscall), kernel_btf).map_err(failed("loading"))?;
+            program.attach().map_err(failed("attaching"))?;
+        }
+        AttachPoint::Tracepoint(category, event) => {
+            let program: &mut TracePoint = program.try_into().map_err(failed("typing"))?;
+            program.load().map_err(failed("loading"))?;
+            program.attach(category, event).map_err(failed("attaching"))?;
+        }
+        AttachPoint::RawTracepoint(event) => {
+            let program: &mut RawTracePoint = program.try_into().map_err(failed("typing"))?;
+            program.load().map_err(failed("loading"))?;
+            program.attach(event).map_err(failed("attaching"))?;
+        }
     }
     Ok(())
 }
@@ -309,10 +371,10 @@ fn attach_one(ebpf: &mut Ebpf, probe: &ProbeSpec) -> Result<(), ProbeError> {
 /// Detaches and unloads one program (best effort: it is being given up on).
 fn unload(ebpf: &mut Ebpf, probe: &ProbeSpec) {
     let Some(program) = ebpf.program_mut(probe.program) else { return };
-    let result = if probe.raw {
-        <&mut RawTracePoint>::try_from(program).and_then(|p| p.unload())
-    } else {
-        <&mut TracePoint>::try_from(program).and_then(|p| p.unload())
+    let result = match probe.attach {
+        AttachPoint::SyscallExit(_) => <&mut FExit>::try_from(program).and_then(|p| p.unload()),
+        AttachPoint::Tracepoint(..) => <&mut TracePoint>::try_from(program).and_then(|p| p.unload()),
+        AttachPoint::RawTracepoint(_) => <&mut RawTracePoint>::try_from(program).and_then(|p| p.unload()),
     };
     if let Err(e) = result {
         tracing::debug!("unloading {}: {e}", probe.program);
@@ -346,7 +408,7 @@ mod tests {
         for name in names::MAPS {
             assert!(object.maps.contains_key(*name), "map {name} missing; the object has {:?}", object.maps.keys());
         }
-        for probe in PROBES.iter().chain([&RSS_STAT_BTF]) {
+        for probe in PROBES.iter().chain(SYSCALL_TRACEPOINTS) {
             assert!(
                 object.programs.contains_key(probe.program),
                 "program {} missing; the object has {:?}",

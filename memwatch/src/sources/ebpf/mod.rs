@@ -5,4 +5,4 @@ mod loader;
 pub mod privileges;
 pub mod tracefs;
 
-pub use loader::{ProbeError, Probes, ProgramStats};
+pub use loader::{ProbeError, ProbeOptions, Probes, ProgramStats};

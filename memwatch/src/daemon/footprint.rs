@@ -1,0 +1,63 @@
+//! Handing back what start-up used. Loading the probes parses the kernel's
+//! BTF (tens of MiB of heap, freed right after), and start-up runs code the
+//! loop never runs again (argument and config parsing, the eBPF loader);
+//! both would otherwise stay in the daemon's RSS, which is watched like
+//! any other process's.
+use std::path::Path;
+
+/// Returns freed heap to the kernel and drops the executable's file pages
+/// from this process's RSS. The pages the loop uses fault back in at its
+/// next round; clean file pages are only unmapped, never written.
+pub fn shed_start_up_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    for (start, end) in executable_mappings(&maps, &exe) {
+        // SAFETY: a range of this process's own file-backed mappings;
+        // MADV_PAGEOUT only reclaims pages, it changes no contents.
+        let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
+        if rc != 0 {
+            // Kernels before 5.4 lack MADV_PAGEOUT: nothing to hand back then.
+            tracing::debug!("madvise(MADV_PAGEOUT) on the executable: {}", std::io::Error::last_os_error());
+            return;
+        }
+    }
+}
+
+/// `(start, end)` of each line of /proc/self/maps that maps `exe`.
+fn executable_mappings(maps: &str, exe: &Path) -> Vec<(usize, usize)> {
+    let exe = exe.to_string_lossy();
+    maps.lines()
+        .filter(|line| line.split_whitespace().nth(5) == Some(exe.as_ref()))
+        .filter_map(|line| {
+            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+            Some((usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_executables_own_mappings_are_chosen() {
+        let maps = "55d0c0000000-55d0c0100000 r--p 00000000 fd:01 123 /usr/bin/memwatch\n\
+                    55d0c0100000-55d0c0900000 r-xp 00100000 fd:01 123 /usr/bin/memwatch\n\
+                    55d0c1000000-55d0c1100000 rw-p 00000000 00:00 0 [heap]\n\
+                    7f0000000000-7f0000200000 r-xp 00000000 fd:01 9 /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+        let chosen = executable_mappings(maps, Path::new("/usr/bin/memwatch"));
+        assert_eq!(chosen, [(0x55d0c0000000, 0x55d0c0100000), (0x55d0c0100000, 0x55d0c0900000)]);
+    }
+
+    #[test]
+    fn shedding_leaves_the_process_working() {
+        shed_start_up_memory();
+        // Code of this test binary runs again after its pages were reclaimed.
+        assert_eq!(executable_mappings("", Path::new("/x")), []);
+    }
+}

@@ -1,0 +1,257 @@
+//! What watching costs the watched: CPU time of two workloads with nothing
+//! attached, with memwatch's probes attached, and with `bpftrace` attaching
+//! the events a tracing tool needs for the same per-process figures (RSS
+//! counter changes, page faults, mmap/munmap/brk), aggregated per pid in maps.
+//!
+//! - fault loop: map 64 MiB, touch every 4 KiB page, unmap (ns per fault);
+//! - syscall loop: small `read()`s from /dev/zero (ns per call), which no
+//!   probe of memwatch touches but any `syscalls:*` tracepoint slows.
+//!
+//! Each is timed in the thread's CPU time (other processes taking the CPU
+//! is not charged to it), in alternating rounds, so slow drifts of the
+//! machine hit every side alike. A ratio is the side's median over the
+//! baseline's median of the same run; the spread is the range of the
+//! per-round ratios.
+//!
+//! Then the daemons' own RSS and CPU beside the tools memwatch replaces
+//! (`footprint`).
+//!
+//! `--quick` runs one short round: CI uses it to prove the bench still
+//! works, not to time anything. Needs root (it attaches probes).
+mod footprint;
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use memwatch::sources::ebpf::{ProbeOptions, Probes};
+
+const REGION: usize = 64 << 20;
+use memwatch_tests::pages::PAGE;
+const FAULTS_PER_PASS: usize = REGION / PAGE;
+
+/// bpftrace collecting per pid what memwatch reports per process.
+const BPFTRACE_SCRIPT: &str = "\
+tracepoint:kmem:rss_stat { @rss[pid, args->member] = args->size; }
+tracepoint:exceptions:page_fault_user { @faults[pid] = count(); }
+tracepoint:syscalls:sys_enter_mmap { @len[tid] = args->len; }
+tracepoint:syscalls:sys_exit_mmap /@len[tid]/ { if (args->ret >= 0) { @mmap[pid] = sum(@len[tid]); } delete(@len[tid]); }
+tracepoint:syscalls:sys_enter_munmap { @ulen[tid] = args->len; }
+tracepoint:syscalls:sys_exit_munmap /@ulen[tid]/ { if (args->ret == 0) { @munmap[pid] = sum(@ulen[tid]); } delete(@ulen[tid]); }
+tracepoint:syscalls:sys_exit_brk { @brk[pid] = args->ret; }
+";
+
+/// CPU time of this thread, user and system.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write into.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// One pass of the fault loop. Returns CPU ns per fault.
+fn fault_pass() -> f64 {
+    let base = memwatch_tests::pages::map_anonymous_small_pages(REGION);
+    let start = thread_cpu_time();
+    for offset in (0..REGION).step_by(PAGE) {
+        // SAFETY: inside the mapping made above.
+        unsafe { base.add(offset).write_volatile(1) };
+    }
+    let elapsed = thread_cpu_time() - start;
+    // SAFETY: unmapping exactly what we mapped.
+    unsafe { libc::munmap(base.cast(), REGION) };
+    elapsed.as_nanos() as f64 / FAULTS_PER_PASS as f64
+}
+
+/// One pass of the syscall loop: `calls` reads of 64 bytes. CPU ns per call.
+fn syscall_pass(zero: &std::fs::File, calls: usize) -> f64 {
+    let mut buffer = [0u8; 64];
+    let mut reader = zero;
+    let start = thread_cpu_time();
+    for _ in 0..calls {
+        let n = reader.read(&mut buffer).expect("reading /dev/zero");
+        assert_eq!(n, buffer.len());
+    }
+    (thread_cpu_time() - start).as_nanos() as f64 / calls as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Nothing,
+    Memwatch,
+    /// With `daemon.syscall_tracepoints = true` on a kernel without fexit.
+    MemwatchSyscallTracepoints,
+    Bpftrace,
+}
+
+impl Side {
+    const ALL: [Side; 4] = [Side::Nothing, Side::Memwatch, Side::MemwatchSyscallTracepoints, Side::Bpftrace];
+
+    fn name(self) -> &'static str {
+        match self {
+            Side::Nothing => "nothing attached",
+            Side::Memwatch => "memwatch (default)",
+            Side::MemwatchSyscallTracepoints => "memwatch, syscall tracepoints",
+            Side::Bpftrace => "bpftrace (same figures)",
+        }
+    }
+}
+
+/// What is attached while one side is measured.
+enum Attached {
+    Nothing,
+    Memwatch(#[expect(dead_code, reason = "held: dropping it detaches the probes")] Box<Probes>),
+    Bpftrace(Child),
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Attached::Bpftrace(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn attach(side: Side) -> Attached {
+    match side {
+        Side::Nothing => Attached::Nothing,
+        Side::Memwatch | Side::MemwatchSyscallTracepoints => {
+            let syscall_tracepoints = side == Side::MemwatchSyscallTracepoints;
+            let options = ProbeOptions { large_mapping_bytes: u64::MAX, syscall_tracepoints };
+            Attached::Memwatch(Box::new(Probes::attach(options).unwrap_or_else(|e| panic!("memwatch's probes: {e}"))))
+        }
+        Side::Bpftrace => Attached::Bpftrace(start_bpftrace()),
+    }
+}
+
+/// bpftrace running the script, returned once its probes are attached.
+fn start_bpftrace() -> Child {
+    let mut child = Command::new("bpftrace")
+        .args(["-e", BPFTRACE_SCRIPT])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting bpftrace (Debian package bpftrace): {e}"));
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    // "Attaching 7 probes..." is printed before it attaches them one by
+    // one, and nothing after; a settle time covers the attaching.
+    match lines.next() {
+        Some(Ok(line)) if line.starts_with("Attaching") => {}
+        other => panic!("bpftrace did not start: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+struct Workload {
+    name: &'static str,
+    unit: &'static str,
+    run: Box<dyn Fn() -> f64>,
+}
+
+fn workloads(quick: bool) -> Vec<Workload> {
+    let passes = if quick { 2 } else { 10 };
+    let calls = if quick { 200_000 } else { 3_000_000 };
+    let zero = std::fs::File::open("/dev/zero").expect("opening /dev/zero");
+    vec![
+        Workload {
+            name: "page-fault loop (64 MiB, every 4 KiB page)",
+            unit: "ns/fault",
+            run: Box::new(move || {
+                fault_pass(); // warm-up: page tables, allocator, caches
+                median(&(0..passes).map(|_| fault_pass()).collect::<Vec<_>>())
+            }),
+        },
+        Workload {
+            name: "syscall loop (64-byte read()s of /dev/zero)",
+            unit: "ns/call",
+            run: Box::new(move || {
+                syscall_pass(&zero, calls / 10);
+                syscall_pass(&zero, calls)
+            }),
+        },
+    ]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    // bpftrace attaches tracepoints through tracefs, which a fresh host lacks.
+    memwatch::sources::ebpf::tracefs::ensure_mounted().unwrap_or_else(|e| panic!("{e}"));
+    let rounds = if quick { 1 } else { 15 };
+    let workloads = workloads(quick);
+    // figures[workload][side] = one figure per round
+    let mut figures = vec![vec![Vec::new(); Side::ALL.len()]; workloads.len()];
+    for round in 0..rounds {
+        // Rotate the order so no side always runs first after a change.
+        for k in 0..Side::ALL.len() {
+            let side_index = (k + round) % Side::ALL.len();
+            let attached = attach(Side::ALL[side_index]);
+            for (w, workload) in workloads.iter().enumerate() {
+                figures[w][side_index].push((workload.run)());
+            }
+            drop(attached);
+        }
+    }
+    println!("rounds: {rounds}, CPU time of the workload thread, medians over rounds");
+    for (w, workload) in workloads.iter().enumerate() {
+        println!("\n{}", workload.name);
+        let baseline = &figures[w][0];
+        for (s, side) in Side::ALL.iter().enumerate() {
+            let ratios: Vec<f64> = figures[w][s].iter().zip(baseline).map(|(v, b)| v / b).collect();
+            let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+            println!(
+                "  {:<30} {:>8.1} {}  {:.3}x  (per-round ratios {low:.3}-{high:.3})",
+                side.name(),
+                median(&figures[w][s]),
+                workload.unit,
+                median(&figures[w][s]) / median(baseline),
+            );
+        }
+    }
+    print_footprints(quick);
+    if quick {
+        println!("\n(quick mode: proves the bench runs; the figures are not meaningful)");
+    }
+}
+
+fn print_footprints(quick: bool) {
+    let memwatch = std::env::current_exe().expect("current_exe").with_file_name("memwatch");
+    assert!(memwatch.exists(), "{} missing: `cargo build --release -p memwatch` first", memwatch.display());
+    let (sizes, warm_up, window, interval): (&[usize], _, _, _) = if quick {
+        (&[100], Duration::from_secs(2), Duration::from_secs(3), Duration::from_secs(1))
+    } else {
+        (&[100, 1_000, 5_000], Duration::from_secs(10), Duration::from_secs(30), Duration::from_secs(5))
+    };
+    for &processes in sizes {
+        let sleepers = footprint::Sleepers::spawn(processes);
+        let host = std::fs::read_dir("/proc")
+            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()).count());
+        println!(
+            "\ndaemon footprint, {host} processes on the host ({processes} added), {}s interval, {}s window",
+            interval.as_secs(),
+            window.as_secs()
+        );
+        for f in footprint::measure_all(&memwatch, warm_up, window, interval) {
+            println!(
+                "  {:<30} RSS {:>7.1} MiB (peak {:>6.1} MiB)  CPU {:>5.2}% of one core",
+                f.name,
+                f.rss_kib as f64 / 1024.0,
+                f.hwm_kib as f64 / 1024.0,
+                f.cpu_percent
+            );
+        }
+        drop(sleepers);
+    }
+}
