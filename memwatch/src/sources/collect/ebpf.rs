@@ -83,7 +83,7 @@ impl EbpfCollector {
             live_counters(&entry, features, from_proc)
         })?;
         // Drained after the scan: a process missing from /proc has already
-        // passed do_exit, so its exit event is in the ring by now.
+        // passed sched_process_exit, so its exit event is in the ring by now.
         self.collect_events();
 
         let alive: HashSet<u32> = scan.live.iter().map(|s| s.id.pid).collect();
