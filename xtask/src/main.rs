@@ -3,9 +3,11 @@
 mod bench;
 mod build;
 mod corpus;
+mod deb;
 mod fresh_check;
 mod fuzz;
 mod initramfs;
+mod install;
 mod setup;
 mod shell;
 mod test;
@@ -36,6 +38,26 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build and install the daemon as a systemd service on this host
+    /// (binary, unit, /etc/memwatch/config.toml if there is none).
+    Install {
+        /// Where the binary goes, as the running system sees it.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+        /// Stage the files under this directory instead, leaving systemd alone.
+        #[arg(long, default_value = "/")]
+        root: std::path::PathBuf,
+    },
+    /// Stop and remove what `install` put there; the config (and any
+    /// incident records) stay.
+    Uninstall {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+        #[arg(long, default_value = "/")]
+        root: std::path::PathBuf,
+    },
+    /// Build the Debian package: target/debian/memwatch_<version>_amd64.deb.
+    Deb,
     /// Run the whole test suite: unit, privileged eBPF integration, lints,
     /// the benchmark in quick mode, then the VM lane.
     Test,
@@ -85,6 +107,9 @@ fn main() -> anyhow::Result<()> {
         Task::FreshCheck => fresh_check::run(),
         Task::Build => build::release(),
         Task::Run { args } => build::run(&args),
+        Task::Install { prefix, root } => install::install(&install::Layout { root, prefix }),
+        Task::Uninstall { prefix, root } => install::uninstall(&install::Layout { root, prefix }),
+        Task::Deb => deb::build().map(drop),
         Task::Test => test::all(),
         Task::Corpus { seed, out } => corpus::generate(seed, out),
         Task::Score { corpus } => test::score(corpus.as_deref()),

@@ -8,6 +8,9 @@ mod reload;
 mod requests;
 mod round;
 pub use round::unix_seconds;
+mod service_manager;
+#[cfg(feature = "fault-injection")]
+mod stall;
 mod summary;
 
 use std::{
@@ -36,6 +39,7 @@ use crate::{
 };
 use observe::{Observability, ObserveError};
 use requests::Responder;
+use service_manager::ServiceManager;
 use summary::{RateLimited, log_summary};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,7 @@ pub struct Options {
 
 pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let mut signals = shutdown::install().map_err(DaemonError::Signals)?;
+    let mut service = ServiceManager::from_env();
     let mode_request = options.mode.unwrap_or(config.daemon.mode);
     let (mut collector, fallback) = Collector::open(mode_request, ProcFs::default(), config.daemon.probe_options())?;
     if let Some(reason) = &fallback {
@@ -106,18 +111,29 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let mut previous = collector.snapshot().map_err(DaemonError::FirstReading)?;
     daemon.on_reading(&previous, &previous, &mut observe);
     footprint::shed_start_up_memory();
+    service.ready(daemon.status_line(&collector));
 
     let mut ticker = ticker(interval);
+    // The pings come from this loop, between its readings: a loop that
+    // stalls (a hung read, a deadlock) stops them, and systemd restarts it.
+    let mut watchdog = service.watchdog_every().map(self::ticker);
+    #[cfg(feature = "fault-injection")]
+    let stall = stall::Stall::from_env();
     let mut failures = RateLimited::new(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = tick_if_any(&mut watchdog) => {
+                service.watchdog();
+                continue;
+            }
             signal = signals.next() => match signal {
                 shutdown::Request::Stop(name) => {
                     tracing::info!("{name} received, stopping");
                     break;
                 }
                 shutdown::Request::Reload => {
+                    service.reloading();
                     let running_interval = daemon.pipeline.config().daemon.interval();
                     if let Some(config) = daemon.reload(&options.config_path, &mut observe) {
                         summary_top = config.daemon.summary_top;
@@ -129,6 +145,7 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
                         }
                         daemon.pipeline.set_config(config);
                     }
+                    service.ready(daemon.status_line(&collector));
                     continue;
                 }
             },
@@ -153,12 +170,17 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
                 log_summary(&previous, &snapshot, summary_top);
                 daemon.on_reading(&previous, &snapshot, &mut observe);
                 previous = snapshot;
+                service.status(daemon.status_line(&collector));
+                footprint::return_freed_heap();
             }
             // One bad round (a /proc race, a transient map error) must not
             // stop the monitor; say so, at most once a minute.
             Err(e) => failures.warn(|| format!("reading failed, will retry next interval: {e}")),
         }
+        #[cfg(feature = "fault-injection")]
+        stall.stall_if_due();
     }
+    service.stopping();
     daemon.shutdown(&mut passes_done);
     observe.stop().await;
     drop(collector);
@@ -172,6 +194,16 @@ fn ticker(interval: Duration) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker
+}
+
+/// Resolves at `ticker`'s next tick; never, without one.
+async fn tick_if_any(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn start_recording(path: &std::path::Path, host_memory: u64, interval_s: f64) -> Result<Recorder, DaemonError> {
@@ -194,6 +226,13 @@ pub(crate) struct Daemon<S = PidfdSignaller, F = SystemFacts> {
 }
 
 impl<S: Signaller, F: Facts> Daemon<S, F> {
+    /// What `systemctl status` shows: how many targets, the worst level.
+    fn status_line(&self, collector: &Collector) -> String {
+        let targets = self.pipeline.targets();
+        let worst = targets.iter().map(|t| t.level).max().unwrap_or_default();
+        service_manager::status_line(collector.mode(), targets.len(), worst)
+    }
+
     /// One reading: decide, act at once (the time from the reading to the
     /// action is what an emergency is judged by), then log and show it.
     fn on_reading(&mut self, previous: &Snapshot, now: &Snapshot, observe: &mut Observability) {

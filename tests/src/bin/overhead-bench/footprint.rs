@@ -2,8 +2,9 @@
 //! dry run) beside earlyoom (`--dryrun`), nohang (`--monitor`) and
 //! prometheus-process-exporter (matching every process, scraped once per
 //! interval, since it reads /proc when scraped), with `processes` extra
-//! processes alive on the host. RSS is VmRSS at the end of the window; CPU
-//! is utime + stime over the window, as a share of one core.
+//! processes alive on the host, or through a churn of short-lived ones.
+//! RSS is VmRSS at the end of the window; CPU is utime + stime over the
+//! window, as a share of one core.
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -36,7 +37,7 @@ impl Drop for Sleepers {
     }
 }
 
-fn quiet(command: &mut Command) -> &mut Command {
+pub fn quiet(command: &mut Command) -> &mut Command {
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null())
 }
 
@@ -68,36 +69,131 @@ fn ticks_per_second() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
-/// Runs `command` for `warm_up` + `window`, calling `tick` once per
-/// `interval`, and measures it over `window`.
-fn measure(
+/// One daemon as the bench starts it: `tick` is called once per interval
+/// (what a scraper would do).
+struct Daemon {
     name: &'static str,
-    command: &mut Command,
-    warm_up: Duration,
-    window: Duration,
+    command: Command,
+    tick: fn(),
+}
+
+/// Every daemon measured, with its files under `dir`.
+fn daemons(memwatch: &Path, dir: &Path, interval: Duration) -> Vec<Daemon> {
+    let mut memwatch_command = Command::new(memwatch);
+    memwatch_command.arg("run").arg("--config").arg(memwatch_config(dir, interval)).env("MEMWATCH_LOG", "warn");
+    let mut earlyoom = Command::new("earlyoom");
+    earlyoom.args(["--dryrun", "-r", "3600"]);
+    let mut nohang = Command::new("nohang");
+    nohang.args(["--monitor", "--config", "/etc/nohang/nohang.conf"]);
+    let nothing = || {};
+    vec![
+        Daemon { name: "memwatch run", command: memwatch_command, tick: nothing },
+        Daemon { name: "earlyoom --dryrun", command: earlyoom, tick: nothing },
+        Daemon { name: "nohang --monitor", command: nohang, tick: nothing },
+        Daemon {
+            name: "prometheus-process-exporter",
+            command: super::process_exporter::command(dir),
+            tick: super::process_exporter::scrape,
+        },
+    ]
+}
+
+/// A started daemon, killed on drop.
+struct Running {
+    name: &'static str,
+    child: Child,
+    tick: fn(),
     interval: Duration,
-    tick: &dyn Fn(),
-) -> Footprint {
-    let mut child = quiet(command).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
-    let pid = child.id();
-    let run_for = |span: Duration| {
+}
+
+impl Running {
+    fn start(mut daemon: Daemon, interval: Duration) -> Self {
+        let name = daemon.name;
+        let child = quiet(&mut daemon.command).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self { name, child, tick: daemon.tick, interval }
+    }
+
+    /// Lets it run for `span`, ticking once per interval.
+    fn run_for(&self, span: Duration) {
         let end = Instant::now() + span;
         while Instant::now() < end {
-            tick();
-            std::thread::sleep(interval.min(end.saturating_duration_since(Instant::now())));
+            (self.tick)();
+            std::thread::sleep(self.interval.min(end.saturating_duration_since(Instant::now())));
         }
-    };
-    run_for(warm_up);
-    let before = cpu_ticks(pid);
-    run_for(window);
-    let cpu = (cpu_ticks(pid) - before) as f64 / ticks_per_second();
-    let (rss_kib, hwm_kib) = memory_kib(pid);
-    if let Ok(Some(status)) = child.try_wait() {
-        panic!("{name} exited during the measurement: {status}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    Footprint { name, rss_kib, hwm_kib, cpu_percent: cpu / window.as_secs_f64() * 100.0 }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Panics if it has exited: a figure of a dead daemon means nothing.
+    fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited during the measurement: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `daemon` for `warm_up` + `window` and measures it over `window`.
+fn measure(daemon: Daemon, warm_up: Duration, window: Duration, interval: Duration) -> Footprint {
+    let mut running = Running::start(daemon, interval);
+    running.run_for(warm_up);
+    let before = cpu_ticks(running.pid());
+    running.run_for(window);
+    let cpu = (cpu_ticks(running.pid()) - before) as f64 / ticks_per_second();
+    let (rss_kib, hwm_kib) = memory_kib(running.pid());
+    running.assert_alive();
+    Footprint { name: running.name, rss_kib, hwm_kib, cpu_percent: cpu / window.as_secs_f64() * 100.0 }
+}
+
+/// One daemon's figures through a churn of short-lived processes.
+pub struct ChurnFootprint {
+    pub name: &'static str,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub hwm_kib: u64,
+    pub cpu_percent: f64,
+    pub seconds: f64,
+}
+
+/// Runs `daemon` for `warm_up`, then starts `processes` short-lived ones
+/// one after another, then lets it run two more intervals (so its readings
+/// see them gone). CPU is over the churn and those two intervals.
+fn measure_churn(daemon: Daemon, warm_up: Duration, processes: usize, interval: Duration) -> ChurnFootprint {
+    let mut running = Running::start(daemon, interval);
+    running.run_for(warm_up);
+    let (rss_before_kib, _) = memory_kib(running.pid());
+    let cpu_before = cpu_ticks(running.pid());
+    let start = Instant::now();
+    let mut last_tick = start;
+    for i in 0..processes {
+        let status = quiet(&mut Command::new("/bin/true")).status().expect("starting /bin/true");
+        assert!(status.success(), "/bin/true failed: {status}");
+        if i % 64 == 0 && last_tick.elapsed() >= interval {
+            (running.tick)();
+            last_tick = Instant::now();
+        }
+    }
+    running.run_for(interval * 2);
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(running.pid()) - cpu_before) as f64 / ticks_per_second();
+    let (rss_after_kib, hwm_kib) = memory_kib(running.pid());
+    running.assert_alive();
+    ChurnFootprint {
+        name: running.name,
+        rss_before_kib,
+        rss_after_kib,
+        hwm_kib,
+        cpu_percent: cpu / seconds * 100.0,
+        seconds,
+    }
 }
 
 /// memwatch's config for the measurement: the default but for a dry run and
@@ -114,68 +210,36 @@ fn memwatch_config(dir: &Path, interval: Duration) -> PathBuf {
     config
 }
 
-const PROCESS_EXPORTER_PORT: u16 = 39256;
+/// A directory for the daemons' files, removed on drop.
+struct ScratchDir(PathBuf);
 
-fn process_exporter_config(dir: &Path) -> PathBuf {
-    let config = dir.join("process-exporter.yml");
-    std::fs::write(&config, "process_names:\n  - name: \"{{.Comm}}\"\n    cmdline:\n    - '.+'\n")
-        .expect("writing the process-exporter config");
-    config
+impl ScratchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("memwatch-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the bench's temporary directory");
+        Self(dir)
+    }
 }
 
-/// One scrape of process-exporter's /metrics (what drives its reading).
-fn scrape_process_exporter() {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", PROCESS_EXPORTER_PORT)) else { return };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let _ = stream.read_to_end(&mut Vec::new());
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-/// Every daemon, measured in turn.
+/// Every daemon, measured in turn over a steady window.
 pub fn measure_all(memwatch: &Path, warm_up: Duration, window: Duration, interval: Duration) -> Vec<Footprint> {
-    let dir = std::env::temp_dir().join(format!("memwatch-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("creating the bench's temporary directory");
-    let none = &|| {};
-    let memwatch_config = memwatch_config(&dir, interval);
-    let exporter_config = process_exporter_config(&dir);
-    let figures = vec![
-        measure(
-            "memwatch run",
-            Command::new(memwatch).arg("run").arg("--config").arg(&memwatch_config).env("MEMWATCH_LOG", "warn"),
-            warm_up,
-            window,
-            interval,
-            none,
-        ),
-        measure(
-            "earlyoom --dryrun",
-            Command::new("earlyoom").args(["--dryrun", "-r", "3600"]),
-            warm_up,
-            window,
-            interval,
-            none,
-        ),
-        measure(
-            "nohang --monitor",
-            Command::new("nohang").args(["--monitor", "--config", "/etc/nohang/nohang.conf"]),
-            warm_up,
-            window,
-            interval,
-            none,
-        ),
-        measure(
-            "prometheus-process-exporter",
-            Command::new("prometheus-process-exporter")
-                .arg("-config.path")
-                .arg(&exporter_config)
-                .arg(format!("-web.listen-address=127.0.0.1:{PROCESS_EXPORTER_PORT}")),
-            warm_up,
-            window,
-            interval,
-            &scrape_process_exporter,
-        ),
-    ];
-    let _ = std::fs::remove_dir_all(&dir);
-    figures
+    let dir = ScratchDir::new();
+    daemons(memwatch, &dir.0, interval).into_iter().map(|d| measure(d, warm_up, window, interval)).collect()
+}
+
+/// Every daemon, measured in turn through a churn of `processes`.
+pub fn measure_churn_all(
+    memwatch: &Path,
+    warm_up: Duration,
+    processes: usize,
+    interval: Duration,
+) -> Vec<ChurnFootprint> {
+    let dir = ScratchDir::new();
+    daemons(memwatch, &dir.0, interval).into_iter().map(|d| measure_churn(d, warm_up, processes, interval)).collect()
 }

@@ -1,11 +1,13 @@
-//! What watching costs the watched: CPU time of two workloads with nothing
-//! attached, with memwatch's probes attached, and with `bpftrace` attaching
-//! the events a tracing tool needs for the same per-process figures (RSS
-//! counter changes, page faults, mmap/munmap/brk), aggregated per pid in maps.
+//! What watching costs the watched: CPU time of three workloads with nothing
+//! attached, with memwatch's probes attached, with `bpftrace` attaching the
+//! events a tracing tool needs for the same per-process figures (RSS counter
+//! changes, page faults, mmap/munmap/brk), aggregated per pid in maps, and
+//! with prometheus-process-exporter reading /proc once per interval.
 //!
 //! - fault loop: map 64 MiB, touch every 4 KiB page, unmap (ns per fault);
 //! - syscall loop: small `read()`s from /dev/zero (ns per call), which no
-//!   probe of memwatch touches but any `syscalls:*` tracepoint slows.
+//!   probe of memwatch touches but any `syscalls:*` tracepoint slows;
+//! - crate build: rustc compiling a real crate (CPU ms per build).
 //!
 //! Each is timed in the thread's CPU time (other processes taking the CPU
 //! is not charged to it), in alternating rounds, so slow drifts of the
@@ -14,11 +16,14 @@
 //! per-round ratios.
 //!
 //! Then the daemons' own RSS and CPU beside the tools memwatch replaces
-//! (`footprint`).
+//! (`footprint`), at several host sizes and through a churn of short-lived
+//! processes.
 //!
 //! `--quick` runs one short round: CI uses it to prove the bench still
 //! works, not to time anything. Needs root (it attaches probes).
+mod crate_build;
 mod footprint;
+mod process_exporter;
 
 use std::{
     io::{BufRead as _, BufReader, Read as _},
@@ -91,10 +96,12 @@ enum Side {
     /// With `daemon.syscall_tracepoints = true` on a kernel without fexit.
     MemwatchSyscallTracepoints,
     Bpftrace,
+    ProcessExporter,
 }
 
 impl Side {
-    const ALL: [Side; 4] = [Side::Nothing, Side::Memwatch, Side::MemwatchSyscallTracepoints, Side::Bpftrace];
+    const ALL: [Side; 5] =
+        [Side::Nothing, Side::Memwatch, Side::MemwatchSyscallTracepoints, Side::Bpftrace, Side::ProcessExporter];
 
     fn name(self) -> &'static str {
         match self {
@@ -102,6 +109,7 @@ impl Side {
             Side::Memwatch => "memwatch (default)",
             Side::MemwatchSyscallTracepoints => "memwatch, syscall tracepoints",
             Side::Bpftrace => "bpftrace (same figures)",
+            Side::ProcessExporter => "process-exporter (scraped)",
         }
     }
 }
@@ -109,8 +117,11 @@ impl Side {
 /// What is attached while one side is measured.
 enum Attached {
     Nothing,
-    Memwatch(#[expect(dead_code, reason = "held: dropping it detaches the probes")] Box<Probes>),
+    /// The probes, and the kernel's BPF run-time statistics switched on
+    /// while they are attached (closing the fd switches them off).
+    Memwatch(Box<Probes>, #[expect(dead_code, reason = "held: closing it ends the statistics")] std::os::fd::OwnedFd),
     Bpftrace(Child),
+    ProcessExporter(#[expect(dead_code, reason = "held: dropping it stops the exporter")] process_exporter::Scraped),
 }
 
 impl Drop for Attached {
@@ -122,15 +133,31 @@ impl Drop for Attached {
     }
 }
 
-fn attach(side: Side) -> Attached {
+impl Attached {
+    /// How often memwatch's programs have run, and for how long, so far:
+    /// what they cost, free of the machine's noise. `None` for other sides.
+    fn program_runs(&self) -> Option<(u64, Duration)> {
+        let Attached::Memwatch(probes, _) = self else { return None };
+        let stats = probes.program_stats().unwrap_or_else(|e| panic!("reading the programs' statistics: {e}"));
+        Some(stats.iter().fold((0, Duration::ZERO), |(runs, time), s| (runs + s.runs, time + s.run_time)))
+    }
+}
+
+fn attach(side: Side, interval: Duration) -> Attached {
     match side {
         Side::Nothing => Attached::Nothing,
         Side::Memwatch | Side::MemwatchSyscallTracepoints => {
             let syscall_tracepoints = side == Side::MemwatchSyscallTracepoints;
             let options = ProbeOptions { large_mapping_bytes: u64::MAX, syscall_tracepoints };
-            Attached::Memwatch(Box::new(Probes::attach(options).unwrap_or_else(|e| panic!("memwatch's probes: {e}"))))
+            let probes = Probes::attach(options).unwrap_or_else(|e| panic!("memwatch's probes: {e}"));
+            let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+                .unwrap_or_else(|e| panic!("enabling BPF run-time statistics: {e}"));
+            Attached::Memwatch(Box::new(probes), stats)
         }
         Side::Bpftrace => Attached::Bpftrace(start_bpftrace()),
+        Side::ProcessExporter => {
+            Attached::ProcessExporter(process_exporter::Scraped::start(&std::env::temp_dir(), interval))
+        }
     }
 }
 
@@ -156,18 +183,18 @@ fn start_bpftrace() -> Child {
 }
 
 struct Workload {
-    name: &'static str,
+    name: String,
     unit: &'static str,
     run: Box<dyn Fn() -> f64>,
 }
 
-fn workloads(quick: bool) -> Vec<Workload> {
+fn workloads(quick: bool, crate_build: Option<crate_build::CrateBuild>) -> Vec<Workload> {
     let passes = if quick { 2 } else { 10 };
     let calls = if quick { 200_000 } else { 3_000_000 };
     let zero = std::fs::File::open("/dev/zero").expect("opening /dev/zero");
-    vec![
+    let mut workloads = vec![
         Workload {
-            name: "page-fault loop (64 MiB, every 4 KiB page)",
+            name: "page-fault loop (64 MiB, every 4 KiB page)".into(),
             unit: "ns/fault",
             run: Box::new(move || {
                 fault_pass(); // warm-up: page tables, allocator, caches
@@ -175,31 +202,55 @@ fn workloads(quick: bool) -> Vec<Workload> {
             }),
         },
         Workload {
-            name: "syscall loop (64-byte read()s of /dev/zero)",
+            name: "syscall loop (64-byte read()s of /dev/zero)".into(),
             unit: "ns/call",
             run: Box::new(move || {
                 syscall_pass(&zero, calls / 10);
                 syscall_pass(&zero, calls)
             }),
         },
-    ]
+    ];
+    match crate_build {
+        Some(build) => {
+            build.run(); // warm-up: the sources and rustc in the page cache
+            let builds = if quick { 1 } else { 5 };
+            workloads.push(Workload {
+                name: build.name(),
+                unit: "CPU ms",
+                run: Box::new(move || median(&(0..builds).map(|_| build.run()).collect::<Vec<_>>())),
+            });
+        }
+        None => println!("crate build skipped: no --rustc/--crate/--edition given (`cargo xtask bench` gives them)"),
+    }
+    workloads
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // The interval process-exporter is scraped at: memwatch's default.
+    let interval = Duration::from_secs(5);
     // bpftrace attaches tracepoints through tracefs, which a fresh host lacks.
     memwatch::sources::ebpf::tracefs::ensure_mounted().unwrap_or_else(|e| panic!("{e}"));
     let rounds = if quick { 1 } else { 15 };
-    let workloads = workloads(quick);
+    let workloads = workloads(quick, crate_build::CrateBuild::from_args(&args));
     // figures[workload][side] = one figure per round
     let mut figures = vec![vec![Vec::new(); Side::ALL.len()]; workloads.len()];
+    // program_runs[workload][side] = memwatch's program runs and run time, all rounds
+    let mut program_runs = vec![vec![(0u64, Duration::ZERO); Side::ALL.len()]; workloads.len()];
     for round in 0..rounds {
         // Rotate the order so no side always runs first after a change.
         for k in 0..Side::ALL.len() {
             let side_index = (k + round) % Side::ALL.len();
-            let attached = attach(Side::ALL[side_index]);
+            let attached = attach(Side::ALL[side_index], interval);
             for (w, workload) in workloads.iter().enumerate() {
+                let before = attached.program_runs();
                 figures[w][side_index].push((workload.run)());
+                if let (Some(before), Some(after)) = (before, attached.program_runs()) {
+                    let (runs, time) = &mut program_runs[w][side_index];
+                    *runs += after.0 - before.0;
+                    *time += after.1 - before.1;
+                }
             }
             drop(attached);
         }
@@ -218,6 +269,15 @@ fn main() {
                 workload.unit,
                 median(&figures[w][s]) / median(baseline),
             );
+            if matches!(side, Side::Memwatch | Side::MemwatchSyscallTracepoints) {
+                let (runs, time) = program_runs[w][s];
+                println!(
+                    "  {:<30} memwatch's programs ran {} times per round, {:.1} µs in all",
+                    "",
+                    runs / rounds as u64,
+                    time.as_secs_f64() * 1e6 / rounds as f64
+                );
+            }
         }
     }
     print_footprints(quick);
@@ -253,5 +313,25 @@ fn print_footprints(quick: bool) {
             );
         }
         drop(sleepers);
+    }
+    print_churn(&memwatch, quick, warm_up, interval);
+}
+
+/// The daemons through a churn of short-lived processes: memwatch keeps
+/// each one's final figures at exit, which must not pile up.
+fn print_churn(memwatch: &std::path::Path, quick: bool, warm_up: Duration, interval: Duration) {
+    let processes = if quick { 1_000 } else { 100_000 };
+    println!("\ndaemon footprint through a churn of {processes} short-lived processes (/bin/true, one after another)");
+    for f in footprint::measure_churn_all(memwatch, warm_up, processes, interval) {
+        println!(
+            "  {:<30} RSS {:>6.1} MiB before, {:>6.1} MiB after ({:+.1}%; peak {:>6.1} MiB)  CPU {:>5.2}% of one core over {:.0}s",
+            f.name,
+            f.rss_before_kib as f64 / 1024.0,
+            f.rss_after_kib as f64 / 1024.0,
+            (f.rss_after_kib as f64 / f.rss_before_kib.max(1) as f64 - 1.0) * 100.0,
+            f.hwm_kib as f64 / 1024.0,
+            f.cpu_percent,
+            f.seconds,
+        );
     }
 }
