@@ -20,14 +20,10 @@ impl CrateBuild {
     /// (the bench run by hand without xtask).
     pub fn from_args(args: &[String]) -> Option<Self> {
         let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+        let (rustc, source, edition) = (value("--rustc")?, value("--crate")?, value("--edition")?);
         let out = std::env::temp_dir().join(format!("memwatch-bench-build-{}", std::process::id()));
         std::fs::create_dir_all(&out).expect("creating the crate build's output directory");
-        Some(Self {
-            rustc: value("--rustc")?.into(),
-            source: value("--crate")?.into(),
-            edition: value("--edition")?,
-            out,
-        })
+        Some(Self { rustc: rustc.into(), source: source.into(), edition, out })
     }
 
     pub fn name(&self) -> String {
