@@ -98,6 +98,7 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("hardening", "procfs mode, loopback TCP, file modes and rlimits: nothing the VM's kernel changes"),
     ("runtimes", "real node and java from Debian's packages, which the VM's initramfs does not hold"),
     ("node_service", "the Node.js example service, on the host's node"),
+    ("service_manager", "the sd_notify protocol against a fake NOTIFY_SOCKET: nothing the VM's kernel changes"),
 ];
 
 /// Runs every lane, or those whose name contains `only`.
