@@ -50,6 +50,11 @@ impl TestCgroup {
         Cgroup::at(&self.dir).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The cgroup as /proc/PID/cgroup spells it ("/memwatch-test-…").
+    pub fn path(&self) -> String {
+        format!("/{}", self.dir.file_name().expect("a named child").to_string_lossy())
+    }
+
     pub fn add(&self, pid: u32) {
         fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("moving a process into the cgroup");
     }

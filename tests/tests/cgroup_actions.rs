@@ -66,7 +66,7 @@ fn lowering_memory_high_throttles_a_growing_workload() {
     let limit = usage + 8 * MIB;
     let mut throttles = Throttles::load(state_file("throttle")).unwrap();
     let t0 = Instant::now();
-    let original = throttles.throttle(&cgroup, Limit::Bytes(limit)).unwrap();
+    let original = throttles.throttle(&cgroup, &group.path(), Limit::Bytes(limit)).unwrap();
     let apply = t0.elapsed();
     // Let it reach the limit before measuring the throttled rate.
     std::thread::sleep(Duration::from_millis(300));
@@ -154,11 +154,12 @@ fn a_gone_cgroup_mid_action_is_not_fatal() {
     }
     let group = TestCgroup::new("gone");
     let cgroup = group.cgroup();
+    let path = group.path();
     drop(group);
     let err = cgroup.set_limit(Limit::Bytes(MIB)).unwrap_err();
     assert!(matches!(err, CgroupError::Gone { .. }), "{err}");
     let mut throttles = Throttles::load(state_file("gone")).unwrap();
-    assert!(throttles.throttle(&cgroup, Limit::Bytes(MIB)).unwrap_err().is_gone());
+    assert!(throttles.throttle(&cgroup, &path, Limit::Bytes(MIB)).unwrap_err().is_gone());
     assert!(throttles.entries().is_empty());
 }
 

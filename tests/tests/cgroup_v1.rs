@@ -40,7 +40,7 @@ fn v1_hosts_throttle_through_the_soft_limit_and_restore_it() {
     assert_eq!(cgroup.limit().unwrap(), Limit::Max);
     let state = std::env::temp_dir().join(format!("memwatch-v1-{}/throttles.json", std::process::id()));
     let mut throttles = Throttles::load(&state).unwrap();
-    assert_eq!(throttles.throttle(&cgroup, Limit::Bytes(64 * MIB)).unwrap(), Limit::Max);
+    assert_eq!(throttles.throttle(&cgroup, &format!("/{name}"), Limit::Bytes(64 * MIB)).unwrap(), Limit::Max);
     let written = std::fs::read_to_string(dir.join("memory.soft_limit_in_bytes")).unwrap();
     assert_eq!(written.trim(), (64 * MIB).to_string());
 

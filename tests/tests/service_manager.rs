@@ -79,7 +79,10 @@ fn run_tells_the_manager_ready_after_its_first_reading_then_status_watchdog_relo
     // SAFETY: a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     let now_usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1000;
-    assert!(now_usec >= usec && now_usec - usec < 10_000_000, "MONOTONIC_USEC {usec} is not CLOCK_MONOTONIC {now_usec}");
+    assert!(
+        now_usec >= usec && now_usec - usec < 10_000_000,
+        "MONOTONIC_USEC {usec} is not CLOCK_MONOTONIC {now_usec}"
+    );
     let reloaded = manager.next_state(Duration::from_secs(10));
     assert!(reloaded.starts_with("READY=1\nSTATUS=watching "), "{reloaded:?}");
 

@@ -53,13 +53,16 @@ impl CrateToBuild {
     fn find() -> anyhow::Result<Self> {
         let root = shell::workspace_root();
         let rustc = shell::output(Command::new("rustup").args(["which", "rustc"]).current_dir(&root))?;
-        let metadata =
-            shell::output(Command::new("cargo").args(["metadata", "--format-version", "1", "--locked"]).current_dir(&root))?;
+        let metadata = shell::output(
+            Command::new("cargo").args(["metadata", "--format-version", "1", "--locked"]).current_dir(&root),
+        )?;
         let metadata: serde_json::Value = serde_json::from_str(&metadata).context("parsing cargo metadata")?;
         let package = metadata["packages"]
             .as_array()
             .and_then(|packages| packages.iter().find(|p| p["name"] == CRATE_TO_BUILD))
-            .with_context(|| format!("{CRATE_TO_BUILD} is no longer among the workspace's dependencies: pick another"))?;
+            .with_context(|| {
+                format!("{CRATE_TO_BUILD} is no longer among the workspace's dependencies: pick another")
+            })?;
         let manifest = PathBuf::from(package["manifest_path"].as_str().context("manifest_path")?);
         Ok(Self {
             rustc: rustc.trim().into(),

@@ -12,6 +12,7 @@ mod setup;
 mod shell;
 mod test;
 mod vm;
+mod vm_systemd;
 
 use clap::{Parser, Subcommand};
 
@@ -99,6 +100,14 @@ enum Task {
         #[arg(long)]
         lane: Option<String>,
     },
+    /// Install the .deb on a Debian 12 VM with systemd as PID 1 and run the
+    /// service scenarios (READY, reload, MemoryHigh through systemd,
+    /// watchdog, capabilities, purge).
+    VmSystemdTest {
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, default_value_t = vm_systemd::DEFAULT_TIMEOUT.as_secs())]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,5 +125,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { quick } => bench::run(quick),
         Task::Fuzz { seconds } => fuzz::run(std::time::Duration::from_secs(seconds)),
         Task::VmTest { timeout_secs, lane } => vm::run(std::time::Duration::from_secs(timeout_secs), lane.as_deref()),
+        Task::VmSystemdTest { timeout_secs } => vm_systemd::run(std::time::Duration::from_secs(timeout_secs)),
     }
 }

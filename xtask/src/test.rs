@@ -1,7 +1,7 @@
 //! The whole test suite, as CI runs it.
 use std::process::Command;
 
-use crate::{bench, fresh_check, fuzz, setup, shell, vm};
+use crate::{bench, fresh_check, fuzz, setup, shell, vm, vm_systemd};
 
 pub fn all() -> anyhow::Result<()> {
     setup::build_chain()?;
@@ -29,6 +29,8 @@ pub fn all() -> anyhow::Result<()> {
     // The same integration tests on a second kernel with a real cgroup v2
     // memory controller, which this machine kind lacks.
     vm::run(vm::DEFAULT_TIMEOUT, None)?;
+    // The package under real systemd as PID 1.
+    vm_systemd::run(vm_systemd::DEFAULT_TIMEOUT)?;
     // Last, being the slowest: the set-up and build from empty toolchain
     // homes, proving nothing this machine holds made the above pass.
     fresh_check::run()

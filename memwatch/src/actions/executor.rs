@@ -15,7 +15,7 @@ use super::{
     steps::{StepRunner, failure},
     sys::{
         ActError, signal,
-        throttle_state::{Restored, Throttles},
+        throttle_state::{Restored, Throttles, Via},
     },
 };
 use crate::{
@@ -164,11 +164,14 @@ impl<S: Signaller> Executor<S> {
             Ok(cg) => cg,
             Err(e) => return failed(&e.into()),
         };
-        match self.throttles.throttle(&cg, Limit::Bytes(bytes)) {
+        match self.throttles.throttle(&cg, cgroup, Limit::Bytes(bytes)) {
             Ok(original) => {
                 self.lowered.insert(cgroup.to_owned(), cg.dir().to_path_buf());
-                let file = cg.knob().file();
-                (Outcome::Ok, format!("{file} {original} -> {bytes} (usage {})", human_bytes(usage)))
+                let knob = match self.throttles.entries().get(cg.dir()).map(|entry| &entry.via) {
+                    Some(Via::Systemd(unit)) => format!("MemoryHigh of {unit} (through systemd)"),
+                    _ => cg.knob().file().to_owned(),
+                };
+                (Outcome::Ok, format!("{knob} {original} -> {bytes} (usage {})", human_bytes(usage)))
             }
             Err(e) => failed(&e),
         }

@@ -98,6 +98,19 @@ pub fn identify(procfs: &ProcFs, pid: u32) -> Option<Runtime> {
     by_executable(&dir.join("exe"))
 }
 
+/// Like `identify`, but an error when what the process runs cannot be read
+/// at all (another user's process, to a reader without CAP_SYS_PTRACE):
+/// unknown is not the same as "no runtime" to a caller about to signal it.
+pub fn identify_readable(procfs: &ProcFs, pid: u32) -> Result<Option<Runtime>, std::io::Error> {
+    let dir = procfs.root().join(pid.to_string());
+    if let Err(e) = std::fs::read_link(dir.join("exe"))
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Err(e);
+    }
+    Ok(identify(procfs, pid))
+}
+
 /// From the executable: its ELF, else its name.
 fn by_executable(exe: &Path) -> Option<Runtime> {
     executable(exe).or_else(|| {

@@ -8,6 +8,8 @@
 //! stdout as `signal <n>`, the freeing as `freed`, so a test can tell what
 //! the daemon sent. `--ignore-sigterm`: only SIGKILL ends it. It starts growing after a line on stdin (time for the
 //! test to move it into its cgroup) and exits when stdin closes.
+//! `--detached`: starts at once and runs until killed (a service under
+//! systemd, whose stdin is /dev/null).
 use std::{
     io::{BufRead as _, Write as _},
     time::Duration,
@@ -65,7 +67,13 @@ fn main() {
     // growing loop never blocks on it).
     say("ready");
     let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let detached = args.iter().any(|a| a == "--detached");
+    let _never_stops = detached.then(|| tx.clone());
     std::thread::spawn(move || {
+        if detached {
+            let _ = tx.send(());
+            return;
+        }
         let mut lines = std::io::stdin().lock().lines();
         let _ = lines.next();
         let _ = tx.send(());

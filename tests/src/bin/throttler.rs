@@ -6,7 +6,7 @@
 //! Prints "throttled" once every cgroup is lowered.
 use memwatch::{
     actions::sys::throttle_state::Throttles,
-    sources::cgroupfs::{Cgroup, Limit},
+    sources::cgroupfs::{Cgroup, DEFAULT_ROOT, Limit},
 };
 
 fn main() {
@@ -18,7 +18,8 @@ fn main() {
     let mut throttles = Throttles::load(state).unwrap_or_else(|e| panic!("{e}"));
     for dir in dirs {
         let cgroup = Cgroup::at(dir).unwrap_or_else(|e| panic!("{e}"));
-        throttles.throttle(&cgroup, limit).unwrap_or_else(|e| panic!("throttling {dir}: {e}"));
+        let path = dir.strip_prefix(DEFAULT_ROOT).unwrap_or(dir);
+        throttles.throttle(&cgroup, path, limit).unwrap_or_else(|e| panic!("throttling {dir}: {e}"));
     }
     println!("throttled");
     // Deliberately no restore: the test kills us here.

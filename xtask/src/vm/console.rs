@@ -36,7 +36,7 @@ pub fn boot(
     // No network card: nothing needs one, and it saves the firmware's PXE ROM.
     qemu.args([
         "-accel",
-        "tcg",
+        lane.accel,
         "-m",
         &lane.memory_mib.to_string(),
         "-smp",
@@ -50,9 +50,7 @@ pub fn boot(
     .arg(kernel)
     .arg("-initrd")
     .arg(initrd)
-    // panic=-1 with -no-reboot: a kernel panic (or init exiting) ends qemu
-    // at once instead of waiting for the timeout.
-    .args(["-append", "console=ttyS0 panic=-1 quiet"])
+    .args(["-append", lane.append])
     .stdin(Stdio::null())
     .stdout(Stdio::piped());
     eprintln!("+ {}", shell::describe(&qemu));

@@ -40,6 +40,9 @@ pub enum ActError {
     /// A cleanup step (`what`: "POST http://…", "exec …") did not work.
     #[error("{what}: {detail}")]
     Step { what: String, detail: String },
+    /// systemd refused or failed a call about a unit's `MemoryHigh=`.
+    #[error("systemd, {what} of {unit}: {detail}")]
+    Systemd { unit: String, what: String, detail: String },
     #[error("{call}({pid}): {source}")]
     Syscall {
         call: &'static str,

@@ -5,6 +5,8 @@
 //!
 //! - `cgroup`: write a cgroup's throttle knob (v2 `memory.high`, v1
 //!   `memory.soft_limit_in_bytes` as the degraded path).
+//! - `systemd_unit`: the same knob for a cgroup systemd owns as a unit,
+//!   set through systemd (`MemoryHigh=` over D-Bus).
 //! - `throttle_state`: remember each cgroup's original limit on disk before
 //!   lowering it, and put it back (also after a crash).
 //! - `signal`: signal a process by identity through a pidfd.
@@ -16,6 +18,7 @@ pub mod exec;
 pub mod http_post;
 pub mod reclaim;
 pub mod signal;
+pub mod systemd_unit;
 pub mod throttle_state;
 
 pub use crate::model::untouchable::Refusal;

@@ -63,12 +63,16 @@ pub fn still_welcome(procfs: &ProcFs, id: ProcessId, signal: Signal) -> Result<(
         Some(_) => return Err(format!("pid {} no longer catches {name}: it would kill it", id.pid)),
         None => return Err(format!("pid {}: what it does with {name} can no longer be read", id.pid)),
     }
-    if let Some(runtime) = runtime::identify(procfs, id.pid)
-        && let Some(meaning) = runtime.reserved(signal)
-    {
-        return Err(format!("pid {} is {}: {name} {meaning}", id.pid, runtime.as_str()));
+    match runtime::identify_readable(procfs, id.pid) {
+        Err(e) => {
+            Err(format!("pid {}: what it runs cannot be read ({e}), so {name} may mean something else to it", id.pid))
+        }
+        Ok(Some(runtime)) => match runtime.reserved(signal) {
+            Some(meaning) => Err(format!("pid {} is {}: {name} {meaning}", id.pid, runtime.as_str())),
+            None => Ok(()),
+        },
+        Ok(None) => Ok(()),
     }
-    Ok(())
 }
 
 fn open(id: ProcessId) -> Result<OwnedFd, ActError> {

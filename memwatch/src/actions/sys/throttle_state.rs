@@ -8,6 +8,11 @@
 //! `restore_all()` to undo whatever a crashed predecessor left lowered, and
 //! again on clean exit.
 //!
+//! Each record says which way the limit was set: the cgroup's own file, or
+//! the unit's `MemoryHigh=` through systemd for a cgroup systemd owns
+//! (`systemd_unit`). Restoring goes the same way, so a unit's property, not
+//! only its file, is what it was (`systemctl show -p MemoryHigh`).
+//!
 //! Restoring writes the recorded original even if someone changed the limit
 //! in between: while a cgroup is in the file, memwatch owns its limit, and
 //! "nothing stays throttled after memwatch" matters more than keeping a
@@ -24,7 +29,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::ActError;
+use super::{
+    ActError,
+    systemd_unit::{SystemBus, UnitManager},
+};
 use crate::sources::cgroupfs::{Cgroup, CgroupError, Knob, Limit};
 
 pub const DEFAULT_PATH: &str = "/var/lib/memwatch/throttles.json";
@@ -52,6 +60,21 @@ pub struct Entry {
     pub applied: Limit,
     /// Unix time (seconds) of the first change.
     pub since: u64,
+    /// How the limit was set, and so how it is restored. Files written
+    /// before this field existed were all direct writes.
+    #[serde(default)]
+    pub via: Via,
+}
+
+/// Which way a limit is set and restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// The cgroup's knob file, written directly.
+    #[default]
+    File,
+    /// The `MemoryHigh=` property of this unit, through systemd.
+    Systemd(String),
 }
 
 /// What happened to one cgroup when restoring.
@@ -72,10 +95,17 @@ pub struct RestoreReport {
 }
 
 /// The throttles memwatch is responsible for, mirrored in the state file.
-#[derive(Debug)]
 pub struct Throttles {
     path: PathBuf,
     entries: BTreeMap<PathBuf, Entry>,
+    /// Who owns a cgroup as a unit, and its `MemoryHigh=`.
+    units: Box<dyn UnitManager>,
+}
+
+impl std::fmt::Debug for Throttles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttles").field("path", &self.path).field("entries", &self.entries).finish_non_exhaustive()
+    }
 }
 
 impl Throttles {
@@ -89,19 +119,28 @@ impl Throttles {
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self { path, entries: BTreeMap::new() });
+                return Ok(Self::new(path, BTreeMap::new()));
             }
             Err(source) => return Err(ActError::Io { op: "reading", path, source }),
         };
         let detail = match serde_json::from_str::<StateFile>(&text) {
             Ok(file) if file.version == FORMAT_VERSION => {
-                return Ok(Self { path, entries: file.throttles });
+                return Ok(Self::new(path, file.throttles));
             }
             Ok(file) => format!("format version {}, this memwatch reads {FORMAT_VERSION}", file.version),
             Err(e) => e.to_string(),
         };
         let aside = set_aside(&path)?;
         Err(ActError::CorruptState { path, aside, detail })
+    }
+
+    fn new(path: PathBuf, entries: BTreeMap<PathBuf, Entry>) -> Self {
+        Self { path, entries, units: Box::new(SystemBus::default()) }
+    }
+
+    /// Asks `units` instead of systemd on the system bus (tests).
+    pub fn with_units(self, units: impl UnitManager + 'static) -> Self {
+        Self { units: Box::new(units), ..self }
     }
 
     pub fn path(&self) -> &Path {
@@ -114,35 +153,52 @@ impl Throttles {
 
     /// Sets `cgroup`'s limit to `limit`, first recording its original value
     /// (unless memwatch already holds it lowered: the first original stays).
-    /// Returns that original. If the record cannot be written, the cgroup is
-    /// left untouched.
-    pub fn throttle(&mut self, cgroup: &Cgroup, limit: Limit) -> Result<Limit, ActError> {
+    /// `path` is the cgroup as /proc spells it, to ask systemd whether a
+    /// unit owns it. Returns that original. If the record cannot be
+    /// written, the cgroup is left untouched.
+    pub fn throttle(&mut self, cgroup: &Cgroup, path: &str, limit: Limit) -> Result<Limit, ActError> {
         let key = cgroup.dir().to_path_buf();
         let previous = self.entries.get(&key).cloned();
         let entry = match &previous {
             Some(entry) => Entry { applied: limit, ..entry.clone() },
-            None => Entry { knob: cgroup.knob(), original: cgroup.limit()?, applied: limit, since: unix_now() },
+            None => {
+                let via = self.way_for(cgroup, path)?;
+                let original = match &via {
+                    Via::File => cgroup.limit()?,
+                    Via::Systemd(unit) => self.units.memory_high(unit)?.ok_or_else(|| gone(cgroup.dir()))?,
+                };
+                Entry { knob: cgroup.knob(), original, applied: limit, since: unix_now(), via }
+            }
         };
         let original = entry.original;
+        let via = entry.via.clone();
         self.entries.insert(key.clone(), entry);
         if let Err(e) = self.persist() {
             self.put_back(&key, previous);
             return Err(e);
         }
-        if let Err(e) = cgroup.set_limit(limit) {
+        if let Err(e) = set_limit(self.units.as_mut(), cgroup, &via, limit) {
             // Nothing changed, so the record must not claim otherwise
             // (best effort: a stale record only costs a harmless restore).
             self.put_back(&key, previous);
             let _ = self.persist();
-            return Err(e.into());
+            return Err(e);
         }
         Ok(original)
+    }
+
+    /// systemd's way for the `memory.high` of a unit's own cgroup, the file otherwise.
+    fn way_for(&mut self, cgroup: &Cgroup, path: &str) -> Result<Via, ActError> {
+        if cgroup.knob() != Knob::MemoryHigh {
+            return Ok(Via::File);
+        }
+        Ok(self.units.owner(path)?.map_or(Via::File, Via::Systemd))
     }
 
     /// Puts one cgroup's original limit back and forgets it.
     pub fn restore(&mut self, dir: &Path) -> Result<Option<Restored>, ActError> {
         let Some(entry) = self.entries.get(dir).cloned() else { return Ok(None) };
-        let restored = restore_one(dir, &entry)?;
+        let restored = restore_one(self.units.as_mut(), dir, &entry)?;
         self.entries.remove(dir);
         self.persist()?;
         Ok(Some(restored))
@@ -155,7 +211,7 @@ impl Throttles {
         let mut report = RestoreReport::default();
         let entries = std::mem::take(&mut self.entries);
         for (dir, entry) in entries {
-            match restore_one(&dir, &entry) {
+            match restore_one(self.units.as_mut(), &dir, &entry) {
                 Ok(Restored::Original(limit)) => report.restored.push((dir, limit)),
                 Ok(Restored::Gone) => report.gone.push(dir),
                 Err(e) => {
@@ -210,12 +266,28 @@ impl Throttles {
     }
 }
 
-fn restore_one(dir: &Path, entry: &Entry) -> Result<Restored, ActError> {
-    match Cgroup::with_knob(dir, entry.knob).set_limit(entry.original) {
+fn restore_one(units: &mut dyn UnitManager, dir: &Path, entry: &Entry) -> Result<Restored, ActError> {
+    match set_limit(units, &Cgroup::with_knob(dir, entry.knob), &entry.via, entry.original) {
         Ok(()) => Ok(Restored::Original(entry.original)),
-        Err(CgroupError::Gone { .. }) => Ok(Restored::Gone),
-        Err(e) => Err(e.into()),
+        Err(e) if e.is_gone() => Ok(Restored::Gone),
+        Err(e) => Err(e),
     }
+}
+
+/// Sets the limit the way `via` says; a unit systemd no longer has is gone
+/// like a removed cgroup.
+fn set_limit(units: &mut dyn UnitManager, cgroup: &Cgroup, via: &Via, limit: Limit) -> Result<(), ActError> {
+    match via {
+        Via::File => Ok(cgroup.set_limit(limit)?),
+        Via::Systemd(unit) => match units.set_memory_high(unit, limit)? {
+            true => Ok(()),
+            false => Err(gone(cgroup.dir())),
+        },
+    }
+}
+
+fn gone(dir: &Path) -> ActError {
+    CgroupError::Gone { path: dir.to_path_buf() }.into()
 }
 
 /// Renames a bad state file to a name no other set-aside file has.
@@ -238,117 +310,5 @@ fn unix_now() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sources::cgroupfs::tests::fixture;
-
-    const MIB: u64 = 1 << 20;
-
-    fn two_cgroups() -> (tempfile::TempDir, Cgroup, Cgroup) {
-        let root = fixture(&[("web/memory.high", "max\n"), ("batch/memory.high", "805306368\n")]);
-        let web = Cgroup::at(root.path().join("web")).unwrap();
-        let batch = Cgroup::at(root.path().join("batch")).unwrap();
-        (root, web, batch)
-    }
-
-    #[test]
-    fn the_original_is_on_disk_before_the_limit_changes_and_survives_a_crash() {
-        let (root, web, batch) = two_cgroups();
-        let state = root.path().join("state/throttles.json");
-        let mut throttles = Throttles::load(&state).unwrap();
-        assert_eq!(throttles.throttle(&web, Limit::Bytes(200 * MIB)).unwrap(), Limit::Max);
-        assert_eq!(throttles.throttle(&batch, Limit::Bytes(500 * MIB)).unwrap(), Limit::Bytes(768 * MIB));
-        // Lowered again: the first original is what gets restored.
-        assert_eq!(throttles.throttle(&web, Limit::Bytes(150 * MIB)).unwrap(), Limit::Max);
-        assert_eq!(web.limit().unwrap(), Limit::Bytes(150 * MIB));
-        let text = fs::read_to_string(&state).unwrap();
-        assert!(text.contains("\"original\": \"max\"") && text.contains("\"applied\": \"157286400\""), "{text}");
-
-        drop(throttles); // a crash: nothing restored
-        let mut successor = Throttles::load(&state).unwrap();
-        assert_eq!(successor.entries().len(), 2);
-        let report = successor.restore_all().unwrap();
-        assert_eq!(report.restored.len(), 2);
-        assert!(report.gone.is_empty() && report.failed.is_empty());
-        assert_eq!(web.limit().unwrap(), Limit::Max);
-        assert_eq!(batch.limit().unwrap(), Limit::Bytes(768 * MIB));
-        assert!(Throttles::load(&state).unwrap().entries().is_empty(), "restored entries are forgotten");
-    }
-
-    #[test]
-    fn no_change_without_a_record() {
-        let (root, web, _) = two_cgroups();
-        let mut throttles = Throttles::load(root.path().join("state/throttles.json")).unwrap();
-        // The state file's directory cannot be made where a regular file is.
-        fs::write(root.path().join("state"), "").unwrap();
-        let err = throttles.throttle(&web, Limit::Bytes(MIB)).unwrap_err();
-        assert!(matches!(err, ActError::Io { op: "creating", .. }), "{err}");
-        assert_eq!(web.limit().unwrap(), Limit::Max, "the cgroup must stay untouched");
-        assert!(throttles.entries().is_empty());
-    }
-
-    #[test]
-    fn a_failed_write_leaves_no_record_claiming_a_change() {
-        let root = fixture(&[("job/memory.high", "max\n")]);
-        let job = Cgroup::at(root.path().join("job")).unwrap();
-        let state = root.path().join("throttles.json");
-        let mut throttles = Throttles::load(&state).unwrap();
-        // Make the knob unwritable: file modes are no obstacle for root, but
-        // a directory cannot be opened for writing.
-        fs::remove_file(job.dir().join("memory.high")).unwrap();
-        fs::create_dir(job.dir().join("memory.high")).unwrap();
-        let job = Cgroup::with_knob(job.dir(), Knob::MemoryHigh);
-        assert!(throttles.throttle(&job, Limit::Bytes(MIB)).is_err());
-        assert!(Throttles::load(&state).unwrap().entries().is_empty());
-    }
-
-    #[test]
-    fn gone_cgroups_are_dropped_and_failures_kept_for_next_time() {
-        let (root, web, batch) = two_cgroups();
-        let state = root.path().join("throttles.json");
-        let mut throttles = Throttles::load(&state).unwrap();
-        throttles.throttle(&web, Limit::Bytes(MIB)).unwrap();
-        throttles.throttle(&batch, Limit::Bytes(MIB)).unwrap();
-        fs::remove_dir_all(web.dir()).unwrap(); // the service stopped
-        fs::remove_file(batch.dir().join("memory.high")).unwrap();
-        fs::create_dir(batch.dir().join("memory.high")).unwrap(); // unwritable
-        let report = throttles.restore_all().unwrap();
-        assert_eq!(report.gone, [web.dir().to_path_buf()]);
-        assert_eq!(report.failed.len(), 1);
-        assert_eq!(report.failed[0].0, batch.dir());
-        let kept = Throttles::load(&state).unwrap();
-        assert_eq!(kept.entries().keys().collect::<Vec<_>>(), [batch.dir()]);
-    }
-
-    #[test]
-    fn restore_one_puts_back_the_original_and_ignores_unknown_cgroups() {
-        let (root, web, _) = two_cgroups();
-        let mut throttles = Throttles::load(root.path().join("throttles.json")).unwrap();
-        throttles.throttle(&web, Limit::Bytes(MIB)).unwrap();
-        assert_eq!(throttles.restore(web.dir()).unwrap(), Some(Restored::Original(Limit::Max)));
-        assert_eq!(web.limit().unwrap(), Limit::Max);
-        assert_eq!(throttles.restore(web.dir()).unwrap(), None);
-    }
-
-    #[test]
-    fn a_corrupt_file_is_set_aside_intact_with_a_clear_error() {
-        let root = tempfile::tempdir().unwrap();
-        let state = root.path().join("throttles.json");
-        let half_written = "{\"version\":1,\"throttles\":{\"/sys/fs/cgroup/web\":{\"knob\":\"memory_hi";
-        for round in 0..2 {
-            fs::write(&state, half_written).unwrap();
-            let err = Throttles::load(&state).unwrap_err();
-            let ActError::CorruptState { aside, .. } = &err else { panic!("{err}") };
-            assert!(err.to_string().contains("corrupt") && err.to_string().contains(&aside.display().to_string()));
-            assert_eq!(fs::read_to_string(aside).unwrap(), half_written, "round {round}: nothing lost");
-            assert!(!state.exists());
-        }
-        let names: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 2, "two distinct set-aside files: {names:?}");
-        assert!(Throttles::load(&state).unwrap().entries().is_empty(), "then memwatch starts empty");
-
-        fs::write(&state, "{\"version\":99,\"throttles\":{}}").unwrap();
-        let err = Throttles::load(&state).unwrap_err();
-        assert!(err.to_string().contains("version 99"), "{err}");
-    }
-}
+#[path = "throttle_state_tests.rs"]
+mod tests;

@@ -41,7 +41,16 @@ impl CrateBuild {
             .map_or("bench_crate".to_owned(), |(name, _version)| name.replace('-', "_"));
         #[expect(clippy::zombie_processes, reason = "reaped by the wait4 below, which also gives its rusage")]
         let child = Command::new(&self.rustc)
-            .args(["--crate-type", "lib", "--edition", &self.edition, "--crate-name", &crate_name, "--cap-lints", "allow"])
+            .args([
+                "--crate-type",
+                "lib",
+                "--edition",
+                &self.edition,
+                "--crate-name",
+                &crate_name,
+                "--cap-lints",
+                "allow",
+            ])
             .args(["-C", "opt-level=0", "--out-dir"])
             .arg(&self.out)
             .arg(self.source.join("src/lib.rs"))

@@ -1,0 +1,149 @@
+//! `cargo xtask vm-systemd-test`: memwatch as Debian hosts run it, from its
+//! .deb under real systemd as PID 1 (which these build machines do not
+//! have), on Debian 12's own kernel (6.1, cgroup v2) under qemu.
+//!
+//! The VM boots a debootstrap root (`rootfs`) plus an overlay holding the
+//! package, a leaking workload, a memwatch built with test faults, and the
+//! scenario script, which a oneshot unit runs once the system is up. The
+//! script (`xtask/vm-systemd/scenarios.sh`) prints one verdict per scenario
+//! and its figures on the serial console, read as the other VM lanes' are.
+use std::{
+    fs,
+    os::unix::fs::{PermissionsExt as _, symlink},
+    path::Path,
+    process::Command,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    deb, setup, shell,
+    vm::{self, Lane, console},
+};
+
+mod rootfs;
+
+/// debootstrap and cpio build the root; the kernel and qemu are the other
+/// lanes' (Debian 12's 6.1).
+const PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "debootstrap", "cpio"];
+
+/// The scenarios, in the order the script runs them (each needs the one
+/// before: installed, then reloaded onto the scenario config, ...).
+const SCENARIOS: &[&str] =
+    &["install", "reload", "throttle_unit", "restore_on_crash_and_stop", "watchdog", "capabilities", "purge"];
+
+const LANE: Lane = Lane {
+    name: "systemd 252 as PID 1, 6.1, 2 vCPUs",
+    kernel_prefix: "vmlinuz-6.1.",
+    cpus: 2,
+    // The unpacked root (~150 MiB) lives in RAM, beside the workloads.
+    memory_mib: 1536,
+    // rdinit: systemd itself is the initramfs's init.
+    append: "console=ttyS0 rdinit=/sbin/init panic=-1 quiet systemd.unified_cgroup_hierarchy=1 \
+             systemd.show_status=error",
+    accel: "tcg",
+    tests: SCENARIOS,
+    page_cache: false,
+};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
+
+const SCRIPT: &str = include_str!("../vm-systemd/scenarios.sh");
+const SCENARIOS_UNIT: &str = include_str!("../vm-systemd/memwatch-scenarios.service");
+
+/// The scenario script with this run's nonce and the scenarios to run.
+fn script(nonce: &str) -> String {
+    SCRIPT.replace("@NONCE@", nonce).replace("@SCENARIOS@", &SCENARIOS.join(" "))
+}
+
+pub fn run(timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    setup::build_chain()?;
+    setup::apt_packages(PACKAGES)?;
+    let root = shell::workspace_root();
+    let out = root.join("target/vm-systemd");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let base = rootfs::base_archive(&out)?;
+
+    // The faulty build first: the package's build after it puts the
+    // release binary back as it ships.
+    let faulty = out.join("memwatch-fault-injection");
+    shell::run(
+        Command::new("cargo")
+            .args(["build", "--release", "--locked", "-p", "memwatch", "--features", "fault-injection"])
+            .current_dir(&root),
+    )?;
+    fs::copy(root.join("target/release/memwatch"), &faulty).context("keeping the fault-injection build")?;
+    shell::run(
+        Command::new("cargo")
+            .args(["build", "--release", "--locked", "-p", "memwatch-tests", "--bin", "leaker"])
+            .current_dir(&root),
+    )?;
+    let package = deb::build()?;
+
+    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
+    let overlay = out.join("overlay");
+    if overlay.exists() {
+        fs::remove_dir_all(&overlay)?;
+    }
+    let put = |path: &str, from: &Path, mode: u32| -> anyhow::Result<()> {
+        let to = overlay.join(path);
+        fs::create_dir_all(to.parent().expect("a file in a directory"))?;
+        fs::copy(from, &to).with_context(|| format!("copying {} into the overlay", from.display()))?;
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
+    put("root/memwatch.deb", &package, 0o644)?;
+    put("usr/local/bin/leaker", &root.join("target/release/leaker"), 0o755)?;
+    put("usr/local/lib/memwatch-fault/memwatch", &faulty, 0o755)?;
+    let write = |path: &str, text: &str, mode: u32| -> anyhow::Result<()> {
+        let to = overlay.join(path);
+        fs::create_dir_all(to.parent().expect("a file in a directory"))?;
+        fs::write(&to, text)?;
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
+    write("root/scenarios.sh", &script(&nonce), 0o755)?;
+    write("etc/systemd/system/memwatch-scenarios.service", SCENARIOS_UNIT, 0o644)?;
+    let units = overlay.join("etc/systemd/system");
+    fs::create_dir_all(units.join("multi-user.target.wants"))?;
+    symlink(
+        "/etc/systemd/system/memwatch-scenarios.service",
+        units.join("multi-user.target.wants/memwatch-scenarios.service"),
+    )?;
+    // The scenarios own the serial console.
+    symlink("/dev/null", units.join("serial-getty@ttyS0.service"))?;
+    let overlay_archive = out.join("overlay.cpio");
+    rootfs::pack_tree(&overlay, &overlay_archive)?;
+
+    // The kernel unpacks concatenated archives in turn: the overlay's
+    // files land on top of the base system's.
+    let initrd = out.join("initrd.cpio");
+    let mut joined = fs::read(&base)?;
+    joined.extend(fs::read(&overlay_archive)?);
+    fs::write(&initrd, joined)?;
+    let built = started.elapsed();
+
+    let kernel = vm::kernel(LANE.kernel_prefix)?;
+    let log = out.join("serial.log");
+    eprintln!("=== vm-systemd-test: {} ===", kernel.display());
+    let outcome = console::boot(&LANE, &kernel, &initrd, &log, &nonce, timeout)?;
+    console::summarize(&LANE, &outcome, built, started.elapsed(), &log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_runs_every_scenario_it_defines_under_this_runs_nonce() {
+        let script = script("abc123");
+        assert!(script.contains("NONCE=abc123\n"));
+        assert!(!script.contains("@NONCE@") && !script.contains("@SCENARIOS@"), "every placeholder is filled");
+        let defined: Vec<&str> =
+            script.lines().filter_map(|l| l.strip_prefix("scenario_")?.strip_suffix("() {")).collect();
+        assert_eq!(defined, SCENARIOS, "each scenario is defined once, in the order it runs");
+        assert!(script.contains(&format!("for scenario in {}; do", SCENARIOS.join(" "))));
+    }
+}
