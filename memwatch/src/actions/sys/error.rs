@@ -41,8 +41,10 @@ pub enum ActError {
     #[error("{what}: {detail}")]
     Step { what: String, detail: String },
     /// systemd refused or failed a call about a unit's `MemoryHigh=`.
+    /// `answered`: systemd replied with an error, so nothing was changed;
+    /// otherwise (a timeout, a broken connection) it may have been.
     #[error("systemd, {what} of {unit}: {detail}")]
-    Systemd { unit: String, what: String, detail: String },
+    Systemd { unit: String, what: String, detail: String, answered: bool },
     #[error("{call}({pid}): {source}")]
     Syscall {
         call: &'static str,
@@ -53,6 +55,12 @@ pub enum ActError {
 }
 
 impl ActError {
+    /// Whether the change that failed may have been made all the same: a
+    /// call to systemd that got no answer.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::Systemd { answered: false, .. })
+    }
+
     /// Whether the target disappeared: expected churn, not a failure to report loudly.
     pub fn is_gone(&self) -> bool {
         matches!(self, Self::ProcessGone { .. } | Self::PidReused { .. })

@@ -152,5 +152,6 @@ impl UnitManager for SystemBus {
 }
 
 fn bus_error(unit: &str, what: &str, e: zbus::Error) -> ActError {
-    ActError::Systemd { unit: unit.to_owned(), what: what.to_owned(), detail: e.to_string() }
+    let answered = matches!(e, zbus::Error::MethodError(..));
+    ActError::Systemd { unit: unit.to_owned(), what: what.to_owned(), detail: e.to_string(), answered }
 }

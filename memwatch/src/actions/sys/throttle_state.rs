@@ -178,10 +178,13 @@ impl Throttles {
             return Err(e);
         }
         if let Err(e) = set_limit(self.units.as_mut(), cgroup, &via, limit) {
-            // Nothing changed, so the record must not claim otherwise
-            // (best effort: a stale record only costs a harmless restore).
-            self.put_back(&key, previous);
-            let _ = self.persist();
+            // Nothing changed, so the record must not claim otherwise (best
+            // effort: a stale record only costs a harmless restore). A call
+            // systemd never answered may have applied: the record stays.
+            if !e.may_have_applied() {
+                self.put_back(&key, previous);
+                let _ = self.persist();
+            }
             return Err(e);
         }
         Ok(original)

@@ -121,6 +121,8 @@ struct FakeManager {
     /// unit -> (its ControlGroup, its MemoryHigh)
     units: BTreeMap<String, (String, Limit)>,
     refuse: bool,
+    /// Calls get no answer (a timeout): they may or may not have applied.
+    silent: bool,
     calls: usize,
 }
 
@@ -149,9 +151,15 @@ impl UnitManager for FakeUnits {
     fn set_memory_high(&mut self, unit: &str, limit: Limit) -> Result<bool, ActError> {
         let mut manager = self.0.lock().unwrap();
         manager.calls += 1;
-        if manager.refuse {
-            let detail = "Access denied".to_owned();
-            return Err(ActError::Systemd { unit: unit.to_owned(), what: "SetUnitProperties".to_owned(), detail });
+        if manager.refuse || manager.silent {
+            let detail = if manager.refuse { "Access denied" } else { "timed out" }.to_owned();
+            let answered = manager.refuse;
+            return Err(ActError::Systemd {
+                unit: unit.to_owned(),
+                what: "SetUnitProperties".to_owned(),
+                detail,
+                answered,
+            });
         }
         Ok(manager.units.get_mut(unit).map(|(_, high)| *high = limit).is_some())
     }
@@ -236,4 +244,23 @@ fn a_record_without_a_way_was_a_direct_write() {
     fs::write(&state, record).unwrap();
     let throttles = Throttles::load(&state).unwrap();
     assert_eq!(throttles.entries()[web.dir()].via, Via::File);
+}
+
+#[test]
+fn a_call_systemd_never_answered_keeps_its_record_for_a_restore() {
+    let (root, unit, _) = unit_cgroups();
+    let state = root.path().join("throttles.json");
+    let systemd = FakeUnits::with_unit("leaker.service", "/system.slice/leaker.service", Limit::Max);
+    systemd.0.lock().unwrap().silent = true;
+    let mut throttles = Throttles::load(&state).unwrap().with_units(systemd.clone());
+    let err = throttles.throttle(&unit, "/system.slice/leaker.service", Limit::Bytes(MIB)).unwrap_err();
+    assert!(err.may_have_applied(), "{err}");
+    assert!(state_names_unit(&state), "the unit may be throttled: restoring it must stay possible");
+    systemd.0.lock().unwrap().silent = false;
+    let report = Throttles::load(&state).unwrap().with_units(systemd.clone()).restore_all().unwrap();
+    assert_eq!(report.restored, [(unit.dir().to_path_buf(), Limit::Max)]);
+}
+
+fn state_names_unit(state: &Path) -> bool {
+    fs::read_to_string(state).is_ok_and(|text| text.contains("\"systemd\": \"leaker.service\""))
 }
