@@ -136,8 +136,7 @@ pub fn run(timeout: Duration, only: Option<&str>) -> anyhow::Result<()> {
         let lane_started = Instant::now();
         let kernel = kernel(lane.kernel_prefix)?;
         let page_cache = if lane.page_cache { Some(pagecache::prepare(&kernel, &out)?) } else { None };
-        let nonce =
-            format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
+        let nonce = nonce()?;
         let initrd = out.join(format!("initramfs-{index}.cpio.gz"));
         let tests: Vec<(String, PathBuf)> =
             artifacts.tests.iter().filter(|(name, _)| lane.tests.contains(&name.as_str())).cloned().collect();
@@ -161,6 +160,12 @@ pub fn run(timeout: Duration, only: Option<&str>) -> anyhow::Result<()> {
         bail!("vm-test failed in lane(s): {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// A word for one boot's verdict lines, so that nothing else on the console
+/// (or an old log) can pass for them.
+pub fn nonce() -> anyhow::Result<String> {
+    Ok(format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128))
 }
 
 /// The newest Debian kernel image in /boot whose name starts with `prefix`.

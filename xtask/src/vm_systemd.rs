@@ -12,7 +12,7 @@ use std::{
     os::unix::fs::{PermissionsExt as _, symlink},
     path::Path,
     process::Command,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -82,30 +82,24 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     )?;
     let package = deb::build()?;
 
-    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() ^ std::process::id() as u128);
+    let nonce = vm::nonce()?;
     let overlay = out.join("overlay");
     if overlay.exists() {
         fs::remove_dir_all(&overlay)?;
     }
-    let put = |path: &str, from: &Path, mode: u32| -> anyhow::Result<()> {
+    let write = |path: &str, bytes: &[u8], mode: u32| -> anyhow::Result<()> {
         let to = overlay.join(path);
         fs::create_dir_all(to.parent().expect("a file in a directory"))?;
-        fs::copy(from, &to).with_context(|| format!("copying {} into the overlay", from.display()))?;
+        fs::write(&to, bytes).with_context(|| format!("writing {} into the overlay", to.display()))?;
         fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
         Ok(())
     };
-    put("root/memwatch.deb", &package, 0o644)?;
-    put("usr/local/bin/leaker", &root.join("target/release/leaker"), 0o755)?;
-    put("usr/local/lib/memwatch-fault/memwatch", &faulty, 0o755)?;
-    let write = |path: &str, text: &str, mode: u32| -> anyhow::Result<()> {
-        let to = overlay.join(path);
-        fs::create_dir_all(to.parent().expect("a file in a directory"))?;
-        fs::write(&to, text)?;
-        fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
-        Ok(())
-    };
-    write("root/scenarios.sh", &script(&nonce), 0o755)?;
-    write("etc/systemd/system/memwatch-scenarios.service", SCENARIOS_UNIT, 0o644)?;
+    let read = |from: &Path| fs::read(from).with_context(|| format!("reading {}", from.display()));
+    write("root/memwatch.deb", &read(&package)?, 0o644)?;
+    write("usr/local/bin/leaker", &read(&root.join("target/release/leaker"))?, 0o755)?;
+    write("usr/local/lib/memwatch-fault/memwatch", &read(&faulty)?, 0o755)?;
+    write("root/scenarios.sh", script(&nonce).as_bytes(), 0o755)?;
+    write("etc/systemd/system/memwatch-scenarios.service", SCENARIOS_UNIT.as_bytes(), 0o644)?;
     let units = overlay.join("etc/systemd/system");
     fs::create_dir_all(units.join("multi-user.target.wants"))?;
     symlink(
