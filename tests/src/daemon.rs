@@ -161,8 +161,19 @@ impl Leaker {
                 Ok(())
             });
         }
-        let mut child =
-            command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawning leaker");
+        command.args(args);
+        Self::from_command(command)
+    }
+
+    /// Starts the leaker where the caller runs (no cgroup of its own).
+    pub fn spawn(binary: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(binary);
+        command.args(args);
+        Self::from_command(command)
+    }
+
+    fn from_command(mut command: Command) -> Self {
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawning leaker");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = channel();
         std::thread::spawn(move || {

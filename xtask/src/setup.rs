@@ -31,8 +31,9 @@ fn build_packages() -> Vec<String> {
 /// Real software the tests run next to memwatch, from Debian's packages:
 /// the runtimes whose signals the cleanup guard must respect, and the
 /// Node.js example service's runtime.
-/// systemd brings systemd-analyze, which checks the shipped unit.
-pub const TEST_PACKAGES: &[&str] = &["nodejs", "openjdk-17-jre-headless", "python3", "systemd"];
+/// systemd brings systemd-analyze, which checks the shipped unit;
+/// prometheus (2.42, with promtool) evaluates the shipped alert rules.
+pub const TEST_PACKAGES: &[&str] = &["nodejs", "openjdk-17-jre-headless", "python3", "systemd", "prometheus"];
 
 /// The peers the benchmarks measure memwatch beside.
 pub const BENCH_PACKAGES: &[&str] = &["bpftrace", "earlyoom", "nohang", "prometheus-process-exporter"];

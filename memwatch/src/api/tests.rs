@@ -32,6 +32,7 @@ fn target(name: &str, level: Level, usage: u64) -> TargetView {
         last_action: None,
         processes: 1,
         history: vec![usage],
+        container: None,
     }
 }
 

@@ -75,8 +75,26 @@ pub fn render(view: &StatusView) -> String {
             leak(t),
             action,
         );
+        if let Some(c) = &t.container {
+            let _ = writeln!(out, "  {}", container(c));
+        }
     }
     out
+}
+
+/// "container 4e5f6a7b8c9d (containerd), pod <uid> (Burstable)".
+pub fn container(c: &crate::view::ContainerView) -> String {
+    let mut text = format!("container {}", c.short_id());
+    if let Some(runtime) = &c.runtime {
+        let _ = write!(text, " ({runtime})");
+    }
+    if let Some(uid) = &c.pod_uid {
+        let _ = write!(text, ", pod {uid}");
+        if let Some(qos) = &c.qos_class {
+            let _ = write!(text, " ({qos})");
+        }
+    }
+    text
 }
 
 pub fn truncate(s: &str, width: usize) -> String {
@@ -115,6 +133,7 @@ mod tests {
                 }),
                 processes: 2,
                 history: vec![],
+                container: None,
             }],
             ..Default::default()
         };
@@ -133,5 +152,33 @@ mod tests {
         ] {
             assert!(row.contains(part), "{part:?} missing from {row:?}");
         }
+    }
+
+    #[test]
+    fn a_container_target_shows_its_container_and_pod_under_its_row() {
+        let id = "4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
+        let path = format!("/kubepods/besteffort/pod8f1c0e3a-1b2c-4d5e-9f60-7a8b9c0d1e2f/{id}");
+        let container = crate::model::container::Container::of_cgroup(&path).unwrap();
+        let view = StatusView {
+            targets: vec![TargetView {
+                name: format!("cgroup:{path}"),
+                kind: "cgroup".into(),
+                usage_bytes: 1,
+                limit_bytes: 2,
+                level: Level::Normal,
+                growth_bytes_per_s: 0.0,
+                leak: None,
+                last_action: None,
+                processes: 1,
+                history: vec![],
+                container: Some((&container).into()),
+            }],
+            ..Default::default()
+        };
+        let text = render(&view);
+        assert!(
+            text.contains("\n  container 4e5f6a7b8c9d, pod 8f1c0e3a-1b2c-4d5e-9f60-7a8b9c0d1e2f (BestEffort)\n"),
+            "{text}"
+        );
     }
 }

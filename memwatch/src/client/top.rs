@@ -172,6 +172,7 @@ mod tests {
             last_action: None,
             processes: 1,
             history,
+            container: None,
         }
     }
 

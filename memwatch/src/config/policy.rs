@@ -42,6 +42,10 @@ pub struct Identity<'a> {
     pub process: Option<&'a str>,
     /// The executable path.
     pub exe: Option<&'a str>,
+    /// The id of the container it runs in.
+    pub container: Option<&'a str>,
+    /// The uid of the Kubernetes pod it runs in.
+    pub pod_uid: Option<&'a str>,
 }
 
 /// A glob of `[policy.match]`. Most are plain names ("nginx.service"): those
@@ -100,13 +104,20 @@ pub struct Matcher {
     pub cgroup: Option<GlobPattern>,
     pub process: Option<NamePattern>,
     pub exe: Option<GlobPattern>,
+    pub container: Option<GlobPattern>,
+    pub pod_uid: Option<GlobPattern>,
 }
 
 impl Matcher {
     /// Whether any criterion is given: a matcher with none matches
     /// every process, and names no service.
     pub fn names_something(&self) -> bool {
-        self.unit.is_some() || self.cgroup.is_some() || self.process.is_some() || self.exe.is_some()
+        self.unit.is_some()
+            || self.cgroup.is_some()
+            || self.process.is_some()
+            || self.exe.is_some()
+            || self.container.is_some()
+            || self.pod_uid.is_some()
     }
 
     pub fn matches(&self, id: &Identity<'_>) -> bool {
@@ -120,6 +131,8 @@ impl Matcher {
             && check(&self.cgroup, id.cgroup, GlobPattern::is_match)
             && check(&self.process, id.process, NamePattern::is_match)
             && check(&self.exe, id.exe, GlobPattern::is_match)
+            && check(&self.container, id.container, GlobPattern::is_match)
+            && check(&self.pod_uid, id.pod_uid, GlobPattern::is_match)
     }
 }
 
@@ -317,6 +330,8 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
     let unit = glob(&mut fields, "unit", problems);
     let cgroup = glob(&mut fields, "cgroup", problems);
     let exe = glob(&mut fields, "exe", problems);
+    let container = glob(&mut fields, "container", problems);
+    let pod_uid = glob(&mut fields, "pod_uid", problems);
     let process = fields.string("process", problems).and_then(|pattern| match NamePattern::new(pattern) {
         Ok(regex) => Some(regex),
         Err(e) => {
@@ -326,5 +341,5 @@ fn read_matcher(table: &Table, path: &str, problems: &mut Problems) -> Matcher {
         }
     });
     fields.finish(problems);
-    Matcher { unit, cgroup, process, exe }
+    Matcher { unit, cgroup, process, exe, container, pod_uid }
 }

@@ -48,7 +48,7 @@ fn covered(matcher: &Matcher, runtime: Runtime) -> Option<String> {
     let names = Matcher { unit: None, cgroup: None, ..matcher.clone() };
     runtime.names().iter().map(|n| format!("/usr/bin/{n}")).find(|exe| {
         let process = exe.rsplit('/').next();
-        names.matches(&Identity { unit: None, cgroup: None, process, exe: Some(exe) })
+        names.matches(&Identity { process, exe: Some(exe), ..Default::default() })
     })
 }
 

@@ -206,7 +206,7 @@ fn the_first_matching_policy_wins_and_all_criteria_must_match() {
         "#,
     )
     .unwrap();
-    let id = |unit, cgroup, process, exe| Identity { unit, cgroup, process, exe };
+    let id = |unit, cgroup, process, exe| Identity { unit, cgroup, process, exe, ..Default::default() };
     let java = id(Some("api-eu.service"), Some("/system.slice/api-eu.service"), Some("java"), None);
     assert_eq!(config.policy_for(&java), Some(0));
     assert_eq!(config.policies[0].granularity, Granularity::Process);

@@ -5,6 +5,8 @@
 //! any other process's. Later, each reading's own work is handed back too.
 use std::path::Path;
 
+use crate::view::DaemonView;
+
 /// Returns freed heap to the kernel and drops the executable's file pages
 /// from this process's RSS. The pages the loop uses fault back in at its
 /// next round; clean file pages are only unmapped, never written.
@@ -36,6 +38,18 @@ pub fn return_freed_heap() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The daemon's own RSS and CPU time, for `memwatch.daemon.*`: memwatch
+/// is watched like any process, but its own figures must not depend on
+/// being among the top growers. `None` when /proc/self cannot be read.
+pub fn measure() -> Option<DaemonView> {
+    let stat = procfs::process::Process::myself().and_then(|p| p.stat()).ok()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    Some(DaemonView {
+        rss_bytes: stat.rss * procfs::page_size(),
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+    })
 }
 
 /// `(start, end)` of each line of /proc/self/maps that maps `exe`.

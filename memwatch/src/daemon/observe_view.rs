@@ -30,7 +30,7 @@ impl Observability {
         }
         let keys: HashSet<_> = targets.iter().map(|t| &t.key).collect();
         self.leaks.retain(|key, _| keys.contains(key));
-        let view = self.builder.build(Interval {
+        let mut view = self.builder.build(Interval {
             previous,
             now,
             host: self.host.clone(),
@@ -40,6 +40,7 @@ impl Observability {
             targets,
             leaks: &self.leaks,
         });
+        view.daemon = crate::daemon::footprint::measure();
         self.frames.set(crate::exporters::frame_from(&view));
         self.store.publish(view);
     }

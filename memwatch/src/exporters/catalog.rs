@@ -37,7 +37,7 @@ metric!(TARGET_UTILIZATION, "memwatch.target.memory.utilization", "1", Gauge, "T
 metric!(
     TARGET_STATE,
     "memwatch.target.state",
-    "1",
+    "{level}",
     Gauge,
     "Target level: 0 normal, 1 warning, 2 critical, 3 emergency"
 );
@@ -49,7 +49,15 @@ metric!(BPF_EVENTS_LOST, "memwatch.bpf.events.lost", "{event}", Counter, "Kernel
 metric!(CACHE_HITS, "memwatch.cache.hits", "{hit}", Counter, "Lookups answered by a cache");
 metric!(CACHE_MISSES, "memwatch.cache.misses", "{miss}", Counter, "Lookups a cache could not answer");
 metric!(CACHE_ENTRIES, "memwatch.cache.entries", "{entry}", Gauge, "Entries held by a cache");
-metric!(MONITOR_MODE, "memwatch.monitor.mode", "1", Gauge, "1 for the mode the figures come from (ebpf or procfs)");
+metric!(
+    MONITOR_MODE,
+    "memwatch.monitor.mode",
+    "{mode}",
+    Gauge,
+    "1 for the mode the figures come from (ebpf or procfs)"
+);
+metric!(DAEMON_MEMORY, "memwatch.daemon.memory.usage", "By", Gauge, "Resident memory of the memwatch daemon itself");
+metric!(DAEMON_CPU, "memwatch.daemon.cpu.time", "s", Counter, "CPU time the memwatch daemon has used, user and system");
 metric!(CONFIG_RELOADS, "memwatch.config.reloads", "{reload}", Counter, "Config reloads (SIGHUP), by result");
 
 pub static ALL: &[&MetricDef] = &[
@@ -73,6 +81,8 @@ pub static ALL: &[&MetricDef] = &[
     &CACHE_ENTRIES,
     &MONITOR_MODE,
     &CONFIG_RELOADS,
+    &DAEMON_MEMORY,
+    &DAEMON_CPU,
 ];
 
 impl MetricDef {
@@ -84,10 +94,24 @@ impl MetricDef {
             "By" => Some("bytes"),
             "s" => Some("seconds"),
             "By/s" => Some("bytes_per_second"),
-            // OpenTelemetry's translation gives ratios "_ratio"; a state enum is not one.
-            "1" if self.name.ends_with("utilization") => Some("ratio"),
+            // As the OpenTelemetry Collector's Prometheus exporter translates
+            // them, so a scrape of memwatch and of a collector in front of it
+            // give the same names (a level or a mode is an annotation, `{level}`,
+            // not the ratio "1").
+            "1" => Some("ratio"),
             _ => None,
         };
         (self.name.replace('.', "_"), unit)
+    }
+
+    /// The name a Prometheus server stores the samples under: the base
+    /// name, its unit suffix, and `_total` for counters.
+    pub fn prometheus_sample_name(&self) -> String {
+        let (base, unit) = self.prometheus();
+        let mut name = unit.map_or(base.clone(), |u| format!("{base}_{u}"));
+        if self.kind == Kind::Counter {
+            name.push_str("_total");
+        }
+        name
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, RwLock};
 
 use super::catalog::{self, MetricDef};
-use crate::view::StatusView;
+use crate::view::{ContainerView, StatusView};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
@@ -53,6 +53,23 @@ fn s(v: &str) -> AttrValue {
     AttrValue::Str(v.to_owned())
 }
 
+/// OpenTelemetry's container and k8s resource attributes (Prometheus labels
+/// `container_id`, `container_runtime`, `k8s_pod_uid`); the QoS class has no
+/// semantic-convention name, so it is memwatch's own.
+fn container_attrs(container: Option<&ContainerView>, attrs: &mut Vec<(&'static str, AttrValue)>) {
+    let Some(c) = container else { return };
+    attrs.push(("container.id", s(&c.id)));
+    if let Some(runtime) = &c.runtime {
+        attrs.push(("container.runtime", s(runtime)));
+    }
+    if let Some(uid) = &c.pod_uid {
+        attrs.push(("k8s.pod.uid", s(uid)));
+    }
+    if let Some(qos) = &c.qos_class {
+        attrs.push(("memwatch.k8s.pod.qos_class", s(qos)));
+    }
+}
+
 pub fn frame_from(view: &StatusView) -> Frame {
     let mut f = Frame::default();
     let mut add = |def: &'static MetricDef, series: Vec<Series>| f.metrics.push((def, series));
@@ -79,6 +96,7 @@ pub fn frame_from(view: &StatusView) -> Frame {
         if let Some(cgroup) = &p.cgroup {
             attrs.push(("process.linux.cgroup", s(cgroup)));
         }
+        container_attrs(p.container.as_ref(), &mut attrs);
         attrs
     };
     add(
@@ -96,8 +114,11 @@ pub fn frame_from(view: &StatusView) -> Frame {
         view.processes.iter().map(|p| one(process_attrs(p), p.page_faults as f64)).collect(),
     );
 
-    let target_attrs =
-        |t: &crate::view::TargetView| vec![("memwatch.target", s(&t.name)), ("memwatch.target.kind", s(&t.kind))];
+    let target_attrs = |t: &crate::view::TargetView| {
+        let mut attrs = vec![("memwatch.target", s(&t.name)), ("memwatch.target.kind", s(&t.kind))];
+        container_attrs(t.container.as_ref(), &mut attrs);
+        attrs
+    };
     let per_target = |value: &dyn Fn(&crate::view::TargetView) -> Option<f64>| -> Vec<Series> {
         view.targets.iter().filter_map(|t| value(t).map(|v| one(target_attrs(t), v))).collect()
     };
@@ -134,6 +155,10 @@ pub fn frame_from(view: &StatusView) -> Frame {
             .map(|(result, n)| one(vec![("memwatch.result", s(result))], n as f64))
             .collect(),
     );
+    let daemon =
+        |value: fn(&crate::view::DaemonView) -> f64| view.daemon.iter().map(|d| one(vec![], value(d))).collect();
+    add(&catalog::DAEMON_MEMORY, daemon(|d| d.rss_bytes as f64));
+    add(&catalog::DAEMON_CPU, daemon(|d| d.cpu_seconds));
     add(
         &catalog::MONITOR_MODE,
         if view.monitoring { vec![one(vec![("memwatch.mode", s(&view.mode))], 1.0)] } else { vec![] },

@@ -93,6 +93,7 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
             last_action: None,
             processes: n as usize,
             history: vec![],
+            container: None,
         }],
         processes: (first_pid..first_pid + n)
             .map(|pid| ProcessView {
@@ -100,6 +101,7 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
                 comm: "api".into(),
                 cmdline: "/usr/bin/api --serve".into(),
                 cgroup: Some("/system.slice/api.service".into()),
+                container: None,
                 target: "api.service".into(),
                 rss_bytes: 4096,
                 virtual_bytes: Some(1 << 20),

@@ -50,7 +50,11 @@ impl Collector for FrameCollector {
                 let metric = family.encode_family(&labels)?;
                 match def.kind {
                     Kind::Gauge => ConstGauge::new(point.value).encode(metric)?,
-                    Kind::Counter => ConstCounter::new(point.value as u64).encode(metric)?,
+                    // Whole counts print as integers; CPU seconds keep their fraction.
+                    Kind::Counter if point.value.fract() == 0.0 => {
+                        ConstCounter::new(point.value as u64).encode(metric)?
+                    }
+                    Kind::Counter => ConstCounter::new(point.value).encode(metric)?,
                 }
             }
         }
@@ -102,12 +106,14 @@ mod tests {
                 last_action: None,
                 processes: 1,
                 history: vec![900, 960],
+                container: None,
             }],
             processes: vec![ProcessView {
                 pid: 42,
                 comm: "api".into(),
                 cmdline: "/usr/bin/api --port 80".into(),
                 cgroup: Some("/system.slice/api.service".into()),
+                container: None,
                 target: "api.service".into(),
                 rss_bytes: 960,
                 virtual_bytes: Some(4096),
@@ -116,6 +122,7 @@ mod tests {
             }],
             caches: vec![CacheStats { name: "process-info".into(), entries: 3, max_entries: 1000, hits: 9, misses: 3 }],
             actions: vec![ActionCount { action: "reclaim".into(), result: "ok".into(), count: 2 }],
+            daemon: Some(crate::view::DaemonView { rss_bytes: 12 << 20, cpu_seconds: 1.25 }),
             ..Default::default()
         }
     }
@@ -136,9 +143,29 @@ mod tests {
             "process_paging_faults_total{",
             "system_memory_usage_bytes{system_memory_state=\"used\"} 600",
             "memwatch_monitor_mode{memwatch_mode=\"procfs\"} 1",
+            "memwatch_daemon_memory_usage_bytes 12582912",
+            "memwatch_daemon_cpu_time_seconds_total 1.25",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_container_target_carries_its_container_and_pod() {
+        let id = "4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
+        let cgroup = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod8f1c0e3a_1b2c_4d5e_9f60_7a8b9c0d1e2f.slice/cri-containerd-{id}.scope"
+        );
+        let mut view = sample_view();
+        view.targets[0].container =
+            crate::model::container::Container::of_cgroup(&cgroup).as_ref().map(crate::view::ContainerView::from);
+        let cell = FrameCell::default();
+        cell.set(frame_from(&view));
+        let text = PrometheusExporter::new(cell).render().unwrap();
+        let expected = format!(
+            "memwatch_target_state{{memwatch_target=\"api.service\",memwatch_target_kind=\"unit\",container_id=\"{id}\",container_runtime=\"containerd\",k8s_pod_uid=\"8f1c0e3a-1b2c-4d5e-9f60-7a8b9c0d1e2f\",memwatch_k8s_pod_qos_class=\"Burstable\"}} 3"
+        );
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
     }
 }

@@ -2,6 +2,7 @@
 //! targets policies group them into (`targets`), and per-process change
 //! over a window (`delta`). Pure data and pure functions.
 pub mod cgroup;
+pub mod container;
 pub mod delta;
 pub mod incident;
 pub mod runtime;

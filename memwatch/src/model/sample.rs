@@ -4,6 +4,8 @@ use std::{fmt, sync::Arc, time::Instant};
 
 use serde::Serialize;
 
+use super::container::Container;
+
 /// A process's identity. The kernel reuses pids; (pid, start time) it does not,
 /// so nothing keyed by this is ever mistaken for a later process with the same pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -24,6 +26,16 @@ pub struct ProcessInfo {
     pub cgroup: Option<String>,
     /// The systemd unit owning the process, from its cgroup path.
     pub unit: Option<String>,
+    /// The container (and pod) it runs in, from `cgroup`.
+    pub container: Option<Container>,
+}
+
+impl ProcessInfo {
+    /// Who a process is; the container follows from the cgroup.
+    pub fn new(comm: String, cmdline: String, cgroup: Option<String>, unit: Option<String>) -> Self {
+        let container = cgroup.as_deref().and_then(Container::of_cgroup);
+        Self { comm, cmdline, cgroup, unit, container }
+    }
 }
 
 /// Memory counters of one process at one moment. RSS fields are absolute;

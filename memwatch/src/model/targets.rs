@@ -5,7 +5,9 @@
 //!   claims the whole cgroup: one target, its processes' RSS summed;
 //! - a policy with `target = "process"` makes each matching process a target
 //!   of its own (when both apply, the earlier policy wins, as everywhere);
-//! - processes no policy matches are summed per cgroup under `[defaults]`.
+//! - processes no policy matches are summed per cgroup under `[defaults]`;
+//!   a container counts as one cgroup (its own, with its nested ones), so
+//!   on a Kubernetes or Docker host each container is a target.
 //!   Watching every process alone would bury the few that matter under a
 //!   thousand short-lived shells; per cgroup is per service on a systemd
 //!   host, which is what an operator acts on. Processes with no known cgroup
@@ -18,7 +20,8 @@ use std::collections::BTreeMap;
 use crate::{
     config::{Config, Granularity, Identity},
     model::{
-        sample::{ProcessId, ProcessSample},
+        container::Container,
+        sample::{ProcessId, ProcessInfo, ProcessSample},
         target_key::{TargetKey, TargetKind},
     },
     sources::cgroupfs::unit_from_cgroup,
@@ -51,8 +54,15 @@ pub struct Target {
 /// match only policies with no criteria.
 pub fn policy_for_key(config: &Config, key: &TargetKey) -> Option<usize> {
     let unit = key.cgroup_path().and_then(unit_from_cgroup);
+    let container = key.cgroup_path().and_then(Container::of_cgroup);
     let identity = match key {
-        TargetKey::Cgroup(path) => Identity { cgroup: Some(path), unit: unit.as_deref(), ..Default::default() },
+        TargetKey::Cgroup(path) => Identity {
+            cgroup: Some(path),
+            unit: unit.as_deref(),
+            container: container.as_ref().map(|c| c.id.as_str()),
+            pod_uid: container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str()),
+            ..Default::default()
+        },
         TargetKey::Process { comm, .. } => Identity { process: Some(comm), ..Default::default() },
         TargetKey::Other(_) => Identity::default(),
     };
@@ -68,7 +78,16 @@ fn identity(sample: &ProcessSample) -> Identity<'_> {
         // The first argument is the executable as started; good enough for
         // path globs and free (the exe link would cost a readlink per process).
         exe: info.cmdline.split(' ').next().filter(|s| !s.is_empty()),
+        container: info.container.as_ref().map(|c| c.id.as_str()),
+        pod_uid: info.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str()),
     }
+}
+
+/// The cgroup a process is grouped by: its container's own cgroup when it
+/// runs in one (a container's nested cgroups are one target, measured
+/// against the container's limit), else its own.
+fn grouping_cgroup(info: &ProcessInfo) -> Option<&str> {
+    info.container.as_ref().map(|c| c.cgroup.as_str()).or(info.cgroup.as_deref())
 }
 
 /// Targets of one snapshot, sorted by key.
@@ -76,7 +95,7 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
     let matched: Vec<Option<usize>> = processes.iter().map(|p| config.policy_for(&identity(p))).collect();
     let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
     for (process, policy) in processes.iter().zip(&matched) {
-        if let (Some(policy), Some(cgroup)) = (*policy, process.info.cgroup.as_deref())
+        if let (Some(policy), Some(cgroup)) = (*policy, grouping_cgroup(&process.info))
             && config.policies[policy].granularity == Granularity::Cgroup
         {
             let claim = claims.entry(cgroup).or_insert(policy);
@@ -85,7 +104,7 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
     }
     let mut targets: BTreeMap<TargetKey, Target> = BTreeMap::new();
     for (process, own) in processes.iter().zip(matched) {
-        let cgroup = process.info.cgroup.as_deref();
+        let cgroup = grouping_cgroup(&process.info);
         let claim = cgroup.and_then(|c| claims.get(c).copied());
         let alone = match own {
             Some(p) if config.policies[p].granularity == Granularity::Process => claim.is_none_or(|c| p < c),
@@ -174,12 +193,12 @@ mod tests {
     fn process(pid: u32, comm: &str, cgroup: Option<&str>, rss: u64) -> ProcessSample {
         ProcessSample {
             id: ProcessId { pid, start_time: 1 },
-            info: Arc::new(ProcessInfo {
-                comm: comm.into(),
-                cmdline: format!("/usr/bin/{comm}"),
-                cgroup: cgroup.map(Into::into),
-                unit: cgroup.and_then(unit_from_cgroup),
-            }),
+            info: Arc::new(ProcessInfo::new(
+                comm.into(),
+                format!("/usr/bin/{comm}"),
+                cgroup.map(Into::into),
+                cgroup.and_then(unit_from_cgroup),
+            )),
             counters: Counters { rss_anon: rss, ..Default::default() },
         }
     }
@@ -219,6 +238,44 @@ mod tests {
         );
         let api = &targets[0];
         assert_eq!(api.members.iter().map(|m| m.id.pid).collect::<Vec<_>>(), [10, 12], "members, by identity");
+    }
+
+    #[test]
+    fn a_container_is_one_target_and_policies_match_its_id_and_pod() {
+        let id = "4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
+        let scope = format!("/machine.slice/libpod-{id}.scope");
+        let pod = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod8f1c0e3a_1b2c_4d5e_9f60_7a8b9c0d1e2f.slice";
+        let config = Config::parse(
+            r#"
+            [[policy]]
+            name = "web"
+            match = { container = "4e5f6a7b8c9d*" }
+            [[policy]]
+            name = "batch"
+            match = { pod_uid = "8f1c0e3a-1b2c-4d5e-9f60-7a8b9c0d1e2f" }
+            "#,
+        )
+        .unwrap();
+        let processes = [
+            process(10, "nginx", Some(&format!("{scope}/container")), 100),
+            process(11, "nginx", Some(&format!("{scope}/container/worker")), 50),
+            process(12, "conmon", Some(&format!("/machine.slice/libpod-conmon-{id}.scope")), 1),
+            process(20, "job", Some(&format!("{pod}/cri-containerd-{}.scope", "ab".repeat(32))), 7),
+        ];
+        let targets = build(&processes, &config);
+        let summary: Vec<(String, Option<usize>, u64)> =
+            targets.iter().map(|t| (t.key.to_string(), t.policy, t.usage_bytes)).collect();
+        assert_eq!(
+            summary,
+            [
+                (format!("cgroup:{pod}/cri-containerd-{}.scope", "ab".repeat(32)), Some(1), 7),
+                (format!("cgroup:{scope}"), Some(0), 150),
+                (format!("cgroup:/machine.slice/libpod-conmon-{id}.scope"), None, 1),
+            ],
+            "the container's nested cgroups are its target; its monitor is not in it"
+        );
+        assert_eq!(targets[1].cgroup.as_deref(), Some(scope.as_str()), "the container's limit applies");
+        assert_eq!(policy_for_key(&config, &TargetKey::cgroup(&scope)), Some(0), "replay matches the same");
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl ProcFs {
         };
         let cmdline = process.cmdline().map(|args| args.join(" ")).unwrap_or_default();
         let (cgroup, unit) = process.cgroups().map(|groups| cgroup_and_unit(&groups.0)).unwrap_or((None, None));
-        ProcessInfo { comm: comm.to_owned(), cmdline, cgroup, unit }
+        ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit)
     }
 }
 

@@ -204,7 +204,7 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
             Line::MemwatchTrace(_) => return Err(error(n, "a second header line")),
             Line::Process(p) => {
                 let id = ProcessId { pid: p.pid, start_time: p.start_time };
-                let info = ProcessInfo { comm: p.comm, cmdline: p.cmdline, cgroup: p.cgroup, unit: p.unit };
+                let info = ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit);
                 infos.insert(id, Arc::new(info));
             }
             Line::Tick(tick) => {

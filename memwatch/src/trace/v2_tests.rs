@@ -7,12 +7,12 @@ use crate::{
 fn process(pid: u32, comm: &str, rss: u64) -> ProcessSample {
     ProcessSample {
         id: ProcessId { pid, start_time: 77 },
-        info: Arc::new(ProcessInfo {
-            comm: comm.into(),
-            cmdline: format!("/usr/bin/{comm} --serve"),
-            cgroup: Some("/app.slice/api.service".into()),
-            unit: Some("api.service".into()),
-        }),
+        info: Arc::new(ProcessInfo::new(
+            comm.into(),
+            format!("/usr/bin/{comm} --serve"),
+            Some("/app.slice/api.service".into()),
+            Some("api.service".into()),
+        )),
         counters: Counters { rss_anon: rss, ..Default::default() },
     }
 }

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use super::{
     CleanupView, EventView, HostView, LeakView, Level, ProcessView, ReloadView, StatusView, TargetView, Thresholds,
-    model::{ActionCount, ActionView, EVENTS_LEN, HISTORY_LEN},
+    model::{ActionCount, ActionView, ContainerView, EVENTS_LEN, HISTORY_LEN},
 };
 use crate::{
     cache::CacheStats,
-    model::{delta, sample::Snapshot, target_key::TargetKey},
+    model::{container::Container, delta, sample::Snapshot, target_key::TargetKey},
     pipeline::Assessed,
 };
 
@@ -55,6 +55,7 @@ struct Judged {
     level: Level,
     leak: Option<LeakView>,
     processes: usize,
+    container: Option<ContainerView>,
 }
 
 impl ViewBuilder {
@@ -128,6 +129,7 @@ impl ViewBuilder {
                 level: t.level,
                 leak: leaks.get(&t.key).cloned(),
                 processes: t.members.len(),
+                container: t.key.cgroup_path().and_then(Container::of_cgroup).as_ref().map(ContainerView::from),
             })
             .collect();
         let mut target_views = self.finish_targets(judged, elapsed);
@@ -144,6 +146,7 @@ impl ViewBuilder {
                 comm: row.info.comm.clone(),
                 cmdline: row.info.cmdline.clone(),
                 cgroup: row.info.cgroup.clone(),
+                container: row.info.container.as_ref().map(ContainerView::from),
                 target: target_of.get(&row.id).map_or_else(|| "-".to_owned(), |k| k.to_string()),
                 rss_bytes: row.current.rss(),
                 virtual_bytes: Some(row.current.virtual_bytes).filter(|&v| v > 0),
@@ -176,6 +179,8 @@ impl ViewBuilder {
             cleanup_freed_bytes: self.cleanup_freed,
             bpf_events_lost: now.dropped.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
             config_reload: self.reload.clone(),
+            // The daemon measures itself; a replay has no daemon.
+            daemon: None,
         }
     }
 
@@ -193,6 +198,7 @@ impl ViewBuilder {
                 level: Level::Normal,
                 leak: None,
                 processes: 0,
+                container: None,
             };
             for j in rest {
                 other.usage_bytes += j.usage_bytes;
@@ -226,6 +232,7 @@ impl ViewBuilder {
                     growth_bytes_per_s: growth,
                     leak: j.leak,
                     processes: j.processes,
+                    container: j.container,
                 }
             })
             .collect()

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Level, Thresholds};
-use crate::cache::CacheStats;
+use crate::{cache::CacheStats, model::container::Container};
 
 /// How many readings of each target are kept for sparklines (`memwatch top`).
 pub const HISTORY_LEN: usize = 60;
@@ -41,6 +41,37 @@ pub struct ActionView {
     pub freed_bytes: u64,
 }
 
+/// The container (and Kubernetes pod) a target or process runs in, as the
+/// cgroup path names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerView {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
+}
+
+impl From<&Container> for ContainerView {
+    fn from(c: &Container) -> Self {
+        Self {
+            id: c.id.clone(),
+            runtime: c.runtime.map(|r| r.as_str().to_owned()),
+            pod_uid: c.pod.as_ref().map(|p| p.uid.clone()),
+            qos_class: c.pod.as_ref().map(|p| p.qos.as_str().to_owned()),
+        }
+    }
+}
+
+impl ContainerView {
+    /// The id as `docker ps` and `crictl ps` show it.
+    pub fn short_id(&self) -> &str {
+        Container::short(&self.id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetView {
     pub name: String,
@@ -55,6 +86,8 @@ pub struct TargetView {
     pub processes: usize,
     /// Last readings of `usage_bytes`, oldest first, at most HISTORY_LEN.
     pub history: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerView>,
 }
 
 impl TargetView {
@@ -69,6 +102,8 @@ pub struct ProcessView {
     pub comm: String,
     pub cmdline: String,
     pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerView>,
     pub target: String,
     pub rss_bytes: u64,
     /// Virtual size, where it was read.
@@ -142,6 +177,17 @@ pub struct StatusView {
     /// The last config reload, if any.
     #[serde(default)]
     pub config_reload: Option<ReloadView>,
+    /// The daemon's own footprint, where it could be read.
+    #[serde(default)]
+    pub daemon: Option<DaemonView>,
+}
+
+/// What the daemon itself costs the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonView {
+    pub rss_bytes: u64,
+    /// User and system CPU time since it started.
+    pub cpu_seconds: f64,
 }
 
 impl StatusView {
