@@ -82,14 +82,41 @@ pub fn render(view: &StatusView) -> String {
     out
 }
 
+/// A target's name where a column is narrow (`memwatch top`): a
+/// container's runtime and short id say more than the start of its long
+/// cgroup path.
+pub fn short_name(t: &TargetView) -> String {
+    match &t.container {
+        Some(c) => match &c.name {
+            Some(name) => name.clone(),
+            None => format!("{} {}", c.runtime.as_deref().unwrap_or("container"), c.short_id()),
+        },
+        None => t.name.clone(),
+    }
+}
+
 /// "container 4e5f6a7b8c9d (containerd), pod <uid> (Burstable)".
+/// With names where known: "container 4e5f6a7b8c9d api (containerd), pod
+/// <uid> shop/checkout-7d9f8 (Burstable)".
 pub fn container(c: &crate::view::ContainerView) -> String {
     let mut text = format!("container {}", c.short_id());
+    if let Some(name) = &c.name {
+        let _ = write!(text, " {name}");
+    }
     if let Some(runtime) = &c.runtime {
         let _ = write!(text, " ({runtime})");
     }
     if let Some(uid) = &c.pod_uid {
         let _ = write!(text, ", pod {uid}");
+        match (&c.namespace, &c.pod_name) {
+            (Some(namespace), Some(pod)) => {
+                let _ = write!(text, " {namespace}/{pod}");
+            }
+            (None, Some(pod)) => {
+                let _ = write!(text, " {pod}");
+            }
+            _ => {}
+        }
         if let Some(qos) = &c.qos_class {
             let _ = write!(text, " ({qos})");
         }
@@ -180,5 +207,6 @@ mod tests {
             text.contains("\n  container 4e5f6a7b8c9d, pod 8f1c0e3a-1b2c-4d5e-9f60-7a8b9c0d1e2f (BestEffort)\n"),
             "{text}"
         );
+        assert_eq!(short_name(&view.targets[0]), "container 4e5f6a7b8c9d", "no runtime in a cgroupfs path");
     }
 }

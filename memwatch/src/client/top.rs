@@ -8,7 +8,7 @@ use ratatui::{
     widgets::{Block, Borders, Gauge, List, ListItem, Paragraph, Sparkline},
 };
 
-use super::table::{growth, leak, truncate};
+use super::table::{growth, leak, short_name, truncate};
 use crate::{
     bytes::human_bytes,
     view::{Level, StatusView, TargetView},
@@ -128,7 +128,7 @@ fn draw_target(frame: &mut Frame, row: Rect, t: &TargetView) {
         Constraint::Min(1),
     ])
     .areas(row);
-    frame.render_widget(Paragraph::new(truncate(&t.name, NAME_W as usize - 1)), name);
+    frame.render_widget(Paragraph::new(truncate(&short_name(t), NAME_W as usize - 1)), name);
     frame.render_widget(Paragraph::new(t.level.as_str()).style(level_style(t.level)), level);
     frame.render_widget(
         Paragraph::new(format!("{} / {}", human_bytes(t.usage_bytes), human_bytes(t.limit_bytes))),

@@ -53,17 +53,24 @@ fn s(v: &str) -> AttrValue {
     AttrValue::Str(v.to_owned())
 }
 
-/// OpenTelemetry's container and k8s resource attributes (Prometheus labels
-/// `container_id`, `container_runtime`, `k8s_pod_uid`); the QoS class has no
+/// OpenTelemetry's container and k8s attributes (Prometheus labels
+/// `container_id`, `container_name`, `container_runtime`, `k8s_pod_uid`,
+/// `k8s_pod_name`, `k8s_namespace_name`); the QoS class has no
 /// semantic-convention name, so it is memwatch's own.
 fn container_attrs(container: Option<&ContainerView>, attrs: &mut Vec<(&'static str, AttrValue)>) {
     let Some(c) = container else { return };
     attrs.push(("container.id", s(&c.id)));
-    if let Some(runtime) = &c.runtime {
-        attrs.push(("container.runtime", s(runtime)));
-    }
-    if let Some(uid) = &c.pod_uid {
-        attrs.push(("k8s.pod.uid", s(uid)));
+    let optional = [
+        ("container.name", &c.name),
+        ("container.runtime", &c.runtime),
+        ("k8s.pod.uid", &c.pod_uid),
+        ("k8s.pod.name", &c.pod_name),
+        ("k8s.namespace.name", &c.namespace),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            attrs.push((key, s(value)));
+        }
     }
     if let Some(qos) = &c.qos_class {
         attrs.push(("memwatch.k8s.pod.qos_class", s(qos)));

@@ -84,6 +84,9 @@ pub struct Pod {
     /// With dashes, as the API server spells it.
     pub uid: String,
     pub qos: QosClass,
+    /// From the kubelet's files, where they say (`sources::container_names`).
+    pub name: Option<String>,
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,6 +98,9 @@ pub struct Container {
     /// its `memory.max` is the container's limit.
     pub cgroup: String,
     pub pod: Option<Pod>,
+    /// From the runtime's or the kubelet's files, where they say
+    /// (`sources::container_names`); nspawn and LXC ids are names already.
+    pub name: Option<String>,
 }
 
 impl Container {
@@ -110,6 +116,7 @@ impl Container {
             id,
             cgroup: format!("/{}", components[..=at].join("/")),
             pod: pod_of(&components[..at]),
+            name: None,
         })
     }
 
@@ -163,11 +170,11 @@ fn container_component(component: &str, parents: &[&str]) -> Option<(Option<Cont
 fn pod_of(parents: &[&str]) -> Option<Pod> {
     parents.iter().enumerate().rev().find_map(|(i, c)| {
         if let Some((qos, uid)) = pod_uid_systemd(c) {
-            return Some(Pod { uid, qos });
+            return Some(Pod { uid, qos, name: None, namespace: None });
         }
         let uid = pod_uid_cgroupfs(c)?;
         let qos = i.checked_sub(1).and_then(|q| QosClass::from_slice_word(parents[q])).unwrap_or(QosClass::Guaranteed);
-        Some(Pod { uid, qos })
+        Some(Pod { uid, qos, name: None, namespace: None })
     })
 }
 
@@ -189,7 +196,7 @@ fn pod_uid_cgroupfs(component: &str) -> Option<String> {
 }
 
 /// 64 lowercase hex digits: what Docker, containerd, CRI-O and podman use.
-fn is_runtime_id(id: &str) -> bool {
+pub fn is_runtime_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

@@ -1,9 +1,11 @@
 //! Where figures come from: the kernel probes (`ebpf`) and /proc
 //! (`procfs`), joined by the collectors (`collect`) into snapshots; cgroup
-//! files (`cgroupfs`) and host memory (`meminfo`). Every read of /proc,
+//! files (`cgroupfs`), host memory (`meminfo`) and the container runtimes'
+//! files that name containers (`container_names`). Every read of /proc,
 //! /sys/fs/cgroup and /proc/meminfo in memwatch goes through here.
 pub mod cgroupfs;
 pub mod collect;
+pub mod container_names;
 pub mod ebpf;
 pub mod meminfo;
 pub mod procfs;

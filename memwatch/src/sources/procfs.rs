@@ -12,7 +12,7 @@ use crate::{
         sample::{Counters, ProcessId, ProcessInfo},
         signals::SignalMasks,
     },
-    sources::cgroupfs::unit_from_cgroup,
+    sources::{cgroupfs::unit_from_cgroup, container_names::ContainerNames},
 };
 
 /// The kernel marks its own threads with PF_KTHREAD in /proc/PID/stat flags.
@@ -21,6 +21,8 @@ const PF_KTHREAD: u32 = 0x0020_0000;
 #[derive(Debug, Clone)]
 pub struct ProcFs {
     root: PathBuf,
+    /// Reads container names under the host root this /proc belongs to.
+    names: std::sync::Arc<ContainerNames>,
 }
 
 impl Default for ProcFs {
@@ -73,7 +75,9 @@ impl ProcRss {
 
 impl ProcFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let host = root.parent().unwrap_or(Path::new("/")).to_path_buf();
+        Self { root, names: std::sync::Arc::new(ContainerNames::new(host)) }
     }
 
     pub fn root(&self) -> &Path {
@@ -135,7 +139,11 @@ impl ProcFs {
         };
         let cmdline = process.cmdline().map(|args| args.join(" ")).unwrap_or_default();
         let (cgroup, unit) = process.cgroups().map(|groups| cgroup_and_unit(&groups.0)).unwrap_or((None, None));
-        ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit)
+        let mut info = ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit);
+        if let Some(container) = info.container.as_mut() {
+            self.names.fill(container);
+        }
+        info
     }
 }
 

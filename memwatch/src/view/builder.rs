@@ -119,6 +119,16 @@ impl ViewBuilder {
     pub fn build(&mut self, interval: Interval<'_>) -> StatusView {
         let Interval { previous, now, host, caches, interval_s, unix_now, targets, leaks } = interval;
         let elapsed = now.taken_at.saturating_duration_since(previous.taken_at).as_secs_f64().max(1e-3);
+        // A target's container as its processes' info has it (with the
+        // names read then); from its key where it has no process now.
+        let container_of: HashMap<_, &Container> =
+            now.processes.iter().filter_map(|p| Some((p.id, p.info.container.as_ref()?))).collect();
+        let container = |t: &Assessed| {
+            t.members
+                .iter()
+                .find_map(|m| container_of.get(&m.id).map(|c| ContainerView::from(*c)))
+                .or_else(|| t.key.cgroup_path().and_then(Container::of_cgroup).as_ref().map(ContainerView::from))
+        };
         let judged = targets
             .iter()
             .map(|t| Judged {
@@ -129,7 +139,7 @@ impl ViewBuilder {
                 level: t.level,
                 leak: leaks.get(&t.key).cloned(),
                 processes: t.members.len(),
-                container: t.key.cgroup_path().and_then(Container::of_cgroup).as_ref().map(ContainerView::from),
+                container: container(t),
             })
             .collect();
         let mut target_views = self.finish_targets(judged, elapsed);

@@ -12,12 +12,12 @@ use crate::{
 fn sample(pid: u32, unit: &str, rss: u64) -> ProcessSample {
     ProcessSample {
         id: ProcessId { pid, start_time: 1 },
-        info: Arc::new(ProcessInfo {
-            comm: format!("p{pid}"),
-            unit: Some(unit.into()),
-            cgroup: Some(format!("/system.slice/{unit}")),
-            ..Default::default()
-        }),
+        info: Arc::new(ProcessInfo::new(
+            format!("p{pid}"),
+            String::new(),
+            Some(format!("/system.slice/{unit}")),
+            Some(unit.into()),
+        )),
         counters: Counters { rss_anon: rss, ..Default::default() },
     }
 }
@@ -161,4 +161,24 @@ fn actions_the_executor_took_are_counted_by_action_and_result() {
     assert_eq!(count("signal", "ok"), Some(2));
     assert_eq!(count("clamp", "dry_run"), Some(1));
     assert_eq!(builder.last_actions.get("cgroup:/b").map(|a| a.action.as_str()), Some("clamp"));
+}
+
+#[test]
+fn a_container_target_shows_the_names_its_processes_were_read_with() {
+    let unit = format!("docker-{}.scope", "ab".repeat(32));
+    let mut process = sample(7, &unit, 100);
+    let mut info = (*process.info).clone();
+    let container = info.container.as_mut().expect("a docker scope is a container");
+    container.name = Some("web".into());
+    process.info = Arc::new(info);
+    let now = snapshot(Instant::now(), vec![process]);
+    let targets = [assessed(&unit, &[&now.processes[0]], 1000, Level::Normal)];
+    let leaks = HashMap::new();
+    let view = ViewBuilder::new(Thresholds::default(), 1).build(interval(&now, &now, &targets, &leaks, 1));
+    let shown = view.targets[0].container.as_ref().expect("the target's container");
+    assert_eq!((shown.name.as_deref(), shown.runtime.as_deref()), (Some("web"), Some("docker")));
+    let named_by_key = [Assessed { members: vec![], ..assessed(&unit, &[], 1000, Level::Normal) }];
+    let view = ViewBuilder::new(Thresholds::default(), 1).build(interval(&now, &now, &named_by_key, &leaks, 1));
+    let from_key = view.targets[0].container.as_ref().expect("from the key alone");
+    assert_eq!((from_key.id.len(), from_key.name.as_deref()), (64, None));
 }

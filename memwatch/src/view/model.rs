@@ -46,21 +46,31 @@ pub struct ActionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerView {
     pub id: String,
+    /// Where the runtime's or the kubelet's files name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qos_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl From<&Container> for ContainerView {
     fn from(c: &Container) -> Self {
         Self {
             id: c.id.clone(),
+            name: c.name.clone(),
             runtime: c.runtime.map(|r| r.as_str().to_owned()),
             pod_uid: c.pod.as_ref().map(|p| p.uid.clone()),
             qos_class: c.pod.as_ref().map(|p| p.qos.as_str().to_owned()),
+            pod_name: c.pod.as_ref().and_then(|p| p.name.clone()),
+            namespace: c.pod.as_ref().and_then(|p| p.namespace.clone()),
         }
     }
 }
