@@ -67,7 +67,8 @@ fn the_level_alerts_carry_their_level_and_the_warning_fires_within_a_minute() {
         Some(s) => s.parse().unwrap(),
         None => wait.strip_suffix('m').unwrap().parse::<u64>().unwrap() * 60,
     };
-    assert!(seconds <= 60, "the warning alert waits {wait}: at most a minute, so it can be tested");
+    // memwatch applies its own hysteresis to levels: a longer wait only delays the word.
+    assert!(seconds <= 60, "the warning alert waits {wait}: at most a minute");
     for name in ["MemwatchCacheMissRateHigh", "MemwatchLeakConfirmed", "MemwatchTimeToLimitUnderOneHour"] {
         alert(name);
     }

@@ -3,6 +3,7 @@ use std::fmt::Write as _;
 
 use crate::{
     bytes::{human_bytes, human_change},
+    model::target_key::TargetKind,
     view::{StatusView, TargetView},
 };
 
@@ -86,7 +87,9 @@ pub fn render(view: &StatusView) -> String {
 /// container's runtime and short id say more than the start of its long
 /// cgroup path.
 pub fn short_name(t: &TargetView) -> String {
-    match &t.container {
+    // Only a target that is the container itself: process targets inside
+    // one keep their own names.
+    match t.container.as_ref().filter(|_| t.kind == TargetKind::Cgroup.as_str()) {
         Some(c) => match &c.name {
             Some(name) => name.clone(),
             None => format!("{} {}", c.runtime.as_deref().unwrap_or("container"), c.short_id()),

@@ -49,6 +49,7 @@ metric!(BPF_EVENTS_LOST, "memwatch.bpf.events.lost", "{event}", Counter, "Kernel
 metric!(CACHE_HITS, "memwatch.cache.hits", "{hit}", Counter, "Lookups answered by a cache");
 metric!(CACHE_MISSES, "memwatch.cache.misses", "{miss}", Counter, "Lookups a cache could not answer");
 metric!(CACHE_ENTRIES, "memwatch.cache.entries", "{entry}", Gauge, "Entries held by a cache");
+metric!(CACHE_CAPACITY, "memwatch.cache.capacity", "{entry}", Gauge, "Entries a cache may hold ([cache] max_size)");
 metric!(
     MONITOR_MODE,
     "memwatch.monitor.mode",
@@ -79,6 +80,7 @@ pub static ALL: &[&MetricDef] = &[
     &CACHE_HITS,
     &CACHE_MISSES,
     &CACHE_ENTRIES,
+    &CACHE_CAPACITY,
     &MONITOR_MODE,
     &CONFIG_RELOADS,
     &DAEMON_MEMORY,
@@ -102,6 +104,12 @@ impl MetricDef {
             _ => None,
         };
         (self.name.replace('.', "_"), unit)
+    }
+
+    /// A counter of time (CPU seconds), whose fractions matter: exported as
+    /// a float counter where every other counter is an integer.
+    pub fn counts_fractions(&self) -> bool {
+        self.kind == Kind::Counter && self.unit == "s"
     }
 
     /// The name a Prometheus server stores the samples under: the base

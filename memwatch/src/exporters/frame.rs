@@ -154,6 +154,7 @@ pub fn frame_from(view: &StatusView) -> Frame {
     add(&catalog::CACHE_HITS, per_cache(&|c| c.hits));
     add(&catalog::CACHE_MISSES, per_cache(&|c| c.misses));
     add(&catalog::CACHE_ENTRIES, per_cache(&|c| c.entries));
+    add(&catalog::CACHE_CAPACITY, per_cache(&|c| c.max_entries));
     let reloads = view.config_reload.as_ref().map_or((0, 0), |r| (r.applied_total, r.rejected_total));
     add(
         &catalog::CONFIG_RELOADS,

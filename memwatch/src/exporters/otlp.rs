@@ -200,6 +200,18 @@ fn register(meter: &opentelemetry::metrics::Meter, def: &'static MetricDef, fram
                 })
                 .build();
         }
+        Kind::Counter if def.counts_fractions() => {
+            meter
+                .f64_observable_counter(def.name)
+                .with_unit(def.unit)
+                .with_description(def.help)
+                .with_callback(move |observer| {
+                    for series in frames.get().series(def) {
+                        observer.observe(series.value, &attributes(series));
+                    }
+                })
+                .build();
+        }
         Kind::Counter => {
             meter
                 .u64_observable_counter(def.name)

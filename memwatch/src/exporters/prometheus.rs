@@ -50,11 +50,8 @@ impl Collector for FrameCollector {
                 let metric = family.encode_family(&labels)?;
                 match def.kind {
                     Kind::Gauge => ConstGauge::new(point.value).encode(metric)?,
-                    // Whole counts print as integers; CPU seconds keep their fraction.
-                    Kind::Counter if point.value.fract() == 0.0 => {
-                        ConstCounter::new(point.value as u64).encode(metric)?
-                    }
-                    Kind::Counter => ConstCounter::new(point.value).encode(metric)?,
+                    Kind::Counter if def.counts_fractions() => ConstCounter::new(point.value).encode(metric)?,
+                    Kind::Counter => ConstCounter::new(point.value as u64).encode(metric)?,
                 }
             }
         }

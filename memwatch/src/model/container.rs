@@ -33,7 +33,8 @@ pub enum ContainerRuntime {
     Docker,
     Podman,
     SystemdNspawn,
-    /// A machine registered with systemd-machined (nspawn, or a VM's scope).
+    /// A machine registered with systemd-machined: an nspawn container, or a
+    /// VM libvirt registers (its qemu process is then the "container").
     Machined,
     Lxc,
 }
@@ -154,7 +155,9 @@ fn container_component(component: &str, parents: &[&str]) -> Option<(Option<Cont
         ([.., "docker"], id) => known(ContainerRuntime::Docker, hex(id)),
         ([.., "libpod_parent"], c) => known(ContainerRuntime::Podman, c.strip_prefix("libpod-").and_then(hex)),
         ([.., "machine.slice"], c) => {
-            let name = |prefix: &str, suffix: &str| c.strip_prefix(prefix)?.strip_suffix(suffix).map(unescape);
+            let name = |prefix: &str, suffix: &str| {
+                c.strip_prefix(prefix)?.strip_suffix(suffix).filter(|n| !n.is_empty()).map(unescape)
+            };
             known(ContainerRuntime::SystemdNspawn, name("systemd-nspawn@", ".service"))
                 .or_else(|| known(ContainerRuntime::Machined, name("machine-", ".scope")))
         }
@@ -213,7 +216,10 @@ fn unescape(name: &str) -> String {
     let mut rest = name;
     while let Some(at) = rest.find("\\x") {
         out.push_str(&rest[..at]);
-        let code = rest.get(at + 2..at + 4).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let code = rest
+            .get(at + 2..at + 4)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match code {
             Some(byte) if byte.is_ascii() => {
                 out.push(char::from(byte));

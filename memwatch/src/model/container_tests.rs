@@ -97,6 +97,12 @@ fn systemd_nspawn_and_machined() {
 
 #[test]
 fn lxc_old_and_new() {
+    assert_eq!(container("/machine.slice/systemd-nspawn@.service"), None, "a template without an instance");
+    assert_eq!(
+        Container::of_cgroup("/machine.slice/machine-a\\x+ab.scope").map(|c| c.id),
+        Some("a\\x+ab".to_owned()),
+        "only two hex digits are an escape"
+    );
     expect("/lxc.payload.c1/system.slice/cron.service", Some("lxc"), "c1", "/lxc.payload.c1", None);
     expect("/lxc/c2", Some("lxc"), "c2", "/lxc/c2", None);
     assert_eq!(container("/lxc.monitor.c1"), None, "LXC's monitor");

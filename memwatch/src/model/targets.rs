@@ -55,31 +55,42 @@ pub struct Target {
 pub fn policy_for_key(config: &Config, key: &TargetKey) -> Option<usize> {
     let unit = key.cgroup_path().and_then(unit_from_cgroup);
     let container = key.cgroup_path().and_then(Container::of_cgroup);
+    let (container, pod_uid) = container_ids(container.as_ref());
     let identity = match key {
-        TargetKey::Cgroup(path) => Identity {
-            cgroup: Some(path),
-            unit: unit.as_deref(),
-            container: container.as_ref().map(|c| c.id.as_str()),
-            pod_uid: container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str()),
-            ..Default::default()
-        },
+        TargetKey::Cgroup(path) => {
+            Identity { cgroup: Some(path), unit: unit.as_deref(), container, pod_uid, ..Default::default() }
+        }
         TargetKey::Process { comm, .. } => Identity { process: Some(comm), ..Default::default() },
         TargetKey::Other(_) => Identity::default(),
     };
     config.policy_for(&identity)
 }
 
-fn identity(sample: &ProcessSample) -> Identity<'_> {
+/// The container id and pod uid policies match on.
+fn container_ids(container: Option<&Container>) -> (Option<&str>, Option<&str>) {
+    let id = container.map(|c| c.id.as_str());
+    (id, container.and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str()))
+}
+
+/// Who a process is for matching. Inside a container, its cgroup and unit
+/// are the container's (`container_unit`): a host policy on `cron.service`
+/// must not claim a container because a cron.service runs inside it.
+fn identity<'a>(sample: &'a ProcessSample, container_unit: Option<&'a str>) -> Identity<'a> {
     let info = &sample.info;
+    let (container, pod_uid) = container_ids(info.container.as_ref());
+    let (cgroup, unit) = match &info.container {
+        Some(c) => (Some(c.cgroup.as_str()), container_unit),
+        None => (info.cgroup.as_deref(), info.unit.as_deref()),
+    };
     Identity {
-        unit: info.unit.as_deref(),
-        cgroup: info.cgroup.as_deref(),
+        unit,
+        cgroup,
         process: Some(info.comm.as_str()),
         // The first argument is the executable as started; good enough for
         // path globs and free (the exe link would cost a readlink per process).
         exe: info.cmdline.split(' ').next().filter(|s| !s.is_empty()),
-        container: info.container.as_ref().map(|c| c.id.as_str()),
-        pod_uid: info.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str()),
+        container,
+        pod_uid,
     }
 }
 
@@ -92,7 +103,13 @@ fn grouping_cgroup(info: &ProcessInfo) -> Option<&str> {
 
 /// Targets of one snapshot, sorted by key.
 pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
-    let matched: Vec<Option<usize>> = processes.iter().map(|p| config.policy_for(&identity(p))).collect();
+    let container_units: Vec<Option<String>> =
+        processes.iter().map(|p| p.info.container.as_ref().and_then(|c| unit_from_cgroup(&c.cgroup))).collect();
+    let matched: Vec<Option<usize>> = processes
+        .iter()
+        .zip(&container_units)
+        .map(|(p, unit)| config.policy_for(&identity(p, unit.as_deref())))
+        .collect();
     let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
     for (process, policy) in processes.iter().zip(&matched) {
         if let (Some(policy), Some(cgroup)) = (*policy, grouping_cgroup(&process.info))
@@ -276,6 +293,28 @@ mod tests {
         );
         assert_eq!(targets[1].cgroup.as_deref(), Some(scope.as_str()), "the container's limit applies");
         assert_eq!(policy_for_key(&config, &TargetKey::cgroup(&scope)), Some(0), "replay matches the same");
+    }
+
+    #[test]
+    fn a_host_units_policy_does_not_claim_a_container_running_a_unit_of_that_name() {
+        let config =
+            Config::parse("[[policy]]\nname = \"cron\"\nmatch = { unit = \"cron.service\" }\nlimit = \"1GiB\"\n")
+                .unwrap();
+        let processes = [
+            process(10, "cron", Some("/system.slice/cron.service"), 10),
+            process(20, "cron", Some("/lxc.payload.c1/system.slice/cron.service"), 20),
+            process(21, "sshd", Some("/lxc.payload.c1/system.slice/ssh.service"), 30),
+        ];
+        let summary: Vec<(String, Option<usize>, u64)> =
+            build(&processes, &config).iter().map(|t| (t.key.to_string(), t.policy, t.usage_bytes)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("cgroup:/lxc.payload.c1".to_owned(), None, 50),
+                ("cgroup:/system.slice/cron.service".to_owned(), Some(0), 10),
+            ]
+        );
+        assert_eq!(policy_for_key(&config, &TargetKey::cgroup("/lxc.payload.c1")), None, "replay agrees");
     }
 
     #[test]

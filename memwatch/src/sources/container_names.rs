@@ -16,6 +16,7 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     sync::Mutex,
+    time::{Duration, Instant},
 };
 
 use crate::model::container::{Container, ContainerRuntime, is_runtime_id};
@@ -24,6 +25,10 @@ use crate::model::container::{Container, ContainerRuntime, is_runtime_id};
 /// and names are read again, so a host with endless containers costs a
 /// bounded map.
 const REMEMBERED: usize = 4096;
+/// A container found without names is looked up again after this long: the
+/// kubelet links a container's log only once it has started, which can be
+/// after memwatch first sees its processes.
+const RETRY_UNNAMED: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Names {
@@ -36,26 +41,33 @@ struct Names {
 pub struct ContainerNames {
     /// The host's root directory ("/"; a fixture tree in tests).
     root: PathBuf,
-    known: Mutex<HashMap<String, Names>>,
+    /// What was read for each container id, and when.
+    known: Mutex<HashMap<String, (Names, Instant)>>,
+    retry_unnamed: Duration,
 }
 
 impl ContainerNames {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), known: Mutex::new(HashMap::new()) }
+        Self { root: root.into(), known: Mutex::new(HashMap::new()), retry_unnamed: RETRY_UNNAMED }
     }
 
     /// Fills in `container`'s names (and its pod's) where the host's files say.
     pub fn fill(&self, container: &mut Container) {
-        let names = {
-            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(names) = known.get(&container.id) {
-                names.clone()
-            } else {
+        let remembered = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.get(&container.id).cloned()
+        };
+        let names = match remembered {
+            Some((names, read_at)) if names != Names::default() || read_at.elapsed() < self.retry_unnamed => names,
+            _ => {
+                // Read without the lock held: file reads must not stall
+                // another reader of the table.
                 let names = self.read(container);
+                let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
                 if known.len() >= REMEMBERED {
                     known.clear();
                 }
-                known.insert(container.id.clone(), names.clone());
+                known.insert(container.id.clone(), (names.clone(), Instant::now()));
                 names
             }
         };
@@ -167,6 +179,25 @@ mod tests {
             &format!(r#"[{{"id":"{}","names":["other"]}},{{"id":"{ID}","names":["db"]}}]"#, "0".repeat(64)),
         );
         assert_eq!(named(root.path(), &format!("/machine.slice/libpod-{ID}.scope")).name.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn a_container_named_after_memwatch_first_saw_it_is_named_at_the_retry() {
+        let root = tempfile::tempdir().unwrap();
+        let mut names = ContainerNames::new(root.path());
+        let cgroup = format!("/system.slice/docker-{ID}.scope");
+        let fill = |names: &ContainerNames| {
+            let mut c = Container::of_cgroup(&cgroup).unwrap();
+            names.fill(&mut c);
+            c.name
+        };
+        assert_eq!(fill(&names), None);
+        write(root.path(), &format!("var/lib/docker/containers/{ID}/config.v2.json"), r#"{"Name":"/late"}"#);
+        assert_eq!(fill(&names), None, "remembered until the retry");
+        names.retry_unnamed = Duration::ZERO;
+        assert_eq!(fill(&names).as_deref(), Some("late"));
+        std::fs::remove_file(root.path().join(format!("var/lib/docker/containers/{ID}/config.v2.json"))).unwrap();
+        assert_eq!(fill(&names).as_deref(), Some("late"), "a name once read is kept");
     }
 
     #[test]
