@@ -159,6 +159,21 @@ fn the_daemonset_runs_the_configmaps_config_and_is_never_restarted_for_an_emerge
     let node_ip = env.iter().position(|n| n == "NODE_IP").expect("NODE_IP");
     assert!(node_ip < endpoint, "$(NODE_IP) expands only if declared before");
 
+    // Not privileged: the capabilities the systemd unit grants, no more.
+    let security = &container["securityContext"];
+    assert!(security.get("privileged").is_none_or(|p| p.as_bool() == Some(false)), "not privileged");
+    assert_eq!(names(&security["capabilities"]["drop"]), ["ALL"]);
+    let mut added: Vec<String> = names(&security["capabilities"]["add"]).iter().map(|c| format!("CAP_{c}")).collect();
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/systemd/memwatch.service")).unwrap();
+    let bounding =
+        unit.lines().find_map(|l| l.strip_prefix("CapabilityBoundingSet=")).expect("the unit's capabilities");
+    let mut granted: Vec<String> = bounding.split_whitespace().map(str::to_owned).collect();
+    added.sort();
+    granted.sort();
+    assert_eq!(added, granted, "the pod adds what the unit grants");
+    assert_eq!(security["seccompProfile"]["type"].as_str(), Some("Unconfined"), "bpf(2) without CAP_SYS_ADMIN");
+
     let namespace = read("kubernetes/namespace.yaml");
     assert_eq!(namespace["metadata"]["name"], map["metadata"]["namespace"]);
     assert_eq!(namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as_str(), Some("privileged"));

@@ -21,6 +21,7 @@ use anyhow::{Context as _, bail};
 use crate::{initramfs::Archive, setup, shell};
 
 mod artifacts;
+pub use artifacts::static_daemon;
 pub mod console;
 mod pagecache;
 

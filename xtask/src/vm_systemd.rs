@@ -30,15 +30,25 @@ const PACKAGES: &[&str] = &["qemu-system-x86", "linux-image-amd64", "debootstrap
 
 /// The scenarios, in the order the script runs them (each needs the one
 /// before: installed, then reloaded onto the scenario config, ...).
-const SCENARIOS: &[&str] =
-    &["install", "reload", "throttle_unit", "restore_on_crash_and_stop", "watchdog", "capabilities", "purge"];
+const SCENARIOS: &[&str] = &[
+    "install",
+    "reload",
+    "throttle_unit",
+    "restore_on_crash_and_stop",
+    "watchdog",
+    "capabilities",
+    "podman",
+    "image",
+    "purge",
+];
 
 const LANE: Lane = Lane {
     name: "systemd 252 as PID 1, 6.1, 2 vCPUs",
     kernel_prefix: "vmlinuz-6.1.",
     cpus: 2,
-    // The unpacked root (~150 MiB) lives in RAM, beside the workloads.
-    memory_mib: 1536,
+    // The unpacked root (~210 MiB) lives in RAM, beside the workloads and
+    // podman's images (vfs copies each layer whole).
+    memory_mib: 2048,
     // rdinit: systemd itself is the initramfs's init.
     append: "console=ttyS0 rdinit=/sbin/init panic=-1 quiet systemd.unified_cgroup_hierarchy=1 \
              systemd.show_status=error",
@@ -51,6 +61,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 
 const SCRIPT: &str = include_str!("../vm-systemd/scenarios.sh");
 const SCENARIOS_UNIT: &str = include_str!("../vm-systemd/memwatch-scenarios.service");
+const CONTAINERFILE: &str = include_str!("../../deploy/container/Containerfile");
+const CONTAINERIGNORE: &str = include_str!("../../.containerignore");
+/// The VM has no kernel modules, and overlayfs is one: podman stores its
+/// images with the vfs driver (plain copies) instead.
+const PODMAN_STORAGE: &str = "[storage]\ndriver = \"vfs\"\nrunroot = \"/run/containers/storage\"\n\
+                              graphroot = \"/var/lib/containers/storage\"\n";
+/// The VM's root is the initramfs, which pivot_root(2) cannot leave (crun
+/// moves the container's root over it instead), and it has no network.
+const PODMAN_ENGINE: &str = "[containers]\nnetns = \"none\"\n\n[engine]\nno_pivot_root = true\n";
 
 /// The scenario script with this run's nonce and the scenarios to run.
 fn script(nonce: &str) -> String {
@@ -81,6 +100,7 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
             .current_dir(&root),
     )?;
     let package = deb::build()?;
+    let static_daemon = vm::static_daemon(&root)?;
 
     let nonce = vm::nonce()?;
     let overlay = out.join("overlay");
@@ -99,6 +119,13 @@ pub fn run(timeout: Duration) -> anyhow::Result<()> {
     write("usr/local/bin/leaker", &read(&root.join("target/release/leaker"))?, 0o755)?;
     write("usr/local/lib/memwatch-fault/memwatch", &read(&faulty)?, 0o755)?;
     write("root/scenarios.sh", script(&nonce).as_bytes(), 0o755)?;
+    // The image's build context, laid out as the repository is.
+    write("root/image/deploy/container/Containerfile", CONTAINERFILE.as_bytes(), 0o644)?;
+    write("root/image/.containerignore", CONTAINERIGNORE.as_bytes(), 0o644)?;
+    let in_context = static_daemon.strip_prefix(&root).context("the static daemon is built in the workspace")?;
+    write(&format!("root/image/{}", in_context.display()), &read(&static_daemon)?, 0o755)?;
+    write("etc/containers/storage.conf", PODMAN_STORAGE.as_bytes(), 0o644)?;
+    write("etc/containers/containers.conf", PODMAN_ENGINE.as_bytes(), 0o644)?;
     write("etc/systemd/system/memwatch-scenarios.service", SCENARIOS_UNIT.as_bytes(), 0o644)?;
     let units = overlay.join("etc/systemd/system");
     fs::create_dir_all(units.join("multi-user.target.wants"))?;

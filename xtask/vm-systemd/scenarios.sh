@@ -261,6 +261,120 @@ scenario_capabilities() {
     check "CAP_DAC_OVERRIDE: memory.high in a cgroup another user owns" grep -q 'foreign-throttled=n' <(without CAP_DAC_OVERRIDE)
 }
 
+# --- podman: a real container runtime, no registry ---
+PODMAN_CONTAINER=mw-podman
+# The container's cgroup (where podman's systemd cgroup manager put it).
+container_cgroup() { cut -d: -f3 "/proc/$(podman inspect --format '{{.State.Pid}}' "$1")/cgroup"; }
+# GET $1 from memwatch's TCP listener (the VM has no curl).
+http_get() (
+    exec 3<>/dev/tcp/127.0.0.1/9464 || exit 1
+    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3
+    cat <&3
+)
+# quietly COMMAND...: its output shown only if it fails.
+quietly() { "$@" >/tmp/quietly.log 2>&1 || { cat /tmp/quietly.log; return 1; }; }
+status_has() { memwatch status 2>/dev/null | grep -qF -- "$1"; }
+# The row of the target a `memwatch status` table ($1) shows container $2 under.
+row_of() { grep -B1 -F "container $2" <<<"$1" | head -1; }
+row_has() { row_of "$(memwatch status)" "$1" | grep -qF -- "$2"; }
+# The limit series of the target whose cgroup is $1.
+# The limit series of target $1 (a target key: "cgroup:/...").
+limit_series() { http_get /metrics | grep '^memwatch_target_memory_limit_bytes{' | grep -F "memwatch_target=\"$1\""; }
+
+# The leaker in a container of its own, under podman's 256 MiB limit.
+start_podman_leaker() {
+    podman run -d --name $PODMAN_CONTAINER --memory 256m localhost/mw-leaker:test \
+        /leaker --detached --step-mib 1 --step-ms 30 --max-mib 40
+}
+
+scenario_podman() {
+    trap 'podman rm -f -t 0 $PODMAN_CONTAINER >/dev/null 2>&1' EXIT
+    # The image: the leaker and the libraries it links, from a local tarball.
+    local dir=/root/leaker-root lib id cgroup series
+    mkdir -p $dir
+    cp $LEAKER $dir/leaker
+    for lib in $(ldd $LEAKER | grep -o '/[^ ]*'); do
+        mkdir -p "$dir$(dirname "$lib")"
+        cp -L "$lib" "$dir$lib"
+    done
+    tar -C $dir -cf /root/leaker-root.tar .
+    check "podman import of a local root tarball" quietly podman import /root/leaker-root.tar localhost/mw-leaker:test
+    check "podman run" quietly start_podman_leaker
+    id=$(podman inspect --format '{{.Id}}' $PODMAN_CONTAINER)
+    cgroup=$(container_cgroup $PODMAN_CONTAINER)
+    figure "podman version" "$(podman version --format '{{.Client.Version}}')"
+    figure "container cgroup" "$cgroup"
+    check "memwatch status names the container by podman's id and name" \
+        wait_for 30 status_has "container ${id:0:12} $PODMAN_CONTAINER (podman)"
+    figure "memwatch status" "$(row_of "$(memwatch status)" "${id:0:12}")"
+    check "its target is the container, against podman's 256 MiB" row_has "${id:0:12}" "256.0 MiB"
+    # The target is the container's scope: podman puts its processes one
+    # level down, in the scope's "container" child.
+    series=$(limit_series "cgroup:${cgroup%/container}")
+    figure "/metrics" "$series"
+    check "/metrics gives the container's limit" grep -Eq ' 268435456(\.0+)?$' <<<"$series"
+    check "/metrics labels it with podman's id" grep -qF "container_id=\"$id\"" <<<"$series"
+    check "/metrics labels its name" grep -qF "container_name=\"$PODMAN_CONTAINER\"" <<<"$series"
+    check "/metrics labels its runtime" grep -qF 'container_runtime="podman"' <<<"$series"
+}
+
+# memwatch's own image (deploy/container/Containerfile), built here with
+# podman and run the way deploy/kubernetes/daemonset.yaml runs it, but not
+# privileged: host pids, the capabilities the unit grants, the host's
+# cgroup tree mounted into a cgroup namespace of its own (podman's default
+# on v2, as an unprivileged pod's).
+AGENT=mw-agent
+agent_status() { podman exec $AGENT /memwatch status --socket /run/memwatch/memwatch.sock 2>/dev/null; }
+agent_shows() { agent_status | grep -qF -- "$1"; }
+agent_row_has() { row_of "$(agent_status)" "$1" | grep -qF -- "$2"; }
+agent_logged() { podman logs $AGENT 2>&1 | grep -qF -- "$1"; }
+
+scenario_image() {
+    trap 'podman rm -f -t 5 $AGENT $PODMAN_CONTAINER >/dev/null 2>&1' EXIT
+    check "podman build of deploy/container/Containerfile" \
+        quietly podman build -f /root/image/deploy/container/Containerfile -t localhost/memwatch:test /root/image
+    figure "image size (bytes)" "$(podman image inspect --format '{{.Size}}' localhost/memwatch:test)"
+    check "the image runs the static binary" bash -c 'podman run --rm localhost/memwatch:test --version | grep -q memwatch'
+    check "podman run" quietly start_podman_leaker
+    local id
+    id=$(podman inspect --format '{{.Id}}' $PODMAN_CONTAINER)
+    mkdir -p /root/agent/config /root/agent/state
+    printf '[daemon]\ninterval_secs = 1\nsummary_top = 0\n\n[defaults]\nprotect = true\n\n[otlp]\nenabled = false\n' \
+        >/root/agent/config/config.toml
+    chmod 0600 /root/agent/config/config.toml
+    # seccomp=unconfined: what a pod gets unless it sets a seccompProfile
+    # (podman's own default profile refuses bpf(2) without CAP_SYS_ADMIN).
+    check "the image runs unprivileged, in its own cgroup namespace" quietly podman run -d --name $AGENT \
+        --pid host --cgroupns private --read-only --memory 192m \
+        --cap-drop all --cap-add BPF,PERFMON,SYS_PTRACE,KILL,DAC_OVERRIDE --security-opt seccomp=unconfined \
+        -v /sys/fs/cgroup:/sys/fs/cgroup -v /sys/kernel/tracing:/sys/kernel/tracing \
+        -v /root/agent/config:/etc/memwatch:ro -v /root/agent/state:/var/lib/memwatch \
+        localhost/memwatch:test
+    local pid
+    pid=$(podman inspect --format '{{.State.Pid}}' $AGENT)
+    figure "agent's cgroup, from the host" "$(cut -d: -f3 /proc/$pid/cgroup)"
+    figure "agent's cgroup, from inside" "$(nsenter -t "$pid" -C cat "/proc/$pid/cgroup")"
+    if ! wait_for 60 agent_shows "container ${id:0:12}"; then
+        podman logs $AGENT 2>&1 | tail -20
+        agent_status
+    fi
+    check "the agent sees the other container" agent_shows "container ${id:0:12}"
+    figure "agent's status" "$(row_of "$(agent_status)" "${id:0:12}")"
+    check "it found its namespace's root in the host's tree" agent_logged "cgroup paths are resolved from it"
+    check "and reads the other container's limit through it" agent_row_has "${id:0:12}" "256.0 MiB"
+    local head
+    head=$(agent_status | head -1)
+    figure "agent's status" "$head"
+    check "its probes loaded on the capabilities alone" grep -q 'mode: ebpf' <<<"$head"
+    local scope
+    scope=/sys/fs/cgroup$(cut -d: -f3 /proc/$pid/cgroup)
+    # The pod-like cgroup is charged for the heap, the BPF maps and each exec probe.
+    sleep 10
+    figure "agent's cgroup memory.current (MiB)" "$(mib "$(cat "$scope/memory.current")")"
+    figure "agent's cgroup memory.peak (MiB)" "$(mib "$(cat "$scope/memory.peak" 2>/dev/null || echo 0)")"
+    figure "agent's RSS (KiB)" "$(grep VmRSS /proc/$pid/status | tr -s ' ' | cut -d' ' -f2)"
+}
+
 scenario_purge() {
     check "apt-get purge" bash -c 'apt-get purge -y memwatch >/tmp/purge.log 2>&1'
     check "no memwatch process" bash -c '! pgrep -x memwatch'
@@ -303,6 +417,8 @@ EOF
 {
     # Nothing else in the VM is the scenarios' to touch.
     printf '[daemon]\ninterval_secs = 1\nsummary_top = 0\n\n[defaults]\nprotect = true\n'
+    # /metrics on loopback, for the scenarios that read it.
+    printf '\n[api]\ntcp_enabled = true\n'
     policy leaker '{ unit = "mw-leak*.service" }'
     policy foreign '{ cgroup = "/system.slice/mw-foreign.service/payload" }'
 } >"$SCENARIO_CONFIG"

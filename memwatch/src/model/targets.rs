@@ -43,8 +43,12 @@ pub struct Target {
     /// Index of the policy that applies; `None`: the defaults.
     pub policy: Option<usize>,
     pub usage_bytes: u64,
-    /// The cgroup whose limit applies.
+    /// The target's cgroup: where it is throttled.
     pub cgroup: Option<String>,
+    /// The deepest cgroup holding every member: its limit (the smallest on
+    /// its path) is the one in force. Deeper than `cgroup` for a container
+    /// whose runtime limits a nested cgroup (podman's `.../container`).
+    pub limit_cgroup: Option<String>,
     /// Sorted by process identity.
     pub members: Vec<TargetMember>,
 }
@@ -101,6 +105,27 @@ fn grouping_cgroup(info: &ProcessInfo) -> Option<&str> {
     info.container.as_ref().map(|c| c.cgroup.as_str()).or(info.cgroup.as_deref())
 }
 
+/// The length of the longest cgroup path both `a` and `b` are in
+/// ("/a/b" and "/a/bc" share "/a", not "/a/b").
+fn common_ancestor_len(a: &str, b: &str) -> usize {
+    if a == b {
+        return a.len();
+    }
+    let mut len = 0;
+    for (i, (x, y)) in a.bytes().zip(b.bytes()).enumerate() {
+        if x != y {
+            break;
+        }
+        if x == b'/' {
+            len = i;
+        }
+    }
+    let shorter = a.len().min(b.len());
+    let whole = a.as_bytes()[..shorter] == b.as_bytes()[..shorter]
+        && [a, b].iter().all(|p| p.len() == shorter || p.as_bytes()[shorter] == b'/');
+    if whole { shorter } else { len.max(1) }
+}
+
 /// Targets of one snapshot, sorted by key.
 pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
     let container_units: Vec<Option<String>> =
@@ -141,8 +166,12 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
             policy,
             usage_bytes: 0,
             cgroup: cgroup.map(str::to_owned),
+            limit_cgroup: process.info.cgroup.clone(),
             members: Vec::new(),
         });
+        if let (Some(common), Some(own)) = (&mut target.limit_cgroup, &process.info.cgroup) {
+            common.truncate(common_ancestor_len(common, own));
+        }
         let rss = process.counters.rss();
         target.usage_bytes += rss;
         let matched = target.policy.is_some() && own == target.policy;
@@ -179,6 +208,7 @@ pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
             key,
             policy: None,
             usage_bytes: 0,
+            limit_cgroup: Some(cgroup.clone()),
             cgroup: Some(cgroup),
             members: Vec::new(),
         });
@@ -291,8 +321,24 @@ mod tests {
             ],
             "the container's nested cgroups are its target; its monitor is not in it"
         );
-        assert_eq!(targets[1].cgroup.as_deref(), Some(scope.as_str()), "the container's limit applies");
+        assert_eq!(targets[1].cgroup.as_deref(), Some(scope.as_str()), "throttled as the container");
+        assert_eq!(
+            targets[1].limit_cgroup.as_deref(),
+            Some(format!("{scope}/container").as_str()),
+            "the limit podman sets on the nested cgroup holding every process applies"
+        );
         assert_eq!(policy_for_key(&config, &TargetKey::cgroup(&scope)), Some(0), "replay matches the same");
+    }
+
+    #[test]
+    fn the_common_ancestor_of_two_cgroups_ends_at_a_whole_component() {
+        let common = |a: &str, b: &str| a[..common_ancestor_len(a, b)].to_owned();
+        assert_eq!(common("/a/b", "/a/b"), "/a/b");
+        assert_eq!(common("/a/b", "/a/b/c"), "/a/b");
+        assert_eq!(common("/a/b/c", "/a/b"), "/a/b");
+        assert_eq!(common("/a/b", "/a/bc"), "/a");
+        assert_eq!(common("/a/b/x", "/a/b/y"), "/a/b");
+        assert_eq!(common("/a", "/b"), "/");
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Pipeline {
         let (targets, folded) =
             targets::cap(targets::build(processes, self.config()), self.config().daemon.max_targets);
         for target in targets {
-            let observed_limit = target.cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
+            let observed_limit = target.limit_cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
             self.monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, &mut events);
             let members = target
                 .members

@@ -6,7 +6,8 @@
 //!   (`/var/log/containers/<pod>_<namespace>_<container>-<id>.log`), for
 //!   every runtime;
 //! - Docker: `/var/lib/docker/containers/<id>/config.v2.json` (`"Name"`);
-//! - podman (root): `/var/lib/containers/storage/overlay-containers/containers.json`;
+//! - podman (root): `/var/lib/containers/storage/<driver>-containers/containers.json`,
+//!   one per storage driver (`overlay`, `vfs`, `btrfs`, ...);
 //! - nspawn and LXC: the id is the machine's name.
 //!
 //! A file that is missing or unreadable leaves the name unknown; nothing
@@ -125,11 +126,15 @@ impl ContainerNames {
     }
 
     fn podman(&self, id: &str) -> Option<String> {
-        let text =
-            std::fs::read_to_string(self.path("var/lib/containers/storage/overlay-containers/containers.json")).ok()?;
-        let containers: Vec<serde_json::Value> = serde_json::from_str(&text).ok()?;
-        let entry = containers.iter().find(|c| c["id"] == id)?;
-        entry["names"].as_array()?.first()?.as_str().map(str::to_owned)
+        // The directory is named after the storage driver: overlay on most
+        // hosts, vfs where overlayfs is unavailable.
+        let storage = self.path("var/lib/containers/storage");
+        entries(&storage).filter(|dir| dir.ends_with("-containers")).find_map(|dir| {
+            let text = std::fs::read_to_string(storage.join(dir).join("containers.json")).ok()?;
+            let containers: Vec<serde_json::Value> = serde_json::from_str(&text).ok()?;
+            let entry = containers.iter().find(|c| c["id"] == id)?;
+            entry["names"].as_array()?.first()?.as_str().map(str::to_owned)
+        })
     }
 }
 
@@ -179,6 +184,18 @@ mod tests {
             &format!(r#"[{{"id":"{}","names":["other"]}},{{"id":"{ID}","names":["db"]}}]"#, "0".repeat(64)),
         );
         assert_eq!(named(root.path(), &format!("/machine.slice/libpod-{ID}.scope")).name.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn podman_containers_are_named_whichever_storage_driver_keeps_them() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "var/lib/containers/storage/overlay-containers/containers.json", "[]");
+        write(
+            root.path(),
+            "var/lib/containers/storage/vfs-containers/containers.json",
+            &format!(r#"[{{"id":"{ID}","names":["batch"]}}]"#),
+        );
+        assert_eq!(named(root.path(), &format!("/machine.slice/libpod-{ID}.scope")).name.as_deref(), Some("batch"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::{
         sample::{Counters, ProcessId, ProcessInfo},
         signals::SignalMasks,
     },
-    sources::{cgroupfs::unit_from_cgroup, container_names::ContainerNames},
+    sources::{cgroup_namespace::CgroupNamespace, cgroupfs::unit_from_cgroup, container_names::ContainerNames},
 };
 
 /// The kernel marks its own threads with PF_KTHREAD in /proc/PID/stat flags.
@@ -23,6 +23,8 @@ pub struct ProcFs {
     root: PathBuf,
     /// Reads container names under the host root this /proc belongs to.
     names: std::sync::Arc<ContainerNames>,
+    /// memwatch's cgroup namespace, found on the first process read.
+    namespace: std::sync::Arc<std::sync::OnceLock<CgroupNamespace>>,
 }
 
 impl Default for ProcFs {
@@ -77,7 +79,7 @@ impl ProcFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let host = root.parent().unwrap_or(Path::new("/")).to_path_buf();
-        Self { root, names: std::sync::Arc::new(ContainerNames::new(host)) }
+        Self { root, names: std::sync::Arc::new(ContainerNames::new(host)), namespace: Default::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -138,12 +140,31 @@ impl ProcFs {
             return ProcessInfo { comm: comm.to_owned(), ..Default::default() };
         };
         let cmdline = process.cmdline().map(|args| args.join(" ")).unwrap_or_default();
-        let (cgroup, unit) = process.cgroups().map(|groups| cgroup_and_unit(&groups.0)).unwrap_or((None, None));
+        let (cgroup, unit) = match process.cgroups() {
+            Ok(groups) => cgroup_and_unit(&self.host_paths(groups.0)),
+            Err(_) => (None, None),
+        };
         let mut info = ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit);
         if let Some(container) = info.container.as_mut() {
             self.names.fill(container);
         }
         info
+    }
+
+    /// The cgroups as the host names them (see `cgroup_namespace`); one
+    /// whose path cannot be is left out.
+    fn host_paths(&self, groups: Vec<ProcessCGroup>) -> Vec<ProcessCGroup> {
+        let namespace = self.namespace.get_or_init(|| {
+            let host = self.root.parent().unwrap_or(Path::new("/"));
+            CgroupNamespace::discover(&self.root, &host.join("sys/fs/cgroup"))
+        });
+        groups
+            .into_iter()
+            .filter_map(|mut group| {
+                group.pathname = namespace.host_path(&group.pathname)?;
+                Some(group)
+            })
+            .collect()
     }
 }
 

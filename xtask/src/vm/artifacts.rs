@@ -25,13 +25,18 @@ fn cargo(root: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-pub fn build(root: &Path) -> anyhow::Result<Artifacts> {
-    // The daemon: the CLI tests run it, and aya-build embeds the kernel
-    // programs in it exactly as for the host (it keys on the target's arch
-    // and endianness, which musl shares with the host).
+/// The static daemon (also the container image's binary): aya-build
+/// embeds the kernel programs in it exactly as for the host (it keys on the
+/// target's arch and endianness, which musl shares with the host).
+pub fn static_daemon(root: &Path) -> anyhow::Result<PathBuf> {
     shell::run(&mut cargo(root, &["build", "-p", "memwatch"]))?;
-    let daemon = root.join("target").join(MUSL_TARGET).join("release/memwatch");
     ebpf_object_embedded(&root.join("target").join(MUSL_TARGET).join("release/build"))?;
+    Ok(root.join("target").join(MUSL_TARGET).join("release/memwatch"))
+}
+
+pub fn build(root: &Path) -> anyhow::Result<Artifacts> {
+    // The daemon: the CLI tests run it.
+    let daemon = static_daemon(root)?;
 
     // The integration tests themselves, not a separate VM-only binary: the
     // same assertions then hold on both kernels. Cargo reports each built

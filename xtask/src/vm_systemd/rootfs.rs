@@ -22,9 +22,20 @@ const MIRROR: &str = "http://deb.debian.org/debian";
 /// procps (priority important, so on any real Debian host, but not in
 /// minbase) is the package's one dependency beyond libc: /bin/kill for
 /// ExecReload=. The VM has no network, so apt-get must find it installed.
-const INCLUDE: &str = "systemd,systemd-sysv,dbus,procps";
-/// Nothing the scenarios read; trimming halves the archive.
-const TRIM: &[&str] = &["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/lib/apt/lists"];
+/// podman runs real containers; crun and netavark fill two of its
+/// dependencies that are alternatives or virtual, which debootstrap does
+/// not choose by itself (the containers run without a network).
+const INCLUDE: &str = "systemd,systemd-sysv,dbus,procps,podman,crun,netavark";
+/// Nothing the scenarios read (the downloaded .debs among them); trimming
+/// halves the archive.
+const TRIM: &[&str] = &[
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "var/lib/apt/lists",
+    "var/cache/apt/archives",
+];
 
 /// The packed base system (a newc cpio archive), built if not cached.
 pub fn base_archive(out: &Path) -> anyhow::Result<PathBuf> {
@@ -56,6 +67,8 @@ pub fn base_archive(out: &Path) -> anyhow::Result<PathBuf> {
             fs::remove_dir_all(&path).with_context(|| format!("trimming {}", path.display()))?;
         }
     }
+    // apt-get refuses to install without its (empty) download directory.
+    fs::create_dir_all(partial.join("var/cache/apt/archives/partial"))?;
     // Each boot is a new machine: systemd makes a machine id when empty.
     fs::write(partial.join("etc/machine-id"), "")?;
     fs::rename(&partial, &tree)?;
