@@ -170,3 +170,32 @@ fn replay_rejects_a_malformed_trace_naming_the_line() {
     assert!(stderr.contains("line 3: rss_bytes \"lots\" is not a whole number"), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing printed from a bad trace");
 }
+
+/// `memwatch replay` of corpus/examples/NAME.csv (written by `cargo xtask
+/// corpus`): its leak_detected lines.
+fn leaks_replayed(name: &str) -> Vec<serde_json::Value> {
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/examples").join(format!("{name}.csv"));
+    let out = memwatch(&["replay", "--trace", trace.to_str().unwrap(), "--host-memory", "16GiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "leak_detected")
+        .collect()
+}
+
+#[test]
+fn replay_of_a_periodic_job_that_returns_to_its_baseline_reports_no_leak() {
+    assert_eq!(leaks_replayed("periodic_job"), Vec::<serde_json::Value>::new(), "five cycles of 20 minutes");
+}
+
+#[test]
+fn replay_of_a_periodic_job_whose_troughs_rise_reports_a_leak_by_the_third_cycle() {
+    let leaks = leaks_replayed("periodic_job_rising");
+    assert_eq!(leaks.len(), 1, "once, not once a cycle: {leaks:?}");
+    assert!(leaks[0]["t"].as_f64().unwrap() <= 3.0 * 1200.0, "{}", leaks[0]);
+    // 5% of 1 GiB every 20 minutes.
+    let per_cycle = leaks[0]["slope_bytes_per_s"].as_f64().unwrap() * 1200.0;
+    assert!((per_cycle / (0.05 * 1073741824.0) - 1.0).abs() < 0.2, "{}", leaks[0]);
+}

@@ -12,7 +12,10 @@
 //!   sawtooth, stepwise, accelerating;
 //! - not leaks: GC sawtooth on a flat baseline, cache warm-up to a plateau,
 //!   one large kept allocation, periodic batch jobs that free what they took,
-//!   pure noise with rare spikes.
+//!   pure noise with rare spikes;
+//! - jobs on a timer building for 5-20 minutes, returning to their baseline
+//!   (not a leak) or keeping a part of each cycle (a leak), and warm-ups with
+//!   time constants of 15-60 minutes (not a leak).
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::Context as _;
@@ -224,6 +227,56 @@ fn batch(index: usize, rng: &mut Rng) -> Trace {
     not_leak(format!("bat{index:02}"), "batch_jobs", usage)
 }
 
+/// A job on a timer (a report builder, a cache rebuilt every so often):
+/// builds `size` over 5-20 minutes, frees it all, rests 2-10 minutes and
+/// starts again, each cycle keeping `kept` for good. Returns the usage and
+/// the cycle's length.
+fn timed_job(rng: &mut Rng, kept: f64) -> (Vec<f64>, f64) {
+    let base = rng.range(50.0, 1500.0) * MB;
+    let size = rng.range(100.0, 1024.0) * MB;
+    let build = rng.range(5.0, 20.0) * 60.0;
+    let period = build + rng.range(2.0, 10.0) * 60.0;
+    let offset = rng.range(0.0, period);
+    let sigma = rng.range(0.5, 4.0) * MB;
+    let usage = times()
+        .map(|t| {
+            let (cycle, phase) = (((t + offset) / period).floor(), (t + offset) % period);
+            // What a cycle keeps stays once it has freed the rest.
+            let job = if phase < build { size * phase / build } else { kept };
+            base + cycle * kept + job + sigma * rng.normal()
+        })
+        .collect();
+    (usage, period)
+}
+
+fn timed_job_returning(index: usize, rng: &mut Rng) -> Trace {
+    not_leak(format!("job{index:02}"), "timed_job", timed_job(rng, 0.0).0)
+}
+
+fn timed_job_rising(index: usize, rng: &mut Rng) -> Trace {
+    let kept = rng.range(20.0, 100.0) * MB;
+    let (usage, period) = timed_job(rng, kept);
+    Trace {
+        name: format!("jbr{index:02}"),
+        shape: "leak_under_timed_job",
+        leak: true,
+        leak_start_s: Some(0.0),
+        rate_per_h: Some(kept * HOUR / period),
+        usage,
+    }
+}
+
+/// A warm-up with a long time constant (15-60 minutes): a JVM growing its
+/// heap to -Xmx, a database filling its buffer cache.
+fn slow_warm_up(index: usize, rng: &mut Rng) -> Trace {
+    let base = rng.range(50.0, 1000.0) * MB;
+    let plateau = rng.range(200.0, 2048.0) * MB;
+    let tau = rng.range(15.0, 60.0) * 60.0;
+    let sigma = rng.range(1.0, 4.0) * MB;
+    let usage = times().map(|t| base + plateau * (1.0 - (-t / tau).exp()) + sigma * rng.normal()).collect();
+    not_leak(format!("slw{index:02}"), "slow_warmup", usage)
+}
+
 fn noise(index: usize, rng: &mut Rng) -> Trace {
     let base = rng.range(50.0, 2000.0) * MB;
     let sigma = rng.log_range(1.0, 40.0) * MB;
@@ -238,10 +291,11 @@ fn noise(index: usize, rng: &mut Rng) -> Trace {
 }
 
 fn all_traces(seed: u64) -> Vec<Trace> {
-    // (count, generator) per shape: 75 leaks, 75 not.
+    // (count, generator) per shape: 85 leaks, 95 not. New shapes go last,
+    // so the traces of the others stay as they were.
     type Make = fn(usize, &mut Rng) -> Trace;
     let linear_count = 27;
-    let shapes: [(usize, Make); 9] = [
+    let shapes: [(usize, Make); 12] = [
         (linear_count, |i, rng| linear(i, 27, rng)),
         (18, gc_leak),
         (15, stepwise),
@@ -251,6 +305,9 @@ fn all_traces(seed: u64) -> Vec<Trace> {
         (14, kept_allocation),
         (14, batch),
         (14, noise),
+        (10, timed_job_returning),
+        (10, timed_job_rising),
+        (10, slow_warm_up),
     ];
     // Scramble the seed first, so nearby seeds (1, 2, 3) give unrelated corpora.
     let seed = Rng(seed).next_u64();
@@ -290,7 +347,32 @@ pub fn generate(seed: Option<u64>, dir: Option<std::path::PathBuf>) -> anyhow::R
         )?;
     }
     std::fs::write(dir.join("labels.csv"), labels).context("writing corpus/labels.csv")?;
-    println!("wrote {} traces to {}", traces.len(), dir.display());
+    write_periodic_examples(&dir.join("examples"))?;
+    println!("wrote {} traces to {} and the periodic examples to its examples/", traces.len(), dir.display());
+    Ok(())
+}
+
+/// The periodic job of docs/detection.md, for `memwatch replay`: five
+/// cycles of 20 minutes on a 1 GiB limit (build 300 MiB over 12 minutes on
+/// 200 MiB, free it all, rest 8 minutes), returning to its baseline
+/// (periodic_job.csv) or keeping 5% of the limit each cycle
+/// (periodic_job_rising.csv).
+fn write_periodic_examples(dir: &Path) -> anyhow::Result<()> {
+    const LIMIT: f64 = 1024.0 * MB;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, kept) in [("periodic_job", 0.0), ("periodic_job_rising", 0.05 * LIMIT)] {
+        let mut rng = Rng(CORPUS_SEED);
+        let mut out = String::from("timestamp_s,key,rss_bytes,limit_bytes\n");
+        for t in (0..5 * 240).map(|i| f64::from(i) * STEP_S) {
+            let (cycle, phase) = ((t / 1200.0).floor(), t % 1200.0);
+            // What a cycle keeps stays once it has freed the rest.
+            let job = if phase < 720.0 { 300.0 * MB * phase / 720.0 } else { kept };
+            let usage = 200.0 * MB + cycle * kept + job + 2.0 * MB * rng.normal();
+            writeln!(out, "{t:.0},{name},{},{LIMIT:.0}", ((usage / PAGE).round() * PAGE) as u64)?;
+        }
+        let path = dir.join(format!("{name}.csv"));
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 

@@ -71,11 +71,15 @@ enum Task {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
-    /// Score the leak detector and the seed's rule on corpus/ (prints a markdown table).
+    /// Score the leak detector and the seed's rule on corpus/, the real
+    /// runtimes' test half and a fresh synthetic corpus (prints markdown tables).
     Score {
-        /// Score another corpus directory (e.g. a held-out one) instead.
-        #[arg(long)]
+        /// Score this corpus directory alone (e.g. a held-out one).
+        #[arg(long, conflicts_with = "seed")]
         corpus: Option<std::path::PathBuf>,
+        /// The fresh corpus's seed (default: drawn from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Run each fuzz target (config, trace, http) on a copy of fuzz/corpus.
     Fuzz {
@@ -121,7 +125,7 @@ fn main() -> anyhow::Result<()> {
         Task::Deb => deb::build().map(drop),
         Task::Test => test::all(),
         Task::Corpus { seed, out } => corpus::generate(seed, out),
-        Task::Score { corpus } => test::score(corpus.as_deref()),
+        Task::Score { corpus, seed } => test::score(corpus.as_deref(), seed),
         Task::Bench { quick } => bench::run(quick),
         Task::Fuzz { seconds } => fuzz::run(std::time::Duration::from_secs(seconds)),
         Task::VmTest { timeout_secs, lane } => vm::run(std::time::Duration::from_secs(timeout_secs), lane.as_deref()),

@@ -18,6 +18,8 @@ pub fn all() -> anyhow::Result<()> {
     // (they skip without root, and fail instead of skipping under CI=true).
     shell::run(&mut cargo(&["test", "--workspace", "--release", "--no-fail-fast"]))?;
     shell::run(&mut cargo(&["clippy", "--workspace", "--release", "--all-targets", "--", "-D", "warnings"]))?;
+    // The detection targets once more, on a synthetic corpus of a fresh seed.
+    score(None, None)?;
     // A minute per fuzz target: the config reader, the trace parsers with
     // the pipeline behind them, the HTTP API.
     fuzz::run(std::time::Duration::from_secs(60))?;
@@ -37,14 +39,29 @@ pub fn all() -> anyhow::Result<()> {
 }
 
 /// The detection scorer is a memwatch integration test (so CI enforces its
-/// targets); this runs it alone, in release mode, with its table shown.
-pub fn score(corpus: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// targets); this runs it alone, in release mode, with its tables shown:
+/// on `corpus` alone if given, else on the committed corpora and on a
+/// synthetic one generated from `seed` (drawn now and printed if none), so
+/// every run also faces traces nobody tuned on.
+pub fn score(corpus: Option<&std::path::Path>, seed: Option<u64>) -> anyhow::Result<()> {
     let mut cmd = Command::new("cargo");
     if let Some(dir) = corpus {
         // The test reads SCORE_CORPUS; a relative path must survive cargo's cwd change.
         cmd.env("SCORE_CORPUS", std::path::absolute(dir)?);
+    } else {
+        let seed = seed.unwrap_or_else(drawn_seed);
+        println!("fresh synthetic corpus from seed {seed} (again: cargo xtask score --seed {seed})");
+        let dir = shell::workspace_root().join("target/score-fresh");
+        crate::corpus::generate(Some(seed), Some(dir.clone()))?;
+        cmd.env("SCORE_FRESH_CORPUS", dir).env("SCORE_FRESH_SEED", seed.to_string());
     }
     cmd.args(["test", "--release", "-p", "memwatch", "--test", "detection_score", "--", "--nocapture"])
         .current_dir(shell::workspace_root());
     shell::run(&mut cmd)
+}
+
+/// A seed no run has used before: the clock's nanoseconds.
+fn drawn_seed() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    now.as_nanos() as u64 % 1_000_000_000
 }

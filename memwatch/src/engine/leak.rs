@@ -13,6 +13,10 @@
 //! 5. nothing in the window fell by a large part of what the trend claims to
 //!    have gained (a batch job that frees what it took is not a leak).
 //!
+//! A target whose usage keeps returning to a baseline is judged on its
+//! cycles instead (`cycles`): a rise like the cycles before it is not a
+//! leak, troughs rising cycle after cycle are, without further confirmation.
+//!
 //! Short windows catch fast leaks early; long windows give slow leaks the
 //! time they need to rise above noise. Several windows mean several tests,
 //! so the significance level is strict and the verdict must hold for the
@@ -20,6 +24,7 @@
 //! (`leak_ended`) only after failing for as long. The constants were chosen
 //! on the synthetic corpus and checked on held-out ones (docs/detection.md).
 use super::{
+    cycles,
     history::{MINUTE_SECS, Point},
     ring::Ring,
     trend,
@@ -55,6 +60,11 @@ pub const LINE_VS_STEP: f64 = 0.7;
 /// apart: 0.7 rejects warm-ups up to tau ~ 14 minutes on the 10-minute window
 /// and ~ 56 minutes on the 30-minute one, while a linear leak sits at 1.
 pub const MIN_LATE_TO_EARLY: f64 = 0.7;
+/// A window whose late third rises at least this share of its early third's
+/// (or whole window's) pace is steady, and keeps its "leak" even where the
+/// next longer window sees the growth levelling off: that window reaches
+/// back into a warm-up that ended, and a leak followed it.
+pub const STEADY_LATE_TO_EARLY: f64 = 0.9;
 /// A fall inside the window larger than this share of the trend's rise over
 /// the window means memory comes back: a cycle, not a leak.
 pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
@@ -113,6 +123,7 @@ pub struct Scratch {
     window: Vec<Point>,
     envelope: Vec<Point>,
     values: Vec<f64>,
+    troughs: Vec<Point>,
 }
 
 impl LeakDetector {
@@ -120,19 +131,22 @@ impl LeakDetector {
         self.reported_at.is_some()
     }
 
-    /// Re-tests the trend after a minute closed at `now`.
+    /// Re-tests the trend after a minute closed at `now`, for a target
+    /// with this limit.
     pub fn evaluate(
         &mut self,
         minutes: &Ring<Point>,
         now: f64,
+        limit_bytes: f64,
         settings: &LeakSettings,
         scratch: &mut Scratch,
     ) -> Option<LeakChange> {
-        let trend = if settings.enabled { self.strongest_trend(minutes, settings, scratch) } else { None };
+        let (trend, confirmed) =
+            if settings.enabled { self.judge(minutes, limit_bytes, settings, scratch) } else { (None, false) };
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
-                if now - since >= settings.confirm_secs {
+                if confirmed || now - since >= settings.confirm_secs {
                     self.reported_at = Some(now);
                     self.clear_since = None;
                     return Some(LeakChange::Started(trend));
@@ -157,10 +171,33 @@ impl LeakDetector {
         }
     }
 
+    /// This minute's verdict, and whether it is already confirmed: the
+    /// troughs of several cycles rising in a row are, a window is not.
+    fn judge(
+        &mut self,
+        minutes: &Ring<Point>,
+        limit_bytes: f64,
+        settings: &LeakSettings,
+        scratch: &mut Scratch,
+    ) -> (Option<Trend>, bool) {
+        // Tested every minute even when the cycles decide, so each window's
+        // cached outcome stays current.
+        let windows = self.strongest_trend(minutes, settings, scratch);
+        let periodicity = cycles::read(minutes, limit_bytes, &mut scratch.troughs, &mut scratch.values);
+        if let Some((slope, span)) = periodicity.retained
+            && slope >= settings.min_rate_bytes_per_s
+        {
+            let confidence = 1.0 - trend::mann_kendall(&scratch.troughs, &mut scratch.values).p_value;
+            return (Some(Trend { slope_bytes_per_s: slope, confidence, window_secs: span }), true);
+        }
+        (windows.filter(|_| !periodicity.explains_current_rise), false)
+    }
+
     /// The longest window that says "leak": the most evidence behind the
     /// slope. A window's "leak" is overruled when the next longer window sees
     /// the growth levelling off: a warm-up looks straight over ten minutes
-    /// but not over thirty, and the longer view is the truer one.
+    /// but not over thirty, and the longer view is the truer one; unless the
+    /// shorter window is steady itself (a leak that followed a warm-up).
     fn strongest_trend(
         &mut self,
         minutes: &Ring<Point>,
@@ -171,7 +208,7 @@ impl LeakDetector {
         let oldest = minutes.iter().next()?.t;
         let minute = (newest / MINUTE_SECS).floor() as i64;
         let mut found = None;
-        let mut candidate: Option<Trend> = None;
+        let mut candidate: Option<(Trend, f64)> = None;
         for (index, window_minutes) in WINDOW_MINUTES.into_iter().enumerate() {
             let window_secs = window_minutes as f64 * MINUTE_SECS;
             // Only windows the history covers: a 60-minute test on 20 minutes
@@ -192,17 +229,17 @@ impl LeakDetector {
                 }
             };
             self.outcomes[index] = Some(outcome);
-            if let Some(shorter) = candidate.take()
-                && !matches!(outcome, WindowOutcome::LevellingOff)
+            if let Some((shorter, late_to_early)) = candidate.take()
+                && (!matches!(outcome, WindowOutcome::LevellingOff) || late_to_early >= STEADY_LATE_TO_EARLY)
             {
                 found = Some(shorter);
             }
-            if let WindowOutcome::Leak(trend) = outcome {
-                candidate = Some(trend);
+            if let WindowOutcome::Leak { trend, late_to_early } = outcome {
+                candidate = Some((trend, late_to_early));
             }
         }
         // The longest covered window has no longer one to overrule it.
-        candidate.or(found)
+        candidate.map(|(trend, _)| trend).or(found)
     }
 }
 
@@ -241,7 +278,12 @@ fn fill_window(minutes: &Ring<Point>, start: f64, scratch: &mut Scratch) {
 /// What one window says.
 #[derive(Debug, Clone, Copy)]
 enum WindowOutcome {
-    Leak(Trend),
+    /// With the late third's slope over the larger of the early third's and
+    /// the whole window's.
+    Leak {
+        trend: Trend,
+        late_to_early: f64,
+    },
     /// Growing, but the last third much slower than before: a curve levelling off.
     LevellingOff,
     NoLeak,
@@ -288,7 +330,10 @@ fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scra
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
         return WindowOutcome::NoLeak;
     }
-    WindowOutcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
+    WindowOutcome::Leak {
+        trend: Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs },
+        late_to_early: late / early.max(slope),
+    }
 }
 
 /// The largest fall from an earlier high to a later low.

@@ -2,6 +2,8 @@ use super::*;
 use crate::engine::history::History;
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// The limit the detector is told of: far above every test's usage.
+const LIMIT: f64 = 64.0 * 1024.0 * MIB;
 
 /// Feeds `usage(t)` every 5 s for `secs` and returns when (if) the
 /// detector announced a leak, with its trend.
@@ -12,7 +14,7 @@ fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> 
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
             && let Some(LeakChange::Started(trend)) =
-                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
+                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             return Some((t, trend));
         }
@@ -107,7 +109,7 @@ fn disabled_detection_never_reports() {
     for i in 0..1440 {
         let t = f64::from(i) * 5.0;
         if history.push(t, (t * 100_000.0) as u64) {
-            assert_eq!(detector.evaluate(history.minutes(), t, &off, &mut Scratch::default()), None);
+            assert_eq!(detector.evaluate(history.minutes(), t, LIMIT, &off, &mut Scratch::default()), None);
         }
     }
 }
@@ -127,7 +129,7 @@ fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
         };
         if history.push(t, usage as u64)
             && let Some(change) =
-                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
+                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push(change);
         }
@@ -153,7 +155,7 @@ fn a_leak_ends_after_the_confirmation_window_without_one() {
         let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
         if history.push(t, usage as u64)
             && let Some(change) =
-                detector.evaluate(history.minutes(), t, &LeakSettings::DEFAULT, &mut Scratch::default())
+                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push((t, change));
         }
@@ -163,4 +165,44 @@ fn a_leak_ends_after_the_confirmation_window_without_one() {
     let (ended_at, LeakChange::Ended { .. }) = changes[1] else { panic!("{changes:?}") };
     assert!(ended_at > 3600.0 && ended_at <= 3600.0 + 600.0, "{ended_at}");
     assert!(!detector.is_leaking());
+}
+
+/// A job every 20 minutes on a 1 GiB limit: builds 300 MiB over 12 minutes
+/// on 200 MiB, frees it all, rests 8 minutes; each cycle keeps `kept` more.
+fn periodic_job(t: f64, kept: f64) -> f64 {
+    let (cycle, phase) = ((t / 1200.0).floor(), t % 1200.0);
+    let job = if phase < 720.0 { 300.0 * MIB * phase / 720.0 } else { kept };
+    200.0 * MIB + cycle * kept + job + 2.0 * MIB * noise(t)
+}
+
+/// Every announcement over `secs` of `usage` against a 1 GiB limit.
+fn changes_under_a_gib(secs: u32, usage: impl Fn(f64) -> f64) -> Vec<(f64, LeakChange)> {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    let mut changes = Vec::new();
+    for i in 0..secs / 5 {
+        let t = f64::from(i) * 5.0;
+        if history.push(t, usage(t).max(0.0) as u64)
+            && let Some(change) =
+                detector.evaluate(history.minutes(), t, 1024.0 * MIB, &LeakSettings::DEFAULT, &mut Scratch::default())
+        {
+            changes.push((t, change));
+        }
+    }
+    changes
+}
+
+#[test]
+fn a_periodic_job_that_returns_to_its_baseline_is_never_a_leak() {
+    assert_eq!(changes_under_a_gib(5 * 1200, |t| periodic_job(t, 0.0)), []);
+}
+
+#[test]
+fn a_periodic_job_whose_troughs_rise_is_a_leak_by_its_third_cycle() {
+    let kept = 0.05 * 1024.0 * MIB;
+    let changes = changes_under_a_gib(5 * 1200, |t| periodic_job(t, kept));
+    let Some(&(t, LeakChange::Started(trend))) = changes.first() else { panic!("{changes:?}") };
+    assert!(t <= 3.0 * 1200.0, "found at {t} s");
+    assert!((trend.slope_bytes_per_s * 1200.0 / kept - 1.0).abs() < 0.2, "{trend:?}: the troughs' slope");
+    assert_eq!(changes.len(), 1, "reported once, not once a cycle: {changes:?}");
 }

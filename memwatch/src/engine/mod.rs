@@ -9,6 +9,7 @@
 //! a target and what its limit is are decided by the caller (policies,
 //! `limit`), so the engine never reads configuration either. The `planner`
 //! turns its levels and verdicts into decisions, just as purely.
+mod cycles;
 mod event;
 pub mod history;
 pub mod leak;
@@ -118,7 +119,13 @@ impl Engine {
         target.last_t = Some(reading.t);
         let closed_minute = target.history.push(reading.t, reading.usage_bytes);
         if closed_minute {
-            match target.leak.evaluate(target.history.minutes(), reading.t, &settings.leak, &mut self.scratch) {
+            match target.leak.evaluate(
+                target.history.minutes(),
+                reading.t,
+                limit as f64,
+                &settings.leak,
+                &mut self.scratch,
+            ) {
                 Some(LeakChange::Started(trend)) => {
                     emit(events, EventKind::LeakDetected(LeakVerdict::new(trend, reading.usage_bytes, limit)));
                 }

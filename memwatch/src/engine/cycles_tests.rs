@@ -1,0 +1,78 @@
+use super::*;
+use crate::engine::history::History;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const LIMIT: f64 = 1024.0 * MIB;
+
+/// A job every 20 minutes: builds 300 MiB over 12 minutes on 200 MiB, frees
+/// it all, rests 8 minutes; each cycle keeps `kept` more (a leak under it).
+fn job(t: f64, kept: f64) -> f64 {
+    let (cycle, phase) = ((t / 1200.0).floor(), t % 1200.0);
+    // What a cycle keeps stays once it has freed the rest.
+    let job = if phase < 720.0 { 300.0 * MIB * phase / 720.0 } else { kept };
+    200.0 * MIB + cycle * kept + job
+}
+
+/// The cycles seen after `secs` of `usage` read every 5 s.
+fn periodicity(secs: u32, usage: impl Fn(f64) -> f64) -> (Periodicity, Vec<Point>) {
+    let mut history = History::default();
+    for i in 0..secs / 5 {
+        let t = f64::from(i) * 5.0;
+        history.push(t, usage(t) as u64);
+    }
+    let mut troughs = Vec::new();
+    let found = read(history.minutes(), LIMIT, &mut troughs, &mut Vec::new());
+    (found, troughs)
+}
+
+#[test]
+fn a_rise_like_the_cycles_before_it_is_explained() {
+    // Five minutes into the third cycle.
+    let (found, troughs) = periodicity(2 * 1200 + 300, |t| job(t, 0.0));
+    assert!(found.explains_current_rise, "{found:?}");
+    assert_eq!(found.retained, None);
+    assert_eq!(troughs.len(), 3, "two cycles' troughs and the current one: {troughs:?}");
+}
+
+#[test]
+fn the_first_cycle_has_nothing_to_be_explained_by() {
+    let (found, _) = periodicity(600, |t| job(t, 0.0));
+    assert_eq!(found, Periodicity::default());
+}
+
+#[test]
+fn a_rise_past_the_cycles_peaks_is_not_explained() {
+    // Two cycles, then a rise that goes on at the job's pace for 30 minutes.
+    let usage = |t: f64| if t < 2400.0 { job(t, 0.0) } else { 200.0 * MIB + 300.0 * MIB * (t - 2400.0) / 720.0 };
+    let (found, _) = periodicity(2400 + 1800, usage);
+    assert!(!found.explains_current_rise, "{found:?}");
+}
+
+#[test]
+fn troughs_rising_cycle_after_cycle_are_retained_growth() {
+    let kept = 0.05 * LIMIT;
+    // Just after the third cycle's return (seen once its minute closed).
+    let (found, troughs) = periodicity(2 * 1200 + 800, |t| job(t, kept));
+    let (slope, span) = found.retained.expect("three rising troughs");
+    assert_eq!(troughs.len(), 4, "{troughs:?}");
+    let per_cycle = slope * 1200.0;
+    assert!((per_cycle / kept - 1.0).abs() < 0.1, "{per_cycle} per cycle vs {kept}");
+    assert!(span > 2.0 * 1200.0, "{span}");
+    // Two cycles are not enough.
+    assert_eq!(periodicity(1200 + 800, |t| job(t, kept)).0.retained, None);
+}
+
+#[test]
+fn a_restart_after_a_long_leak_is_no_cycle() {
+    // Leaks for an hour, restarts, leaks again: never explained.
+    let usage = |t: f64| 100.0 * MIB + 2.0 * MIB * ((t % 3600.0) / 60.0);
+    let (found, troughs) = periodicity(3600 + 1200, usage);
+    assert_eq!(found, Periodicity::default(), "{troughs:?}");
+}
+
+#[test]
+fn a_collectors_sawtooth_is_no_cycle() {
+    // 100 MiB every 3 minutes.
+    let (found, _) = periodicity(7200, |t| 500.0 * MIB + 100.0 * MIB * ((t % 180.0) / 180.0));
+    assert_eq!(found, Periodicity::default());
+}
