@@ -229,9 +229,10 @@ fn batch(index: usize, rng: &mut Rng) -> Trace {
 
 /// A job on a timer (a report builder, a cache rebuilt every so often):
 /// builds `size` over 5-20 minutes, frees it all, rests 2-10 minutes and
-/// starts again, each cycle keeping `kept` for good. Returns the usage and
-/// the cycle's length.
-fn timed_job(rng: &mut Rng, kept: f64) -> (Vec<f64>, f64) {
+/// starts again, each cycle keeping `kept` for good. Returns the usage, the
+/// cycle's length and when the first cycle frees (from then on what it kept
+/// shows).
+fn timed_job(rng: &mut Rng, kept: f64) -> (Vec<f64>, f64, f64) {
     let base = rng.range(50.0, 1500.0) * MB;
     let size = rng.range(100.0, 1024.0) * MB;
     let build = rng.range(5.0, 20.0) * 60.0;
@@ -246,7 +247,8 @@ fn timed_job(rng: &mut Rng, kept: f64) -> (Vec<f64>, f64) {
             base + cycle * kept + job + sigma * rng.normal()
         })
         .collect();
-    (usage, period)
+    let first_free = if offset < build { build - offset } else { period - offset + build };
+    (usage, period, (first_free / STEP_S).ceil() * STEP_S)
 }
 
 fn timed_job_returning(index: usize, rng: &mut Rng) -> Trace {
@@ -255,12 +257,12 @@ fn timed_job_returning(index: usize, rng: &mut Rng) -> Trace {
 
 fn timed_job_rising(index: usize, rng: &mut Rng) -> Trace {
     let kept = rng.range(20.0, 100.0) * MB;
-    let (usage, period) = timed_job(rng, kept);
+    let (usage, period, first_free) = timed_job(rng, kept);
     Trace {
         name: format!("jbr{index:02}"),
         shape: "leak_under_timed_job",
         leak: true,
-        leak_start_s: Some(0.0),
+        leak_start_s: Some(first_free),
         rate_per_h: Some(kept * HOUR / period),
         usage,
     }

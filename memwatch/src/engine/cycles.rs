@@ -9,7 +9,8 @@
 //!
 //! Cycles are read off the minute minima as a zigzag: a rise from a trough
 //! to a peak of at least the cycle threshold, then a fall giving back most
-//! of it. Only rises of 5 to 30 minutes are a job's cycles: shorter ones are
+//! of it. Only rises of 4 to 30 minutes (from trough to peak as minute
+//! minima show them: a 5-minute build spans 4) are a job's cycles: shorter ones are
 //! a collector's sawtooth, which the lower envelope already removes, and a
 //! service that leaked for an hour before it was restarted is not periodic.
 use super::{history::Point, ring::Ring, trend};
@@ -17,16 +18,19 @@ use super::{history::Point, ring::Ring, trend};
 /// A fall giving back at least this share of the rise before it is a return.
 pub const RETURN_SHARE: f64 = 0.6;
 /// Rises shorter than this are a collector's sawtooth, not a job's cycle.
-pub const MIN_CYCLE_RISE_SECS: f64 = 5.0 * 60.0;
+pub const MIN_CYCLE_RISE_SECS: f64 = 4.0 * 60.0;
 /// Rises longer than this that fall back are a restart, not a cycle.
 pub const MAX_CYCLE_RISE_SECS: f64 = 30.0 * 60.0;
 /// A cycle rises by at least this many noise scales ...
 pub const MIN_CYCLE_TO_NOISE: f64 = 8.0;
 /// ... and by at least this share of the limit.
-pub const MIN_CYCLE_TO_LIMIT: f64 = 0.01;
+pub const MIN_CYCLE_TO_LIMIT: f64 = 0.002;
 /// A rise is explained by the cycles before it while it has lasted at most
 /// this multiple of their longest rise (and is no higher than their peaks).
 pub const EXPLAINED_DURATION: f64 = 1.5;
+/// ... and began at most this long after the last return: a job that has
+/// stopped explains nothing that comes later.
+pub const MAX_REST_SECS: f64 = 60.0 * 60.0;
 /// Troughs kept for the retained trend: the newest ones.
 pub const MAX_TROUGHS: usize = 10;
 /// Consecutive higher troughs that show growth is retained ...
@@ -39,9 +43,20 @@ pub const MIN_TROUGH_RISE_TO_NOISE: f64 = 2.0;
 pub struct Periodicity {
     /// The current rise is one more cycle like those before it.
     pub explains_current_rise: bool,
-    /// The troughs rise: the slope of what each cycle keeps (bytes/s) and
-    /// the time the troughs span.
-    pub retained: Option<(f64, f64)>,
+    /// The troughs' trend, once there are more than [`RISING_TROUGHS`].
+    pub troughs: Option<Troughs>,
+}
+
+/// What the troughs say: what each cycle keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Troughs {
+    /// Theil–Sen slope of the troughs, bytes/s.
+    pub slope: f64,
+    /// The time they span.
+    pub span_secs: f64,
+    /// The last [`RISING_TROUGHS`] each stood above the one before by more
+    /// than noise: growth is retained.
+    pub rising: bool,
 }
 
 /// Reads the cycles of `minutes` (minute minima) of a target with this
@@ -57,9 +72,9 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
     let Some(first) = points.next() else { return Periodicity::default() };
     let (mut low, mut start, mut high) = (first, first, first);
     let (mut longest_rise, mut highest_peak) = (0.0_f64, f64::NEG_INFINITY);
-    let mut last = first;
+    let (mut last, mut before_last, mut last_return) = (first, first, f64::NEG_INFINITY);
     for p in points {
-        last = p;
+        (before_last, last) = (last, p);
         let rise = high.y - low.y;
         if rise >= threshold && high.y - p.y >= RETURN_SHARE * rise {
             let secs = high.t - start.t;
@@ -67,6 +82,7 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
                 troughs.push(low);
                 longest_rise = longest_rise.max(secs);
                 highest_peak = highest_peak.max(high.y);
+                last_return = p.t;
             } else if secs > MAX_CYCLE_RISE_SECS {
                 // A long rise undone at once breaks the pattern: what came
                 // before a restart says nothing about what follows it.
@@ -88,15 +104,19 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
     if troughs.is_empty() {
         return Periodicity::default();
     }
-    // The trough after the last return counts once the return is seen.
-    troughs.push(low);
-    let explains_current_rise = last.t - start.t <= EXPLAINED_DURATION * longest_rise && last.y <= highest_peak + near;
-    Periodicity { explains_current_rise, retained: retained_trend(troughs, noise, values) }
+    // The trough after the last return counts once the fall has bottomed
+    // out: while usage is still falling, the trough may be lower yet.
+    if last.y >= before_last.y {
+        troughs.push(low);
+    }
+    let explains_current_rise = last.t - start.t <= EXPLAINED_DURATION * longest_rise
+        && last.y <= highest_peak + near
+        && start.t - last_return <= MAX_REST_SECS;
+    Periodicity { explains_current_rise, troughs: trough_trend(troughs, noise, values) }
 }
 
-/// The troughs' slope when the last [`RISING_TROUGHS`] steps all rose by
-/// more than noise, with the time the troughs span.
-fn retained_trend(troughs: &mut Vec<Point>, noise: f64, values: &mut Vec<f64>) -> Option<(f64, f64)> {
+/// The newest troughs' trend.
+fn trough_trend(troughs: &mut Vec<Point>, noise: f64, values: &mut Vec<f64>) -> Option<Troughs> {
     if troughs.len() > MAX_TROUGHS {
         troughs.drain(..troughs.len() - MAX_TROUGHS);
     }
@@ -106,11 +126,8 @@ fn retained_trend(troughs: &mut Vec<Point>, noise: f64, values: &mut Vec<f64>) -
     }
     let rising =
         troughs[n - RISING_TROUGHS - 1..].windows(2).all(|w| w[1].y - w[0].y >= MIN_TROUGH_RISE_TO_NOISE * noise);
-    if !rising {
-        return None;
-    }
     let slope = trend::theil_sen(troughs, values)?;
-    Some((slope, troughs[n - 1].t - troughs[0].t))
+    Some(Troughs { slope, span_secs: troughs[n - 1].t - troughs[0].t, rising })
 }
 
 /// The noise of the minute minima: from their second differences, which a

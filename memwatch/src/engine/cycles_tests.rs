@@ -30,7 +30,7 @@ fn a_rise_like_the_cycles_before_it_is_explained() {
     // Five minutes into the third cycle.
     let (found, troughs) = periodicity(2 * 1200 + 300, |t| job(t, 0.0));
     assert!(found.explains_current_rise, "{found:?}");
-    assert_eq!(found.retained, None);
+    assert_eq!(found.troughs, None, "three troughs are too few for a trend");
     assert_eq!(troughs.len(), 3, "two cycles' troughs and the current one: {troughs:?}");
 }
 
@@ -51,23 +51,43 @@ fn a_rise_past_the_cycles_peaks_is_not_explained() {
 #[test]
 fn troughs_rising_cycle_after_cycle_are_retained_growth() {
     let kept = 0.05 * LIMIT;
-    // Just after the third cycle's return (seen once its minute closed).
-    let (found, troughs) = periodicity(2 * 1200 + 800, |t| job(t, kept));
-    let (slope, span) = found.retained.expect("three rising troughs");
+    // Just after the third cycle's return (its trough counts once a later minute closed).
+    let (found, troughs) = periodicity(2 * 1200 + 860, |t| job(t, kept));
+    let troughs_found = found.troughs.expect("more than three troughs");
+    assert!(troughs_found.rising, "{troughs_found:?}");
+    let (slope, span) = (troughs_found.slope, troughs_found.span_secs);
     assert_eq!(troughs.len(), 4, "{troughs:?}");
     let per_cycle = slope * 1200.0;
     assert!((per_cycle / kept - 1.0).abs() < 0.1, "{per_cycle} per cycle vs {kept}");
     assert!(span > 2.0 * 1200.0, "{span}");
     // Two cycles are not enough.
-    assert_eq!(periodicity(1200 + 800, |t| job(t, kept)).0.retained, None);
+    assert_eq!(periodicity(1200 + 860, |t| job(t, kept)).0.troughs, None);
 }
 
 #[test]
-fn a_restart_after_a_long_leak_is_no_cycle() {
-    // Leaks for an hour, restarts, leaks again: never explained.
-    let usage = |t: f64| 100.0 * MIB + 2.0 * MIB * ((t % 3600.0) / 60.0);
-    let (found, troughs) = periodicity(3600 + 1200, usage);
+fn a_restart_after_a_long_leak_clears_the_cycles_before_it() {
+    // Two cycles of the job, then a leak for an hour, a restart, and a rise
+    // the size of a cycle: nothing explains it any more.
+    let usage = |t: f64| match t {
+        t if t < 2400.0 => job(t, 0.0),
+        t if t < 6000.0 => 200.0 * MIB + 2.0 * MIB * (t - 2400.0) / 60.0,
+        t => 200.0 * MIB + 300.0 * MIB * ((t - 6000.0) / 720.0).min(1.0),
+    };
+    assert!(periodicity(2400 + 300, usage).0.explains_current_rise, "the cycles explain the leak's start");
+    let (found, troughs) = periodicity(6000 + 300, usage);
     assert_eq!(found, Periodicity::default(), "{troughs:?}");
+}
+
+#[test]
+fn a_job_that_stopped_long_ago_explains_nothing() {
+    // Two cycles, two hours at rest, then a rise like theirs.
+    let usage = |t: f64| match t {
+        t if t < 2400.0 => job(t, 0.0),
+        t if t < 2400.0 + 7200.0 => 200.0 * MIB,
+        t => 200.0 * MIB + 300.0 * MIB * (t - 9600.0) / 720.0,
+    };
+    let (found, _) = periodicity(9600 + 300, usage);
+    assert!(!found.explains_current_rise, "{found:?}");
 }
 
 #[test]

@@ -184,11 +184,18 @@ impl LeakDetector {
         // cached outcome stays current.
         let windows = self.strongest_trend(minutes, settings, scratch);
         let periodicity = cycles::read(minutes, limit_bytes, &mut scratch.troughs, &mut scratch.values);
-        if let Some((slope, span)) = periodicity.retained
-            && slope >= settings.min_rate_bytes_per_s
+        // Rising troughs start a leak; once it is reported, troughs still
+        // climbing at the minimum rate keep it, so one cycle that kept a
+        // little less does not end it.
+        if let Some(troughs) = periodicity.troughs
+            && troughs.slope >= settings.min_rate_bytes_per_s
+            && (troughs.rising || self.reported_at.is_some())
         {
             let confidence = 1.0 - trend::mann_kendall(&scratch.troughs, &mut scratch.values).p_value;
-            return (Some(Trend { slope_bytes_per_s: slope, confidence, window_secs: span }), true);
+            return (
+                Some(Trend { slope_bytes_per_s: troughs.slope, confidence, window_secs: troughs.span_secs }),
+                true,
+            );
         }
         (windows.filter(|_| !periodicity.explains_current_rise), false)
     }

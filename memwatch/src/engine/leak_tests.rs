@@ -206,3 +206,18 @@ fn a_periodic_job_whose_troughs_rise_is_a_leak_by_its_third_cycle() {
     assert!((trend.slope_bytes_per_s * 1200.0 / kept - 1.0).abs() < 0.2, "{trend:?}: the troughs' slope");
     assert_eq!(changes.len(), 1, "reported once, not once a cycle: {changes:?}");
 }
+
+#[test]
+fn a_long_build_like_the_cycles_before_it_is_not_reported_again() {
+    // Builds 300 MiB over 16 minutes every 20: as straight as a leak for
+    // longer than the shortest window and its confirmation. The first cycle
+    // has nothing to be told apart by; the later ones do.
+    let usage = |t: f64| {
+        let phase = t % 1200.0;
+        let job = if phase < 960.0 { 300.0 * MIB * phase / 960.0 } else { 0.0 };
+        200.0 * MIB + job + 2.0 * MIB * noise(t)
+    };
+    let changes = changes_under_a_gib(5 * 1200, usage);
+    let later: Vec<_> = changes.iter().filter(|(t, c)| *t > 1200.0 && matches!(c, LeakChange::Started(_))).collect();
+    assert_eq!(later, Vec::<&(f64, LeakChange)>::new(), "all: {changes:?}");
+}
