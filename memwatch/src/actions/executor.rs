@@ -21,8 +21,16 @@ use super::{
 use crate::{
     bytes::human_bytes,
     engine::planner::{Applied, Decision, Plan},
-    model::{cgroup::Limit, incident::Incident, incident::Outcome, sample::ProcessId},
-    sources::{cgroupfs::CgroupFs, procfs::ProcFs},
+    model::{
+        cgroup::{Knob, Limit},
+        incident::Incident,
+        incident::Outcome,
+        sample::ProcessId,
+    },
+    sources::{
+        cgroupfs::{Cgroup, CgroupFs},
+        procfs::ProcFs,
+    },
 };
 
 /// Sends signals; the real one goes through pidfds, tests use a fake. A
@@ -164,6 +172,7 @@ impl<S: Signaller> Executor<S> {
             Ok(cg) => cg,
             Err(e) => return failed(&e.into()),
         };
+        let bytes = floor_at_usage_now(&cg, bytes);
         match self.throttles.throttle(&cg, cgroup, Limit::Bytes(bytes)) {
             Ok(original) => {
                 self.lowered.insert(cgroup.to_owned(), cg.dir().to_path_buf());
@@ -241,5 +250,26 @@ pub fn restore_all(throttles: &mut Throttles, when: &str) {
             }
         }
         Err(e) => tracing::error!("restoring memory limits ({when}): {e}"),
+    }
+}
+
+/// Room left above what a cgroup uses when its `memory.high` is written: four
+/// of the kernel's per-CPU charge batches (64 pages each), so a target still
+/// growing while the write runs is not over the new value when the kernel
+/// checks.
+const WRITE_MARGIN_BYTES: u64 = 1 << 20;
+
+/// `bytes`, or what the cgroup uses now plus [`WRITE_MARGIN_BYTES`] if that
+/// is more. Writing `memory.high` below usage makes the writer reclaim the
+/// excess: the kernel loops in the write until usage is under the new value
+/// or reclaim gives up (16 fruitless rounds for an anonymous leak without
+/// swap). That is the target's work, and it would stall memwatch's loop (or
+/// systemd, for a unit) and every action after it. A target that grew since
+/// the reading is held where it is now; its own allocations then pay for
+/// reclaim and throttling.
+fn floor_at_usage_now(cg: &Cgroup, bytes: u64) -> u64 {
+    match (cg.knob(), cg.usage()) {
+        (Knob::MemoryHigh, Ok(now)) => bytes.max(now.saturating_add(WRITE_MARGIN_BYTES)),
+        _ => bytes,
     }
 }

@@ -39,6 +39,13 @@ pub fn start(config: &ActionsConfig, readiness: Readiness) -> Result<Executor<Pi
         }
         Err(e) => return Err(e),
     };
+    if throttles.dropped_from_another_boot() > 0 {
+        tracing::info!(
+            count = throttles.dropped_from_another_boot(),
+            file = %config.state_file.display(),
+            "throttle records from before the last reboot dropped: a reboot reset those limits"
+        );
+    }
     if !throttles.entries().is_empty() {
         tracing::warn!(
             count = throttles.entries().len(),

@@ -88,6 +88,26 @@ impl LeakSettings {
     pub const DEFAULT: LeakSettings = LeakSettings { enabled: true, min_rate_bytes_per_s: 4096.0, confirm_secs: 180.0 };
 }
 
+/// A verdict never waits longer than this share of the projected time to
+/// limit: a leak that would reach its limit before its confirmation ends is
+/// announced while there is still time to act.
+pub const CONFIRM_SHARE_OF_TIME_TO_LIMIT: f64 = 0.25;
+/// The shortest confirmation: two evaluations in a row, so one minute's
+/// outlier is never announced alone.
+pub const URGENT_CONFIRM_SECS: f64 = 60.0;
+
+/// How long a window's verdict must hold before it is announced: the
+/// policy's confirmation, or a quarter of the projected time to limit if
+/// that is shorter, but never under a minute.
+pub fn confirmation_secs(confirm_secs: f64, usage_bytes: f64, limit_bytes: f64, slope_bytes_per_s: f64) -> f64 {
+    // Not growing, or not a number: nothing to hurry for.
+    if slope_bytes_per_s.is_nan() || slope_bytes_per_s <= 0.0 {
+        return confirm_secs;
+    }
+    let time_to_limit = ((limit_bytes - usage_bytes) / slope_bytes_per_s).max(0.0);
+    (CONFIRM_SHARE_OF_TIME_TO_LIMIT * time_to_limit).clamp(URGENT_CONFIRM_SECS.min(confirm_secs), confirm_secs)
+}
+
 /// What a window that says "leak" found.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Trend {
@@ -146,7 +166,9 @@ impl LeakDetector {
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
-                if confirmed || now - since >= settings.confirm_secs {
+                let usage = minutes.newest().map_or(0.0, |p| p.y);
+                let needed = confirmation_secs(settings.confirm_secs, usage, limit_bytes, trend.slope_bytes_per_s);
+                if confirmed || now - since >= needed {
                     self.reported_at = Some(now);
                     self.clear_since = None;
                     return Some(LeakChange::Started(trend));

@@ -221,3 +221,27 @@ fn a_long_build_like_the_cycles_before_it_is_not_reported_again() {
     let later: Vec<_> = changes.iter().filter(|(t, c)| *t > 1200.0 && matches!(c, LeakChange::Started(_))).collect();
     assert_eq!(later, Vec::<&(f64, LeakChange)>::new(), "all: {changes:?}");
 }
+
+#[test]
+fn confirmation_is_never_longer_than_a_quarter_of_the_time_left() {
+    let confirm = |usage_mib: f64, slope_mib_per_s: f64| {
+        confirmation_secs(180.0, usage_mib * MIB, 1024.0 * MIB, slope_mib_per_s * MIB)
+    };
+    assert_eq!(confirm(100.0, 0.01), 180.0, "a day away: the policy's confirmation");
+    assert!((confirm(424.0, 1.0) - 150.0).abs() < 1e-9, "10 minutes away: 2.5 minutes");
+    assert_eq!(confirm(1000.0, 1.0), 60.0, "at the limit: still two evaluations in a row");
+    assert_eq!(confirm(100.0, 0.0), 180.0, "not growing");
+    assert_eq!(confirmation_secs(30.0, 1000.0 * MIB, 1024.0 * MIB, MIB), 30.0, "never above the policy's own");
+}
+
+#[test]
+fn a_fast_leak_close_to_its_limit_is_announced_sooner_than_the_same_leak_far_from_it() {
+    // 1 MiB/s from 50 MiB: about 6 minutes from a 1 GiB limit when the
+    // first window says leak.
+    let leak = |t: f64| 50.0 * MIB + MIB * t + 2.0 * MIB * noise(t);
+    let (far, _) = first_verdict(3600, leak).unwrap();
+    let near = changes_under_a_gib(3600, leak);
+    let Some(&(near, LeakChange::Started(_))) = near.first() else { panic!("{near:?}") };
+    assert!(near < far, "near the limit at {near} s, far from it at {far} s");
+    assert!(far - near >= 60.0, "at least a minute sooner: {near} s vs {far} s");
+}

@@ -2,11 +2,19 @@
 //! after memwatch is gone.
 //!
 //! Before a cgroup's limit is first lowered, its original value is written
-//! (atomically, and synced) to the state file; only then is the limit changed.
-//! A crash at any point therefore leaves either an unchanged cgroup or a
+//! (atomically) to the state file; only then is the limit changed. A crash
+//! of memwatch at any point therefore leaves either an unchanged cgroup or a
 //! record of how to undo the change. On start-up the daemon calls
 //! `restore_all()` to undo whatever a crashed predecessor left lowered, and
 //! again on clean exit.
+//!
+//! The record only has to outlive memwatch's process, not the kernel: a
+//! killed process loses nothing it wrote, and a reboot resets every cgroup
+//! limit. So the file is not fsynced (a sync costs tens of milliseconds on a
+//! busy disk, on the path from an emergency reading to its clamp), and it
+//! names the boot it was written in: records from another boot describe
+//! cgroups that no longer hold memwatch's limits (the same path may now be
+//! another service, with a limit of its own), and are dropped, not restored.
 //!
 //! Each record says which way the limit was set: the cgroup's own file, or
 //! the unit's `MemoryHigh=` through systemd for a cgroup systemd owns
@@ -45,6 +53,10 @@ const FORMAT_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 struct StateFile {
     version: u32,
+    /// The kernel's boot id when written; files from before this field
+    /// existed are taken as this boot's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
     /// By cgroup directory (absolute path, so the record stands on its own).
     throttles: BTreeMap<PathBuf, Entry>,
 }
@@ -97,7 +109,11 @@ pub struct RestoreReport {
 /// The throttles memwatch is responsible for, mirrored in the state file.
 pub struct Throttles {
     path: PathBuf,
+    /// This boot's id, written with the records.
+    boot_id: Option<String>,
     entries: BTreeMap<PathBuf, Entry>,
+    /// Records read from a file another boot wrote, dropped unrestored.
+    dropped_from_another_boot: usize,
     /// Who owns a cgroup as a unit, and its `MemoryHigh=`.
     units: Box<dyn UnitManager>,
 }
@@ -115,17 +131,29 @@ impl Throttles {
     /// and reported as `ActError::CorruptState`; loading again then starts
     /// empty (the bad file stays aside for a human to read).
     pub fn load(path: impl Into<PathBuf>) -> Result<Self, ActError> {
+        Self::load_in_boot(path, current_boot_id())
+    }
+
+    /// `load` as if the running kernel's boot id were `boot_id` (tests).
+    pub fn load_in_boot(path: impl Into<PathBuf>, boot_id: Option<String>) -> Result<Self, ActError> {
         let path = path.into();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self::new(path, BTreeMap::new()));
+                return Ok(Self::new(path, boot_id, BTreeMap::new()));
             }
             Err(source) => return Err(ActError::Io { op: "reading", path, source }),
         };
         let detail = match serde_json::from_str::<StateFile>(&text) {
             Ok(file) if file.version == FORMAT_VERSION => {
-                return Ok(Self::new(path, file.throttles));
+                let another_boot = matches!((&file.boot_id, &boot_id), (Some(then), Some(now)) if then != now);
+                if !another_boot {
+                    return Ok(Self::new(path, boot_id, file.throttles));
+                }
+                let mut throttles = Self::new(path, boot_id, BTreeMap::new());
+                throttles.dropped_from_another_boot = file.throttles.len();
+                throttles.persist()?;
+                return Ok(throttles);
             }
             Ok(file) => format!("format version {}, this memwatch reads {FORMAT_VERSION}", file.version),
             Err(e) => e.to_string(),
@@ -134,8 +162,13 @@ impl Throttles {
         Err(ActError::CorruptState { path, aside, detail })
     }
 
-    fn new(path: PathBuf, entries: BTreeMap<PathBuf, Entry>) -> Self {
-        Self { path, entries, units: Box::new(SystemBus::default()) }
+    fn new(path: PathBuf, boot_id: Option<String>, entries: BTreeMap<PathBuf, Entry>) -> Self {
+        Self { path, boot_id, entries, dropped_from_another_boot: 0, units: Box::new(SystemBus::default()) }
+    }
+
+    /// How many records the file held from another boot (dropped on load).
+    pub fn dropped_from_another_boot(&self) -> usize {
+        self.dropped_from_another_boot
     }
 
     /// Asks `units` instead of systemd on the system bus (tests).
@@ -236,8 +269,8 @@ impl Throttles {
 
     /// Replaces the state file atomically: a reader (or a crash) sees the old
     /// file or the new one, never a mix. Temp file in the same directory (so
-    /// rename cannot cross filesystems), fsync, rename, fsync the directory
-    /// (so the rename itself survives a power cut).
+    /// rename cannot cross filesystems), then rename; no fsync (see the
+    /// module's comment).
     fn persist(&self) -> Result<(), ActError> {
         let io = |op: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -248,7 +281,8 @@ impl Throttles {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let file = StateFile { version: FORMAT_VERSION, throttles: self.entries.clone() };
+        let file =
+            StateFile { version: FORMAT_VERSION, boot_id: self.boot_id.clone(), throttles: self.entries.clone() };
         let mut json = serde_json::to_vec_pretty(&file).expect("the state serializes");
         json.push(b'\n');
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -259,13 +293,12 @@ impl Throttles {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .and_then(|mut f| f.write_all(&json).and_then(|()| f.sync_all()));
+            .and_then(|mut f| f.write_all(&json));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(io("writing", &tmp)(e));
         }
-        fs::rename(&tmp, &self.path).map_err(io("renaming into place", &self.path))?;
-        fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io("syncing", &dir))
+        fs::rename(&tmp, &self.path).map_err(io("renaming into place", &self.path))
     }
 }
 
@@ -287,6 +320,13 @@ fn set_limit(units: &mut dyn UnitManager, cgroup: &Cgroup, via: &Via, limit: Lim
             false => Err(gone(cgroup.dir())),
         },
     }
+}
+
+/// The running kernel's boot id; None where /proc does not say (then every
+/// record is taken as this boot's, as before boot ids were written).
+fn current_boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned()).filter(|id| !id.is_empty())
 }
 
 fn gone(dir: &Path) -> ActError {

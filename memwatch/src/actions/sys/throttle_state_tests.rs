@@ -35,6 +35,43 @@ fn the_original_is_on_disk_before_the_limit_changes_and_survives_a_crash() {
 }
 
 #[test]
+fn records_from_another_boot_are_dropped_not_restored() {
+    let (root, web, _) = two_cgroups();
+    let state = root.path().join("state/throttles.json");
+    let boot = |id: &str| Some(id.to_owned());
+    let mut throttles = Throttles::load_in_boot(&state, boot("boot-a")).unwrap();
+    throttles.throttle(&web, "/web", Limit::Bytes(200 * MIB)).unwrap();
+    drop(throttles);
+    assert!(fs::read_to_string(&state).unwrap().contains("\"boot_id\": \"boot-a\""));
+
+    // The same boot: the record is restored.
+    assert_eq!(Throttles::load_in_boot(&state, boot("boot-a")).unwrap().entries().len(), 1);
+    // After a reboot the path may be another service's, with its own limit.
+    web.set_limit(Limit::Bytes(300 * MIB)).unwrap();
+    let mut rebooted = Throttles::load_in_boot(&state, boot("boot-b")).unwrap();
+    assert_eq!(rebooted.dropped_from_another_boot(), 1);
+    assert!(rebooted.entries().is_empty());
+    assert!(rebooted.restore_all().unwrap().restored.is_empty());
+    assert_eq!(web.limit().unwrap(), Limit::Bytes(300 * MIB), "another boot's limit is left alone");
+    let reloaded = Throttles::load_in_boot(&state, boot("boot-b")).unwrap();
+    assert_eq!(reloaded.dropped_from_another_boot(), 0, "the file was rewritten for this boot");
+}
+
+#[test]
+fn a_file_without_a_boot_id_is_this_boots() {
+    let (root, _, _) = two_cgroups();
+    let state = root.path().join("throttles.json");
+    let web = root.path().join("web");
+    let record = format!(
+        "{{\"version\": 1, \"throttles\": {{\"{}\": {{\"knob\": \"memory_high\", \"original\": \"max\", \"applied\": \"1048576\", \"since\": 1}}}}}}",
+        web.display()
+    );
+    fs::write(&state, record).unwrap();
+    let throttles = Throttles::load_in_boot(&state, Some("boot-a".to_owned())).unwrap();
+    assert_eq!((throttles.entries().len(), throttles.dropped_from_another_boot()), (1, 0));
+}
+
+#[test]
 fn no_change_without_a_record() {
     let (root, web, _) = two_cgroups();
     let mut throttles = Throttles::load(root.path().join("state/throttles.json")).unwrap();

@@ -3,6 +3,7 @@
 use rustix::process::Signal;
 
 use super::*;
+use crate::engine::planner::{Plan, Why};
 
 #[test]
 fn critical_runs_three_passes_then_throttles_and_recovery_restores() {
@@ -92,7 +93,7 @@ fn emergency_clamps_holds_not_ready_and_kills_the_largest_grower_when_allowed() 
     h.members[1].rss = 40 * MIB; // 101 stays put; 100 grows most from here
     h.step(60, Level::Emergency);
     let usage = (60 + 40) * MIB;
-    assert_eq!(h.file("memory.high"), usage.to_string(), "clamped at current usage");
+    assert_eq!(h.file("memory.high"), (usage + MIB).to_string(), "clamped at current usage, with room for the write");
     assert!(!h.exec.readiness().is_ready());
     assert!(h.signals().contains(&(100, Signal::TERM)), "{:?}", h.signals());
     assert!(!h.signals().contains(&(101, Signal::TERM)), "only the largest grower");
@@ -288,4 +289,26 @@ fn every_action_taken_is_handed_out_once_for_the_view_and_counters() {
     h.step(0, Level::Normal);
     let kinds: Vec<ActionKind> = h.take_performed().iter().map(|p| p.record.action).collect();
     assert!(kinds.contains(&ActionKind::Restore) && kinds.contains(&ActionKind::Ready), "{kinds:?}");
+}
+
+#[test]
+fn a_clamp_never_lands_below_what_the_cgroup_uses_when_it_is_written() {
+    // Below usage, the write itself would make memwatch reclaim for the target.
+    let mut h = Harness::new(settings(), false);
+    h.write_file("memory.current", &(80 * MIB).to_string());
+    let t = h.t;
+    let clamp = |bytes| Decision {
+        t,
+        target: key(),
+        action: ActionKind::Clamp,
+        why: Why::Emergency,
+        plan: Plan::LowerLimit { cgroup: CGROUP.to_owned(), bytes, usage: bytes },
+        pass: None,
+    };
+    let grown = h.exec.apply(&[clamp(60 * MIB)], Instant::now());
+    assert_eq!(grown[0].outcome, Outcome::Ok, "{grown:?}");
+    assert_eq!(h.file("memory.high"), (81 * MIB).to_string(), "held where it is now, with room for the write");
+    h.write_file("memory.current", &(58 * MIB).to_string());
+    h.exec.apply(&[clamp(60 * MIB)], Instant::now());
+    assert_eq!(h.file("memory.high"), (60 * MIB).to_string(), "the planned value when usage is below it");
 }
