@@ -150,9 +150,11 @@ impl Throttles {
                 if !another_boot {
                     return Ok(Self::new(path, boot_id, file.throttles));
                 }
+                // Left on disk until the next change rewrites it: dropping
+                // it again on another start in this boot is harmless, and a
+                // start must not fail on a file it cannot rewrite.
                 let mut throttles = Self::new(path, boot_id, BTreeMap::new());
                 throttles.dropped_from_another_boot = file.throttles.len();
-                throttles.persist()?;
                 return Ok(throttles);
             }
             Ok(file) => format!("format version {}, this memwatch reads {FORMAT_VERSION}", file.version),

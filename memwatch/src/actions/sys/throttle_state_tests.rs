@@ -53,8 +53,10 @@ fn records_from_another_boot_are_dropped_not_restored() {
     assert!(rebooted.entries().is_empty());
     assert!(rebooted.restore_all().unwrap().restored.is_empty());
     assert_eq!(web.limit().unwrap(), Limit::Bytes(300 * MIB), "another boot's limit is left alone");
+    rebooted.throttle(&web, "/web", Limit::Bytes(250 * MIB)).unwrap();
     let reloaded = Throttles::load_in_boot(&state, boot("boot-b")).unwrap();
-    assert_eq!(reloaded.dropped_from_another_boot(), 0, "the file was rewritten for this boot");
+    assert_eq!(reloaded.dropped_from_another_boot(), 0, "rewritten for this boot");
+    assert_eq!(reloaded.entries()[web.dir()].original, Limit::Bytes(300 * MIB), "this boot's original");
 }
 
 #[test]
