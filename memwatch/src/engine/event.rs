@@ -48,8 +48,7 @@ pub struct LeakVerdict {
 
 impl LeakVerdict {
     pub(super) fn new(trend: Trend, usage_bytes: u64, limit_bytes: u64) -> Self {
-        let headroom = limit_bytes as f64 - usage_bytes as f64;
-        let time_to_limit_s = (trend.slope_bytes_per_s > 0.0).then(|| (headroom / trend.slope_bytes_per_s).max(0.0));
+        let time_to_limit_s = trend.time_to_limit_s(usage_bytes as f64, limit_bytes as f64);
         Self {
             slope_bytes_per_s: trend.slope_bytes_per_s,
             confidence: trend.confidence,

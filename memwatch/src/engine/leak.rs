@@ -96,15 +96,11 @@ pub const CONFIRM_SHARE_OF_TIME_TO_LIMIT: f64 = 0.25;
 /// outlier is never announced alone.
 pub const URGENT_CONFIRM_SECS: f64 = 60.0;
 
-/// How long a window's verdict must hold before it is announced: the
-/// policy's confirmation, or a quarter of the projected time to limit if
+/// How long a window's verdict on `trend` must hold before it is announced:
+/// the policy's confirmation, or a quarter of the projected time to limit if
 /// that is shorter, but never under a minute.
-pub fn confirmation_secs(confirm_secs: f64, usage_bytes: f64, limit_bytes: f64, slope_bytes_per_s: f64) -> f64 {
-    // Not growing, or not a number: nothing to hurry for.
-    if slope_bytes_per_s.is_nan() || slope_bytes_per_s <= 0.0 {
-        return confirm_secs;
-    }
-    let time_to_limit = ((limit_bytes - usage_bytes) / slope_bytes_per_s).max(0.0);
+pub fn confirmation_secs(confirm_secs: f64, trend: &Trend, usage_bytes: f64, limit_bytes: f64) -> f64 {
+    let Some(time_to_limit) = trend.time_to_limit_s(usage_bytes, limit_bytes) else { return confirm_secs };
     (CONFIRM_SHARE_OF_TIME_TO_LIMIT * time_to_limit).clamp(URGENT_CONFIRM_SECS.min(confirm_secs), confirm_secs)
 }
 
@@ -115,6 +111,16 @@ pub struct Trend {
     /// 1 - the Mann–Kendall p-value.
     pub confidence: f64,
     pub window_secs: f64,
+}
+
+impl Trend {
+    /// Seconds until `usage_bytes` reaches `limit_bytes` at this slope: `None`
+    /// when usage is not rising (or the slope is not a number), 0 when it
+    /// is already at or past the limit.
+    pub fn time_to_limit_s(&self, usage_bytes: f64, limit_bytes: f64) -> Option<f64> {
+        let slope = self.slope_bytes_per_s;
+        (slope > 0.0).then(|| ((limit_bytes - usage_bytes) / slope).max(0.0))
+    }
 }
 
 /// Announcements of the detector.
@@ -167,7 +173,7 @@ impl LeakDetector {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
                 let usage = minutes.newest().map_or(0.0, |p| p.y);
-                let needed = confirmation_secs(settings.confirm_secs, usage, limit_bytes, trend.slope_bytes_per_s);
+                let needed = confirmation_secs(settings.confirm_secs, &trend, usage, limit_bytes);
                 if confirmed || now - since >= needed {
                     self.reported_at = Some(now);
                     self.clear_since = None;

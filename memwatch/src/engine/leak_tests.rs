@@ -224,14 +224,16 @@ fn a_long_build_like_the_cycles_before_it_is_not_reported_again() {
 
 #[test]
 fn confirmation_is_never_longer_than_a_quarter_of_the_time_left() {
+    let trend =
+        |slope_mib_per_s: f64| Trend { slope_bytes_per_s: slope_mib_per_s * MIB, confidence: 1.0, window_secs: 600.0 };
     let confirm = |usage_mib: f64, slope_mib_per_s: f64| {
-        confirmation_secs(180.0, usage_mib * MIB, 1024.0 * MIB, slope_mib_per_s * MIB)
+        confirmation_secs(180.0, &trend(slope_mib_per_s), usage_mib * MIB, 1024.0 * MIB)
     };
     assert_eq!(confirm(100.0, 0.01), 180.0, "a day away: the policy's confirmation");
     assert!((confirm(424.0, 1.0) - 150.0).abs() < 1e-9, "10 minutes away: 2.5 minutes");
     assert_eq!(confirm(1000.0, 1.0), 60.0, "at the limit: still two evaluations in a row");
     assert_eq!(confirm(100.0, 0.0), 180.0, "not growing");
-    assert_eq!(confirmation_secs(30.0, 1000.0 * MIB, 1024.0 * MIB, MIB), 30.0, "never above the policy's own");
+    assert_eq!(confirmation_secs(30.0, &trend(1.0), 1000.0 * MIB, 1024.0 * MIB), 30.0, "never above the policy's own");
 }
 
 #[test]
