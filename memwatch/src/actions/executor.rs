@@ -103,6 +103,12 @@ impl<S: Signaller> Executor<S> {
         &mut self.passes.runner_mut().signaller
     }
 
+    /// Starts the workers that apply passes off the loop (see
+    /// `Passes::start_workers`).
+    pub fn start_pass_workers(&mut self) {
+        self.passes.start_workers();
+    }
+
     /// Exit is near: no new pass starts off the loop, queued ones are
     /// reported as not run.
     pub fn stop_passes(&mut self) {

@@ -57,5 +57,7 @@ pub fn start(config: &ActionsConfig, readiness: Readiness) -> Result<Executor<Pi
         tracing::warn!("[actions] dry_run = true: actions are logged as \"would ...\", nothing is touched");
     }
     let log = IncidentLog::new(&config.incident_log, config.incident_max_bytes, config.incident_keep);
-    Ok(Executor::new(CgroupFs::default(), throttles, PidfdSignaller::default(), readiness, Some(log)))
+    let mut executor = Executor::new(CgroupFs::default(), throttles, PidfdSignaller::default(), readiness, Some(log));
+    executor.start_pass_workers();
+    Ok(executor)
 }

@@ -83,26 +83,37 @@ impl<S: Signaller> Passes<S> {
         &mut self.runner
     }
 
-    /// Queues pass `pass` (its `decisions`, in step order).
+    /// Starts the workers now rather than at the first pass. The daemon
+    /// does so at start-up: the first pass comes with the first crossing,
+    /// where creating threads would cost the reaction milliseconds (tens
+    /// on a small VM) and could fail for want of memory.
+    pub fn start_workers(&mut self) {
+        if self.queue.is_some() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WORKERS {
+            let worker = Worker {
+                runner: self.runner.clone(),
+                jobs: Arc::clone(&rx),
+                done: self.done_tx.clone(),
+                stopping: Arc::clone(&self.stopping),
+            };
+            match std::thread::Builder::new().name("memwatch-pass".into()).spawn(move || worker.run()) {
+                Ok(handle) => self.workers.push(handle),
+                Err(e) => tracing::error!("could not start a cleanup worker: {e}"),
+            }
+        }
+        self.queue = Some(tx);
+    }
+
+    /// Queues pass `pass` (its `decisions`, in step order), starting the
+    /// workers first if they are not running yet.
     pub fn start(&mut self, pass: u64, decisions: Vec<Decision>, started: Instant) {
         let job = Job { pass, decisions, started };
-        let queue = self.queue.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let rx = Arc::new(Mutex::new(rx));
-            for _ in 0..WORKERS {
-                let worker = Worker {
-                    runner: self.runner.clone(),
-                    jobs: Arc::clone(&rx),
-                    done: self.done_tx.clone(),
-                    stopping: Arc::clone(&self.stopping),
-                };
-                match std::thread::Builder::new().name("memwatch-pass".into()).spawn(move || worker.run()) {
-                    Ok(handle) => self.workers.push(handle),
-                    Err(e) => tracing::error!("could not start a cleanup worker: {e}"),
-                }
-            }
-            tx
-        });
+        self.start_workers();
+        let Some(queue) = &self.queue else { return };
         if let Err(mpsc::SendError(job)) = queue.send(job) {
             // No worker could start: the pass is reported, not lost.
             let results = not_run(&job.decisions, Outcome::Failed, "no cleanup worker is running");
@@ -179,4 +190,52 @@ impl<S: Signaller> Worker<S> {
 
 fn not_run(decisions: &[Decision], outcome: Outcome, why: &str) -> Vec<Applied> {
     decisions.iter().map(|_| Applied::new(outcome, why)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{actions::sys::ActError, model::sample::ProcessId};
+
+    #[derive(Clone)]
+    struct Refuses;
+
+    impl Signaller for Refuses {
+        fn send(&mut self, id: ProcessId, _: rustix::process::Signal) -> Result<(), ActError> {
+            Err(ActError::ProcessGone { id })
+        }
+    }
+
+    fn passes() -> Passes<Refuses> {
+        let runner = StepRunner {
+            cgroupfs: Default::default(),
+            procfs: Default::default(),
+            signaller: Refuses,
+            running: Default::default(),
+        };
+        Passes::new(runner)
+    }
+
+    #[test]
+    fn workers_started_ahead_are_the_ones_the_first_pass_uses() {
+        let mut passes = passes();
+        passes.start_workers();
+        assert_eq!(passes.workers.len(), WORKERS);
+        passes.start_workers();
+        passes.start(1, Vec::new(), Instant::now());
+        assert_eq!(passes.workers.len(), WORKERS, "no thread is created at the first pass");
+        let mut done = passes.take_done().unwrap();
+        assert_eq!(done.blocking_recv(), Some(PassDone { pass: 1, results: Vec::new() }));
+        passes.stop();
+    }
+
+    #[test]
+    fn without_a_start_ahead_the_first_pass_starts_them() {
+        let mut passes = passes();
+        assert!(passes.workers.is_empty());
+        passes.start(1, Vec::new(), Instant::now());
+        assert_eq!(passes.workers.len(), WORKERS);
+        assert_eq!(passes.take_done().unwrap().blocking_recv().map(|d| d.pass), Some(1));
+        passes.stop();
+    }
 }

@@ -253,7 +253,18 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
             }
             None => (self.pipeline.tick(t, processes, &mut self.facts), None),
         };
+        let judged = started.elapsed();
         let (applied, performed) = round::apply(&tick.decisions, started, &mut self.pipeline, &mut self.executor);
+        if !tick.decisions.is_empty() {
+            // Where the time from a reading to its actions goes (the budget
+            // is 50 ms): at debug, for `MEMWATCH_LOG=memwatch::daemon=debug`.
+            tracing::debug!(
+                decisions = tick.decisions.len(),
+                judged_ms = judged.as_secs_f64() * 1e3,
+                acted_ms = (started.elapsed() - judged).as_secs_f64() * 1e3,
+                "reading judged and acted on"
+            );
+        }
         if let (Some(recorder), Some(answers)) = (&mut self.recorder, answers) {
             round::record(recorder.tick(t, processes, answers).and_then(|()| recorder.applied(&applied)));
         }
