@@ -35,9 +35,9 @@ struct Targets {
 /// What the engine reaches today on every corpus, with a margin for the
 /// fresh seed's spread (docs/detection.md, "Measured"): falling below it is
 /// a regression. It is not yet [`GOAL`]: periodic jobs whose first build
-/// is long, warm-ups with time constants of 15-60 minutes and the delay
-/// floor of the shortest window plus its confirmation still cost precision
-/// and delay.
+/// is long, warm-ups with time constants near an hour and the delay floor
+/// of the shortest window plus its confirmation still cost precision and
+/// delay.
 const FLOOR: Targets = Targets { precision: 0.75, recall: 0.90, median_delay_min: 18.0 };
 
 /// Where the engine is going (issue 15): printed beside each score.

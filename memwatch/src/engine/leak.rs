@@ -8,8 +8,9 @@
 //! 2. Mann–Kendall finds the rise significant (p below [`MAX_P_VALUE`]);
 //! 3. the line fits clearly better than a single step (a kept allocation is
 //!    one step; a leak, even a stepwise one, is many);
-//! 4. the last third does not grow much slower than the first third or the
-//!    whole window (a cache warming up levels off; a leak does not);
+//! 4. the curve does not level off: its last third grows not much slower
+//!    than its first third or the whole window, and it does not bend down
+//!    beyond noise (a cache warming up levels off; a leak does not);
 //! 5. nothing in the window fell by a large part of what the trend claims to
 //!    have gained (a batch job that frees what it took is not a leak).
 //!
@@ -44,8 +45,11 @@ pub const MAX_WINDOW_POINTS: usize = 24;
 /// than a minute; three reach the troughs of collectors cycling every few
 /// minutes, at the cost of seeing any rise three minutes late.
 pub const ENVELOPE_MINUTES: usize = 3;
-/// Below this many points a window is not tested.
-pub const MIN_WINDOW_POINTS: usize = 10;
+/// Below this many points a window is not tested. A new target's first
+/// 10-minute window has 8 (its first two minutes have no full envelope):
+/// 8 let a JVM's heap growing to its `-Xmx` through (real corpus, tuning
+/// half), 10 cost a minute of delay on every leak from the start.
+pub const MIN_WINDOW_POINTS: usize = 9;
 /// One-sided Mann–Kendall significance. Six windows tested every minute make
 /// many looks at the same data; 0.1% per look keeps false alarms on noise
 /// rare even before the confirmation period.
@@ -60,11 +64,20 @@ pub const LINE_VS_STEP: f64 = 0.7;
 /// apart: 0.7 rejects warm-ups up to tau ~ 14 minutes on the 10-minute window
 /// and ~ 56 minutes on the 30-minute one, while a linear leak sits at 1.
 pub const MIN_LATE_TO_EARLY: f64 = 0.7;
+/// A window whose curve bends down by more than this many standard errors
+/// is levelling off, however steady its thirds look: a warm-up with a time
+/// constant of an hour slows by 15% across a 10-minute window,
+/// too little for the thirds' slopes, but at hundreds of MiB its bend
+/// stands far above the noise. A straight leak's bend is noise, within a
+/// few standard errors of 0; an accelerating one bends up.
+pub const MAX_CURVATURE_Z: f64 = 3.0;
 /// A window whose late third rises at least this share of its early third's
-/// (or whole window's) pace is steady, and keeps its "leak" even where the
-/// next longer window sees the growth levelling off: that window reaches
-/// back into a warm-up that ended, and a leak followed it.
-pub const STEADY_LATE_TO_EARLY: f64 = 0.9;
+/// (or whole window's) pace is steady, and keeps its "leak" even where a
+/// longer window sees the growth levelling off: that window reaches back
+/// into a warm-up that ended, and a leak followed it. A warm-up with a time
+/// constant of an hour slows by 8% across a 10-minute window: 0.9 let it
+/// pass as steady.
+pub const STEADY_LATE_TO_EARLY: f64 = 0.95;
 /// A fall inside the window larger than this share of the trend's rise over
 /// the window means memory comes back: a cycle, not a leak.
 pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
@@ -229,9 +242,9 @@ impl LeakDetector {
     }
 
     /// The longest window that says "leak": the most evidence behind the
-    /// slope. A window's "leak" is overruled when the next longer window sees
-    /// the growth levelling off: a warm-up looks straight over ten minutes
-    /// but not over thirty, and the longer view is the truer one; unless the
+    /// slope. A window's "leak" is overruled when a longer window sees the
+    /// growth levelling off: a warm-up looks straight over ten minutes but
+    /// not over thirty, and the longer view is the truer one; unless the
     /// shorter window is steady itself (a leak that followed a warm-up).
     fn strongest_trend(
         &mut self,
@@ -242,7 +255,7 @@ impl LeakDetector {
         let newest = minutes.newest()?.t;
         let oldest = minutes.iter().next()?.t;
         let minute = (newest / MINUTE_SECS).floor() as i64;
-        let mut found = None;
+        let mut found: Option<(Trend, f64)> = None;
         let mut candidate: Option<(Trend, f64)> = None;
         for (index, window_minutes) in WINDOW_MINUTES.into_iter().enumerate() {
             let window_secs = window_minutes as f64 * MINUTE_SECS;
@@ -264,22 +277,29 @@ impl LeakDetector {
                 }
             };
             self.outcomes[index] = Some(outcome);
-            if let Some((shorter, late_to_early)) = candidate.take()
-                && (!matches!(outcome, WindowOutcome::LevellingOff) || late_to_early >= STEADY_LATE_TO_EARLY)
+            let levelling = matches!(outcome, WindowOutcome::LevellingOff);
+            if let Some(shorter) = candidate.take()
+                && (!levelling || shorter.1 >= STEADY_LATE_TO_EARLY)
             {
                 found = Some(shorter);
+            }
+            // Levelling off over a longer view overrules every shorter
+            // window inside it that is not steady itself.
+            if levelling && found.is_some_and(|(_, late_to_early)| late_to_early < STEADY_LATE_TO_EARLY) {
+                found = None;
             }
             if let WindowOutcome::Leak { trend, late_to_early } = outcome {
                 candidate = Some((trend, late_to_early));
             }
         }
         // The longest covered window has no longer one to overrule it.
-        candidate.map(|(trend, _)| trend).or(found)
+        candidate.or(found).map(|(trend, _)| trend)
     }
 }
 
 /// The points after `start` on the lower envelope (each minute's value is
-/// the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it), grouped
+/// the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it, so the
+/// history's first minutes, which lack those, are left out), grouped
 /// down to at most MAX_WINDOW_POINTS by keeping each group's lowest point,
 /// into `scratch.window`. Groups are counted from the newest point so the
 /// latest group is always complete.
@@ -287,7 +307,10 @@ fn fill_window(minutes: &Ring<Point>, start: f64, scratch: &mut Scratch) {
     let Scratch { window, envelope, .. } = scratch;
     envelope.clear();
     let count = minutes.iter().rev().take_while(|p| p.t > start).count();
-    let first = minutes.len() - count;
+    // The oldest minutes have fewer before them than the envelope needs:
+    // theirs would be the history's first value, a flat start that bends
+    // any curve up (a warm-up would pass for a steady or accelerating leak).
+    let first = (minutes.len() - count).max(ENVELOPE_MINUTES - 1);
     let at = |i: usize| *minutes.get(i).expect("index within the ring");
     for i in (first..minutes.len()).rev() {
         let from = i.saturating_sub(ENVELOPE_MINUTES - 1);
@@ -343,7 +366,8 @@ fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scra
     else {
         return WindowOutcome::NoLeak;
     };
-    if slope > 0.0 && late < MIN_LATE_TO_EARLY * early.max(slope) {
+    let bends_down = trend::curvature_z(points).is_some_and(|z| z < -MAX_CURVATURE_Z);
+    if slope > 0.0 && (late < MIN_LATE_TO_EARLY * early.max(slope) || bends_down) {
         return WindowOutcome::LevellingOff;
     }
     if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {

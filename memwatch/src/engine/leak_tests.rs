@@ -67,6 +67,26 @@ fn a_cache_warming_up_to_a_plateau_is_not_a_leak() {
 }
 
 #[test]
+fn a_warm_up_with_a_time_constant_of_most_of_an_hour_is_not_a_leak_while_it_climbs() {
+    // A JVM growing its heap by 1.5 GiB with tau = 40 minutes: over a
+    // 10-minute window its rate falls by a fifth, but it bends. (Its
+    // tail, once within a tenth of the plateau, can still pass for a slow
+    // leak on the shortest window: docs/detection.md, "Limits".)
+    let usage = |t: f64| 300.0 * MIB + 1536.0 * MIB * (1.0 - (-t / 2400.0).exp()) + 2.0 * MIB * noise(t);
+    assert_eq!(first_verdict(5400, usage), None);
+}
+
+#[test]
+fn a_leak_that_follows_a_slow_warm_up_is_still_found() {
+    // The same warm-up's first 30 minutes, then 300 MiB/h for good.
+    let warm_up = |t: f64| 1536.0 * MIB * (1.0 - (-t.min(1800.0) / 2400.0).exp());
+    let rate = 300.0 * MIB / 3600.0;
+    let usage = |t: f64| 300.0 * MIB + warm_up(t) + rate * (t - 1800.0).max(0.0) + 2.0 * MIB * noise(t);
+    let found = first_verdict(7200, usage);
+    assert!(found.is_some_and(|(t, _)| t > 1800.0 && t < 1800.0 + 30.0 * 60.0), "{found:?}");
+}
+
+#[test]
 fn batch_jobs_that_free_what_they_took_are_not_a_leak() {
     // Every 20 min: grow 400 MiB over 6 min, hold 2 min, free.
     let usage = |t: f64| {

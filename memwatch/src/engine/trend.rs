@@ -132,6 +132,50 @@ pub fn normal_upper_tail(z: f64) -> f64 {
     (erfc / 2.0).clamp(0.0, 1.0)
 }
 
+/// How far the curvature of `points` is from none, in standard errors:
+/// the quadratic term of a least-squares fit `a + b t + c t^2` over its
+/// standard error. Strongly negative is a curve levelling off (a warm-up
+/// slowing down), whatever the growth rate; a straight or accelerating
+/// rise is near 0 or positive. `None` below 5 points or on a perfect fit
+/// (no noise to compare with).
+///
+/// Least squares, not ranks: what is asked is the shape of the bend, and
+/// the window's points are already minima (bursts removed), so outliers
+/// are few. The quadratic is made orthogonal to the line so the two are
+/// estimated independently and the sums stay exact on byte-sized values.
+pub fn curvature_z(points: &[Point]) -> Option<f64> {
+    let n = points.len();
+    if n < 5 {
+        return None;
+    }
+    let nf = n as f64;
+    let mean_t = points.iter().map(|p| p.t).sum::<f64>() / nf;
+    let mean_y = points.iter().map(|p| p.y).sum::<f64>() / nf;
+    let centred = |p: &Point| p.t - mean_t;
+    let tt: f64 = points.iter().map(|p| centred(p).powi(2)).sum();
+    if tt <= 0.0 {
+        return None;
+    }
+    let mean_sq = tt / nf;
+    // t^2 less its mean and its projection on t: orthogonal to 1 and t.
+    let cubed: f64 = points.iter().map(|p| centred(p).powi(3)).sum();
+    let quadratic = |p: &Point| centred(p).powi(2) - mean_sq - cubed / tt * centred(p);
+    let qq: f64 = points.iter().map(|p| quadratic(p).powi(2)).sum();
+    if qq <= 0.0 {
+        return None;
+    }
+    let slope = points.iter().map(|p| centred(p) * (p.y - mean_y)).sum::<f64>() / tt;
+    let curvature = points.iter().map(|p| quadratic(p) * (p.y - mean_y)).sum::<f64>() / qq;
+    let sse: f64 = points.iter().map(|p| (p.y - mean_y - slope * centred(p) - curvature * quadratic(p)).powi(2)).sum();
+    // A fit exact to rounding leaves no noise to measure the bend against.
+    let spread: f64 = points.iter().map(|p| (p.y - mean_y).powi(2)).sum();
+    if sse <= 1e-18 * spread {
+        return None;
+    }
+    let variance = sse / (nf - 3.0);
+    Some(curvature / (variance / qq).sqrt())
+}
+
 /// Sum of squared residuals of `points` around the line `a + b t`.
 pub fn line_sse(points: &[Point], intercept: f64, slope: f64) -> f64 {
     points.iter().map(|p| (p.y - intercept - slope * p.t).powi(2)).sum()
@@ -212,6 +256,22 @@ mod tests {
         assert!((normal_upper_tail(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_upper_tail(1.959_964) - 0.025).abs() < 1e-6);
         assert!((normal_upper_tail(-1.644_854) - 0.95).abs() < 1e-6);
+    }
+
+    #[test]
+    fn curvature_tells_a_warm_up_from_a_line_and_an_acceleration() {
+        // The same small alternating noise on each, so the fits have residuals.
+        let shaped = |f: fn(f64) -> f64| {
+            series(&(0..20).map(|i| f(f64::from(i)) + if i % 2 == 0 { 0.5 } else { -0.5 }).collect::<Vec<_>>())
+        };
+        let warm_up = curvature_z(&shaped(|t| 100.0 * (1.0 - (-t / 15.0).exp()))).unwrap();
+        let line = curvature_z(&shaped(|t| 3.0 * t)).unwrap();
+        let accelerating = curvature_z(&shaped(|t| 3.0 * t + 0.1 * t * t)).unwrap();
+        assert!(warm_up < -10.0, "{warm_up}");
+        assert!(line.abs() < 1.0, "{line}");
+        assert!(accelerating > 10.0, "{accelerating}");
+        assert_eq!(curvature_z(&series(&[1.0, 2.0, 3.0, 4.0])), None);
+        assert_eq!(curvature_z(&series(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])), None, "a perfect line has no noise");
     }
 
     #[test]
