@@ -33,12 +33,12 @@ struct Targets {
 }
 
 /// What the engine reaches today on every corpus, with a margin for the
-/// fresh seed's spread (docs/detection.md, "Measured"): falling below it is
-/// a regression. It is not yet [`GOAL`]: periodic jobs whose first build
-/// is long, warm-ups with time constants near an hour and the delay floor
-/// of the shortest window plus its confirmation still cost precision and
-/// delay.
-const FLOOR: Targets = Targets { precision: 0.75, recall: 0.90, median_delay_min: 18.0 };
+/// fresh seed's spread (docs/detection.md, "Measured": 0.859-0.924 on
+/// seeds 1-10): falling below it is a regression. It is not [`GOAL`]: the
+/// first build of a timed job and a slow warm-up's first 20 minutes look
+/// like a leak's start, and only waiting longer tells them apart, which
+/// costs delay (docs/detection.md has the measured trade-off).
+const FLOOR: Targets = Targets { precision: 0.82, recall: 0.95, median_delay_min: 16.0 };
 
 /// Where the engine is going (issue 15): printed beside each score.
 const GOAL: Targets = Targets { precision: 0.95, recall: 0.95, median_delay_min: 10.0 };

@@ -8,17 +8,25 @@
 //! troughs: a leak under a periodic job lifts them cycle after cycle.
 //!
 //! Cycles are read off the minute minima as a zigzag: a rise from a trough
-//! to a peak of at least the cycle threshold, then a fall giving back most
-//! of it. Only rises of 4 to 30 minutes (from trough to peak as minute
+//! to a peak of at least the cycle threshold, then a fall giving back a
+//! large part of it. Only rises of 4 to 30 minutes (from trough to peak as minute
 //! minima show them: a 5-minute build spans 4) are a job's cycles: shorter ones are
 //! a collector's sawtooth, which the lower envelope already removes, and a
 //! service that leaked for an hour before it was restarted is not periodic.
 use super::{history::Point, ring::Ring, trend};
 
-/// A fall giving back at least this share of the rise before it is a return.
-pub const RETURN_SHARE: f64 = 0.6;
+/// A fall giving back at least this share of the rise before it is a
+/// return. Not most of it: a job that keeps part of what each cycle built
+/// gives back less than it took, and it is the very job whose troughs must
+/// be read (real corpus: a job keeping 51 MiB of a 120 MiB build returned
+/// 55%).
+pub const RETURN_SHARE: f64 = 0.4;
 /// Rises shorter than this are a collector's sawtooth, not a job's cycle.
 pub const MIN_CYCLE_RISE_SECS: f64 = 4.0 * 60.0;
+/// The rise under way when the history began is seen only in part: it is
+/// a cycle from this long (a collector's sawtooth rises for at most two
+/// minutes of minute minima).
+pub const MIN_UNDER_WAY_RISE_SECS: f64 = 3.0 * 60.0;
 /// Rises longer than this that fall back are a restart, not a cycle.
 pub const MAX_CYCLE_RISE_SECS: f64 = 30.0 * 60.0;
 /// A cycle rises by at least this many noise scales ...
@@ -34,9 +42,12 @@ pub const MAX_REST_SECS: f64 = 60.0 * 60.0;
 /// Troughs kept for the retained trend: the newest ones.
 pub const MAX_TROUGHS: usize = 10;
 /// Consecutive higher troughs that show growth is retained ...
-pub const RISING_TROUGHS: usize = 3;
-/// ... each higher by at least this many noise scales.
-pub const MIN_TROUGH_RISE_TO_NOISE: f64 = 2.0;
+pub const RISING_TROUGHS: usize = 2;
+/// ... each higher by at least this many noise scales. Troughs are minute
+/// minima after a full return, so their scatter is the noise's: two rises
+/// of four noise scales in a row are far beyond chance, and a job keeping
+/// a share of each cycle is reported one cycle after it first kept some.
+pub const MIN_TROUGH_RISE_TO_NOISE: f64 = 4.0;
 
 /// What the cycles in a history say.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -72,15 +83,19 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
     let Some(first) = points.next() else { return Periodicity::default() };
     let (mut low, mut start, mut high) = (first, first, first);
     let (mut longest_rise, mut highest_peak) = (0.0_f64, f64::NEG_INFINITY);
+    // The rise under way when the history began is seen in part: its
+    // length says nothing of how long the job's rises last.
+    let mut under_way = true;
     let (mut last, mut before_last, mut last_return) = (first, first, f64::NEG_INFINITY);
     for p in points {
         (before_last, last) = (last, p);
         let rise = high.y - low.y;
         if rise >= threshold && high.y - p.y >= RETURN_SHARE * rise {
             let secs = high.t - start.t;
-            if (MIN_CYCLE_RISE_SECS..=MAX_CYCLE_RISE_SECS).contains(&secs) {
+            let shortest = if under_way { MIN_UNDER_WAY_RISE_SECS } else { MIN_CYCLE_RISE_SECS };
+            if (shortest..=MAX_CYCLE_RISE_SECS).contains(&secs) {
                 troughs.push(low);
-                longest_rise = longest_rise.max(secs);
+                longest_rise = longest_rise.max(if under_way { f64::INFINITY } else { secs });
                 highest_peak = highest_peak.max(high.y);
                 last_return = p.t;
             } else if secs > MAX_CYCLE_RISE_SECS {
@@ -90,8 +105,10 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
                 (longest_rise, highest_peak) = (0.0, f64::NEG_INFINITY);
             }
             (low, start, high) = (p, p, p);
+            under_way = false;
         } else if p.y <= low.y {
             (low, start, high) = (p, p, p);
+            under_way = false;
         } else {
             if p.y <= low.y + near {
                 start = p;

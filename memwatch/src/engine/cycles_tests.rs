@@ -30,7 +30,8 @@ fn a_rise_like_the_cycles_before_it_is_explained() {
     // Five minutes into the third cycle.
     let (found, troughs) = periodicity(2 * 1200 + 300, |t| job(t, 0.0));
     assert!(found.explains_current_rise, "{found:?}");
-    assert_eq!(found.troughs, None, "three troughs are too few for a trend");
+    let troughs_found = found.troughs.expect("three troughs make a trend");
+    assert!(!troughs_found.rising && troughs_found.slope.abs() < 1000.0, "{troughs_found:?}");
     assert_eq!(troughs.len(), 3, "two cycles' troughs and the current one: {troughs:?}");
 }
 
@@ -53,15 +54,21 @@ fn troughs_rising_cycle_after_cycle_are_retained_growth() {
     let kept = 0.05 * LIMIT;
     // Just after the third cycle's return (its trough counts once a later minute closed).
     let (found, troughs) = periodicity(2 * 1200 + 860, |t| job(t, kept));
-    let troughs_found = found.troughs.expect("more than three troughs");
+    let troughs_found = found.troughs.expect("four troughs");
     assert!(troughs_found.rising, "{troughs_found:?}");
     let (slope, span) = (troughs_found.slope, troughs_found.span_secs);
     assert_eq!(troughs.len(), 4, "{troughs:?}");
     let per_cycle = slope * 1200.0;
     assert!((per_cycle / kept - 1.0).abs() < 0.1, "{per_cycle} per cycle vs {kept}");
     assert!(span > 2.0 * 1200.0, "{span}");
-    // Two cycles are not enough.
-    assert_eq!(periodicity(1200 + 860, |t| job(t, kept)).0.troughs, None);
+    // Two cycles that each kept some are enough (the start and two
+    // returns); one is not.
+    let after_two = periodicity(1200 + 860, |t| job(t, kept)).0.troughs.expect("three troughs");
+    assert!(after_two.rising, "{after_two:?}");
+    assert_eq!(periodicity(860, |t| job(t, kept)).0.troughs, None);
+    // Troughs that climb by less than the noise's scale rise by chance.
+    let noisy = |t: f64| job(t, 0.0) + if (t / 1200.0).floor() as u32 % 2 == 1 { 4096.0 } else { 0.0 };
+    assert!(!periodicity(2 * 1200 + 860, noisy).0.troughs.expect("four troughs").rising);
 }
 
 #[test]
@@ -95,4 +102,21 @@ fn a_collectors_sawtooth_is_no_cycle() {
     // 100 MiB every 3 minutes.
     let (found, _) = periodicity(7200, |t| 500.0 * MIB + 100.0 * MIB * ((t % 180.0) / 180.0));
     assert_eq!(found, Periodicity::default());
+}
+
+#[test]
+fn a_rise_under_way_when_the_history_began_does_not_bound_the_next() {
+    // The history begins 8 minutes into a 12-minute build, whose rise is
+    // seen for 4 minutes; 11 minutes into the next build, that is still
+    // one more cycle, not a rise nearly three times as long as the last.
+    let (found, _) = periodicity(720 + 660, |t| job(t + 480.0, 0.0));
+    assert!(found.explains_current_rise, "{found:?}");
+}
+
+#[test]
+fn a_rise_under_way_when_the_history_began_still_returns_to_be_a_cycle() {
+    // Only a rise that gave most of itself back counts: a history that
+    // begins on a kept allocation's ramp holds no cycle.
+    let (found, troughs) = periodicity(3600, |t| 200.0 * MIB + 300.0 * MIB * (t / 600.0).min(1.0));
+    assert_eq!((found, troughs.len()), (Periodicity::default(), 0));
 }

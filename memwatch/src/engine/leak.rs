@@ -71,13 +71,13 @@ pub const MIN_LATE_TO_EARLY: f64 = 0.7;
 /// stands far above the noise. A straight leak's bend is noise, within a
 /// few standard errors of 0; an accelerating one bends up.
 pub const MAX_CURVATURE_Z: f64 = 3.0;
-/// A window whose late third rises at least this share of its early third's
-/// (or whole window's) pace is steady, and keeps its "leak" even where a
-/// longer window sees the growth levelling off: that window reaches back
-/// into a warm-up that ended, and a leak followed it. A warm-up with a time
-/// constant of an hour slows by 8% across a 10-minute window: 0.9 let it
-/// pass as steady.
-pub const STEADY_LATE_TO_EARLY: f64 = 0.95;
+/// A window levelling off whose late third rises more than this many times
+/// as fast as its first two thirds predict (the middle third's pace, slowed
+/// again by as much as it slowed from the early third) has stopped slowing
+/// down: a warm-up that ended and a leak that followed it, not one curve
+/// flattening out. Its shorter windows keep their "leak". A warm-up slows
+/// by about the same factor from third to third.
+pub const REACCELERATION: f64 = 1.5;
 /// A fall inside the window larger than this share of the trend's rise over
 /// the window means memory comes back: a cycle, not a leak.
 pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
@@ -245,7 +245,8 @@ impl LeakDetector {
     /// slope. A window's "leak" is overruled when a longer window sees the
     /// growth levelling off: a warm-up looks straight over ten minutes but
     /// not over thirty, and the longer view is the truer one; unless the
-    /// shorter window is steady itself (a leak that followed a warm-up).
+    /// longer window's growth sped up again at its end (a leak that
+    /// followed a warm-up).
     fn strongest_trend(
         &mut self,
         minutes: &Ring<Point>,
@@ -255,8 +256,7 @@ impl LeakDetector {
         let newest = minutes.newest()?.t;
         let oldest = minutes.iter().next()?.t;
         let minute = (newest / MINUTE_SECS).floor() as i64;
-        let mut found: Option<(Trend, f64)> = None;
-        let mut candidate: Option<(Trend, f64)> = None;
+        let mut verdict: Option<Trend> = None;
         for (index, window_minutes) in WINDOW_MINUTES.into_iter().enumerate() {
             let window_secs = window_minutes as f64 * MINUTE_SECS;
             // Only windows the history covers: a 60-minute test on 20 minutes
@@ -277,23 +277,15 @@ impl LeakDetector {
                 }
             };
             self.outcomes[index] = Some(outcome);
-            let levelling = matches!(outcome, WindowOutcome::LevellingOff);
-            if let Some(shorter) = candidate.take()
-                && (!levelling || shorter.1 >= STEADY_LATE_TO_EARLY)
-            {
-                found = Some(shorter);
-            }
-            // Levelling off over a longer view overrules every shorter
-            // window inside it that is not steady itself.
-            if levelling && found.is_some_and(|(_, late_to_early)| late_to_early < STEADY_LATE_TO_EARLY) {
-                found = None;
-            }
-            if let WindowOutcome::Leak { trend, late_to_early } = outcome {
-                candidate = Some((trend, late_to_early));
+            match outcome {
+                WindowOutcome::Leak(trend) => verdict = Some(trend),
+                // Levelling off over a longer view overrules every shorter
+                // window inside it, unless the growth sped up again at its end.
+                WindowOutcome::LevellingOff { reaccelerating: false } => verdict = None,
+                WindowOutcome::LevellingOff { reaccelerating: true } | WindowOutcome::NoLeak => {}
             }
         }
-        // The longest covered window has no longer one to overrule it.
-        candidate.or(found).map(|(trend, _)| trend)
+        verdict
     }
 }
 
@@ -336,14 +328,12 @@ fn fill_window(minutes: &Ring<Point>, start: f64, scratch: &mut Scratch) {
 /// What one window says.
 #[derive(Debug, Clone, Copy)]
 enum WindowOutcome {
-    /// With the late third's slope over the larger of the early third's and
-    /// the whole window's.
-    Leak {
-        trend: Trend,
-        late_to_early: f64,
+    Leak(Trend),
+    /// Growing, but the last third much slower than before: a curve
+    /// levelling off; `reaccelerating` when it stopped slowing down.
+    LevellingOff {
+        reaccelerating: bool,
     },
-    /// Growing, but the last third much slower than before: a curve levelling off.
-    LevellingOff,
     NoLeak,
 }
 
@@ -368,7 +358,12 @@ fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scra
     };
     let bends_down = trend::curvature_z(points).is_some_and(|z| z < -MAX_CURVATURE_Z);
     if slope > 0.0 && (late < MIN_LATE_TO_EARLY * early.max(slope) || bends_down) {
-        return WindowOutcome::LevellingOff;
+        let middle = trend::theil_sen(&points[n / 3..n - n / 3], scratch).unwrap_or(0.0).max(0.0);
+        // A curve slowing down slows by about the same factor from each
+        // third to the next; its late third is predicted by the other two.
+        let slowing = if early > 0.0 { (middle / early).min(1.0) } else { 1.0 };
+        let predicted_late = middle * slowing;
+        return WindowOutcome::LevellingOff { reaccelerating: late > 0.0 && late > REACCELERATION * predicted_late };
     }
     if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {
         return WindowOutcome::NoLeak;
@@ -389,10 +384,7 @@ fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scra
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
         return WindowOutcome::NoLeak;
     }
-    WindowOutcome::Leak {
-        trend: Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs },
-        late_to_early: late / early.max(slope),
-    }
+    WindowOutcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
 }
 
 /// The largest fall from an earlier high to a later low.

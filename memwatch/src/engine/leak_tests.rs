@@ -218,12 +218,14 @@ fn a_periodic_job_that_returns_to_its_baseline_is_never_a_leak() {
 }
 
 #[test]
-fn a_periodic_job_whose_troughs_rise_is_a_leak_by_its_third_cycle() {
+fn a_periodic_job_whose_troughs_rise_is_a_leak_by_its_second_cycle() {
     let kept = 0.05 * 1024.0 * MIB;
     let changes = changes_under_a_gib(5 * 1200, |t| periodic_job(t, kept));
     let Some(&(t, LeakChange::Started(trend))) = changes.first() else { panic!("{changes:?}") };
-    assert!(t <= 3.0 * 1200.0, "found at {t} s");
-    assert!((trend.slope_bytes_per_s * 1200.0 / kept - 1.0).abs() < 0.2, "{trend:?}: the troughs' slope");
+    assert!(t <= 2.0 * 1200.0, "found at {t} s");
+    // Three troughs date the first cycle by its start and the others by
+    // their returns: the first estimate is rough (within a third here).
+    assert!((trend.slope_bytes_per_s * 1200.0 / kept - 1.0).abs() < 0.35, "{trend:?}: the troughs' slope");
     assert_eq!(changes.len(), 1, "reported once, not once a cycle: {changes:?}");
 }
 
