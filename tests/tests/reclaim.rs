@@ -1,9 +1,15 @@
 //! The default cleanup step on a real cgroup v2 kernel (`cargo xtask
 //! vm-test`): targets no policy names, at critical, are reclaimed through
-//! `memory.reclaim` and sent no signal. A workload whose memory is page
-//! cache (a mapped file on a squashfs image) gives it back; an anonymous
+//! `memory.reclaim` and sent no signal. A cgroup that also holds page cache
+//! (a mapped file on a squashfs image) gives it back; an anonymous
 //! workload, without swap, cannot, and its record says so: what each step
 //! freed is measured on the cgroup's usage, never claimed.
+//!
+//! Levels read a cgroup's working set, which leaves inactive page cache
+//! out (the kernel drops it before anything else): page cache read once
+//! never raises a level by itself. So the page-cache cgroup is brought to
+//! critical by anonymous memory beside the cache, as a service with a
+//! growing heap and a warm file cache is.
 use std::{path::Path, time::Duration};
 
 use memwatch::{
@@ -68,11 +74,14 @@ fn reclaim_gives_back_page_cache_and_tells_the_truth_about_anonymous_memory() {
         assert!(group.dir.join("memory.reclaim").is_file(), "this kernel has no memory.reclaim");
     }
     let mut cache = Leaker::spawn_in(&cache_group.dir, RESIDENT, &["--file", PAGE_CACHE_FILE]);
+    // 136 MiB of 256 is critical (0.5) on the working set alone; with the
+    // file the cgroup is charged up to its memory.max.
+    let mut heap = Leaker::spawn_in(&cache_group.dir, RESIDENT, &["--anon", "136"]);
     let mut anon = Leaker::spawn_in(&anon_group.dir, RESIDENT, &["--anon", "160"]);
-    cache.start();
-    anon.start();
-    cache.expect("resident", Duration::from_secs(60));
-    anon.expect("resident", Duration::from_secs(60));
+    for worker in [&mut cache, &mut heap, &mut anon] {
+        worker.start();
+        worker.expect("resident", Duration::from_secs(60));
+    }
     let cache_before = cache_group.cgroup().usage().unwrap();
     let anon_before = anon_group.cgroup().usage().unwrap();
     figure("reclaim", "page-cache cgroup usage before (MiB)", cache_before / MIB);
@@ -98,7 +107,7 @@ fn reclaim_gives_back_page_cache_and_tells_the_truth_about_anonymous_memory() {
     for incident in [cache_incident, anon_incident] {
         assert!(incident.actions.iter().all(|a| a.action != ActionKind::Signal), "a signal was planned: {incident:#?}");
     }
-    for worker in [&mut cache, &mut anon] {
+    for worker in [&mut cache, &mut heap, &mut anon] {
         assert!(!worker.drain().iter().any(|l| l.starts_with("signal")), "a workload got a signal: {:?}", worker.seen);
     }
 
@@ -119,5 +128,6 @@ fn reclaim_gives_back_page_cache_and_tells_the_truth_about_anonymous_memory() {
         assert!((0..16 * MIB as i64).contains(&freed), "without swap anonymous memory stays: {step:?}");
     }
     drop(cache.finish());
+    drop(heap.finish());
     drop(anon.finish());
 }

@@ -96,8 +96,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// then the action primitives. Every test executable of memwatch-tests must
 /// be listed, so a new one is not silently left out of the VM; `cgroup_v1`
 /// (the degraded path for hybrid hosts) skips there, the VM being pure v2.
-const TESTS: &[&str] =
-    &["ebpf_probes", "cli", "signal", "cgroup_actions", "daemon_actions", "reclaim", "containers", "cgroup_v1"];
+const TESTS: &[&str] = &[
+    "ebpf_probes",
+    "cli",
+    "signal",
+    "cgroup_actions",
+    "daemon_actions",
+    "reclaim",
+    "containers",
+    "cgroup_working_set",
+    "cgroup_v1",
+];
 /// The accuracy test needs many CPUs and per-CPU RSS counters (6.2+) to
 /// show anything; 6.1 has neither (it also runs on the host).
 const MANY_CPU_TESTS: &[&str] = &["accuracy"];

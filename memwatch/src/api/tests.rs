@@ -25,6 +25,8 @@ fn target(name: &str, level: Level, usage: u64) -> TargetView {
         name: name.into(),
         kind: "unit".into(),
         usage_bytes: usage,
+        charged_bytes: None,
+        pressure: None,
         limit_bytes: 1000,
         level,
         growth_bytes_per_s: 1.5,

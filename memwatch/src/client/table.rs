@@ -79,8 +79,23 @@ pub fn render(view: &StatusView) -> String {
         if let Some(c) = &t.container {
             let _ = writeln!(out, "  {}", container(c));
         }
+        if let Some(line) = cgroup_memory(t) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     out
+}
+
+/// "cgroup charged 1.2 GiB, working set 900.0 MiB; pressure 12.5% some,
+/// 2.0% full over 10 s": where the usage column came from, for a target
+/// judged on its cgroup's figures.
+pub fn cgroup_memory(t: &TargetView) -> Option<String> {
+    let charged = t.charged_bytes?;
+    let mut text = format!("cgroup charged {}, working set {}", human_bytes(charged), human_bytes(t.usage_bytes));
+    if let Some(p) = &t.pressure {
+        let _ = write!(text, "; pressure {:.1}% some, {:.1}% full over 10 s", p.some_avg10, p.full_avg10);
+    }
+    Some(text)
 }
 
 /// A target's name where a column is narrow (`memwatch top`): a
@@ -151,6 +166,8 @@ mod tests {
                 name: "api.service".into(),
                 kind: "unit".into(),
                 usage_bytes: 900 << 20,
+                charged_bytes: None,
+                pressure: None,
                 limit_bytes: 1 << 30,
                 level: Level::Warning,
                 growth_bytes_per_s: 2048.0,
@@ -194,6 +211,8 @@ mod tests {
                 name: format!("cgroup:{path}"),
                 kind: "cgroup".into(),
                 usage_bytes: 1,
+                charged_bytes: None,
+                pressure: None,
                 limit_bytes: 2,
                 level: Level::Normal,
                 growth_bytes_per_s: 0.0,
@@ -211,5 +230,37 @@ mod tests {
             "{text}"
         );
         assert_eq!(short_name(&view.targets[0]), "container 4e5f6a7b8c9d", "no runtime in a cgroupfs path");
+    }
+
+    #[test]
+    fn a_target_judged_on_its_cgroup_says_so_under_its_row_with_its_pressure() {
+        let mut view = StatusView {
+            targets: vec![TargetView {
+                name: "cgroup:/system.slice/api.service".into(),
+                kind: "cgroup".into(),
+                usage_bytes: 900 << 20,
+                charged_bytes: Some(1200 << 20),
+                pressure: Some(crate::model::working_set::Pressure {
+                    some_avg10: 12.5,
+                    full_avg10: 2.0,
+                    ..Default::default()
+                }),
+                limit_bytes: 2 << 30,
+                level: Level::Normal,
+                growth_bytes_per_s: 0.0,
+                leak: None,
+                last_action: None,
+                processes: 1,
+                history: vec![],
+                container: None,
+            }],
+            ..Default::default()
+        };
+        let line = "\n  cgroup charged 1.2 GiB, working set 900.0 MiB; pressure 12.5% some, 2.0% full over 10 s\n";
+        assert!(render(&view).contains(line), "{}", render(&view));
+        view.targets[0].pressure = None;
+        assert!(render(&view).contains("\n  cgroup charged 1.2 GiB, working set 900.0 MiB\n"), "{}", render(&view));
+        view.targets[0].charged_bytes = None;
+        assert!(!render(&view).contains("charged"), "no line for a target judged on RSS: {}", render(&view));
     }
 }

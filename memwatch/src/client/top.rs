@@ -165,6 +165,8 @@ mod tests {
             name: name.into(),
             kind: "unit".into(),
             usage_bytes: *history.last().unwrap(),
+            charged_bytes: None,
+            pressure: None,
             limit_bytes: 1 << 30,
             level,
             growth_bytes_per_s: growth,

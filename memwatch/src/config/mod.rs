@@ -10,6 +10,7 @@ mod env;
 pub mod files;
 pub mod observe;
 mod policy;
+mod pressure;
 mod signal_warnings;
 mod units;
 mod walk;

@@ -210,6 +210,10 @@ pub fn read_settings(
         }
         l.finish(problems);
     }
+    if let Some(table) = fields.table("pressure", problems) {
+        settings.engine.pressure =
+            super::pressure::read_settings(table, fields.path_of("pressure"), &base.engine.pressure, problems);
+    }
     if let Some(protect) = fields.bool("protect", problems) {
         settings.protect = protect;
     }

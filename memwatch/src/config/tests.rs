@@ -113,6 +113,31 @@ fn bad_hysteresis_and_leak_values_are_rejected() {
 }
 
 #[test]
+fn pressure_thresholds_are_read_per_policy_over_the_defaults_and_checked() {
+    let config = Config::parse(
+        "[defaults.pressure]\nwarning = 20\nfor = \"2m\"\n\
+         [[policy]]\nname = \"db\"\nmatch = { unit = \"db.service\" }\npressure = { critical = 60.5 }\n",
+    )
+    .unwrap();
+    let defaults = config.settings(None).engine.pressure;
+    assert_eq!((defaults.warning, defaults.critical, defaults.sustain_secs), (Some(20.0), None, 120.0));
+    let db = config.settings(Some(0)).engine.pressure;
+    assert_eq!((db.warning, db.critical, db.sustain_secs), (Some(20.0), Some(60.5), 120.0));
+    assert_eq!(Config::parse("").unwrap().settings(None).engine.pressure, crate::engine::PressureSettings::DEFAULT);
+
+    rejects("[defaults.pressure]\nwarning = 0\n", "defaults.pressure.warning", "in (0, 100]");
+    rejects("[defaults.pressure]\ncritical = 150\n", "defaults.pressure.critical", "in (0, 100]");
+    rejects("[defaults.pressure]\nwarning = 50\ncritical = 40\n", "defaults.pressure.critical", "above warning");
+    rejects("[defaults.pressure]\nfor = \"soon\"\n", "defaults.pressure.for", "");
+    rejects("[defaults.pressure]\nsome = 10\n", "defaults.pressure.some", "");
+    rejects(
+        "[defaults.pressure]\nwarning = 30\n[[policy]]\nname = \"a\"\npressure = { critical = 10 }\n",
+        "policy[0].pressure.critical",
+        "above warning (30)",
+    );
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let errors = errors(
         "[daemon]\ninterval_secs = -1\ncolour = true\n\

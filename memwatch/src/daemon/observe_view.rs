@@ -118,8 +118,13 @@ impl Observability {
         let at = event.t.max(0.0) as u64;
         let key = &event.key;
         let message = match &event.kind {
-            EventKind::State { from, to, usage_bytes, limit_bytes } => {
-                format!("{key}: {from} -> {to} ({} of {})", human_bytes(*usage_bytes), human_bytes(*limit_bytes))
+            EventKind::State { from, to, usage_bytes, limit_bytes, pressure } => {
+                let mut text =
+                    format!("{key}: {from} -> {to} ({} of {})", human_bytes(*usage_bytes), human_bytes(*limit_bytes));
+                if let Some(stall) = pressure {
+                    text.push_str(&format!(", memory pressure {stall:.1}%"));
+                }
+                text
             }
             EventKind::LeakDetected(v) => {
                 self.leaks.insert(

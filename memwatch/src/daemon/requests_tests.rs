@@ -31,6 +31,7 @@ use crate::{
         sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
         signals::SignalMasks,
         target_key::TargetKey,
+        working_set::CgroupMemory,
     },
     pipeline::{Facts, Pipeline},
     sources::cgroupfs::{CgroupFs, tests::fixture},
@@ -63,6 +64,10 @@ struct FixtureFacts {
 impl Facts for FixtureFacts {
     fn cgroup_limit(&mut self, _cgroup: &str) -> Option<u64> {
         None
+    }
+
+    fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory> {
+        self.cgroupfs.memory(cgroup)
     }
 
     fn knob(&mut self, cgroup: &str) -> KnobReading {

@@ -89,14 +89,17 @@ pub fn log_events(events: &[Event], pipeline: &Pipeline) {
             .map_or(crate::config::DEFAULTS_NAME, |i| pipeline.config().policy_name(targets[i].policy));
         let key = &event.key;
         match &event.kind {
-            EventKind::State { from, to, usage_bytes, limit_bytes } => {
+            EventKind::State { from, to, usage_bytes, limit_bytes, pressure } => {
                 let usage = human_bytes(*usage_bytes);
                 let limit = human_bytes(*limit_bytes);
+                // Where sustained pressure, not usage, set the level.
+                let pressure = pressure.map(|stall| format!("{stall:.1}%"));
+                let pressure = pressure.as_deref().unwrap_or("-");
                 // Rising into critical or emergency is what an operator must see.
                 if to > from && *to >= Level::Critical {
-                    tracing::warn!(target_key = %key, %policy, %from, %to, %usage, %limit, "memory level raised");
+                    tracing::warn!(target_key = %key, %policy, %from, %to, %usage, %limit, %pressure, "memory level raised");
                 } else {
-                    tracing::info!(target_key = %key, %policy, %from, %to, %usage, %limit, "memory level changed");
+                    tracing::info!(target_key = %key, %policy, %from, %to, %usage, %limit, %pressure, "memory level changed");
                 }
             }
             EventKind::LeakDetected(v) => tracing::warn!(

@@ -23,6 +23,9 @@ pub enum EventKind {
         to: Level,
         usage_bytes: u64,
         limit_bytes: u64,
+        /// PSI `some avg10` (percent) where sustained pressure, not usage,
+        /// set the new level.
+        pressure: Option<f64>,
     },
     LeakDetected(LeakVerdict),
     LeakEnded {
@@ -80,10 +83,26 @@ fn timestamp(t: f64) -> serde_json::Number {
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum Line {
-    State { from: Level, to: Level, usage_bytes: u64, limit_bytes: u64 },
-    LeakDetected { slope_bytes_per_s: f64, confidence: f64, time_to_limit_s: Option<f64>, window_s: u64 },
-    LeakEnded { leaked_for_s: f64 },
-    SeedRule { growth_bytes_per_check: f64 },
+    State {
+        from: Level,
+        to: Level,
+        usage_bytes: u64,
+        limit_bytes: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pressure_some_avg10: Option<f64>,
+    },
+    LeakDetected {
+        slope_bytes_per_s: f64,
+        confidence: f64,
+        time_to_limit_s: Option<f64>,
+        window_s: u64,
+    },
+    LeakEnded {
+        leaked_for_s: f64,
+    },
+    SeedRule {
+        growth_bytes_per_check: f64,
+    },
 }
 
 #[derive(Serialize)]
@@ -99,9 +118,13 @@ impl Event {
     /// replay` documents.
     pub fn to_json_line(&self) -> String {
         let line = match &self.kind {
-            EventKind::State { from, to, usage_bytes, limit_bytes } => {
-                Line::State { from: *from, to: *to, usage_bytes: *usage_bytes, limit_bytes: *limit_bytes }
-            }
+            EventKind::State { from, to, usage_bytes, limit_bytes, pressure } => Line::State {
+                from: *from,
+                to: *to,
+                usage_bytes: *usage_bytes,
+                limit_bytes: *limit_bytes,
+                pressure_some_avg10: pressure.map(|p| round_to(p, 2)),
+            },
             EventKind::LeakDetected(v) => Line::LeakDetected {
                 slope_bytes_per_s: round_to(v.slope_bytes_per_s, 3),
                 confidence: round_to(v.confidence, 6),

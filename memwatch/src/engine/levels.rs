@@ -124,17 +124,25 @@ impl LevelMachine {
         self.level
     }
 
-    /// Feeds one reading as a fraction of the limit.
-    pub fn observe(&mut self, ratio: f64, thresholds: &Thresholds, hysteresis: &Hysteresis) -> Option<Transition> {
+    /// Feeds one reading as a fraction of the limit; `floor` is the level
+    /// something else holds the target at (sustained pressure), which it
+    /// rises to at once and does not fall below.
+    pub fn observe(
+        &mut self,
+        ratio: f64,
+        floor: Level,
+        thresholds: &Thresholds,
+        hysteresis: &Hysteresis,
+    ) -> Option<Transition> {
         let from = self.level;
-        let reached = thresholds.level_for(ratio);
+        let reached = thresholds.level_for(ratio).max(floor);
         if reached > from {
             self.level = reached;
             self.below_for = 0;
             return Some(Transition { from, to: reached });
         }
         let exit_line = |level: Level| thresholds.entry(level) - hysteresis.margin;
-        if from == Level::Normal || ratio >= exit_line(from) {
+        if from == Level::Normal || ratio >= exit_line(from) || floor >= from {
             self.below_for = 0;
             return None;
         }
@@ -149,6 +157,7 @@ impl LevelMachine {
         while to != Level::Normal && ratio < exit_line(to) {
             to = to.below().expect("to is above normal");
         }
+        let to = to.max(floor);
         self.level = to;
         self.below_for = 0;
         Some(Transition { from, to })
@@ -162,7 +171,9 @@ mod tests {
     fn feed(machine: &mut LevelMachine, ratios: &[f64]) -> Vec<Option<(Level, Level)>> {
         ratios
             .iter()
-            .map(|&r| machine.observe(r, &Thresholds::DEFAULT, &Hysteresis::DEFAULT).map(|t| (t.from, t.to)))
+            .map(|&r| {
+                machine.observe(r, Level::Normal, &Thresholds::DEFAULT, &Hysteresis::DEFAULT).map(|t| (t.from, t.to))
+            })
             .collect()
     }
 
@@ -206,5 +217,24 @@ mod tests {
         feed(&mut machine, &[0.85, 0.5, 0.5, 0.91, 0.5]);
         assert_eq!(machine.level(), Level::Critical);
         assert_eq!(feed(&mut machine, &[0.5, 0.5]), [None, Some((Level::Critical, Level::Normal))]);
+    }
+
+    #[test]
+    fn a_floor_raises_the_level_at_once_and_holds_it_until_it_drops() {
+        let mut machine = LevelMachine::default();
+        let mut observe = |ratio: f64, floor: Level| {
+            machine.observe(ratio, floor, &Thresholds::DEFAULT, &Hysteresis::DEFAULT).map(|t| (t.from, t.to))
+        };
+        assert_eq!(observe(0.3, Level::Critical), Some((Level::Normal, Level::Critical)));
+        // Usage far below: the floor holds the level however long.
+        for _ in 0..10 {
+            assert_eq!(observe(0.3, Level::Critical), None);
+        }
+        // Down to a warning floor: hysteresis on usage as ever, landing on the floor.
+        assert_eq!(observe(0.3, Level::Warning), None);
+        assert_eq!(observe(0.3, Level::Warning), None);
+        assert_eq!(observe(0.3, Level::Warning), Some((Level::Critical, Level::Warning)));
+        // Usage above the floor wins.
+        assert_eq!(observe(0.92, Level::Warning), Some((Level::Warning, Level::Critical)));
     }
 }

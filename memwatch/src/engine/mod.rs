@@ -16,6 +16,7 @@ pub mod leak;
 pub mod levels;
 pub mod limit;
 pub mod planner;
+pub mod pressure;
 pub mod ring;
 pub mod seed_rule;
 pub mod trend;
@@ -28,10 +29,12 @@ pub use event::{Event, EventKind, LeakVerdict};
 pub use leak::LeakSettings;
 pub use levels::{Hysteresis, Level, Thresholds};
 pub use limit::{LimitSpec, resolve_limit};
+pub use pressure::PressureSettings;
 
 use history::History;
 use leak::{LeakChange, LeakDetector};
 use levels::LevelMachine;
+use pressure::PressureWatch;
 
 /// Everything the engine needs to know about how to judge one target.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,11 +42,17 @@ pub struct TargetSettings {
     pub thresholds: Thresholds,
     pub hysteresis: Hysteresis,
     pub leak: LeakSettings,
+    pub pressure: PressureSettings,
 }
 
 impl Default for TargetSettings {
     fn default() -> Self {
-        Self { thresholds: Thresholds::DEFAULT, hysteresis: Hysteresis::DEFAULT, leak: LeakSettings::DEFAULT }
+        Self {
+            thresholds: Thresholds::DEFAULT,
+            hysteresis: Hysteresis::DEFAULT,
+            leak: LeakSettings::DEFAULT,
+            pressure: PressureSettings::DEFAULT,
+        }
     }
 }
 
@@ -56,6 +65,8 @@ pub struct Reading<'a> {
     pub usage_bytes: u64,
     /// The resolved limit (see `limit::resolve_limit`); never 0.
     pub limit_bytes: u64,
+    /// PSI `some avg10` of the target's cgroup, in percent, where measured.
+    pub pressure: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +87,7 @@ struct Target {
     last_t: Option<f64>,
     history: History,
     levels: LevelMachine,
+    pressure: PressureWatch,
     leak: LeakDetector,
     seed_firing: bool,
 }
@@ -98,7 +110,10 @@ impl Engine {
 
         let limit = reading.limit_bytes.max(1);
         let ratio = reading.usage_bytes as f64 / limit as f64;
-        if let Some(change) = target.levels.observe(ratio, &settings.thresholds, &settings.hysteresis) {
+        let floor = target.pressure.floor(reading.t, reading.pressure, &settings.pressure);
+        if let Some(change) = target.levels.observe(ratio, floor, &settings.thresholds, &settings.hysteresis) {
+            // Named where the pressure, not the usage, set the new level.
+            let by_usage = settings.thresholds.level_for(ratio) >= change.to;
             emit(
                 events,
                 EventKind::State {
@@ -106,6 +121,7 @@ impl Engine {
                     to: change.to,
                     usage_bytes: reading.usage_bytes,
                     limit_bytes: limit,
+                    pressure: reading.pressure.filter(|_| !by_usage),
                 },
             );
         }
@@ -170,7 +186,11 @@ mod tests {
         let settings = TargetSettings::default();
         let a = TargetKey::from("a");
         for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
-            engine.observe(&Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100 }, &settings, &mut events);
+            engine.observe(
+                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure: None },
+                &settings,
+                &mut events,
+            );
         }
         let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
         assert_eq!(
@@ -184,13 +204,49 @@ mod tests {
     }
 
     #[test]
+    fn sustained_pressure_raises_the_level_and_its_event_says_so() {
+        let mut engine = Engine::default();
+        let mut events = Vec::new();
+        let settings = TargetSettings {
+            pressure: PressureSettings { warning: Some(20.0), critical: None, sustain_secs: 10.0 },
+            ..TargetSettings::default()
+        };
+        let a = TargetKey::from("a");
+        for (t, usage, pressure) in
+            [(0.0, 10, Some(35.0)), (5.0, 10, Some(35.0)), (10.0, 10, Some(35.0)), (15.0, 85, None)]
+        {
+            engine.observe(
+                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure },
+                &settings,
+                &mut events,
+            );
+        }
+        let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"t":10,"key":"a","event":"state","from":"normal","to":"warning","usage_bytes":10,"limit_bytes":100,"pressure_some_avg10":35.0}"#
+            ],
+            "a level set by usage (85% at t = 15) is no change and names no pressure"
+        );
+    }
+
+    #[test]
     fn targets_are_independent_and_can_be_forgotten() {
         let mut engine = Engine::default();
         let mut events = Vec::new();
         let settings = TargetSettings::default();
         let (a, b) = (TargetKey::from("a"), TargetKey::from("b"));
-        engine.observe(&Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100 }, &settings, &mut events);
-        engine.observe(&Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100 }, &settings, &mut events);
+        engine.observe(
+            &Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100, pressure: None },
+            &settings,
+            &mut events,
+        );
+        engine.observe(
+            &Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100, pressure: None },
+            &settings,
+            &mut events,
+        );
         assert_eq!(engine.level(&b), Some(Level::Normal));
         engine.retain(|key| *key == b);
         assert_eq!(engine.target_count(), 1);
@@ -205,8 +261,13 @@ mod tests {
         let mib = 1 << 20;
         for i in 0..40u64 {
             let usage = if i < 20 { 100 * mib + i * 10 * mib } else { 400 * mib };
-            let reading =
-                Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 1 << 40 };
+            let reading = Reading {
+                t: i as f64 * 5.0,
+                key: &TargetKey::from("a"),
+                usage_bytes: usage,
+                limit_bytes: 1 << 40,
+                pressure: None,
+            };
             engine.observe(&reading, &settings, &mut events);
         }
         let seeds: Vec<f64> =
@@ -223,8 +284,13 @@ mod tests {
         // 1 MiB/s from 1 GiB towards a 4 GiB limit.
         for i in 0..720u64 {
             let usage = gib + i * 5 * (1 << 20);
-            let reading =
-                Reading { t: i as f64 * 5.0, key: &TargetKey::from("a"), usage_bytes: usage, limit_bytes: 4 * gib };
+            let reading = Reading {
+                t: i as f64 * 5.0,
+                key: &TargetKey::from("a"),
+                usage_bytes: usage,
+                limit_bytes: 4 * gib,
+                pressure: None,
+            };
             engine.observe(&reading, &settings, &mut events);
         }
         let leak = events

@@ -31,7 +31,27 @@ metric!(SYSTEM_MEMORY_LIMIT, "system.memory.limit", "By", Gauge, "Total host mem
 metric!(PROCESS_MEMORY_USAGE, "process.memory.usage", "By", Gauge, "Resident memory of a process");
 metric!(PROCESS_MEMORY_VIRTUAL, "process.memory.virtual", "By", Gauge, "Virtual memory of a process");
 metric!(PROCESS_PAGING_FAULTS, "process.paging.faults", "{fault}", Counter, "Page faults of a process");
-metric!(TARGET_USAGE, "memwatch.target.memory.usage", "By", Gauge, "Resident memory of a target's processes");
+metric!(
+    TARGET_USAGE,
+    "memwatch.target.memory.usage",
+    "By",
+    Gauge,
+    "What a target's level is judged on: its cgroup's working set (charge less inactive page cache), else its processes' resident memory"
+);
+metric!(
+    TARGET_CHARGED,
+    "memwatch.target.memory.charged",
+    "By",
+    Gauge,
+    "Memory charged to a cgroup target's cgroup (memory.current; v1 memory.usage_in_bytes)"
+);
+metric!(
+    TARGET_PRESSURE,
+    "memwatch.target.memory.pressure",
+    "1",
+    Gauge,
+    "Share of time a cgroup target's tasks stalled on memory (PSI), by stall (some, full) and window (10s, 60s)"
+);
 metric!(TARGET_LIMIT, "memwatch.target.memory.limit", "By", Gauge, "Memory limit of a target");
 metric!(TARGET_UTILIZATION, "memwatch.target.memory.utilization", "1", Gauge, "Target usage over its limit");
 metric!(
@@ -69,6 +89,8 @@ pub static ALL: &[&MetricDef] = &[
     &PROCESS_MEMORY_VIRTUAL,
     &PROCESS_PAGING_FAULTS,
     &TARGET_USAGE,
+    &TARGET_CHARGED,
+    &TARGET_PRESSURE,
     &TARGET_LIMIT,
     &TARGET_UTILIZATION,
     &TARGET_STATE,

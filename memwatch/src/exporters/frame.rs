@@ -130,6 +130,27 @@ pub fn frame_from(view: &StatusView) -> Frame {
         view.targets.iter().filter_map(|t| value(t).map(|v| one(target_attrs(t), v))).collect()
     };
     add(&catalog::TARGET_USAGE, per_target(&|t| Some(t.usage_bytes as f64)));
+    add(&catalog::TARGET_CHARGED, per_target(&|t| t.charged_bytes.map(|b| b as f64)));
+    add(
+        &catalog::TARGET_PRESSURE,
+        view.targets
+            .iter()
+            .filter_map(|t| Some((t, t.pressure?)))
+            .flat_map(|(t, p)| {
+                [
+                    ("some", "10s", p.some_avg10),
+                    ("some", "60s", p.some_avg60),
+                    ("full", "10s", p.full_avg10),
+                    ("full", "60s", p.full_avg60),
+                ]
+                .map(|(stall, window, percent)| {
+                    let mut attrs = target_attrs(t);
+                    attrs.extend([("memwatch.pressure.stall", s(stall)), ("memwatch.pressure.window", s(window))]);
+                    one(attrs, percent / 100.0)
+                })
+            })
+            .collect(),
+    );
     add(&catalog::TARGET_LIMIT, per_target(&|t| Some(t.limit_bytes as f64)));
     add(&catalog::TARGET_UTILIZATION, per_target(&|t| Some(t.usage_ratio())));
     add(&catalog::TARGET_STATE, per_target(&|t| Some(f64::from(t.level.index()))));

@@ -86,6 +86,8 @@ fn view(first_pid: u32, n: u32, usage: u64) -> StatusView {
             name: "api.service".into(),
             kind: "unit".into(),
             usage_bytes: usage,
+            charged_bytes: None,
+            pressure: None,
             limit_bytes: 1000,
             level: Level::Emergency,
             growth_bytes_per_s: 1.0,

@@ -96,6 +96,8 @@ mod tests {
                 name: "api.service".into(),
                 kind: "unit".into(),
                 usage_bytes: 960,
+                charged_bytes: None,
+                pressure: None,
                 limit_bytes: 1000,
                 level: Level::Emergency,
                 growth_bytes_per_s: 12.0,
@@ -146,6 +148,38 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_cgroup_target_carries_its_charge_and_its_pressure_by_stall_and_window() {
+        let mut view = sample_view();
+        view.targets[0].charged_bytes = Some(1200);
+        view.targets[0].pressure = Some(crate::model::working_set::Pressure {
+            some_avg10: 12.5,
+            some_avg60: 4.0,
+            full_avg10: 2.0,
+            full_avg60: 0.5,
+        });
+        let cell = FrameCell::default();
+        cell.set(frame_from(&view));
+        let text = PrometheusExporter::new(cell.clone()).render().unwrap();
+        let labels = "memwatch_target=\"api.service\",memwatch_target_kind=\"unit\"";
+        for expected in [
+            format!("memwatch_target_memory_charged_bytes{{{labels}}} 1200"),
+            format!(
+                "memwatch_target_memory_pressure_ratio{{{labels},memwatch_pressure_stall=\"some\",memwatch_pressure_window=\"10s\"}} 0.125"
+            ),
+            format!(
+                "memwatch_target_memory_pressure_ratio{{{labels},memwatch_pressure_stall=\"full\",memwatch_pressure_window=\"60s\"}} 0.005"
+            ),
+        ] {
+            assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+        }
+        // A target without them has no such series, not zeros.
+        cell.set(frame_from(&sample_view()));
+        let text = PrometheusExporter::new(cell).render().unwrap();
+        assert!(!text.contains("memwatch_target_memory_pressure_ratio{"), "{text}");
+        assert!(!text.contains("memwatch_target_memory_charged_bytes{"), "{text}");
     }
 
     #[test]

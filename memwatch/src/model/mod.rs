@@ -11,3 +11,4 @@ pub mod signals;
 pub mod target_key;
 pub mod targets;
 pub mod untouchable;
+pub mod working_set;

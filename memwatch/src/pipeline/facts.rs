@@ -2,13 +2,18 @@
 //! the daemon answers from /sys and /proc (`SystemFacts`), a replay from the
 //! recording, tests from fixtures.
 use crate::{
-    model::{cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks},
+    model::{
+        cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks, working_set::CgroupMemory,
+    },
     sources::{cgroupfs::CgroupFs, procfs::ProcFs, runtime},
 };
 
 pub trait Facts {
     /// The memory limit in force for `cgroup`; `None` when nothing limits it.
     fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64>;
+    /// What `cgroup` is charged, its inactive page cache and its pressure;
+    /// `None` for the root cgroup or when unreadable.
+    fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory>;
     /// The throttle knob of `cgroup` and the usage it is compared with.
     fn knob(&mut self, cgroup: &str) -> KnobReading;
     /// What `id` does with each signal; `None` when it cannot be told.
@@ -28,6 +33,10 @@ pub struct SystemFacts {
 impl Facts for SystemFacts {
     fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
         self.cgroupfs.limit(cgroup)
+    }
+
+    fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory> {
+        self.cgroupfs.memory(cgroup)
     }
 
     fn knob(&mut self, cgroup: &str) -> KnobReading {

@@ -8,6 +8,7 @@
 pub mod facts;
 pub mod monitor;
 pub mod replay;
+mod sole_owner;
 
 use crate::{
     config::{Config, cleanup::CleanupStep},
@@ -15,10 +16,13 @@ use crate::{
         EngineOptions, Event, EventKind, Level,
         planner::{Decision, Member, Observed, Planner},
     },
-    model::{cgroup::KnobReading, incident::ActionRecord, sample::ProcessSample, target_key::TargetKey, targets},
+    model::{
+        cgroup::KnobReading, incident::ActionRecord, sample::ProcessSample, target_key::TargetKey, targets,
+        working_set::CgroupMemory,
+    },
 };
 pub use facts::Facts;
-use monitor::Monitor;
+use monitor::{Measured, Monitor};
 
 /// One target as this interval saw and judged it: what the planner was
 /// given, and what the view shows.
@@ -28,7 +32,12 @@ pub struct Assessed {
     /// Index of the policy that applies; `None`: the defaults.
     pub policy: Option<usize>,
     pub cgroup: Option<String>,
+    /// What the levels read: a cgroup target's working set where its
+    /// cgroup could be read and holds no other target, else its processes'
+    /// RSS summed.
     pub usage_bytes: u64,
+    /// Its cgroup's own accounting, where `usage_bytes` came from it.
+    pub memory: Option<CgroupMemory>,
     /// The limit it was judged against.
     pub limit_bytes: u64,
     pub level: Level,
@@ -95,9 +104,22 @@ impl Pipeline {
         let mut assessed = Vec::new();
         let (targets, folded) =
             targets::cap(targets::build(processes, self.config()), self.config().daemon.max_targets);
-        for target in targets {
+        let sole_owners = sole_owner::of_their_cgroups(&targets);
+        for (target, sole_owner) in targets.into_iter().zip(sole_owners) {
             let observed_limit = target.limit_cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
-            self.monitor.observe(t, &target.key, target.policy, target.usage_bytes, observed_limit, &mut events);
+            // The cgroup's charge counts every process in it and below:
+            // the target's own figure only where no other target is there.
+            let memory = match (&target.key, &target.cgroup) {
+                (TargetKey::Cgroup(_), Some(cgroup)) if sole_owner => facts.cgroup_memory(cgroup),
+                _ => None,
+            };
+            let usage_bytes = memory.map_or(target.usage_bytes, |m| m.working_set_bytes());
+            let measured = Measured {
+                usage_bytes,
+                cgroup_limit: observed_limit,
+                pressure: memory.and_then(|m| m.pressure).map(|p| p.some_avg10),
+            };
+            self.monitor.observe(t, &target.key, target.policy, measured, &mut events);
             let members = target
                 .members
                 .iter()
@@ -109,7 +131,8 @@ impl Pipeline {
                 cgroup: target.cgroup,
                 key: target.key,
                 policy: target.policy,
-                usage_bytes: target.usage_bytes,
+                usage_bytes,
+                memory,
                 members,
                 knob: None,
                 protected_inside: false,
@@ -217,3 +240,7 @@ fn observe_one<'a>(config: &'a Config, target: &'a Assessed) -> Observed<'a> {
         knob: target.knob.as_ref(),
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -7,6 +7,17 @@ use crate::{
     model::target_key::TargetKey,
 };
 
+/// What was measured of one target this interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    pub usage_bytes: u64,
+    /// The target's own cgroup limit, if any (live: read from sysfs;
+    /// replay: the trace's limit_bytes column).
+    pub cgroup_limit: Option<u64>,
+    /// PSI `some avg10` of its cgroup, in percent, where measured.
+    pub pressure: Option<f64>,
+}
+
 pub struct Monitor {
     engine: Engine,
     config: Config,
@@ -31,20 +42,19 @@ impl Monitor {
     }
 
     /// One reading of the target `key`, judged by policy `policy` (`None`:
-    /// the defaults). `observed_limit` is the target's own cgroup limit, if
-    /// any (live: read from sysfs; replay: the trace's limit_bytes column).
+    /// the defaults).
     pub fn observe(
         &mut self,
         t: f64,
         key: &TargetKey,
         policy: Option<usize>,
-        usage_bytes: u64,
-        observed_limit: Option<u64>,
+        measured: Measured,
         events: &mut Vec<Event>,
     ) {
         let settings = self.config.settings(policy);
-        let limit_bytes = self.limit_bytes(policy, observed_limit);
-        self.engine.observe(&Reading { t, key, usage_bytes, limit_bytes }, &settings.engine, events);
+        let Measured { usage_bytes, cgroup_limit, pressure } = measured;
+        let limit_bytes = self.limit_bytes(policy, cgroup_limit);
+        self.engine.observe(&Reading { t, key, usage_bytes, limit_bytes, pressure }, &settings.engine, events);
     }
 
     /// The limit a target is judged against (what `observe` resolves).

@@ -8,7 +8,7 @@ use crate::{
         planner::{Applied, Decision, assume_success},
     },
     model::targets::policy_for_key,
-    pipeline::monitor::Monitor,
+    pipeline::monitor::{Measured, Monitor},
     trace::{
         v1,
         v2::{RecordedFacts, Recording, Round},
@@ -22,7 +22,8 @@ pub fn events_of_v1(trace: &v1::Trace, config: Config, host_total: u64, options:
     let mut monitor = Monitor::new(config, host_total, options);
     let mut events = Vec::new();
     for row in &trace.rows {
-        monitor.observe(row.t, &trace.keys[row.key], policies[row.key], row.rss_bytes, row.limit_bytes, &mut events);
+        let measured = Measured { usage_bytes: row.rss_bytes, cgroup_limit: row.limit_bytes, pressure: None };
+        monitor.observe(row.t, &trace.keys[row.key], policies[row.key], measured, &mut events);
     }
     // Rows are in time order per key only; a stable sort makes the whole
     // output time-ordered without disturbing same-instant order.

@@ -1,6 +1,7 @@
-//! The one reader of cgroup files: a cgroup's memory limit, usage,
-//! throttle knob (`memory.high`), `memory.events`, and the systemd unit its
-//! path names. cgroup v2 first, then v1's memory hierarchy (hybrid hosts).
+//! The one reader of cgroup files: a cgroup's memory limit, usage, working
+//! set and pressure, throttle knob (`memory.high`), `memory.events`, and
+//! the systemd unit its path names. cgroup v2 first, then v1's memory
+//! hierarchy (hybrid hosts).
 //!
 //! One notion of "unlimited" for both: v2 spells it `max`; v1 writes
 //! PAGE_COUNTER_MAX pages in bytes (9223372036854771712 on 4 KiB pages), so
@@ -14,7 +15,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-pub use crate::model::cgroup::{Knob, KnobReading, Limit, MemoryEvents};
+pub use crate::model::{
+    cgroup::{Knob, KnobReading, Limit, MemoryEvents},
+    working_set::{CgroupMemory, Pressure},
+};
 
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 
@@ -85,6 +89,34 @@ impl CgroupFs {
         v2.or_else(|| smallest_on_path(&self.root.join("memory"), cgroup, "memory.limit_in_bytes"))
     }
 
+    /// What `cgroup` is charged, how much of that is inactive page cache,
+    /// and (v2) its memory pressure. `None` for the root cgroup (its
+    /// figures are the whole host's, not its own processes') and when the
+    /// files cannot be read (the cgroup is gone, or a kernel without them):
+    /// the processes' RSS then stands in.
+    pub fn memory(&self, cgroup: &str) -> Option<CgroupMemory> {
+        let relative = cgroup.trim_start_matches('/');
+        if relative.is_empty() {
+            return None;
+        }
+        let v2 = self.root.join(relative);
+        if let Some(charged_bytes) = read_bytes(&v2.join("memory.current")) {
+            return Some(CgroupMemory {
+                charged_bytes,
+                inactive_file_bytes: stat_field(&v2.join("memory.stat"), "inactive_file")?,
+                pressure: std::fs::read_to_string(v2.join("memory.pressure"))
+                    .ok()
+                    .and_then(|text| Pressure::parse(&text).ok()),
+            });
+        }
+        let v1 = self.root.join("memory").join(relative);
+        Some(CgroupMemory {
+            charged_bytes: read_bytes(&v1.join("memory.usage_in_bytes"))?,
+            inactive_file_bytes: stat_field(&v1.join("memory.stat"), "total_inactive_file")?,
+            pressure: None,
+        })
+    }
+
     /// The throttle knob of `path` and the usage it is compared with, as the
     /// planner needs them; what went wrong if they cannot be read.
     pub fn knob_reading(&self, path: &str) -> KnobReading {
@@ -130,6 +162,16 @@ fn read_limit_file(path: &Path) -> Option<u64> {
         Limit::Bytes(bytes) => finite(bytes),
         Limit::Max => None,
     }
+}
+
+fn read_bytes(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// One `key value` line of a `memory.stat` file.
+fn stat_field(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A limit in bytes, or `None` for v1's "unlimited" and for 0 (no cgroup

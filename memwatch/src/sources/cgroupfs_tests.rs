@@ -141,3 +141,33 @@ fn units_come_from_the_innermost_service_or_scope() {
     assert_eq!(unit_from_cgroup("/"), None);
     assert_eq!(unit_from_cgroup("/process_api/ee2efc7e"), None);
 }
+
+#[test]
+fn the_working_set_is_read_from_v2_and_from_v1s_hierarchical_stat() {
+    let root = fixture(&[
+        ("cgroup.controllers", "cpu memory pids\n"),
+        ("memory.current", "999999999\n"),
+        ("app.slice/api.service/memory.current", "1000000\n"),
+        ("app.slice/api.service/memory.stat", "anon 600000\nfile 400000\nactive_file 100000\ninactive_file 300000\n"),
+        (
+            "app.slice/api.service/memory.pressure",
+            "some avg10=4.00 avg60=1.00 avg300=0.20 total=1\nfull avg10=0.50 avg60=0.10 avg300=0.00 total=1\n",
+        ),
+        ("app.slice/batch.service/memory.current", "5000\n"),
+        ("app.slice/batch.service/memory.stat", "inactive_file 1000\n"),
+        ("memory/system.slice/redis.service/memory.usage_in_bytes", "8000\n"),
+        // v1's own-cgroup `inactive_file` comes first and is not the one:
+        // children's page cache is charged to the parent too.
+        ("memory/system.slice/redis.service/memory.stat", "inactive_file 1000\ntotal_inactive_file 3000\n"),
+    ]);
+    let cgroupfs = CgroupFs::new(root.path());
+    let api = cgroupfs.memory("/app.slice/api.service").unwrap();
+    assert_eq!((api.charged_bytes, api.inactive_file_bytes, api.working_set_bytes()), (1_000_000, 300_000, 700_000));
+    assert_eq!(api.pressure.map(|p| (p.some_avg10, p.full_avg10)), Some((4.0, 0.5)));
+    let batch = cgroupfs.memory("/app.slice/batch.service").unwrap();
+    assert_eq!((batch.working_set_bytes(), batch.pressure), (4000, None), "no memory.pressure: none shown");
+    let redis = cgroupfs.memory("/system.slice/redis.service").unwrap();
+    assert_eq!((redis.working_set_bytes(), redis.pressure), (5000, None));
+    assert_eq!(cgroupfs.memory("/"), None, "the root's figures are the host's");
+    assert_eq!(cgroupfs.memory("/gone.service"), None);
+}

@@ -3,7 +3,7 @@
 //! ```text
 //! {"memwatch_trace":{"version":2,"host_memory":…,"daemon_pid":…,"interval_s":…}}
 //! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…}}   first sight of a process
-//! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"knobs":{…},"signals":[…]}}}
+//! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"memory":{…},"knobs":{…},"signals":[…]}}}
 //! {"applied":[{"outcome":"ok","detail":"…"},…]}                                  outcomes of the round before
 //! {"request":{"t":…,"target":"cgroup:/…","answers":{…}}}                         POST /health/gc
 //! {"done":{"t":…,"pass":…,"applied":[…]}}                                       a pass applied off the loop is done
@@ -32,6 +32,7 @@ use crate::{
         sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
         signals::SignalMasks,
         target_key::TargetKey,
+        working_set::CgroupMemory,
     },
 };
 
@@ -54,6 +55,9 @@ pub struct Header {
 pub struct Answers {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, Option<u64>>,
+    /// What each cgroup target's cgroup was charged (and its pressure).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory: BTreeMap<String, Option<CgroupMemory>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub knobs: BTreeMap<String, KnobReading>,
     /// (pid, start time, masks).
@@ -66,7 +70,11 @@ pub struct Answers {
 
 impl Answers {
     pub fn is_empty(&self) -> bool {
-        self.limits.is_empty() && self.knobs.is_empty() && self.signals.is_empty() && self.runtimes.is_empty()
+        self.limits.is_empty()
+            && self.memory.is_empty()
+            && self.knobs.is_empty()
+            && self.signals.is_empty()
+            && self.runtimes.is_empty()
     }
 }
 

@@ -2,7 +2,9 @@
 //! (replay), or asked of the system and kept (recording).
 use super::Answers;
 use crate::{
-    model::{cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks},
+    model::{
+        cgroup::KnobReading, runtime::Runtime, sample::ProcessId, signals::SignalMasks, working_set::CgroupMemory,
+    },
     pipeline::Facts,
 };
 
@@ -14,6 +16,12 @@ pub struct RecordedFacts<'a> {
 impl Facts for RecordedFacts<'_> {
     fn cgroup_limit(&mut self, cgroup: &str) -> Option<u64> {
         self.answers.limits.get(cgroup).copied().flatten()
+    }
+
+    /// A recording made before memwatch read it has none: the processes'
+    /// RSS stands in, as it did live then.
+    fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory> {
+        self.answers.memory.get(cgroup).copied().flatten()
     }
 
     fn knob(&mut self, cgroup: &str) -> KnobReading {
@@ -57,6 +65,12 @@ impl Facts for RecordingFacts<'_> {
         let limit = self.inner.cgroup_limit(cgroup);
         self.answers.limits.insert(cgroup.to_owned(), limit);
         limit
+    }
+
+    fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory> {
+        let memory = self.inner.cgroup_memory(cgroup);
+        self.answers.memory.insert(cgroup.to_owned(), memory);
+        memory
     }
 
     fn knob(&mut self, cgroup: &str) -> KnobReading {

@@ -47,6 +47,10 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
         KnobReading::Read { knob: Knob::MemoryHigh, limit: Limit::Max, usage: Some(4096), reclaim: true },
     );
     answers.signals.push((10, 77, Some(SignalMasks { caught: 1 << 9, ..Default::default() })));
+    let pressure = crate::model::working_set::Pressure { some_avg10: 12.5, some_avg60: 3.0, ..Default::default() };
+    let memory = CgroupMemory { charged_bytes: 9 << 20, inactive_file_bytes: 1 << 20, pressure: Some(pressure) };
+    answers.memory.insert("/app.slice/api.service".into(), Some(memory));
+    answers.memory.insert("/app.slice/gone.service".into(), None);
     recorder.tick(1000.5, &procs, answers.clone()).unwrap();
     recorder
         .applied(&[Applied {

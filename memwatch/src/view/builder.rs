@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     cache::CacheStats,
-    model::{container::Container, delta, sample::Snapshot, target_key::TargetKey},
+    model::{container::Container, delta, sample::Snapshot, target_key::TargetKey, working_set::CgroupMemory},
     pipeline::Assessed,
 };
 
@@ -51,6 +51,7 @@ struct Judged {
     name: String,
     kind: &'static str,
     usage_bytes: u64,
+    memory: Option<CgroupMemory>,
     limit_bytes: u64,
     level: Level,
     leak: Option<LeakView>,
@@ -135,6 +136,7 @@ impl ViewBuilder {
                 name: t.key.to_string(),
                 kind: t.key.kind().as_str(),
                 usage_bytes: t.usage_bytes,
+                memory: t.memory,
                 limit_bytes: t.limit_bytes,
                 level: t.level,
                 leak: leaks.get(&t.key).cloned(),
@@ -204,6 +206,7 @@ impl ViewBuilder {
                 name: OTHER_TARGET.to_owned(),
                 kind: "other",
                 usage_bytes: 0,
+                memory: None,
                 limit_bytes: 0,
                 level: Level::Normal,
                 leak: None,
@@ -237,6 +240,8 @@ impl ViewBuilder {
                     name: j.name,
                     kind: j.kind.to_owned(),
                     usage_bytes: j.usage_bytes,
+                    charged_bytes: j.memory.map(|m| m.charged_bytes),
+                    pressure: j.memory.and_then(|m| m.pressure),
                     limit_bytes: j.limit_bytes,
                     level: j.level,
                     growth_bytes_per_s: growth,

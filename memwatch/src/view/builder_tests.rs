@@ -37,6 +37,7 @@ fn assessed(unit: &str, processes: &[&ProcessSample], limit: u64, level: Level) 
         policy: None,
         cgroup: Some(format!("/system.slice/{unit}")),
         usage_bytes: members.iter().map(|m| m.rss).sum(),
+        memory: None,
         limit_bytes: limit,
         level,
         members,

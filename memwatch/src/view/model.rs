@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Level, Thresholds};
-use crate::{cache::CacheStats, model::container::Container};
+use crate::{cache::CacheStats, model::container::Container, model::working_set::Pressure};
 
 /// How many readings of each target are kept for sparklines (`memwatch top`).
 pub const HISTORY_LEN: usize = 60;
@@ -87,7 +87,15 @@ pub struct TargetView {
     pub name: String,
     /// "unit", "cgroup", "host", or whatever the engine's policies name.
     pub kind: String,
+    /// What the level is judged on: a cgroup target's working set where
+    /// `charged_bytes` was read, else its processes' RSS summed.
     pub usage_bytes: u64,
+    /// What its cgroup is charged (page cache and kernel memory included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_bytes: Option<u64>,
+    /// Its cgroup's memory pressure (cgroup v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<Pressure>,
     pub limit_bytes: u64,
     pub level: Level,
     pub growth_bytes_per_s: f64,

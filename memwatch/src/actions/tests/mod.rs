@@ -164,7 +164,13 @@ impl Harness {
         }
         let mut events = Vec::new();
         if level != self.level {
-            let kind = EventKind::State { from: self.level, to: level, usage_bytes: usage, limit_bytes: LIMIT };
+            let kind = EventKind::State {
+                from: self.level,
+                to: level,
+                usage_bytes: usage,
+                limit_bytes: LIMIT,
+                pressure: None,
+            };
             events.push(Event { t: self.t, key: key(), kind });
             self.level = level;
         }

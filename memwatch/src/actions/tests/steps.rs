@@ -153,7 +153,9 @@ fn steps_run_in_order_and_a_failed_one_does_not_stop_the_next() {
     );
     h.step(50, Level::Normal);
     h.step(91, Level::Critical);
-    assert!(h.signals().is_empty(), "the signal waits for the http step before it");
+    // The pass runs on a worker: a refused connect fails at once, so the
+    // signal may already be out here. The order the steps were recorded in
+    // is the order they ran in.
     let done = h.finish_pass();
     let steps: Vec<(ActionKind, Outcome)> = done.iter().map(|p| (p.record.action, p.record.outcome)).collect();
     assert_eq!(steps, [(ActionKind::Http, Outcome::Failed), (ActionKind::Signal, Outcome::Ok)]);

@@ -59,7 +59,11 @@ impl Input {
     }
 
     fn level(&self, t: f64, from: Level, to: Level) -> Event {
-        Event { t, key: self.key.clone(), kind: EventKind::State { from, to, usage_bytes: 0, limit_bytes: 100 * MIB } }
+        Event {
+            t,
+            key: self.key.clone(),
+            kind: EventKind::State { from, to, usage_bytes: 0, limit_bytes: 100 * MIB, pressure: None },
+        }
     }
 }
 
