@@ -6,6 +6,12 @@ its label into tuning/ or test/ (alternating within each shape, so both
 halves hold every shape).
 
     sudo /usr/bin/python3 corpus/real/regenerate.py --memwatch PATH [--minutes 45]
+    python3 corpus/real/regenerate.py --ceilings-only
+
+--ceilings-only records nothing: it rewrites the committed traces with
+their heap_ceiling_bytes column, read from each workload's command line
+as `memwatch record` keeps it (the traces recorded before memwatch read
+heap ceilings lacked the column; the command lines were the same).
 
 Rates are scaled to fit the recording in under an hour; the time axis never
 is (a leak of 500 MB/h is recorded at 500 MB/h). Each label says how its
@@ -15,6 +21,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -71,20 +78,46 @@ def workloads():
     return w
 
 
+def heap_ceiling(argv):
+    """The heap ceiling the runtime was started with, in bytes, as memwatch
+    reads it from the command line (memwatch/src/model/heap_ceiling.rs):
+    the workloads here only use -Xmx<N>m."""
+    ceiling = None
+    for word in argv[1:]:
+        if not word.startswith("-"):
+            break
+        match = re.fullmatch(r"-Xmx(\d+)m", word)
+        if match:
+            ceiling = int(match.group(1)) * MIB
+    return ceiling
+
+
+def keyed(table):
+    """(key, workload) in the order main() starts them."""
+    seen = {}
+    for workload in table:
+        shape = workload[0]
+        seen[shape] = seen.get(shape, 0) + 1
+        yield f"{shape}-{seen[shape]:02d}", workload
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--memwatch", required=True, help="the memwatch binary to record with")
+    p.add_argument("--memwatch", help="the memwatch binary to record with")
+    p.add_argument("--ceilings-only", action="store_true",
+                   help="add heap_ceiling_bytes to the committed traces; record nothing")
     p.add_argument("--minutes", type=int, default=45)
     p.add_argument("--raw", default="/tmp/memwatch-real.jsonl", help="where the format-2 recording goes")
     o = p.parse_args()
+    if o.ceilings_only:
+        add_ceilings()
+        return
+    if not o.memwatch:
+        p.error("--memwatch is required to record")
     logs = pathlib.Path(o.raw).with_suffix(".logs")
     logs.mkdir(exist_ok=True)
     running = []
-    table = workloads()
-    seen = {}
-    for shape, cmd, args, limit, leak_start, kb in table:
-        seen[shape] = seen.get(shape, 0) + 1
-        key = f"{shape}-{seen[shape]:02d}"
+    for key, (shape, cmd, args, limit, leak_start, kb) in keyed(workloads()):
         argv = cmd + ["--name", key] + args + (["--leak-kb", str(kb)] if kb else [])
         log = open(logs / f"{key}.log", "w")
         proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
@@ -99,6 +132,21 @@ def main():
         if proc.returncode not in (None, -signal.SIGKILL):
             print(f"{key} exited early ({proc.returncode}): see {logs / (key + '.log')}", file=sys.stderr)
     write_corpus(o.raw, running)
+
+
+def add_ceilings():
+    for key, (shape, cmd, args, *_rest) in keyed(workloads()):
+        argv = cmd + ["--name", key] + args
+        ceiling = heap_ceiling(argv)
+        for half in ("tuning", "test"):
+            path = HERE / half / f"{key}.csv"
+            if not path.exists():
+                continue
+            lines = path.read_text().splitlines()
+            if lines[0].endswith(",heap_ceiling_bytes"):
+                continue
+            out = [lines[0] + ",heap_ceiling_bytes"] + [f"{line},{ceiling or ''}" for line in lines[1:]]
+            path.write_text("\n".join(out) + "\n")
 
 
 def write_corpus(raw, running):
@@ -132,10 +180,11 @@ def write_corpus(raw, running):
             continue
         out = HERE / half / f"{key}.csv"
         out.parent.mkdir(exist_ok=True)
+        ceiling = heap_ceiling(argv)
         with open(out, "w") as f:
-            f.write("timestamp_s,key,rss_bytes,limit_bytes\n")
+            f.write("timestamp_s,key,rss_bytes,limit_bytes,heap_ceiling_bytes\n")
             for t, rss in rows:
-                f.write(f"{t},{key},{rss},{limit * MIB}\n")
+                f.write(f"{t},{key},{rss},{limit * MIB},{ceiling or ''}\n")
         leak = leak_start is not None
         if leak_start == "cycle":
             # Rising troughs show once the first cycle has kept its share.

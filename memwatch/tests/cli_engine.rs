@@ -199,3 +199,29 @@ fn replay_of_a_periodic_job_whose_troughs_rise_reports_a_leak_by_the_third_cycle
     let per_cycle = leaks[0]["slope_bytes_per_s"].as_f64().unwrap() * 1200.0;
     assert!((per_cycle / (0.05 * 1073741824.0) - 1.0).abs() < 0.2, "{}", leaks[0]);
 }
+
+/// `memwatch replay` of `trace`: its leak_detected lines.
+fn leaks_in(trace: &Path) -> Vec<serde_json::Value> {
+    let out = memwatch(&["replay", "--trace", trace.to_str().unwrap(), "--host-memory", "16GiB"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "leak_detected")
+        .collect()
+}
+
+#[test]
+fn a_jvm_warming_up_to_its_xmx_is_no_leak_because_its_ceiling_is_known() {
+    // Recorded from a real OpenJDK 17 with -Xmx460m under a 512 MiB limit:
+    // its RSS climbs for 17 minutes to 530 MiB and holds.
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/real/test/jvm_heap_to_xmx-10.csv");
+    assert_eq!(leaks_in(&real), Vec::<serde_json::Value>::new());
+    // The same readings without the ceiling its command line declared:
+    // the climb's last minutes pass for a leak.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&real).unwrap();
+    let stripped: String = text.lines().map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0)).collect();
+    let without = write(dir.path(), "without-ceiling.csv", &stripped);
+    assert_eq!(leaks_in(Path::new(&without)).len(), 1, "{stripped:.200}");
+}

@@ -68,7 +68,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
         let answers = recording.answers;
         // Nothing is applied: the planner goes on as if all of it worked,
         // so it asks next what it would ask live.
-        pipeline.planner_mut().settle(&assume_success(&tick.decisions));
+        pipeline.settle(&assume_success(&tick.decisions));
         recorder.tick(t, &snapshot.processes, answers).context("writing the trace")?;
     }
     drop(collector);

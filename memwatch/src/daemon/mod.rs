@@ -284,7 +284,7 @@ impl<S: Signaller, F: Facts> Daemon<S, F> {
     /// logged and recorded like any round's.
     fn pass_done(&mut self, done: PassDone) -> Vec<Performed> {
         let t = round::unix_seconds();
-        let performed = self.pipeline.planner_mut().pass_done(t, done.pass, &done.results);
+        let performed = self.pipeline.pass_done(t, done.pass, &done.results);
         round::log_performed(&performed);
         if let Some(recorder) = &mut self.recorder {
             round::record(recorder.done(t, done.pass, &done.results));

@@ -39,7 +39,7 @@ pub fn apply<S: Signaller>(
     for decision in decisions {
         tracing::info!(target: DECISION_LOG, "{}", decision.to_json_line());
     }
-    let settled = pipeline.planner_mut().settle(&applied);
+    let settled = pipeline.settle(&applied);
     log_performed(&settled.performed);
     for (key, note) in pipeline.planner_mut().take_notes() {
         tracing::info!(target_key = %key, "{note}");

@@ -80,6 +80,14 @@ impl History {
     pub fn current(&self) -> Option<Point> {
         self.recent.newest().copied()
     }
+
+    /// The lowest reading of the minute being filled and of the `minutes`
+    /// closed before it: the lower envelope as the leak tests see it.
+    pub fn envelope(&self, minutes: usize) -> Option<f64> {
+        let open = self.open.map(|(_, lowest)| lowest.y);
+        let closed = self.minutes.iter().rev().take(minutes).map(|p| p.y);
+        open.into_iter().chain(closed).reduce(f64::min)
+    }
 }
 
 #[cfg(test)]

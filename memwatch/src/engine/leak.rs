@@ -101,6 +101,38 @@ impl LeakSettings {
     pub const DEFAULT: LeakSettings = LeakSettings { enabled: true, min_rate_bytes_per_s: 4096.0, confirm_secs: 180.0 };
 }
 
+/// Resident memory of a runtime includes more than its heap (a JVM's
+/// metaspace, code cache and thread stacks; V8's code and new space): a
+/// runtime counts as at its declared heap ceiling from the ceiling up to
+/// this share above it, plus [`NON_HEAP_MIN_BYTES`]. Growth beyond is its
+/// own memory growing, which is judged as any other (real corpus: JVMs
+/// whose heap reached `-Xmx` held 9-21% above it).
+pub const NON_HEAP_SHARE: f64 = 0.25;
+pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// How far a target may grow: its limit, and the heap ceiling its runtime
+/// declared, if any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub limit_bytes: f64,
+    pub heap_ceiling: Option<f64>,
+}
+
+impl Bounds {
+    /// A limit and no heap ceiling.
+    pub const fn limit(limit_bytes: f64) -> Self {
+        Self { limit_bytes, heap_ceiling: None }
+    }
+
+    /// Whether `usage_bytes` is a runtime at its declared heap ceiling: its
+    /// heap has grown as far as it may, so the growth that brought it there
+    /// was the heap sizing itself, not a leak.
+    pub fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
+        self.heap_ceiling
+            .is_some_and(|c| usage_bytes >= c && usage_bytes <= c * (1.0 + NON_HEAP_SHARE) + NON_HEAP_MIN_BYTES)
+    }
+}
+
 /// A verdict never waits longer than this share of the projected time to
 /// limit: a leak that would reach its limit before its confirmation ends is
 /// announced while there is still time to act.
@@ -171,17 +203,18 @@ impl LeakDetector {
     }
 
     /// Re-tests the trend after a minute closed at `now`, for a target
-    /// with this limit.
+    /// with this limit (and this heap ceiling, where its runtime declared one).
     pub fn evaluate(
         &mut self,
         minutes: &Ring<Point>,
         now: f64,
-        limit_bytes: f64,
+        bounds: Bounds,
         settings: &LeakSettings,
         scratch: &mut Scratch,
     ) -> Option<LeakChange> {
+        let limit_bytes = bounds.limit_bytes;
         let (trend, confirmed) =
-            if settings.enabled { self.judge(minutes, limit_bytes, settings, scratch) } else { (None, false) };
+            if settings.enabled { self.judge(minutes, bounds, settings, scratch) } else { (None, false) };
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
@@ -217,14 +250,14 @@ impl LeakDetector {
     fn judge(
         &mut self,
         minutes: &Ring<Point>,
-        limit_bytes: f64,
+        bounds: Bounds,
         settings: &LeakSettings,
         scratch: &mut Scratch,
     ) -> (Option<Trend>, bool) {
         // Tested every minute even when the cycles decide, so each window's
         // cached outcome stays current.
         let windows = self.strongest_trend(minutes, settings, scratch);
-        let periodicity = cycles::read(minutes, limit_bytes, &mut scratch.troughs, &mut scratch.values);
+        let periodicity = cycles::read(minutes, bounds.limit_bytes, &mut scratch.troughs, &mut scratch.values);
         // Rising troughs start a leak; once it is reported, troughs still
         // climbing at the minimum rate keep it, so one cycle that kept a
         // little less does not end it.
@@ -238,7 +271,10 @@ impl LeakDetector {
                 true,
             );
         }
-        (windows.filter(|_| !periodicity.explains_current_rise), false)
+        // Growth that brought a runtime to its heap ceiling was its heap
+        // sizing itself; past its allowance, it is judged again.
+        let at_ceiling = minutes.newest().is_some_and(|p| bounds.at_heap_ceiling(p.y));
+        (windows.filter(|_| !periodicity.explains_current_rise && !at_ceiling), false)
     }
 
     /// The longest window that says "leak": the most evidence behind the

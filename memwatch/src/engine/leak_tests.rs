@@ -13,8 +13,13 @@ fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> 
     for i in 0..secs / 5 {
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
-            && let Some(LeakChange::Started(trend)) =
-                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
+            && let Some(LeakChange::Started(trend)) = detector.evaluate(
+                history.minutes(),
+                t,
+                Bounds::limit(LIMIT),
+                &LeakSettings::DEFAULT,
+                &mut Scratch::default(),
+            )
         {
             return Some((t, trend));
         }
@@ -129,7 +134,10 @@ fn disabled_detection_never_reports() {
     for i in 0..1440 {
         let t = f64::from(i) * 5.0;
         if history.push(t, (t * 100_000.0) as u64) {
-            assert_eq!(detector.evaluate(history.minutes(), t, LIMIT, &off, &mut Scratch::default()), None);
+            assert_eq!(
+                detector.evaluate(history.minutes(), t, Bounds::limit(LIMIT), &off, &mut Scratch::default()),
+                None
+            );
         }
     }
 }
@@ -148,8 +156,13 @@ fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
             t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
         };
         if history.push(t, usage as u64)
-            && let Some(change) =
-                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
+            && let Some(change) = detector.evaluate(
+                history.minutes(),
+                t,
+                Bounds::limit(LIMIT),
+                &LeakSettings::DEFAULT,
+                &mut Scratch::default(),
+            )
         {
             changes.push(change);
         }
@@ -174,8 +187,13 @@ fn a_leak_ends_after_the_confirmation_window_without_one() {
         // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
         let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
         if history.push(t, usage as u64)
-            && let Some(change) =
-                detector.evaluate(history.minutes(), t, LIMIT, &LeakSettings::DEFAULT, &mut Scratch::default())
+            && let Some(change) = detector.evaluate(
+                history.minutes(),
+                t,
+                Bounds::limit(LIMIT),
+                &LeakSettings::DEFAULT,
+                &mut Scratch::default(),
+            )
         {
             changes.push((t, change));
         }
@@ -203,8 +221,13 @@ fn changes_under_a_gib(secs: u32, usage: impl Fn(f64) -> f64) -> Vec<(f64, LeakC
     for i in 0..secs / 5 {
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
-            && let Some(change) =
-                detector.evaluate(history.minutes(), t, 1024.0 * MIB, &LeakSettings::DEFAULT, &mut Scratch::default())
+            && let Some(change) = detector.evaluate(
+                history.minutes(),
+                t,
+                Bounds::limit(1024.0 * MIB),
+                &LeakSettings::DEFAULT,
+                &mut Scratch::default(),
+            )
         {
             changes.push((t, change));
         }
@@ -268,4 +291,35 @@ fn a_fast_leak_close_to_its_limit_is_announced_sooner_than_the_same_leak_far_fro
     let Some(&(near, LeakChange::Started(_))) = near.first() else { panic!("{near:?}") };
     assert!(near < far, "near the limit at {near} s, far from it at {far} s");
     assert!(far - near >= 60.0, "at least a minute sooner: {near} s vs {far} s");
+}
+
+/// The first verdict on `usage` (every 5 s for `secs`) with `bounds`.
+fn first_verdict_within(secs: u32, bounds: Bounds, usage: impl Fn(f64) -> f64) -> Option<f64> {
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    (0..secs / 5).find_map(|i| {
+        let t = f64::from(i) * 5.0;
+        let closed = history.push(t, usage(t).max(0.0) as u64);
+        let change = closed
+            .then(|| detector.evaluate(history.minutes(), t, bounds, &LeakSettings::DEFAULT, &mut Scratch::default()));
+        matches!(change, Some(Some(LeakChange::Started(_)))).then_some(t)
+    })
+}
+
+#[test]
+fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_is_judged() {
+    let gib = 1024.0 * MIB;
+    let at = Bounds { limit_bytes: LIMIT, heap_ceiling: Some(gib) };
+    assert!(!at.at_heap_ceiling(gib - 1.0) && at.at_heap_ceiling(gib) && at.at_heap_ceiling(1.25 * gib + 64.0 * MIB));
+    assert!(!at.at_heap_ceiling(1.25 * gib + 65.0 * MIB), "past the allowance");
+    assert!(!Bounds::limit(LIMIT).at_heap_ceiling(gib), "no ceiling declared");
+
+    // 200 MiB/h from just above a 1 GiB ceiling: within the allowance for the hour.
+    let above = |t: f64| 1.05 * gib + 200.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
+    assert_eq!(first_verdict_within(3600, at, above), None);
+    assert!(first_verdict_within(3600, Bounds::limit(LIMIT), above).is_some(), "the same growth, no ceiling");
+    // The runtime's own memory growing far past its heap's ceiling.
+    let small = Bounds { limit_bytes: LIMIT, heap_ceiling: Some(100.0 * MIB) };
+    let native = |t: f64| 400.0 * MIB + 300.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
+    assert!(first_verdict_within(3600, small, native).is_some_and(|t| t < 20.0 * 60.0));
 }

@@ -67,6 +67,8 @@ pub struct Reading<'a> {
     pub limit_bytes: u64,
     /// PSI `some avg10` of the target's cgroup, in percent, where measured.
     pub pressure: Option<f64>,
+    /// The heap ceiling its runtime declared (`model::heap_ceiling`).
+    pub heap_ceiling: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +87,13 @@ pub struct Engine {
 #[derive(Debug, Default)]
 struct Target {
     last_t: Option<f64>,
+    /// What memwatch's own cleanups took below the workload's lower
+    /// envelope, added back to every later reading of the trend history
+    /// (see `note_freed`).
+    freed_by_memwatch: u64,
+    /// A cleanup that freed memory since the last reading: how much, and
+    /// the lower envelope of the trend history when it was noted.
+    pending_free: Option<(u64, u64)>,
     history: History,
     levels: LevelMachine,
     pressure: PressureWatch,
@@ -133,12 +142,20 @@ impl Engine {
             return;
         }
         target.last_t = Some(reading.t);
-        let closed_minute = target.history.push(reading.t, reading.usage_bytes);
+        if let Some((freed, envelope)) = target.pending_free.take() {
+            // Only what fell below the workload's own lower envelope is
+            // memwatch's: a collection it asked for that ends where the
+            // runtime's own collections end took nothing the workload keeps.
+            let now = reading.usage_bytes.saturating_add(target.freed_by_memwatch);
+            target.freed_by_memwatch += envelope.saturating_sub(now).min(freed);
+        }
+        let trend_usage = reading.usage_bytes.saturating_add(target.freed_by_memwatch);
+        let closed_minute = target.history.push(reading.t, trend_usage);
         if closed_minute {
             match target.leak.evaluate(
                 target.history.minutes(),
                 reading.t,
-                limit as f64,
+                leak::Bounds { limit_bytes: limit as f64, heap_ceiling: reading.heap_ceiling.map(|c| c as f64) },
                 &settings.leak,
                 &mut self.scratch,
             ) {
@@ -158,6 +175,22 @@ impl Engine {
         if let (true, Some(per_check)) = (started && self.options.seed_rule_events, seed) {
             emit(events, EventKind::SeedRule { growth_bytes_per_check: per_check });
         }
+    }
+
+    /// Tells the engine that a cleanup of memwatch's freed `bytes` of `key`.
+    /// A fall memwatch caused is not the workload giving memory back: at
+    /// the next reading, whatever the usage fell below the lower envelope
+    /// of the last minutes (up to `bytes`) is added back to the trend
+    /// history from then on, so the leak detector reads neither a return to
+    /// a baseline (a cycle) nor a large fall where the workload kept
+    /// growing. A fall that ends at the envelope (a collection memwatch
+    /// asked for, ending where the runtime's own collections end) adds
+    /// nothing. Levels see the usage as it is.
+    pub fn note_freed(&mut self, key: &TargetKey, bytes: u64) {
+        let Some(target) = self.targets.get_mut(key) else { return };
+        let Some(envelope) = target.history.envelope(leak::ENVELOPE_MINUTES) else { return };
+        let (pending, _) = target.pending_free.get_or_insert((0, envelope as u64));
+        *pending = pending.saturating_add(bytes);
     }
 
     /// Drops the state of targets for which `keep` is false (processes that
@@ -187,7 +220,7 @@ mod tests {
         let a = TargetKey::from("a");
         for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
             engine.observe(
-                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure: None },
+                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure: None, heap_ceiling: None },
                 &settings,
                 &mut events,
             );
@@ -216,7 +249,7 @@ mod tests {
             [(0.0, 10, Some(35.0)), (5.0, 10, Some(35.0)), (10.0, 10, Some(35.0)), (15.0, 85, None)]
         {
             engine.observe(
-                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure },
+                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure, heap_ceiling: None },
                 &settings,
                 &mut events,
             );
@@ -238,12 +271,12 @@ mod tests {
         let settings = TargetSettings::default();
         let (a, b) = (TargetKey::from("a"), TargetKey::from("b"));
         engine.observe(
-            &Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100, pressure: None },
+            &Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100, pressure: None, heap_ceiling: None },
             &settings,
             &mut events,
         );
         engine.observe(
-            &Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100, pressure: None },
+            &Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100, pressure: None, heap_ceiling: None },
             &settings,
             &mut events,
         );
@@ -267,6 +300,7 @@ mod tests {
                 usage_bytes: usage,
                 limit_bytes: 1 << 40,
                 pressure: None,
+                heap_ceiling: None,
             };
             engine.observe(&reading, &settings, &mut events);
         }
@@ -290,6 +324,7 @@ mod tests {
                 usage_bytes: usage,
                 limit_bytes: 4 * gib,
                 pressure: None,
+                heap_ceiling: None,
             };
             engine.observe(&reading, &settings, &mut events);
         }
@@ -307,3 +342,7 @@ mod tests {
         assert!((verdict.time_to_limit_s.unwrap() - expected).abs() < expected * 0.01, "{verdict:?} vs {expected}");
     }
 }
+
+#[cfg(test)]
+#[path = "note_freed_tests.rs"]
+mod note_freed_tests;

@@ -84,6 +84,12 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// A cleanup step: what it freed is memory the workload gave back only
+    /// because memwatch asked.
+    pub const fn is_cleanup_step(self) -> bool {
+        matches!(self, ActionKind::Reclaim | ActionKind::Http | ActionKind::Exec | ActionKind::Signal)
+    }
+
     /// The name it has in the incident log and the metrics.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod delta;
+pub mod heap_ceiling;
 pub mod incident;
 pub mod runtime;
 pub mod sample;

@@ -28,13 +28,17 @@ pub struct ProcessInfo {
     pub unit: Option<String>,
     /// The container (and pod) it runs in, from `cgroup`.
     pub container: Option<Container>,
+    /// The heap ceiling its runtime was started with (`-Xmx`, ...), from
+    /// `cmdline` (`model::heap_ceiling`).
+    pub heap_ceiling: Option<u64>,
 }
 
 impl ProcessInfo {
     /// Who a process is; the container follows from the cgroup.
     pub fn new(comm: String, cmdline: String, cgroup: Option<String>, unit: Option<String>) -> Self {
         let container = cgroup.as_deref().and_then(Container::of_cgroup);
-        Self { comm, cmdline, cgroup, unit, container }
+        let heap_ceiling = super::heap_ceiling::declared(&cmdline);
+        Self { comm, cmdline, cgroup, unit, container, heap_ceiling }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     config::{Config, cleanup::CleanupStep},
     engine::{
         EngineOptions, Event, EventKind, Level,
-        planner::{Decision, Member, Observed, Planner},
+        planner::{Applied, Decision, Member, Observed, Performed, Planner, Settled},
     },
     model::{
         cgroup::KnobReading, incident::ActionRecord, sample::ProcessSample, target_key::TargetKey, targets,
@@ -93,6 +93,34 @@ impl Pipeline {
         &mut self.planner
     }
 
+    /// Settles a round's outcomes (`Planner::settle`), telling the engine
+    /// what memwatch's cleanups freed.
+    pub fn settle(&mut self, applied: &[Applied]) -> Settled {
+        let settled = self.planner.settle(applied);
+        self.note_freed(&settled.performed);
+        settled
+    }
+
+    /// A pass applied off the loop is done (`Planner::pass_done`), telling
+    /// the engine what its steps freed.
+    pub fn pass_done(&mut self, t: f64, pass: u64, results: &[Applied]) -> Vec<Performed> {
+        let performed = self.planner.pass_done(t, pass, results);
+        self.note_freed(&performed);
+        performed
+    }
+
+    /// A fall a cleanup step caused is memwatch's, not the workload's: the
+    /// leak detector adds it back (`Engine::note_freed`).
+    fn note_freed(&mut self, performed: &[Performed]) {
+        for p in performed {
+            if let Some(freed) = p.record.freed_bytes.filter(|&f| f > 0)
+                && p.record.action.is_cleanup_step()
+            {
+                self.monitor.note_freed(&p.target, freed.unsigned_abs());
+            }
+        }
+    }
+
     /// The last interval's targets, sorted by key.
     pub fn targets(&self) -> &[Assessed] {
         &self.targets
@@ -118,6 +146,7 @@ impl Pipeline {
                 usage_bytes,
                 cgroup_limit: observed_limit,
                 pressure: memory.and_then(|m| m.pressure).map(|p| p.some_avg10),
+                heap_ceiling: target.heap_ceiling,
             };
             self.monitor.observe(t, &target.key, target.policy, measured, &mut events);
             let members = target

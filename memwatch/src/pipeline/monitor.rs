@@ -16,6 +16,8 @@ pub struct Measured {
     pub cgroup_limit: Option<u64>,
     /// PSI `some avg10` of its cgroup, in percent, where measured.
     pub pressure: Option<f64>,
+    /// The heap ceiling its runtime declared (`model::heap_ceiling`).
+    pub heap_ceiling: Option<u64>,
 }
 
 pub struct Monitor {
@@ -52,9 +54,10 @@ impl Monitor {
         events: &mut Vec<Event>,
     ) {
         let settings = self.config.settings(policy);
-        let Measured { usage_bytes, cgroup_limit, pressure } = measured;
+        let Measured { usage_bytes, cgroup_limit, pressure, heap_ceiling } = measured;
         let limit_bytes = self.limit_bytes(policy, cgroup_limit);
-        self.engine.observe(&Reading { t, key, usage_bytes, limit_bytes, pressure }, &settings.engine, events);
+        let reading = Reading { t, key, usage_bytes, limit_bytes, pressure, heap_ceiling };
+        self.engine.observe(&reading, &settings.engine, events);
     }
 
     /// The limit a target is judged against (what `observe` resolves).
@@ -65,6 +68,11 @@ impl Monitor {
     /// The target's current level, once it has been observed.
     pub fn level(&self, key: &TargetKey) -> Option<Level> {
         self.engine.level(key)
+    }
+
+    /// What a cleanup of memwatch's freed of `key` (see `Engine::note_freed`).
+    pub fn note_freed(&mut self, key: &TargetKey, bytes: u64) {
+        self.engine.note_freed(key, bytes);
     }
 
     /// Forgets targets that are gone.

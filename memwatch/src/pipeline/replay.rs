@@ -22,7 +22,12 @@ pub fn events_of_v1(trace: &v1::Trace, config: Config, host_total: u64, options:
     let mut monitor = Monitor::new(config, host_total, options);
     let mut events = Vec::new();
     for row in &trace.rows {
-        let measured = Measured { usage_bytes: row.rss_bytes, cgroup_limit: row.limit_bytes, pressure: None };
+        let measured = Measured {
+            usage_bytes: row.rss_bytes,
+            cgroup_limit: row.limit_bytes,
+            pressure: None,
+            heap_ceiling: row.heap_ceiling_bytes,
+        };
         monitor.observe(row.t, &trace.keys[row.key], policies[row.key], measured, &mut events);
     }
     // Rows are in time order per key only; a stable sort makes the whole
@@ -59,13 +64,13 @@ pub fn run_v2(recording: &Recording, config: Config, host_total: u64, options: E
                 }
             }
             Round::Done { t, pass, applied } => {
-                pipeline.planner_mut().pass_done(*t, *pass, applied);
+                pipeline.pass_done(*t, *pass, applied);
                 continue;
             }
             Round::Shutdown { t, applied } => (pipeline.planner_mut().shutdown(*t), applied),
         };
         let outcomes = outcomes_for(&decisions, applied.as_deref());
-        pipeline.planner_mut().settle(&outcomes);
+        pipeline.settle(&outcomes);
         replayed.decisions.extend(decisions);
     }
     replayed

@@ -49,6 +49,7 @@ mod tests {
             cgroup: cgroup.map(str::to_owned),
             limit_cgroup: cgroup.map(str::to_owned),
             members: Vec::new(),
+            heap_ceiling: None,
         }
     }
 

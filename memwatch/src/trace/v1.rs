@@ -1,7 +1,9 @@
 //! Traces of the first format: CSV with the header `timestamp_s,key,rss_bytes,limit_bytes`,
 //! one reading per row, keys interleaved in any order but each key's
 //! timestamps increasing. `limit_bytes` may be empty (then the policy's or the
-//! host's limit applies).
+//! host's limit applies). A fifth column, `heap_ceiling_bytes`, may follow
+//! (header and every row): the heap ceiling the target's runtime declared
+//! (`model::heap_ceiling`), empty where it declared none.
 //!
 //! Parsing is strict: every malformed row is an error naming its line, and
 //! nothing is skipped, because a replay that quietly dropped rows would give
@@ -9,6 +11,7 @@
 use std::collections::HashMap;
 
 pub const HEADER: &str = "timestamp_s,key,rss_bytes,limit_bytes";
+pub const HEADER_WITH_CEILING: &str = "timestamp_s,key,rss_bytes,limit_bytes,heap_ceiling_bytes";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceRow {
@@ -19,6 +22,7 @@ pub struct TraceRow {
     pub key: usize,
     pub rss_bytes: u64,
     pub limit_bytes: Option<u64>,
+    pub heap_ceiling_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,16 +36,17 @@ use crate::model::target_key::TargetKey;
 
 pub fn parse(text: &str) -> Result<Trace, TraceError> {
     let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
-    match lines.next() {
-        Some((_, header)) if header == HEADER => {}
+    let header = match lines.next() {
+        Some((_, header)) if header == HEADER || header == HEADER_WITH_CEILING => header,
         Some((_, "")) => {
             return Err(error(1, format!("empty file: expected the header {HEADER:?}")));
         }
         Some((_, header)) => {
-            return Err(error(1, format!("bad header {header:?}: expected {HEADER:?}")));
+            return Err(error(1, format!("bad header {header:?}: expected {HEADER:?} or {HEADER_WITH_CEILING:?}")));
         }
         None => unreachable!("split yields at least one item"),
-    }
+    };
+    let columns = header.split(',').count();
     let mut trace = Trace::default();
     let mut index: HashMap<String, usize> = HashMap::new();
     // Per key: the last timestamp and its line.
@@ -57,8 +62,8 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
             return Err(error(line, "empty line"));
         }
         let fields: Vec<&str> = row.split(',').collect();
-        if fields.len() != 4 {
-            return Err(error(line, format!("expected 4 columns ({HEADER}), found {}", fields.len())));
+        if fields.len() != columns {
+            return Err(error(line, format!("expected {columns} columns ({header}), found {}", fields.len())));
         }
         let t = parse_timestamp(fields[0]).map_err(|m| error(line, m))?;
         let key_text = fields[1];
@@ -73,6 +78,13 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
                     return Err(error(line, "limit_bytes is 0: a limit must be above 0 (or empty for none)"));
                 }
                 limit => Some(limit),
+            },
+        };
+        let heap_ceiling_bytes = match fields.get(4).copied() {
+            None | Some("") => None,
+            Some(text) => match parse_bytes("heap_ceiling_bytes", text).map_err(|m| error(line, m))? {
+                0 => return Err(error(line, "heap_ceiling_bytes is 0: a ceiling must be above 0 (or empty for none)")),
+                ceiling => Some(ceiling),
             },
         };
         let key = match index.get(key_text) {
@@ -99,7 +111,7 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
             }
         };
         last[key] = (t, line);
-        trace.rows.push(TraceRow { line, t, key, rss_bytes, limit_bytes });
+        trace.rows.push(TraceRow { line, t, key, rss_bytes, limit_bytes, heap_ceiling_bytes });
     }
     Ok(trace)
 }
@@ -139,7 +151,10 @@ mod tests {
         let trace = parse("timestamp_s,key,rss_bytes,limit_bytes\n0,a,10,100\n0,b,20,\n5.5,a,11,100\n").unwrap();
         assert_eq!(trace.keys, [TargetKey::from("a"), TargetKey::from("b")]);
         assert_eq!(trace.rows.len(), 3);
-        assert_eq!(trace.rows[1], TraceRow { line: 3, t: 0.0, key: 1, rss_bytes: 20, limit_bytes: None });
+        assert_eq!(
+            trace.rows[1],
+            TraceRow { line: 3, t: 0.0, key: 1, rss_bytes: 20, limit_bytes: None, heap_ceiling_bytes: None }
+        );
         assert_eq!(trace.rows[2].t, 5.5);
         assert!(parse("timestamp_s,key,rss_bytes,limit_bytes\r\n0,a,1,\r\n").is_ok(), "CRLF files");
     }
@@ -173,5 +188,22 @@ mod tests {
             assert_eq!(e.line, 3, "{row:?}: {e}");
             assert!(e.to_string().starts_with("line 3: ") && e.message.contains(needle), "{row:?}: {e}");
         }
+        let h = "timestamp_s,key,rss_bytes,limit_bytes,heap_ceiling_bytes\n0,a,1,,\n";
+        for (row, needle) in [
+            ("5,a,1,\n", "expected 5 columns"),
+            ("5,a,1,,x\n", "heap_ceiling_bytes \"x\""),
+            ("5,a,1,,0\n", "heap_ceiling_bytes is 0"),
+        ] {
+            let e = fails(&format!("{h}{row}"));
+            assert!(e.line == 3 && e.message.contains(needle), "{row:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_fifth_column_carries_the_heap_ceiling_where_one_was_declared() {
+        let trace =
+            parse("timestamp_s,key,rss_bytes,limit_bytes,heap_ceiling_bytes\n0,jvm,10,100,80\n0,sh,5,100,\n").unwrap();
+        let ceilings: Vec<Option<u64>> = trace.rows.iter().map(|r| r.heap_ceiling_bytes).collect();
+        assert_eq!(ceilings, [Some(80), None]);
     }
 }
