@@ -79,9 +79,10 @@ def workloads():
 
 
 def heap_ceiling(argv):
-    """The heap ceiling the runtime was started with, in bytes, as memwatch
-    reads it from the command line (memwatch/src/model/heap_ceiling.rs):
-    the workloads here only use -Xmx<N>m."""
+    """The heap ceiling the runtime was started with, in bytes: the -Xmx<N>m
+    the JVM workloads here are started with. memwatch reads more forms (and
+    skips options' values: memwatch/src/model/heap_ceiling.rs); none of
+    them occurs in these command lines."""
     ceiling = None
     for word in argv[1:]:
         if not word.startswith("-"):

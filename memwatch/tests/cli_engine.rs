@@ -174,15 +174,7 @@ fn replay_rejects_a_malformed_trace_naming_the_line() {
 /// `memwatch replay` of corpus/examples/NAME.csv (written by `cargo xtask
 /// corpus`): its leak_detected lines.
 fn leaks_replayed(name: &str) -> Vec<serde_json::Value> {
-    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/examples").join(format!("{name}.csv"));
-    let out = memwatch(&["replay", "--trace", trace.to_str().unwrap(), "--host-memory", "16GiB"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l["event"] == "leak_detected")
-        .collect()
+    leaks_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/examples").join(format!("{name}.csv")))
 }
 
 #[test]

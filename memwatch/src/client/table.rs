@@ -88,14 +88,19 @@ pub fn render(view: &StatusView) -> String {
 
 /// "cgroup charged 1.2 GiB, working set 900.0 MiB; pressure 12.5% some,
 /// 2.0% full over 10 s": where the usage column came from, for a target
-/// judged on its cgroup's figures.
+/// judged on its cgroup's figures, and its cgroup's pressure (v2).
 pub fn cgroup_memory(t: &TargetView) -> Option<String> {
-    let charged = t.charged_bytes?;
-    let mut text = format!("cgroup charged {}, working set {}", human_bytes(charged), human_bytes(t.usage_bytes));
-    if let Some(p) = &t.pressure {
-        let _ = write!(text, "; pressure {:.1}% some, {:.1}% full over 10 s", p.some_avg10, p.full_avg10);
+    let charged = t
+        .charged_bytes
+        .map(|charged| format!("charged {}, working set {}", human_bytes(charged), human_bytes(t.usage_bytes)));
+    let pressure =
+        t.pressure.map(|p| format!("pressure {:.1}% some, {:.1}% full over 10 s", p.some_avg10, p.full_avg10));
+    match (charged, pressure) {
+        (None, None) => None,
+        (Some(charged), None) => Some(format!("cgroup {charged}")),
+        (None, Some(pressure)) => Some(format!("cgroup {pressure}")),
+        (Some(charged), Some(pressure)) => Some(format!("cgroup {charged}; {pressure}")),
     }
-    Some(text)
 }
 
 /// A target's name where a column is narrow (`memwatch top`): a
@@ -261,6 +266,8 @@ mod tests {
         view.targets[0].pressure = None;
         assert!(render(&view).contains("\n  cgroup charged 1.2 GiB, working set 900.0 MiB\n"), "{}", render(&view));
         view.targets[0].charged_bytes = None;
-        assert!(!render(&view).contains("charged"), "no line for a target judged on RSS: {}", render(&view));
+        assert!(!render(&view).contains("  cgroup"), "no line for a target judged on RSS: {}", render(&view));
+        view.targets[0].pressure = Some(crate::model::working_set::Pressure { some_avg10: 3.0, ..Default::default() });
+        assert!(render(&view).contains("\n  cgroup pressure 3.0% some, 0.0% full over 10 s\n"), "{}", render(&view));
     }
 }

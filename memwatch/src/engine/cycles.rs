@@ -25,8 +25,13 @@ pub const RETURN_SHARE: f64 = 0.4;
 pub const MIN_CYCLE_RISE_SECS: f64 = 4.0 * 60.0;
 /// The rise under way when the history began is seen only in part: it is
 /// a cycle from this long (a collector's sawtooth rises for at most two
-/// minutes of minute minima).
+/// minutes of minute minima) ...
 pub const MIN_UNDER_WAY_RISE_SECS: f64 = 3.0 * 60.0;
+/// ... and bounds the rises after it as one this many times as long as
+/// the part seen: a job first seen 5 minutes into a 19-minute build has
+/// its next build explained, but a start-up ramp does not explain a leak
+/// after it for longer than a few times its own length.
+pub const UNDER_WAY_STRETCH: f64 = 4.0;
 /// Rises longer than this that fall back are a restart, not a cycle.
 pub const MAX_CYCLE_RISE_SECS: f64 = 30.0 * 60.0;
 /// A cycle rises by at least this many noise scales ...
@@ -95,7 +100,7 @@ pub fn read(minutes: &Ring<Point>, limit_bytes: f64, troughs: &mut Vec<Point>, v
             let shortest = if under_way { MIN_UNDER_WAY_RISE_SECS } else { MIN_CYCLE_RISE_SECS };
             if (shortest..=MAX_CYCLE_RISE_SECS).contains(&secs) {
                 troughs.push(low);
-                longest_rise = longest_rise.max(if under_way { f64::INFINITY } else { secs });
+                longest_rise = longest_rise.max(if under_way { UNDER_WAY_STRETCH * secs } else { secs });
                 highest_peak = highest_peak.max(high.y);
                 last_return = p.t;
             } else if secs > MAX_CYCLE_RISE_SECS {

@@ -120,3 +120,19 @@ fn a_rise_under_way_when_the_history_began_still_returns_to_be_a_cycle() {
     let (found, troughs) = periodicity(3600, |t| 200.0 * MIB + 300.0 * MIB * (t / 600.0).min(1.0));
     assert_eq!((found, troughs.len()), (Periodicity::default(), 0));
 }
+
+#[test]
+fn a_start_up_ramp_explains_a_leak_after_it_for_a_bounded_time_only() {
+    // A 4-minute start-up ramp to 400 MiB (its minute minima climb for 3
+    // minutes, to 350), back to 250 MiB, then a leak of 300 MiB/h: under
+    // the ramp's peak for 20 minutes.
+    let usage = |t: f64| match t {
+        t if t < 240.0 => 200.0 * MIB + 200.0 * MIB * t / 240.0,
+        t if t < 300.0 => 250.0 * MIB,
+        t => 250.0 * MIB + 300.0 * MIB * (t - 300.0) / 3600.0,
+    };
+    assert!(periodicity(300 + 10 * 60, usage).0.explains_current_rise, "ten minutes in, like the ramp");
+    // 19 minutes of minute points past its start: longer than 1.5 x 4 x the
+    // 3 minutes seen of the ramp, though still under its peak.
+    assert!(!periodicity(300 + 21 * 60, usage).0.explains_current_rise);
+}

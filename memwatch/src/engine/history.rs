@@ -81,12 +81,15 @@ impl History {
         self.recent.newest().copied()
     }
 
-    /// The lowest reading of the minute being filled and of the `minutes`
-    /// closed before it: the lower envelope as the leak tests see it.
-    pub fn envelope(&self, minutes: usize) -> Option<f64> {
-        let open = self.open.map(|(_, lowest)| lowest.y);
-        let closed = self.minutes.iter().rev().take(minutes).map(|p| p.y);
-        open.into_iter().chain(closed).reduce(f64::min)
+    /// The lowest reading before `t` of its minute and of the `minutes`
+    /// before that: the lower envelope as the leak tests see it, at `t`.
+    /// From the raw readings kept (five minutes at 5 s), else the minute
+    /// points.
+    pub fn envelope_before(&self, t: f64, minutes: usize) -> Option<f64> {
+        let from = ((t / MINUTE_SECS).floor() - minutes as f64) * MINUTE_SECS;
+        let recent = self.recent.iter().filter(|p| p.t >= from && p.t < t).map(|p| p.y);
+        let closed = self.minutes.iter().filter(|p| p.t >= from && p.t < t).map(|p| p.y);
+        recent.chain(closed).reduce(f64::min)
     }
 }
 

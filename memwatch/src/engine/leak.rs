@@ -3,16 +3,9 @@
 //!
 //! Every closed minute, windows of the last 10, 20, 30, 60, 120 and 240
 //! minutes (those the history covers) of the lower envelope are each reduced
-//! to at most 24 points and tested. A window says "leak" when all of these hold:
-//! 1. the Theil–Sen slope is at least the policy's minimum rate;
-//! 2. Mann–Kendall finds the rise significant (p below [`MAX_P_VALUE`]);
-//! 3. the line fits clearly better than a single step (a kept allocation is
-//!    one step; a leak, even a stepwise one, is many);
-//! 4. the curve does not level off: its last third grows not much slower
-//!    than its first third or the whole window, and it does not bend down
-//!    beyond noise (a cache warming up levels off; a leak does not);
-//! 5. nothing in the window fell by a large part of what the trend claims to
-//!    have gained (a batch job that frees what it took is not a leak).
+//! to at most 24 points and tested (`window`: slope, significance, line
+//! against step, levelling off, large falls); the longest window that says
+//! "leak" and no longer one overrules is the verdict.
 //!
 //! A target whose usage keeps returning to a baseline is judged on its
 //! cycles instead (`cycles`): a rise like the cycles before it is not a
@@ -29,59 +22,11 @@ use super::{
     history::{MINUTE_SECS, Point},
     ring::Ring,
     trend,
+    window::{self, MAX_WINDOW_POINTS, Outcome as WindowOutcome},
 };
 
 /// Window lengths tested, in minutes.
 pub const WINDOW_MINUTES: [usize; 6] = [10, 20, 30, 60, 120, 240];
-/// Each window is reduced to at most this many points (by taking each
-/// group's minimum, like the minute points themselves), so every window costs
-/// the same: at most 276 pairwise slopes, and a 240-minute window is no dearer
-/// than a 30-minute one. Mann–Kendall's normal approximation is already good
-/// from 10 points; 24 keeps replay above a million samples per second with
-/// the same scores as 30 on the corpus and held-out corpora.
-pub const MAX_WINDOW_POINTS: usize = 24;
-/// The lower envelope's reach: each minute's value is the lowest reading of
-/// the last three minutes. A minute's minimum already drops a sawtooth faster
-/// than a minute; three reach the troughs of collectors cycling every few
-/// minutes, at the cost of seeing any rise three minutes late.
-pub const ENVELOPE_MINUTES: usize = 3;
-/// Below this many points a window is not tested. A new target's first
-/// 10-minute window has 8 (its first two minutes have no full envelope):
-/// 8 let a JVM's heap growing to its `-Xmx` through (real corpus, tuning
-/// half), 10 cost a minute of delay on every leak from the start.
-pub const MIN_WINDOW_POINTS: usize = 9;
-/// One-sided Mann–Kendall significance. Six windows tested every minute make
-/// many looks at the same data; 0.1% per look keeps false alarms on noise
-/// rare even before the confirmation period.
-pub const MAX_P_VALUE: f64 = 0.001;
-/// The line's squared error must be below this share of the best step's:
-/// "clearly better", so a step with a little slope on either side is not
-/// mistaken for a line.
-pub const LINE_VS_STEP: f64 = 0.7;
-/// A late-third slope below this share of the early-third slope (or of the
-/// whole window's) is levelling off. An exponential warm-up with time
-/// constant tau has a late/early ratio of exp(-d/tau) for thirds d minutes
-/// apart: 0.7 rejects warm-ups up to tau ~ 14 minutes on the 10-minute window
-/// and ~ 56 minutes on the 30-minute one, while a linear leak sits at 1.
-pub const MIN_LATE_TO_EARLY: f64 = 0.7;
-/// A window whose curve bends down by more than this many standard errors
-/// is levelling off, however steady its thirds look: a warm-up with a time
-/// constant of an hour slows by 15% across a 10-minute window,
-/// too little for the thirds' slopes, but at hundreds of MiB its bend
-/// stands far above the noise. A straight leak's bend is noise, within a
-/// few standard errors of 0; an accelerating one bends up.
-pub const MAX_CURVATURE_Z: f64 = 3.0;
-/// A window levelling off whose late third rises more than this many times
-/// as fast as its first two thirds predict (the middle third's pace, slowed
-/// again by as much as it slowed from the early third) has stopped slowing
-/// down: a warm-up that ended and a leak that followed it, not one curve
-/// flattening out. Its shorter windows keep their "leak". A warm-up slows
-/// by about the same factor from third to third.
-pub const REACCELERATION: f64 = 1.5;
-/// A fall inside the window larger than this share of the trend's rise over
-/// the window means memory comes back: a cycle, not a leak.
-pub const MAX_DRAWDOWN_TO_RISE: f64 = 0.5;
-
 /// Per-policy leak settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LeakSettings {
@@ -111,17 +56,25 @@ pub const NON_HEAP_SHARE: f64 = 0.25;
 pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
 /// How far a target may grow: its limit, and the heap ceiling its runtime
-/// declared, if any.
+/// declared, if any; and what its trend history adds to its usage (what
+/// memwatch's own cleanups took, `Engine::note_freed`), which limits and
+/// ceilings are not compared with.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
     pub limit_bytes: f64,
     pub heap_ceiling: Option<f64>,
+    pub trend_offset: f64,
 }
 
 impl Bounds {
-    /// A limit and no heap ceiling.
+    /// A limit, no heap ceiling, nothing added back.
     pub const fn limit(limit_bytes: f64) -> Self {
-        Self { limit_bytes, heap_ceiling: None }
+        Self { limit_bytes, heap_ceiling: None, trend_offset: 0.0 }
+    }
+
+    /// The usage a point of the trend history stands for.
+    fn usage_of(&self, point: &Point) -> f64 {
+        point.y - self.trend_offset
     }
 
     /// Whether `usage_bytes` is a runtime at its declared heap ceiling: its
@@ -202,6 +155,11 @@ impl LeakDetector {
         self.reported_at.is_some()
     }
 
+    /// How long a reported leak has been reported at `now`.
+    pub fn leaking_for(&self, now: f64) -> Option<f64> {
+        self.reported_at.map(|at| now - at)
+    }
+
     /// Re-tests the trend after a minute closed at `now`, for a target
     /// with this limit (and this heap ceiling, where its runtime declared one).
     pub fn evaluate(
@@ -218,7 +176,7 @@ impl LeakDetector {
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
-                let usage = minutes.newest().map_or(0.0, |p| p.y);
+                let usage = minutes.newest().map_or(0.0, |p| bounds.usage_of(p));
                 let needed = confirmation_secs(settings.confirm_secs, &trend, usage, limit_bytes);
                 if confirmed || now - since >= needed {
                     self.reported_at = Some(now);
@@ -272,8 +230,11 @@ impl LeakDetector {
             );
         }
         // Growth that brought a runtime to its heap ceiling was its heap
-        // sizing itself; past its allowance, it is judged again.
-        let at_ceiling = minutes.newest().is_some_and(|p| bounds.at_heap_ceiling(p.y));
+        // sizing itself; past its allowance, it is judged again. A leak
+        // already reported is not called off for reaching the ceiling: a
+        // heap leak heading for an OutOfMemoryError passes through it.
+        let at_ceiling =
+            self.reported_at.is_none() && minutes.newest().is_some_and(|p| bounds.at_heap_ceiling(bounds.usage_of(p)));
         (windows.filter(|_| !periodicity.explains_current_rise && !at_ceiling), false)
     }
 
@@ -308,8 +269,8 @@ impl LeakDetector {
             let outcome = match self.outcomes[index] {
                 Some(outcome) if minute.rem_euclid(group) != 0 => outcome,
                 _ => {
-                    fill_window(minutes, newest - window_secs, scratch);
-                    test_window(&scratch.window, window_secs, settings, &mut scratch.values)
+                    window::fill(minutes, newest - window_secs, &mut scratch.window, &mut scratch.envelope);
+                    window::test(&scratch.window, window_secs, settings, &mut scratch.values)
                 }
             };
             self.outcomes[index] = Some(outcome);
@@ -323,115 +284,6 @@ impl LeakDetector {
         }
         verdict
     }
-}
-
-/// The points after `start` on the lower envelope (each minute's value is
-/// the lowest of it and the [`ENVELOPE_MINUTES`] - 1 before it, so the
-/// history's first minutes, which lack those, are left out), grouped
-/// down to at most MAX_WINDOW_POINTS by keeping each group's lowest point,
-/// into `scratch.window`. Groups are counted from the newest point so the
-/// latest group is always complete.
-fn fill_window(minutes: &Ring<Point>, start: f64, scratch: &mut Scratch) {
-    let Scratch { window, envelope, .. } = scratch;
-    envelope.clear();
-    let count = minutes.iter().rev().take_while(|p| p.t > start).count();
-    // The oldest minutes have fewer before them than the envelope needs:
-    // theirs would be the history's first value, a flat start that bends
-    // any curve up (a warm-up would pass for a steady or accelerating leak).
-    let first = (minutes.len() - count).max(ENVELOPE_MINUTES - 1);
-    let at = |i: usize| *minutes.get(i).expect("index within the ring");
-    for i in (first..minutes.len()).rev() {
-        let from = i.saturating_sub(ENVELOPE_MINUTES - 1);
-        let low = (from..=i).map(|j| at(j).y).fold(f64::INFINITY, f64::min);
-        envelope.push(Point { t: at(i).t, y: low });
-    }
-    let group = envelope.len().div_ceil(MAX_WINDOW_POINTS).max(1);
-    window.clear();
-    for chunk in envelope.chunks(group) {
-        let lowest = chunk.iter().copied().min_by(|a, b| a.y.total_cmp(&b.y)).expect("chunks are non-empty");
-        window.push(lowest);
-    }
-    window.reverse();
-    // Times relative to the window's start keep the products in the
-    // regressions small and exact enough.
-    if let Some(t0) = window.first().map(|p| p.t) {
-        for p in window.iter_mut() {
-            p.t -= t0;
-        }
-    }
-}
-
-/// What one window says.
-#[derive(Debug, Clone, Copy)]
-enum WindowOutcome {
-    Leak(Trend),
-    /// Growing, but the last third much slower than before: a curve
-    /// levelling off; `reaccelerating` when it stopped slowing down.
-    LevellingOff {
-        reaccelerating: bool,
-    },
-    NoLeak,
-}
-
-/// The five conditions of the module doc, on one window.
-fn test_window(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch: &mut Vec<f64>) -> WindowOutcome {
-    let n = points.len();
-    if n < MIN_WINDOW_POINTS {
-        return WindowOutcome::NoLeak;
-    }
-    let Some(slope) = trend::theil_sen(points, scratch) else {
-        return WindowOutcome::NoLeak;
-    };
-    if slope <= 0.0 {
-        return WindowOutcome::NoLeak;
-    }
-    // Thirds, but never fewer than 5 points: a slope through 3 points is noise.
-    let part = (n / 3).max(5);
-    let (Some(early), Some(late)) =
-        (trend::theil_sen(&points[..part], scratch), trend::theil_sen(&points[n - part..], scratch))
-    else {
-        return WindowOutcome::NoLeak;
-    };
-    let bends_down = trend::curvature_z(points).is_some_and(|z| z < -MAX_CURVATURE_Z);
-    if slope > 0.0 && (late < MIN_LATE_TO_EARLY * early.max(slope) || bends_down) {
-        let middle = trend::theil_sen(&points[n / 3..n - n / 3], scratch).unwrap_or(0.0).max(0.0);
-        // A curve slowing down slows by about the same factor from each
-        // third to the next; its late third is predicted by the other two.
-        let slowing = if early > 0.0 { (middle / early).min(1.0) } else { 1.0 };
-        let predicted_late = middle * slowing;
-        return WindowOutcome::LevellingOff { reaccelerating: late > 0.0 && late > REACCELERATION * predicted_late };
-    }
-    if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {
-        return WindowOutcome::NoLeak;
-    }
-    let mk = trend::mann_kendall(points, scratch);
-    if mk.p_value > MAX_P_VALUE {
-        return WindowOutcome::NoLeak;
-    }
-    let intercept = trend::intercept(points, slope, scratch);
-    let line = trend::line_sse(points, intercept, slope);
-    let Some(step) = trend::best_step_sse(points, 2) else {
-        return WindowOutcome::NoLeak;
-    };
-    if line >= LINE_VS_STEP * step {
-        return WindowOutcome::NoLeak;
-    }
-    let span = points[n - 1].t - points[0].t;
-    if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
-        return WindowOutcome::NoLeak;
-    }
-    WindowOutcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
-}
-
-/// The largest fall from an earlier high to a later low.
-fn max_drawdown(points: &[Point]) -> f64 {
-    let mut high = f64::NEG_INFINITY;
-    let mut worst: f64 = 0.0;
-    for p in points {
-        high = high.max(p.y);
-        worst = worst.max(high - p.y);
-    }
-    worst
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ fn first_verdict_within(secs: u32, bounds: Bounds, usage: impl Fn(f64) -> f64) -
 #[test]
 fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_is_judged() {
     let gib = 1024.0 * MIB;
-    let at = Bounds { limit_bytes: LIMIT, heap_ceiling: Some(gib) };
+    let at = Bounds { heap_ceiling: Some(gib), ..Bounds::limit(LIMIT) };
     assert!(!at.at_heap_ceiling(gib - 1.0) && at.at_heap_ceiling(gib) && at.at_heap_ceiling(1.25 * gib + 64.0 * MIB));
     assert!(!at.at_heap_ceiling(1.25 * gib + 65.0 * MIB), "past the allowance");
     assert!(!Bounds::limit(LIMIT).at_heap_ceiling(gib), "no ceiling declared");
@@ -319,7 +319,7 @@ fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_i
     assert_eq!(first_verdict_within(3600, at, above), None);
     assert!(first_verdict_within(3600, Bounds::limit(LIMIT), above).is_some(), "the same growth, no ceiling");
     // The runtime's own memory growing far past its heap's ceiling.
-    let small = Bounds { limit_bytes: LIMIT, heap_ceiling: Some(100.0 * MIB) };
+    let small = Bounds { heap_ceiling: Some(100.0 * MIB), ..Bounds::limit(LIMIT) };
     let native = |t: f64| 400.0 * MIB + 300.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
     assert!(first_verdict_within(3600, small, native).is_some_and(|t| t < 20.0 * 60.0));
 }

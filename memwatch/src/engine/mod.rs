@@ -20,6 +20,7 @@ pub mod pressure;
 pub mod ring;
 pub mod seed_rule;
 pub mod trend;
+pub mod window;
 
 use std::collections::BTreeMap;
 
@@ -121,8 +122,9 @@ impl Engine {
         let ratio = reading.usage_bytes as f64 / limit as f64;
         let floor = target.pressure.floor(reading.t, reading.pressure, &settings.pressure);
         if let Some(change) = target.levels.observe(ratio, floor, &settings.thresholds, &settings.hysteresis) {
-            // Named where the pressure, not the usage, set the new level.
-            let by_usage = settings.thresholds.level_for(ratio) >= change.to;
+            // Named where the pressure, not the usage, holds the new level
+            // (a level hysteresis keeps above the reading's is usage's too).
+            let by_pressure = floor >= change.to && settings.thresholds.level_for(ratio) < change.to;
             emit(
                 events,
                 EventKind::State {
@@ -130,7 +132,7 @@ impl Engine {
                     to: change.to,
                     usage_bytes: reading.usage_bytes,
                     limit_bytes: limit,
-                    pressure: reading.pressure.filter(|_| !by_usage),
+                    pressure: reading.pressure.filter(|_| by_pressure),
                 },
             );
         }
@@ -155,7 +157,11 @@ impl Engine {
             match target.leak.evaluate(
                 target.history.minutes(),
                 reading.t,
-                leak::Bounds { limit_bytes: limit as f64, heap_ceiling: reading.heap_ceiling.map(|c| c as f64) },
+                leak::Bounds {
+                    limit_bytes: limit as f64,
+                    heap_ceiling: reading.heap_ceiling.map(|c| c as f64),
+                    trend_offset: target.freed_by_memwatch as f64,
+                },
                 &settings.leak,
                 &mut self.scratch,
             ) {
@@ -177,20 +183,38 @@ impl Engine {
         }
     }
 
-    /// Tells the engine that a cleanup of memwatch's freed `bytes` of `key`.
-    /// A fall memwatch caused is not the workload giving memory back: at
-    /// the next reading, whatever the usage fell below the lower envelope
-    /// of the last minutes (up to `bytes`) is added back to the trend
-    /// history from then on, so the leak detector reads neither a return to
-    /// a baseline (a cycle) nor a large fall where the workload kept
-    /// growing. A fall that ends at the envelope (a collection memwatch
-    /// asked for, ending where the runtime's own collections end) adds
-    /// nothing. Levels see the usage as it is.
-    pub fn note_freed(&mut self, key: &TargetKey, bytes: u64) {
+    /// Tells the engine that a cleanup step memwatch decided at `t` freed
+    /// `bytes` of `key`. A fall memwatch caused is not the workload giving
+    /// memory back: at the next reading, whatever the usage fell below the
+    /// lower envelope of the minutes before `t` (up to `bytes`) is added
+    /// back to the trend history from then on, so the leak detector reads
+    /// neither a return to a baseline (a cycle) nor a large fall where the
+    /// workload kept growing. A fall that ends at the envelope (a
+    /// collection memwatch asked for, ending where the runtime's own
+    /// collections end) adds nothing. Levels see the usage as it is.
+    pub fn note_freed(&mut self, key: &TargetKey, t: f64, bytes: u64) {
         let Some(target) = self.targets.get_mut(key) else { return };
-        let Some(envelope) = target.history.envelope(leak::ENVELOPE_MINUTES) else { return };
+        // Before the step: a pass applied off the loop is reported when it
+        // is done, and readings since then already show its fall.
+        let Some(envelope) = target.history.envelope_before(t, window::ENVELOPE_MINUTES) else { return };
         let (pending, _) = target.pending_free.get_or_insert((0, envelope as u64));
         *pending = pending.saturating_add(bytes);
+    }
+
+    /// Starts `key`'s trend history anew at `t`, its levels kept: its usage
+    /// changed what it counts (a cgroup's working set, or its processes'
+    /// RSS), and the step between the two says nothing about the workload.
+    /// A leak being reported ends (`leak_ended`), to be found again on the
+    /// new figure.
+    pub fn restart_trend(&mut self, t: f64, key: &TargetKey, events: &mut Vec<Event>) {
+        let Some(target) = self.targets.get_mut(key) else { return };
+        if let Some(leaked_for_secs) = target.leak.leaking_for(t) {
+            events.push(Event { t, key: key.clone(), kind: EventKind::LeakEnded { leaked_for_secs } });
+        }
+        target.history = History::default();
+        target.leak = LeakDetector::default();
+        target.freed_by_memwatch = 0;
+        target.pending_free = None;
     }
 
     /// Drops the state of targets for which `keep` is false (processes that
@@ -209,139 +233,8 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_events_carry_from_to_usage_limit_and_time() {
-        let mut engine = Engine::default();
-        let mut events = Vec::new();
-        let settings = TargetSettings::default();
-        let a = TargetKey::from("a");
-        for (t, usage) in [(0.0, 10), (5.0, 85), (10.0, 97)] {
-            engine.observe(
-                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure: None, heap_ceiling: None },
-                &settings,
-                &mut events,
-            );
-        }
-        let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
-        assert_eq!(
-            lines,
-            [
-                r#"{"t":5,"key":"a","event":"state","from":"normal","to":"warning","usage_bytes":85,"limit_bytes":100}"#,
-                r#"{"t":10,"key":"a","event":"state","from":"warning","to":"emergency","usage_bytes":97,"limit_bytes":100}"#,
-            ]
-        );
-        assert_eq!(engine.level(&a), Some(Level::Emergency));
-    }
-
-    #[test]
-    fn sustained_pressure_raises_the_level_and_its_event_says_so() {
-        let mut engine = Engine::default();
-        let mut events = Vec::new();
-        let settings = TargetSettings {
-            pressure: PressureSettings { warning: Some(20.0), critical: None, sustain_secs: 10.0 },
-            ..TargetSettings::default()
-        };
-        let a = TargetKey::from("a");
-        for (t, usage, pressure) in
-            [(0.0, 10, Some(35.0)), (5.0, 10, Some(35.0)), (10.0, 10, Some(35.0)), (15.0, 85, None)]
-        {
-            engine.observe(
-                &Reading { t, key: &a, usage_bytes: usage, limit_bytes: 100, pressure, heap_ceiling: None },
-                &settings,
-                &mut events,
-            );
-        }
-        let lines: Vec<String> = events.iter().map(Event::to_json_line).collect();
-        assert_eq!(
-            lines,
-            [
-                r#"{"t":10,"key":"a","event":"state","from":"normal","to":"warning","usage_bytes":10,"limit_bytes":100,"pressure_some_avg10":35.0}"#
-            ],
-            "a level set by usage (85% at t = 15) is no change and names no pressure"
-        );
-    }
-
-    #[test]
-    fn targets_are_independent_and_can_be_forgotten() {
-        let mut engine = Engine::default();
-        let mut events = Vec::new();
-        let settings = TargetSettings::default();
-        let (a, b) = (TargetKey::from("a"), TargetKey::from("b"));
-        engine.observe(
-            &Reading { t: 0.0, key: &a, usage_bytes: 99, limit_bytes: 100, pressure: None, heap_ceiling: None },
-            &settings,
-            &mut events,
-        );
-        engine.observe(
-            &Reading { t: 0.0, key: &b, usage_bytes: 1, limit_bytes: 100, pressure: None, heap_ceiling: None },
-            &settings,
-            &mut events,
-        );
-        assert_eq!(engine.level(&b), Some(Level::Normal));
-        engine.retain(|key| *key == b);
-        assert_eq!(engine.target_count(), 1);
-        assert_eq!(engine.level(&a), None);
-    }
-
-    #[test]
-    fn the_seed_rule_is_reported_once_per_episode_when_asked() {
-        let mut engine = Engine::new(EngineOptions { seed_rule_events: true });
-        let mut events = Vec::new();
-        let settings = TargetSettings::default();
-        let mib = 1 << 20;
-        for i in 0..40u64 {
-            let usage = if i < 20 { 100 * mib + i * 10 * mib } else { 400 * mib };
-            let reading = Reading {
-                t: i as f64 * 5.0,
-                key: &TargetKey::from("a"),
-                usage_bytes: usage,
-                limit_bytes: 1 << 40,
-                pressure: None,
-                heap_ceiling: None,
-            };
-            engine.observe(&reading, &settings, &mut events);
-        }
-        let seeds: Vec<f64> =
-            events.iter().filter(|e| matches!(e.kind, EventKind::SeedRule { .. })).map(|e| e.t).collect();
-        assert_eq!(seeds, [50.0]);
-    }
-
-    #[test]
-    fn time_to_limit_is_headroom_over_slope() {
-        let mut engine = Engine::default();
-        let mut events = Vec::new();
-        let settings = TargetSettings::default();
-        let gib = 1u64 << 30;
-        // 1 MiB/s from 1 GiB towards a 4 GiB limit.
-        for i in 0..720u64 {
-            let usage = gib + i * 5 * (1 << 20);
-            let reading = Reading {
-                t: i as f64 * 5.0,
-                key: &TargetKey::from("a"),
-                usage_bytes: usage,
-                limit_bytes: 4 * gib,
-                pressure: None,
-                heap_ceiling: None,
-            };
-            engine.observe(&reading, &settings, &mut events);
-        }
-        let leak = events
-            .iter()
-            .find_map(|e| match &e.kind {
-                EventKind::LeakDetected(v) => Some((e.t, *v)),
-                _ => None,
-            })
-            .expect("a 1 MiB/s leak is found");
-        let (t, verdict) = leak;
-        let usage_then = gib as f64 + (t / 5.0) * 5.0 * 1048576.0;
-        let expected = (4.0 * gib as f64 - usage_then) / 1048576.0;
-        assert!((verdict.slope_bytes_per_s / 1048576.0 - 1.0).abs() < 0.01, "{verdict:?}");
-        assert!((verdict.time_to_limit_s.unwrap() - expected).abs() < expected * 0.01, "{verdict:?} vs {expected}");
-    }
-}
+#[path = "tests.rs"]
+mod tests;
 
 #[cfg(test)]
 #[path = "note_freed_tests.rs"]

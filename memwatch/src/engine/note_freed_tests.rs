@@ -32,7 +32,7 @@ fn run(
         if cleanups(t) {
             trimmed += freed(t);
             if told {
-                engine.note_freed(&key, freed(t));
+                engine.note_freed(&key, t, freed(t));
             }
         }
     }

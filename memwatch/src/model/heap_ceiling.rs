@@ -9,10 +9,27 @@
 //! (`engine::leak`). Read from the command line only: `JAVA_TOOL_OPTIONS`,
 //! `NODE_OPTIONS` and Go's `GOMEMLIMIT` live in the environment, which
 //! memwatch does not read (another process's environment holds its
-//! secrets).
+//! secrets). The command line is read as /proc gives it, words joined by
+//! spaces: an argument holding a space ends the runtime's options early,
+//! and a ceiling after it is missed (never one made up).
 
 /// Options of `java` and `node` that take the next word as their value.
-const VALUE_OPTIONS: &[&str] = &["-cp", "-classpath", "--class-path", "-p", "--module-path", "-r", "--require"];
+const VALUE_OPTIONS: &[&str] = &[
+    "-cp",
+    "-classpath",
+    "--class-path",
+    "-p",
+    "--module-path",
+    "--upgrade-module-path",
+    "--add-modules",
+    "--add-opens",
+    "--add-exports",
+    "--add-reads",
+    "--patch-module",
+    "--limit-modules",
+    "-r",
+    "--require",
+];
 
 /// The ceiling declared on `cmdline` (arguments joined by spaces), in
 /// bytes. Only the runtime's own options count: those before the main
@@ -77,6 +94,7 @@ mod tests {
         assert_eq!(declared("/usr/bin/java -Xmx460m Service.java"), Some(460 * MIB));
         assert_eq!(declared("java -Xms64m -Xmx2G -jar app.jar"), Some(2 << 30));
         assert_eq!(declared("java -cp /opt/lib -Xmx300m Main"), Some(300 * MIB), "past an option's value");
+        assert_eq!(declared("java --add-opens java.base/java.lang=ALL-UNNAMED -Xmx1g -jar a.jar"), Some(1 << 30));
         assert_eq!(declared("java -XX:MaxHeapSize=524288k -jar app.jar"), Some(512 * MIB));
         assert_eq!(declared("java -Xmx1073741824 Main"), Some(1 << 30), "no suffix: bytes");
         assert_eq!(declared("node --max-old-space-size=1536 server.js"), Some(1536 * MIB));

@@ -84,10 +84,13 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    /// A cleanup step: what it freed is memory the workload gave back only
-    /// because memwatch asked.
-    pub const fn is_cleanup_step(self) -> bool {
-        matches!(self, ActionKind::Reclaim | ActionKind::Http | ActionKind::Exec | ActionKind::Signal)
+    /// A cleanup step measured on its own: what it freed is memory the
+    /// workload gave back only because memwatch asked. (A signal step's
+    /// effect is measured with its whole pass, a reading later; it most
+    /// often asks a runtime for a collection, which the leak detector's
+    /// envelope already sees through.)
+    pub const fn frees_on_its_own(self) -> bool {
+        matches!(self, ActionKind::Reclaim | ActionKind::Http | ActionKind::Exec)
     }
 
     /// The name it has in the incident log and the metrics.

@@ -178,7 +178,8 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
         }
         let rss = process.counters.rss();
         target.usage_bytes += rss;
-        target.heap_ceiling = target.heap_ceiling.zip(process.info.heap_ceiling).map(|(sum, own)| sum + own);
+        target.heap_ceiling =
+            target.heap_ceiling.zip(process.info.heap_ceiling).and_then(|(sum, own)| sum.checked_add(own));
         let matched = target.policy.is_some() && own == target.policy;
         target.members.push(TargetMember { id: process.id, rss, matched });
     }
@@ -220,7 +221,7 @@ pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
         });
         into.usage_bytes += target.usage_bytes;
         // What was folded in may not have declared one.
-        into.heap_ceiling = into.heap_ceiling.zip(target.heap_ceiling).map(|(sum, own)| sum + own);
+        into.heap_ceiling = into.heap_ceiling.zip(target.heap_ceiling).and_then(|(sum, own)| sum.checked_add(own));
         // Matched stays true only where the policy it matched is the one
         // of the target it is folded into: another policy's signal is not its.
         let same_policy = into.policy.is_some() && into.policy == target.policy;

@@ -17,8 +17,12 @@ use crate::{
         planner::{Applied, Decision, Member, Observed, Performed, Planner, Settled},
     },
     model::{
-        cgroup::KnobReading, incident::ActionRecord, sample::ProcessSample, target_key::TargetKey, targets,
-        working_set::CgroupMemory,
+        cgroup::KnobReading,
+        incident::ActionRecord,
+        sample::ProcessSample,
+        target_key::TargetKey,
+        targets,
+        working_set::{CgroupMemory, Pressure},
     },
 };
 pub use facts::Facts;
@@ -38,6 +42,8 @@ pub struct Assessed {
     pub usage_bytes: u64,
     /// Its cgroup's own accounting, where `usage_bytes` came from it.
     pub memory: Option<CgroupMemory>,
+    /// Its cgroup's memory pressure (cgroup v2).
+    pub pressure: Option<Pressure>,
     /// The limit it was judged against.
     pub limit_bytes: u64,
     pub level: Level,
@@ -114,9 +120,9 @@ impl Pipeline {
     fn note_freed(&mut self, performed: &[Performed]) {
         for p in performed {
             if let Some(freed) = p.record.freed_bytes.filter(|&f| f > 0)
-                && p.record.action.is_cleanup_step()
+                && p.record.action.frees_on_its_own()
             {
-                self.monitor.note_freed(&p.target, freed.unsigned_abs());
+                self.monitor.note_freed(&p.target, p.record.t, freed.unsigned_abs());
             }
         }
     }
@@ -124,6 +130,13 @@ impl Pipeline {
     /// The last interval's targets, sorted by key.
     pub fn targets(&self) -> &[Assessed] {
         &self.targets
+    }
+
+    /// Whether `key` was judged on its cgroup's working set last interval;
+    /// `None` for a target not seen then.
+    fn on_working_set_before(&self, key: &TargetKey) -> Option<bool> {
+        let index = self.targets.binary_search_by(|a| a.key.cmp(key)).ok()?;
+        Some(self.targets[index].memory.is_some())
     }
 
     /// One interval at `t` (unix seconds) over the live `processes`.
@@ -135,17 +148,26 @@ impl Pipeline {
         let sole_owners = sole_owner::of_their_cgroups(&targets);
         for (target, sole_owner) in targets.into_iter().zip(sole_owners) {
             let observed_limit = target.limit_cgroup.as_deref().and_then(|c| facts.cgroup_limit(c));
-            // The cgroup's charge counts every process in it and below:
-            // the target's own figure only where no other target is there.
-            let memory = match (&target.key, &target.cgroup) {
-                (TargetKey::Cgroup(_), Some(cgroup)) if sole_owner => facts.cgroup_memory(cgroup),
+            let cgroup_memory = match (&target.key, &target.cgroup) {
+                (TargetKey::Cgroup(_), Some(cgroup)) => facts.cgroup_memory(cgroup),
                 _ => None,
             };
+            // The cgroup's charge counts every process in it and below:
+            // the target's own figure only where no other target is there.
+            // Its pressure is the cgroup's whoever else is in it.
+            let memory = cgroup_memory.filter(|_| sole_owner);
+            let pressure = cgroup_memory.and_then(|m| m.pressure);
             let usage_bytes = memory.map_or(target.usage_bytes, |m| m.working_set_bytes());
+            // A figure that changed what it counts (another target moved
+            // in, the cgroup could not be read) starts a new trend: the
+            // step between the two is no fall and no rise of the workload.
+            if self.on_working_set_before(&target.key).is_some_and(|before| before != memory.is_some()) {
+                self.monitor.restart_trend(t, &target.key, &mut events);
+            }
             let measured = Measured {
                 usage_bytes,
                 cgroup_limit: observed_limit,
-                pressure: memory.and_then(|m| m.pressure).map(|p| p.some_avg10),
+                pressure: pressure.map(|p| p.some_avg10),
                 heap_ceiling: target.heap_ceiling,
             };
             self.monitor.observe(t, &target.key, target.policy, measured, &mut events);
@@ -162,6 +184,7 @@ impl Pipeline {
                 policy: target.policy,
                 usage_bytes,
                 memory,
+                pressure,
                 members,
                 knob: None,
                 protected_inside: false,

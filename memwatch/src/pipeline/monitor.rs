@@ -70,9 +70,15 @@ impl Monitor {
         self.engine.level(key)
     }
 
-    /// What a cleanup of memwatch's freed of `key` (see `Engine::note_freed`).
-    pub fn note_freed(&mut self, key: &TargetKey, bytes: u64) {
-        self.engine.note_freed(key, bytes);
+    /// A cleanup step memwatch decided at `t` freed `bytes` of `key` (see
+    /// `Engine::note_freed`).
+    pub fn note_freed(&mut self, key: &TargetKey, t: f64, bytes: u64) {
+        self.engine.note_freed(key, t, bytes);
+    }
+
+    /// Starts `key`'s trend history anew at `t` (see `Engine::restart_trend`).
+    pub fn restart_trend(&mut self, t: f64, key: &TargetKey, events: &mut Vec<Event>) {
+        self.engine.restart_trend(t, key, events);
     }
 
     /// Forgets targets that are gone.

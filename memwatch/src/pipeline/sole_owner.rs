@@ -20,10 +20,13 @@ pub fn of_their_cgroups(targets: &[Target]) -> Vec<bool> {
         .enumerate()
         .map(|(index, target)| {
             let Some(own) = target.cgroup.as_deref() else { return false };
+            // Every path starting with `own` sorts together; among them,
+            // siblings such as "/app.old" sort before children ("/app/x").
             let from = cgroups.partition_point(|(cgroup, _)| *cgroup < own);
             cgroups[from..]
                 .iter()
-                .take_while(|(cgroup, _)| is_at_or_below(cgroup, own))
+                .take_while(|(cgroup, _)| cgroup.starts_with(own))
+                .filter(|(cgroup, _)| is_at_or_below(cgroup, own))
                 .all(|&(_, other)| other == index)
         })
         .collect()
@@ -63,10 +66,13 @@ mod tests {
             // A sibling whose name only starts like db.service's.
             target("cgroup:/system.slice/db.service2", Some("/system.slice/db.service2")),
             target("cgroup:/batch", Some("/batch")),
+            // Siblings that sort between /batch and its child.
+            target("cgroup:/batch-old", Some("/batch-old")),
+            target("cgroup:/batch.slice", Some("/batch.slice")),
             target("cgroup:/batch/child", Some("/batch/child")),
             target("cgroup:/", Some("/")),
             target("process:7:sh", None),
         ];
-        assert_eq!(of_their_cgroups(&targets), [false, false, true, true, false, true, false, false]);
+        assert_eq!(of_their_cgroups(&targets), [false, false, true, true, false, true, true, true, false, false]);
     }
 }

@@ -23,7 +23,8 @@ impl Facts for Charged {
 
     fn cgroup_memory(&mut self, cgroup: &str) -> Option<CgroupMemory> {
         self.asked.push(cgroup.to_owned());
-        Some(CgroupMemory { charged_bytes: 900 * MIB, inactive_file_bytes: 100 * MIB, pressure: None })
+        let pressure = Pressure { some_avg10: 7.5, ..Default::default() };
+        Some(CgroupMemory { charged_bytes: 900 * MIB, inactive_file_bytes: 100 * MIB, pressure: Some(pressure) })
     }
 
     fn knob(&mut self, _cgroup: &str) -> KnobReading {
@@ -72,5 +73,59 @@ fn a_cgroup_shared_with_a_process_target_keeps_the_rss_sum() {
     let usage: Vec<(String, u64, bool)> =
         targets.iter().map(|t| (t.key.to_string(), t.usage_bytes / MIB, t.memory.is_some())).collect();
     assert_eq!(usage, [(format!("cgroup:{API}"), 40, false), ("process:10:api".to_owned(), 60, false)]);
-    assert!(asked.is_empty(), "{asked:?}");
+    // Its pressure is the cgroup's whoever else is in it.
+    assert_eq!(targets[0].pressure.map(|p| p.some_avg10), Some(7.5));
+    assert_eq!(asked, [API]);
+}
+
+/// A cgroup charged 1 MiB more every second, from 300 MiB.
+struct Growing {
+    t: f64,
+}
+
+impl Facts for Growing {
+    fn cgroup_limit(&mut self, _cgroup: &str) -> Option<u64> {
+        Some(16 << 30)
+    }
+
+    fn cgroup_memory(&mut self, _cgroup: &str) -> Option<CgroupMemory> {
+        let charged = 300 * MIB + (self.t * MIB as f64) as u64;
+        Some(CgroupMemory { charged_bytes: charged, inactive_file_bytes: 0, pressure: None })
+    }
+
+    fn knob(&mut self, _cgroup: &str) -> KnobReading {
+        KnobReading::Unreadable { gone: false, detail: "not in this test".into() }
+    }
+
+    fn signals(&mut self, _id: ProcessId) -> Option<SignalMasks> {
+        None
+    }
+
+    fn runtime(&mut self, _id: ProcessId) -> Option<Runtime> {
+        None
+    }
+}
+
+#[test]
+fn a_usage_that_changes_what_it_counts_starts_a_new_trend() {
+    let mut pipeline = Pipeline::new(Config::parse("").unwrap(), 16 << 30, EngineOptions::default(), 1);
+    let processes = [process(10, "api", 60), process(11, "worker", 40)];
+    let mut facts = Growing { t: 0.0 };
+    // The leak events of a tick at `t`.
+    let tick = |pipeline: &mut Pipeline, facts: &mut Growing, t: f64| -> Vec<Event> {
+        facts.t = t;
+        let tick = pipeline.tick(t, &processes, facts);
+        tick.events.into_iter().filter(|e| !matches!(e.kind, EventKind::State { .. })).collect()
+    };
+    // 20 minutes of a cgroup growing 1 MiB/s: a leak.
+    let leak_events: Vec<Event> = (0..240).flat_map(|i| tick(&mut pipeline, &mut facts, f64::from(i) * 5.0)).collect();
+    assert!(matches!(leak_events[..], [Event { kind: EventKind::LeakDetected(_), .. }]), "{leak_events:?}");
+    // A policy now splits the api process out: the cgroup target is judged
+    // on its RSS sum, which does not grow. The leak it had is over, by the
+    // change of figure, at once.
+    pipeline.set_config(
+        Config::parse("[[policy]]\nname = \"api\"\ntarget = \"process\"\nmatch = { process = \"^api$\" }\n").unwrap(),
+    );
+    let leak_events = tick(&mut pipeline, &mut facts, 1200.0);
+    assert!(matches!(leak_events[..], [Event { t: 1200.0, kind: EventKind::LeakEnded { .. }, .. }]), "{leak_events:?}");
 }

@@ -11,7 +11,13 @@ use super::{
 };
 use crate::{
     cache::CacheStats,
-    model::{container::Container, delta, sample::Snapshot, target_key::TargetKey, working_set::CgroupMemory},
+    model::{
+        container::Container,
+        delta,
+        sample::Snapshot,
+        target_key::TargetKey,
+        working_set::{CgroupMemory, Pressure},
+    },
     pipeline::Assessed,
 };
 
@@ -52,6 +58,7 @@ struct Judged {
     kind: &'static str,
     usage_bytes: u64,
     memory: Option<CgroupMemory>,
+    pressure: Option<Pressure>,
     limit_bytes: u64,
     level: Level,
     leak: Option<LeakView>,
@@ -137,6 +144,7 @@ impl ViewBuilder {
                 kind: t.key.kind().as_str(),
                 usage_bytes: t.usage_bytes,
                 memory: t.memory,
+                pressure: t.pressure,
                 limit_bytes: t.limit_bytes,
                 level: t.level,
                 leak: leaks.get(&t.key).cloned(),
@@ -207,6 +215,7 @@ impl ViewBuilder {
                 kind: "other",
                 usage_bytes: 0,
                 memory: None,
+                pressure: None,
                 limit_bytes: 0,
                 level: Level::Normal,
                 leak: None,
@@ -241,7 +250,7 @@ impl ViewBuilder {
                     kind: j.kind.to_owned(),
                     usage_bytes: j.usage_bytes,
                     charged_bytes: j.memory.map(|m| m.charged_bytes),
-                    pressure: j.memory.and_then(|m| m.pressure),
+                    pressure: j.pressure,
                     limit_bytes: j.limit_bytes,
                     level: j.level,
                     growth_bytes_per_s: growth,

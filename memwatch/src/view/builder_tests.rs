@@ -38,6 +38,7 @@ fn assessed(unit: &str, processes: &[&ProcessSample], limit: u64, level: Level) 
         cgroup: Some(format!("/system.slice/{unit}")),
         usage_bytes: members.iter().map(|m| m.rss).sum(),
         memory: None,
+        pressure: None,
         limit_bytes: limit,
         level,
         members,
