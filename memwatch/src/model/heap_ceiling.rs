@@ -1,17 +1,23 @@
-//! The heap ceiling a runtime was started with, from its command line: a
-//! JVM's `-Xmx` (or `-XX:MaxHeapSize=`), Node's `--max-old-space-size`.
+//! The heap ceiling a runtime was started with, from its command line and
+//! the environment variables it reads its options from: a JVM's `-Xmx` (or
+//! `-XX:MaxHeapSize=`), also in `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and
+//! `_JAVA_OPTIONS`; Node's `--max-old-space-size`, also in `NODE_OPTIONS`;
+//! Go's `GOMEMLIMIT`.
 //!
 //! A runtime grows its heap towards that ceiling as it warms up (a JVM
 //! commits heap it will keep, whether or not the objects in it live), so
 //! resident memory climbing to the ceiling says nothing about a leak; once
 //! there, the heap cannot grow further, and what is left to grow is the
 //! runtime's own memory. The leak detector uses it that way
-//! (`engine::leak`). Read from the command line only: `JAVA_TOOL_OPTIONS`,
-//! `NODE_OPTIONS` and Go's `GOMEMLIMIT` live in the environment, which
-//! memwatch does not read (another process's environment holds its
-//! secrets). The command line is read as /proc gives it, words joined by
-//! spaces: an argument holding a space ends the runtime's options early,
-//! and a ceiling after it is missed (never one made up).
+//! (`engine::leak`). The command line is read as /proc gives it, words
+//! joined by spaces: an argument holding a space ends the runtime's options
+//! early, and a ceiling after it is missed (never one made up).
+//!
+//! Environments are inherited by everything a service starts: a JVM's and
+//! Node's option variables count only for a process whose program is
+//! `java` or `node` (a shell of the same unit holding `NODE_OPTIONS` is
+//! not a Node heap). `GOMEMLIMIT` counts for any process that holds it:
+//! only Go reads it, and whether a binary is Go is not told by its name.
 
 /// Options of `java` and `node` that take the next word as their value.
 const VALUE_OPTIONS: &[&str] = &[
@@ -31,12 +37,48 @@ const VALUE_OPTIONS: &[&str] = &[
     "--require",
 ];
 
+/// The variables a runtime reads its heap ceiling from, the only ones
+/// memwatch looks for in a process's environment.
+pub const ENVIRONMENT_NAMES: [&str; 5] =
+    ["GOMEMLIMIT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
+
 /// The ceiling declared on `cmdline` (arguments joined by spaces), in
 /// bytes. Only the runtime's own options count: those before the main
 /// class, the `-jar` file or the script (what follows is the program's).
 /// The last of several wins, as it does for the runtimes.
 pub fn declared(cmdline: &str) -> Option<u64> {
-    let mut words = cmdline.split(' ').filter(|w| !w.is_empty()).skip(1);
+    declared_with(cmdline, |_| None)
+}
+
+/// The ceiling declared on `cmdline` or in the environment variable
+/// `environment` gives for a name of [`ENVIRONMENT_NAMES`], in the order the
+/// runtime applies them: a JVM reads `JAVA_TOOL_OPTIONS`, then
+/// `JDK_JAVA_OPTIONS`, then its command line, then `_JAVA_OPTIONS` (the last
+/// word wins); Node reads `NODE_OPTIONS` before its command line; a Go
+/// program's `GOMEMLIMIT` counts where nothing else declares one.
+pub fn declared_with<'a>(cmdline: &str, environment: impl Fn(&str) -> Option<&'a str>) -> Option<u64> {
+    let mut words = cmdline.split(' ').filter(|w| !w.is_empty());
+    let program = words.next().map(|p| p.rsplit('/').next().unwrap_or(p));
+    let in_variable = |name: &str| environment(name).and_then(|value| last_in_options(value.split_whitespace()));
+    let ceiling = match program {
+        Some("java") => [
+            in_variable("JAVA_TOOL_OPTIONS"),
+            in_variable("JDK_JAVA_OPTIONS"),
+            last_in_options(words),
+            in_variable("_JAVA_OPTIONS"),
+        ]
+        .into_iter()
+        .flatten()
+        .next_back(),
+        Some("node" | "nodejs") => last_in_options(words).or_else(|| in_variable("NODE_OPTIONS")),
+        _ => last_in_options(words),
+    };
+    ceiling.or_else(|| environment("GOMEMLIMIT").and_then(go_memory_limit))
+}
+
+/// The last ceiling among a runtime's options, up to the first word that is
+/// not one of them.
+fn last_in_options<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<u64> {
     let mut ceiling = None;
     while let Some(word) = words.next() {
         if !word.starts_with('-') || word == "-jar" || word == "--" {
@@ -71,6 +113,19 @@ pub fn declared(cmdline: &str) -> Option<u64> {
     ceiling
 }
 
+/// Go's `GOMEMLIMIT`: digits and an optional `B`, `KiB`, `MiB`, `GiB` or
+/// `TiB` (the runtime's own grammar); `off`, 0 and the maximum (what `off`
+/// means) declare nothing.
+fn go_memory_limit(text: &str) -> Option<u64> {
+    let units: [(&str, u32); 5] = [("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40), ("B", 0)];
+    let (digits, shift) =
+        units.iter().find_map(|(unit, shift)| Some((text.strip_suffix(unit)?, *shift))).unwrap_or((text, 0));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift).filter(|&b| b > 0 && b < i64::MAX as u64)
+}
+
 /// A HotSpot size: digits and an optional k, m, g or t (either case).
 fn jvm_size(text: &str) -> Option<u64> {
     let (digits, shift) = match text.char_indices().last()? {
@@ -100,6 +155,55 @@ mod tests {
         assert_eq!(declared("node --max-old-space-size=1536 server.js"), Some(1536 * MIB));
         assert_eq!(declared("node --max_old_space_size 512 server.js"), Some(512 * MIB));
         assert_eq!(declared("java -Xmx256m -Xmx1g Main"), Some(1 << 30), "the last one wins");
+    }
+
+    /// An environment holding `vars`, as the process reader passes it.
+    fn environment<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    #[test]
+    fn runtimes_read_their_option_variables_in_their_own_order() {
+        let java = [("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8 -Xmx256m"), ("JDK_JAVA_OPTIONS", "-Xmx384m")];
+        assert_eq!(declared_with("/usr/bin/java -jar app.jar", environment(&java[..1])), Some(256 * MIB));
+        assert_eq!(
+            declared_with("java -jar app.jar", environment(&java)),
+            Some(384 * MIB),
+            "the launcher's after the tool's"
+        );
+        assert_eq!(
+            declared_with("java -Xmx1g -jar app.jar", environment(&java)),
+            Some(1 << 30),
+            "the command line after both"
+        );
+        let overriding = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("_JAVA_OPTIONS", "-Xmx2g")];
+        assert_eq!(declared_with("java -Xmx1g Main", environment(&overriding)), Some(2 << 30), "_JAVA_OPTIONS last");
+        let node = [("NODE_OPTIONS", "--require /opt/trace.js --max-old-space-size=768")];
+        assert_eq!(declared_with("/usr/bin/node server.js", environment(&node)), Some(768 * MIB));
+        assert_eq!(declared_with("node --max-old-space-size=512 server.js", environment(&node)), Some(512 * MIB));
+    }
+
+    #[test]
+    fn an_inherited_option_variable_is_no_ceiling_for_another_program() {
+        let both = [("NODE_OPTIONS", "--max-old-space-size=768"), ("JAVA_TOOL_OPTIONS", "-Xmx1g")];
+        for cmdline in ["/bin/sh -c exec node server.js", "python3 worker.py", "/usr/bin/java-wrapper", ""] {
+            assert_eq!(declared_with(cmdline, environment(&both)), None, "{cmdline:?}");
+        }
+    }
+
+    #[test]
+    fn go_memory_limits_are_read_in_gos_grammar() {
+        let go = |value: &str| declared_with("/usr/local/bin/api --listen :80", environment(&[("GOMEMLIMIT", value)]));
+        assert_eq!(go("1GiB"), Some(1 << 30));
+        assert_eq!(go("750MiB"), Some(750 * MIB));
+        assert_eq!(go("524288KiB"), Some(512 * MIB));
+        assert_eq!(go("1073741824"), Some(1 << 30));
+        assert_eq!(go("1073741824B"), Some(1 << 30));
+        for not_a_limit in ["off", "0", "9223372036854775807", "1GB", "1.5GiB", "-1", "MiB", "1 GiB", "lots", ""] {
+            assert_eq!(go(not_a_limit), None, "{not_a_limit:?}");
+        }
+        let java_and_go = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("GOMEMLIMIT", "1GiB")];
+        assert_eq!(declared_with("java Main", environment(&java_and_go)), Some(256 * MIB), "the runtime's own first");
     }
 
     #[test]

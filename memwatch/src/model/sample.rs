@@ -29,12 +29,15 @@ pub struct ProcessInfo {
     /// The container (and pod) it runs in, from `cgroup`.
     pub container: Option<Container>,
     /// The heap ceiling its runtime was started with (`-Xmx`, ...), from
-    /// `cmdline` (`model::heap_ceiling`).
+    /// `cmdline` and, where /proc was read, the variables of its environment
+    /// that runtimes read options from (`model::heap_ceiling`).
     pub heap_ceiling: Option<u64>,
 }
 
 impl ProcessInfo {
-    /// Who a process is; the container follows from the cgroup.
+    /// Who a process is; the container follows from the cgroup, the heap
+    /// ceiling from the command line (the reader of /proc adds what the
+    /// environment declares).
     pub fn new(comm: String, cmdline: String, cgroup: Option<String>, unit: Option<String>) -> Self {
         let container = cgroup.as_deref().and_then(Container::of_cgroup);
         let heap_ceiling = super::heap_ceiling::declared(&cmdline);

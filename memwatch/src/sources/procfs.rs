@@ -9,10 +9,14 @@ use procfs::{ProcessCGroup, process::Process};
 
 use crate::{
     model::{
+        heap_ceiling,
         sample::{Counters, ProcessId, ProcessInfo},
         signals::SignalMasks,
     },
-    sources::{cgroup_namespace::CgroupNamespace, cgroupfs::unit_from_cgroup, container_names::ContainerNames},
+    sources::{
+        cgroup_namespace::CgroupNamespace, cgroupfs::unit_from_cgroup, container_names::ContainerNames,
+        environment::CeilingVariables,
+    },
 };
 
 /// The kernel marks its own threads with PF_KTHREAD in /proc/PID/stat flags.
@@ -134,7 +138,8 @@ impl ProcFs {
         Some(SignalMasks { caught, ignored, blocked: if blocked == u64::MAX { 0 } else { blocked } })
     }
 
-    /// Command line and cgroup membership: read once per process identity.
+    /// Command line, cgroup membership and the heap ceiling its runtime
+    /// declared: read once per process identity.
     pub fn info(&self, pid: u32, comm: &str) -> ProcessInfo {
         let Some(process) = self.process(pid) else {
             return ProcessInfo { comm: comm.to_owned(), ..Default::default() };
@@ -145,6 +150,8 @@ impl ProcFs {
             Err(_) => (None, None),
         };
         let mut info = ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit);
+        let variables = CeilingVariables::read(&self.root.join(pid.to_string()).join("environ"));
+        info.heap_ceiling = heap_ceiling::declared_with(&info.cmdline, |name| variables.get(name));
         if let Some(container) = info.container.as_mut() {
             self.names.fill(container);
         }
@@ -307,6 +314,7 @@ mod tests {
         let info = procfs.info(4242, &stat.comm);
         assert_eq!(info.cmdline, "/usr/bin/leaky --serve");
         assert_eq!(info.unit.as_deref(), Some("leaky.service"));
+        assert_eq!(info.heap_ceiling, Some(768 << 20), "GOMEMLIMIT, from its environment");
         assert!(procfs.stat(1).is_none(), "a missing process is None, not an error");
     }
 

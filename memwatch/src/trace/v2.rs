@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! {"memwatch_trace":{"version":2,"host_memory":…,"daemon_pid":…,"interval_s":…}}
-//! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…}}   first sight of a process
+//! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…,"heap_ceiling":…}}   first sight of a process
 //! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"memory":{…},"knobs":{…},"signals":[…]}}}
 //! {"applied":[{"outcome":"ok","detail":"…"},…]}                                  outcomes of the round before
 //! {"request":{"t":…,"target":"cgroup:/…","answers":{…}}}                         POST /health/gc
@@ -87,6 +87,12 @@ struct ProcessLine {
     cmdline: String,
     cgroup: Option<String>,
     unit: Option<String>,
+    /// The heap ceiling the runtime declared, where it did: part of it may
+    /// come from its environment, which the trace does not hold. Traces
+    /// written before memwatch recorded it have none, and replay reads the
+    /// command line's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    heap_ceiling: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,7 +218,8 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
             Line::MemwatchTrace(_) => return Err(error(n, "a second header line")),
             Line::Process(p) => {
                 let id = ProcessId { pid: p.pid, start_time: p.start_time };
-                let info = ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit);
+                let mut info = ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit);
+                info.heap_ceiling = p.heap_ceiling.or(info.heap_ceiling);
                 infos.insert(id, Arc::new(info));
             }
             Line::Tick(tick) => {
@@ -307,6 +314,7 @@ impl Recorder {
                 cmdline: info.cmdline.clone(),
                 cgroup: info.cgroup.clone(),
                 unit: info.unit.clone(),
+                heap_ceiling: info.heap_ceiling,
             };
             write_line(&mut self.out, &Line::Process(line))?;
             self.known.insert(process.id, Arc::clone(info));

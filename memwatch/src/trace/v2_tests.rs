@@ -97,6 +97,34 @@ fn a_recording_reads_back_round_by_round_with_its_answers_and_outcomes() {
 }
 
 #[test]
+fn a_ceiling_the_environment_declared_replays_as_it_was_read() {
+    let out = Shared::default();
+    let mut recorder = Recorder::new(Box::new(out.clone()), header()).unwrap();
+    let mut go = process(20, "api", 100);
+    Arc::make_mut(&mut go.info).heap_ceiling = Some(768 << 20); // GOMEMLIMIT: not on the command line
+    let jvm = ProcessSample {
+        info: Arc::new(ProcessInfo::new("java".into(), "java -Xmx1g Main".into(), None, None)),
+        ..process(21, "java", 50)
+    };
+    recorder.tick(5.0, &[go, jvm, process(22, "sh", 10)], Answers::default()).unwrap();
+    recorder.finish().unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let Round::Tick { processes, .. } = &parse(&text).unwrap().rounds[0] else { panic!("a tick") };
+    let ceilings: Vec<Option<u64>> = processes.iter().map(|p| p.info.heap_ceiling).collect();
+    assert_eq!(ceilings, [Some(768 << 20), Some(1 << 30), None], "{text}");
+
+    // A recording made before ceilings were recorded: the command line's.
+    let old = format!(
+        "{}\n{}\n{}\n",
+        r#"{"memwatch_trace":{"version":2,"host_memory":17179869184,"daemon_pid":999,"interval_s":5.0}}"#,
+        r#"{"process":{"pid":21,"start_time":77,"comm":"java","cmdline":"java -Xmx1g Main","cgroup":null,"unit":null}}"#,
+        r#"{"tick":{"t":5.0,"rss":[[21,77,50]]}}"#,
+    );
+    let Round::Tick { processes, .. } = &parse(&old).unwrap().rounds[0] else { panic!("a tick") };
+    assert_eq!(processes[0].info.heap_ceiling, Some(1 << 30));
+}
+
+#[test]
 fn malformed_recordings_name_their_line() {
     let head = serde_json::to_string(&Line::MemwatchTrace(header())).unwrap();
     let cases = [
