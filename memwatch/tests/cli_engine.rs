@@ -116,6 +116,7 @@ fn replay_prints_the_issue_s_json_lines_byte_identical_run_to_run() {
     let slope = leak["slope_bytes_per_s"].as_f64().unwrap();
     assert!((slope / (20.0 * 1048576.0 / 60.0) - 1.0).abs() < 0.1, "{leak}");
     assert!(leak["confidence"].as_f64().unwrap() > 0.99, "{leak}");
+    assert!(leak["fit_r2"].as_f64().unwrap() > 0.95, "a straight rise with a wobble: {leak}");
     assert!(leak["time_to_limit_s"].as_f64().unwrap() > 0.0, "{leak}");
     let states: Vec<(&str, &str)> = lines
         .iter()
@@ -190,6 +191,7 @@ fn replay_of_a_periodic_job_whose_troughs_rise_reports_a_leak_by_the_third_cycle
     // 5% of 1 GiB every 20 minutes.
     let per_cycle = leaks[0]["slope_bytes_per_s"].as_f64().unwrap() * 1200.0;
     assert!((per_cycle / (0.05 * 1073741824.0) - 1.0).abs() < 0.2, "{}", leaks[0]);
+    assert!(leaks[0]["fit_r2"].as_f64().unwrap() > 0.9, "the troughs' line: {}", leaks[0]);
 }
 
 /// `memwatch replay` of `trace`: its leak_detected lines.

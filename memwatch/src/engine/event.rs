@@ -43,6 +43,8 @@ pub struct LeakVerdict {
     pub slope_bytes_per_s: f64,
     /// 1 - p of the Mann–Kendall test on the window that found it.
     pub confidence: f64,
+    /// R² of the slope's line through the points it was measured on.
+    pub fit: f64,
     /// `None` when usage is not rising towards the limit; 0 when at or past it.
     pub time_to_limit_s: Option<f64>,
     /// The history window the verdict rests on.
@@ -55,6 +57,7 @@ impl LeakVerdict {
         Self {
             slope_bytes_per_s: trend.slope_bytes_per_s,
             confidence: trend.confidence,
+            fit: trend.fit,
             time_to_limit_s,
             window_s: trend.window_secs,
         }
@@ -94,6 +97,7 @@ enum Line {
     LeakDetected {
         slope_bytes_per_s: f64,
         confidence: f64,
+        fit_r2: f64,
         time_to_limit_s: Option<f64>,
         window_s: u64,
     },
@@ -128,6 +132,7 @@ impl Event {
             EventKind::LeakDetected(v) => Line::LeakDetected {
                 slope_bytes_per_s: round_to(v.slope_bytes_per_s, 3),
                 confidence: round_to(v.confidence, 6),
+                fit_r2: round_to(v.fit, 3),
                 time_to_limit_s: v.time_to_limit_s.map(|s| round_to(s, 1)),
                 window_s: v.window_s.round() as u64,
             },

@@ -108,6 +108,9 @@ pub struct Trend {
     pub slope_bytes_per_s: f64,
     /// 1 - the Mann–Kendall p-value.
     pub confidence: f64,
+    /// How straight the rise is: R² of the slope's line through the points
+    /// it was measured on (the window's minima, or the troughs).
+    pub fit: f64,
     pub window_secs: f64,
 }
 
@@ -224,10 +227,10 @@ impl LeakDetector {
             && (troughs.rising || self.reported_at.is_some())
         {
             let confidence = 1.0 - trend::mann_kendall(&scratch.troughs, &mut scratch.values).p_value;
-            return (
-                Some(Trend { slope_bytes_per_s: troughs.slope, confidence, window_secs: troughs.span_secs }),
-                true,
-            );
+            let intercept = trend::intercept(&scratch.troughs, troughs.slope, &mut scratch.values);
+            let fit = trend::r_squared(&scratch.troughs, intercept, troughs.slope);
+            let trend = Trend { slope_bytes_per_s: troughs.slope, confidence, fit, window_secs: troughs.span_secs };
+            return (Some(trend), true);
         }
         // Growth that brought a runtime to its heap ceiling was its heap
         // sizing itself; past its allowance, it is judged again. A leak

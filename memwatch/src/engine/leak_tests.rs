@@ -269,8 +269,12 @@ fn a_long_build_like_the_cycles_before_it_is_not_reported_again() {
 
 #[test]
 fn confirmation_is_never_longer_than_a_quarter_of_the_time_left() {
-    let trend =
-        |slope_mib_per_s: f64| Trend { slope_bytes_per_s: slope_mib_per_s * MIB, confidence: 1.0, window_secs: 600.0 };
+    let trend = |slope_mib_per_s: f64| Trend {
+        slope_bytes_per_s: slope_mib_per_s * MIB,
+        confidence: 1.0,
+        fit: 1.0,
+        window_secs: 600.0,
+    };
     let confirm = |usage_mib: f64, slope_mib_per_s: f64| {
         confirmation_secs(180.0, &trend(slope_mib_per_s), usage_mib * MIB, 1024.0 * MIB)
     };

@@ -163,7 +163,8 @@ pub fn test(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
         return Outcome::NoLeak;
     }
-    Outcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, window_secs })
+    let fit = trend::r_squared(points, intercept, slope);
+    Outcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, fit, window_secs })
 }
 
 /// The largest fall from an earlier high to a later low.

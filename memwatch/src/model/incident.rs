@@ -192,6 +192,9 @@ pub struct TimelineSample {
 pub struct LeakRecord {
     pub slope_bytes_per_s: f64,
     pub confidence: f64,
+    /// R² of the slope's line (records written before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_r2: Option<f64>,
     pub time_to_limit_s: Option<f64>,
     pub window_s: f64,
 }
@@ -201,6 +204,7 @@ impl From<LeakVerdict> for LeakRecord {
         Self {
             slope_bytes_per_s: v.slope_bytes_per_s,
             confidence: v.confidence,
+            fit_r2: Some(v.fit),
             time_to_limit_s: v.time_to_limit_s,
             window_s: v.window_s,
         }

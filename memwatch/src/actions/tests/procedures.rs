@@ -195,8 +195,13 @@ fn a_throttling_leak_policy_holds_the_limit_until_the_leak_ends() {
     let mut h = Harness::new(s, false);
     h.step(30, Level::Normal);
     h.t += 1.0;
-    let verdict =
-        LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: Some(700.0), window_s: 600.0 };
+    let verdict = LeakVerdict {
+        slope_bytes_per_s: 1e5,
+        confidence: 0.999,
+        fit: 0.99,
+        time_to_limit_s: Some(700.0),
+        window_s: 600.0,
+    };
     let leak = Event { t: h.t, key: key(), kind: EventKind::LeakDetected(verdict) };
     h.tick(30 * MIB, &[leak]);
     assert_eq!(h.file("memory.high"), (30 * MIB + 2 * MIB).to_string());
@@ -231,7 +236,13 @@ fn a_cleanup_leak_policy_runs_the_passes_and_a_report_policy_does_nothing() {
         let mut h = Harness::new(s, false);
         h.step(30, Level::Normal);
         h.t += 1.0;
-        let verdict = LeakVerdict { slope_bytes_per_s: 1e5, confidence: 0.999, time_to_limit_s: None, window_s: 600.0 };
+        let verdict = LeakVerdict {
+            slope_bytes_per_s: 1e5,
+            confidence: 0.999,
+            fit: 0.99,
+            time_to_limit_s: None,
+            window_s: 600.0,
+        };
         h.tick(30 * MIB, &[Event { t: h.t, key: key(), kind: EventKind::LeakDetected(verdict) }]);
         for _ in 0..6 {
             h.step(30, Level::Normal);
