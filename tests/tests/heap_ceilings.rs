@@ -2,9 +2,9 @@
 //! record` reads them from /proc: Debian's node with `NODE_OPTIONS`, its
 //! JVM with `JAVA_TOOL_OPTIONS` and `JDK_JAVA_OPTIONS` (the launcher's
 //! wins), each runtime taking the option for real (controls: V8's heap
-//! limit, the JVM's `MaxHeapSize`); python3 standing in for a Go program
-//! with `GOMEMLIMIT` (no Go toolchain here: the variable counts for any
-//! process), and one holding the runtimes' variables it does not read.
+//! limit, the JVM's `MaxHeapSize`); Debian's prometheus, a Go program,
+//! with `GOMEMLIMIT` (a soft ceiling); and python3 holding all of those
+//! variables, which it does not read.
 use std::{collections::HashMap, process::Command, time::Duration};
 
 use memwatch_tests::{
@@ -14,16 +14,24 @@ use memwatch_tests::{
 };
 
 const MIB: u64 = 1 << 20;
+const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-/// The ceiling each pid's process line of a format-2 recording holds.
-fn recorded_ceilings(recording: &str) -> HashMap<u32, Option<u64>> {
+/// The ceiling (bytes, soft) each pid's process line of a format-2
+/// recording holds.
+fn recorded_ceilings(recording: &str) -> HashMap<u32, Option<(u64, bool)>> {
     recording
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|line| {
             let process = line.get("process")?;
             let pid = u32::try_from(process["pid"].as_u64()?).ok()?;
-            Some((pid, process.get("heap_ceiling").and_then(serde_json::Value::as_u64)))
+            let ceiling = process.get("heap_ceiling").map(|c| {
+                (
+                    c["bytes"].as_u64().expect("bytes"),
+                    c.get("soft").and_then(serde_json::Value::as_bool).unwrap_or(false),
+                )
+            });
+            Some((pid, ceiling))
         })
         .collect()
 }
@@ -38,7 +46,7 @@ fn output(command: &mut Command) -> String {
 #[test]
 fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     let test = "heap_ceilings";
-    if !installed(NODE, test) || !installed(JAVA, test) {
+    if !installed(NODE, test) || !installed(JAVA, test) || !installed(PROMETHEUS, test) {
         return;
     }
     // Controls: each runtime applies the variable, so a ceiling memwatch
@@ -71,17 +79,25 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
         .env("JAVA_TOOL_OPTIONS", "-Xmx48m")
         .env("JDK_JAVA_OPTIONS", "-Xmx64m");
     let jvm = Spawned::start("java", &mut jvm);
-    let idle = ["-c", "import time; time.sleep(60)"];
-    let mut go_like = Command::new("python3");
-    go_like.args(idle).env("GOMEMLIMIT", "300MiB");
-    let go_like = Spawned::start("GOMEMLIMIT holder", &mut go_like);
+    let dir = scenario_dir(test);
+    std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
+    let mut go = Command::new(PROMETHEUS);
+    go.arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .args(["--web.listen-address=127.0.0.1:0", "--log.level=warn"])
+        .env("GOMEMLIMIT", "300MiB");
+    let go = Spawned::start("prometheus", &mut go);
     let mut inherited = Command::new("python3");
-    inherited.args(idle).env("NODE_OPTIONS", "--max-old-space-size=96").env("JAVA_TOOL_OPTIONS", "-Xmx48m");
+    inherited
+        .args(["-c", "import time; time.sleep(60)"])
+        .env("NODE_OPTIONS", "--max-old-space-size=96")
+        .env("JAVA_TOOL_OPTIONS", "-Xmx48m")
+        .env("GOMEMLIMIT", "300MiB");
     let inherited = Spawned::start("python3 with the runtimes' variables", &mut inherited);
     // The JVM starts slower than the others; a recording sees it once it has.
     std::thread::sleep(Duration::from_secs(2));
 
-    let out = scenario_dir(test).join("recording.jsonl");
+    let out = dir.join("recording.jsonl");
     let status = Command::new(memwatch_binary())
         .args(["record", "--mode", "procfs", "--duration", "3", "--interval", "1", "--out"])
         .arg(&out)
@@ -93,9 +109,9 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     let ceiling = |spawned: &Spawned| {
         *ceilings.get(&spawned.pid()).unwrap_or_else(|| panic!("{} ({}) not recorded", spawned.name, spawned.pid()))
     };
-    assert_eq!(ceiling(&node), Some(96 * MIB), "node's NODE_OPTIONS");
-    assert_eq!(ceiling(&jvm), Some(64 * MIB), "the JVM's JDK_JAVA_OPTIONS after JAVA_TOOL_OPTIONS");
-    assert_eq!(ceiling(&go_like), Some(300 * MIB), "GOMEMLIMIT");
-    assert_eq!(ceiling(&inherited), None, "python3 reads neither NODE_OPTIONS nor JAVA_TOOL_OPTIONS");
+    assert_eq!(ceiling(&node), Some((96 * MIB, false)), "node's NODE_OPTIONS");
+    assert_eq!(ceiling(&jvm), Some((64 * MIB, false)), "the JVM's JDK_JAVA_OPTIONS after JAVA_TOOL_OPTIONS");
+    assert_eq!(ceiling(&go), Some((300 * MIB, true)), "a Go program's GOMEMLIMIT, soft");
+    assert_eq!(ceiling(&inherited), None, "python3 reads none of them");
     assert!(!recording.contains("--max-old-space-size=96"), "the environment is not recorded");
 }

@@ -107,7 +107,7 @@ pub fn log_events(events: &[Event], pipeline: &Pipeline) {
                 %policy,
                 rate = %format!("{}/h", human_bytes((v.slope_bytes_per_s * 3600.0) as u64)),
                 confidence = %format!("{:.4}", v.confidence),
-                fit = %format!("{:.3}", v.fit),
+                fit_r2 = %format!("{:.3}", v.fit),
                 time_to_limit = %v.time_to_limit_s.map_or("never".to_owned(), |s| format!("{:.0}s", s)),
                 window = %format!("{:.0}s", v.window_s),
                 "memory leak detected"

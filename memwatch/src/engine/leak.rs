@@ -18,7 +18,7 @@
 //! (`leak_ended`) only after failing for as long. The constants were chosen
 //! on the synthetic corpus and checked on held-out ones (docs/detection.md).
 use super::{
-    cycles,
+    HeapCeiling, cycles,
     history::{MINUTE_SECS, Point},
     ring::Ring,
     trend,
@@ -54,6 +54,11 @@ impl LeakSettings {
 /// whose heap reached `-Xmx` held 9-21% above it).
 pub const NON_HEAP_SHARE: f64 = 0.25;
 pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+/// Go's `GOMEMLIMIT` already counts all of its runtime's memory, and is
+/// soft: a leak goes on past it while the collector works harder. Such a
+/// ceiling allows only [`NON_HEAP_MIN_BYTES`] above it (what the Go runtime
+/// does not count: C libraries, a page-aligned RSS).
+pub const SOFT_CEILING_SHARE: f64 = 0.0;
 
 /// How far a target may grow: its limit, and the heap ceiling its runtime
 /// declared, if any; and what its trend history adds to its usage (what
@@ -62,7 +67,7 @@ pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
     pub limit_bytes: f64,
-    pub heap_ceiling: Option<f64>,
+    pub heap_ceiling: Option<HeapCeiling>,
     pub trend_offset: f64,
 }
 
@@ -81,8 +86,11 @@ impl Bounds {
     /// heap has grown as far as it may, so the growth that brought it there
     /// was the heap sizing itself, not a leak.
     pub fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
-        self.heap_ceiling
-            .is_some_and(|c| usage_bytes >= c && usage_bytes <= c * (1.0 + NON_HEAP_SHARE) + NON_HEAP_MIN_BYTES)
+        self.heap_ceiling.is_some_and(|ceiling| {
+            let bytes = ceiling.bytes as f64;
+            let share = if ceiling.soft { SOFT_CEILING_SHARE } else { NON_HEAP_SHARE };
+            usage_bytes >= bytes && usage_bytes <= bytes * (1.0 + share) + NON_HEAP_MIN_BYTES
+        })
     }
 }
 

@@ -314,17 +314,19 @@ fn first_verdict_within(secs: u32, bounds: Bounds, usage: impl Fn(f64) -> f64) -
 #[test]
 fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_is_judged() {
     let gib = 1024.0 * MIB;
-    let at = Bounds { heap_ceiling: Some(gib), ..Bounds::limit(LIMIT) };
+    let at = Bounds { heap_ceiling: Some(HeapCeiling::hard(1 << 30)), ..Bounds::limit(LIMIT) };
     assert!(!at.at_heap_ceiling(gib - 1.0) && at.at_heap_ceiling(gib) && at.at_heap_ceiling(1.25 * gib + 64.0 * MIB));
     assert!(!at.at_heap_ceiling(1.25 * gib + 65.0 * MIB), "past the allowance");
     assert!(!Bounds::limit(LIMIT).at_heap_ceiling(gib), "no ceiling declared");
+    let go = Bounds { heap_ceiling: Some(HeapCeiling { bytes: 1 << 30, soft: true }), ..Bounds::limit(LIMIT) };
+    assert!(go.at_heap_ceiling(gib + 64.0 * MIB) && !go.at_heap_ceiling(gib + 65.0 * MIB), "GOMEMLIMIT: soft");
 
     // 200 MiB/h from just above a 1 GiB ceiling: within the allowance for the hour.
     let above = |t: f64| 1.05 * gib + 200.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
     assert_eq!(first_verdict_within(3600, at, above), None);
     assert!(first_verdict_within(3600, Bounds::limit(LIMIT), above).is_some(), "the same growth, no ceiling");
     // The runtime's own memory growing far past its heap's ceiling.
-    let small = Bounds { heap_ceiling: Some(100.0 * MIB), ..Bounds::limit(LIMIT) };
+    let small = Bounds { heap_ceiling: Some(HeapCeiling::hard(100 << 20)), ..Bounds::limit(LIMIT) };
     let native = |t: f64| 400.0 * MIB + 300.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
     assert!(first_verdict_within(3600, small, native).is_some_and(|t| t < 20.0 * 60.0));
 }

@@ -24,7 +24,7 @@ pub mod window;
 
 use std::collections::BTreeMap;
 
-use crate::model::target_key::TargetKey;
+use crate::model::{heap_ceiling::HeapCeiling, target_key::TargetKey};
 
 pub use event::{Event, EventKind, LeakVerdict};
 pub use leak::LeakSettings;
@@ -69,7 +69,7 @@ pub struct Reading<'a> {
     /// PSI `some avg10` of the target's cgroup, in percent, where measured.
     pub pressure: Option<f64>,
     /// The heap ceiling its runtime declared (`model::heap_ceiling`).
-    pub heap_ceiling: Option<u64>,
+    pub heap_ceiling: Option<HeapCeiling>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Engine {
                 reading.t,
                 leak::Bounds {
                     limit_bytes: limit as f64,
-                    heap_ceiling: reading.heap_ceiling.map(|c| c as f64),
+                    heap_ceiling: reading.heap_ceiling,
                     trend_offset: target.freed_by_memwatch as f64,
                 },
                 &settings.leak,

@@ -2,22 +2,47 @@
 //! the environment variables it reads its options from: a JVM's `-Xmx` (or
 //! `-XX:MaxHeapSize=`), also in `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and
 //! `_JAVA_OPTIONS`; Node's `--max-old-space-size`, also in `NODE_OPTIONS`;
-//! Go's `GOMEMLIMIT`.
+//! a Go program's `GOMEMLIMIT`.
 //!
 //! A runtime grows its heap towards that ceiling as it warms up (a JVM
 //! commits heap it will keep, whether or not the objects in it live), so
-//! resident memory climbing to the ceiling says nothing about a leak; once
-//! there, the heap cannot grow further, and what is left to grow is the
-//! runtime's own memory. The leak detector uses it that way
-//! (`engine::leak`). The command line is read as /proc gives it, words
-//! joined by spaces: an argument holding a space ends the runtime's options
-//! early, and a ceiling after it is missed (never one made up).
+//! resident memory climbing to the ceiling says nothing about a leak. A
+//! JVM's and V8's ceilings are hard: the heap cannot grow past them, and
+//! what is left to grow is the runtime's own memory. Go's is soft: its
+//! collector works harder near it, and a leak goes on past it. The leak
+//! detector uses each that way (`engine::leak`). The command line is read
+//! as /proc gives it, words joined by spaces: an argument holding a space
+//! ends the runtime's options early, and a ceiling after it is missed
+//! (never one made up).
 //!
 //! Environments are inherited by everything a service starts: a JVM's and
 //! Node's option variables count only for a process whose program is
-//! `java` or `node` (a shell of the same unit holding `NODE_OPTIONS` is
-//! not a Node heap). `GOMEMLIMIT` counts for any process that holds it:
-//! only Go reads it, and whether a binary is Go is not told by its name.
+//! `java` or `node`, and `GOMEMLIMIT` only for a Go executable (a shell of
+//! the same unit holding `NODE_OPTIONS` or `GOMEMLIMIT` has no such heap).
+use serde::{Deserialize, Serialize};
+
+/// How large a runtime's heap may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeapCeiling {
+    pub bytes: u64,
+    /// Go's `GOMEMLIMIT`: a target the collector aims at, which a leak
+    /// passes, rather than a bound the heap stops at.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
+}
+
+impl HeapCeiling {
+    pub const fn hard(bytes: u64) -> Self {
+        Self { bytes, soft: false }
+    }
+
+    /// The ceiling of a target holding both: their sum, soft if either is
+    /// (growth past a soft share of it may be a leak). `None` on overflow.
+    pub fn plus(self, other: Self) -> Option<Self> {
+        Some(Self { bytes: self.bytes.checked_add(other.bytes)?, soft: self.soft || other.soft })
+    }
+}
 
 /// Options of `java` and `node` that take the next word as their value.
 const VALUE_OPTIONS: &[&str] = &[
@@ -42,12 +67,12 @@ const VALUE_OPTIONS: &[&str] = &[
 pub const ENVIRONMENT_NAMES: [&str; 5] =
     ["GOMEMLIMIT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
 
-/// The ceiling declared on `cmdline` (arguments joined by spaces), in
-/// bytes. Only the runtime's own options count: those before the main
-/// class, the `-jar` file or the script (what follows is the program's).
-/// The last of several wins, as it does for the runtimes.
-pub fn declared(cmdline: &str) -> Option<u64> {
-    declared_with(cmdline, |_| None)
+/// The ceiling declared on `cmdline` (arguments joined by spaces). Only
+/// the runtime's own options count: those before the main class, the
+/// `-jar` file or the script (what follows is the program's). The last of
+/// several wins, as it does for the runtimes.
+pub fn declared(cmdline: &str) -> Option<HeapCeiling> {
+    declared_with(cmdline, |_| None, || false)
 }
 
 /// The ceiling declared on `cmdline` or in the environment variable
@@ -55,12 +80,20 @@ pub fn declared(cmdline: &str) -> Option<u64> {
 /// runtime applies them: a JVM reads `JAVA_TOOL_OPTIONS`, then
 /// `JDK_JAVA_OPTIONS`, then its command line, then `_JAVA_OPTIONS` (the last
 /// word wins); Node reads `NODE_OPTIONS` before its command line; a Go
-/// program's `GOMEMLIMIT` counts where nothing else declares one.
-pub fn declared_with<'a>(cmdline: &str, environment: impl Fn(&str) -> Option<&'a str>) -> Option<u64> {
+/// program (`is_go`, asked only of a process holding `GOMEMLIMIT`) reads
+/// `GOMEMLIMIT`.
+pub fn declared_with<'a>(
+    cmdline: &str,
+    environment: impl Fn(&str) -> Option<&'a str>,
+    is_go: impl FnOnce() -> bool,
+) -> Option<HeapCeiling> {
     let mut words = cmdline.split(' ').filter(|w| !w.is_empty());
     let program = words.next().map(|p| p.rsplit('/').next().unwrap_or(p));
-    let in_variable = |name: &str| environment(name).and_then(|value| last_in_options(value.split_whitespace()));
-    let ceiling = match program {
+    let in_variable = |name: &str| {
+        let words = option_words(environment(name)?);
+        last_in_options(words.iter().map(String::as_str))
+    };
+    let hard = match program {
         Some("java") => [
             in_variable("JAVA_TOOL_OPTIONS"),
             in_variable("JDK_JAVA_OPTIONS"),
@@ -73,7 +106,44 @@ pub fn declared_with<'a>(cmdline: &str, environment: impl Fn(&str) -> Option<&'a
         Some("node" | "nodejs") => last_in_options(words).or_else(|| in_variable("NODE_OPTIONS")),
         _ => last_in_options(words),
     };
-    ceiling.or_else(|| environment("GOMEMLIMIT").and_then(go_memory_limit))
+    if let Some(bytes) = hard {
+        return Some(HeapCeiling::hard(bytes));
+    }
+    let soft = environment("GOMEMLIMIT").and_then(go_memory_limit)?;
+    is_go().then_some(HeapCeiling { bytes: soft, soft: true })
+}
+
+/// An option variable's words as the JVM and Node split it: at white
+/// space, except inside single or double quotes, which are removed. A
+/// quoted value holding `-Xmx4g` is part of another option, not a ceiling.
+fn option_words(value: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in value.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if std::mem::take(&mut in_word) {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            None => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 /// The last ceiling among a runtime's options, up to the first word that is
@@ -144,17 +214,21 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    fn hard(bytes: u64) -> Option<HeapCeiling> {
+        Some(HeapCeiling::hard(bytes))
+    }
+
     #[test]
     fn jvm_and_node_ceilings_are_read_in_their_own_units() {
-        assert_eq!(declared("/usr/bin/java -Xmx460m Service.java"), Some(460 * MIB));
-        assert_eq!(declared("java -Xms64m -Xmx2G -jar app.jar"), Some(2 << 30));
-        assert_eq!(declared("java -cp /opt/lib -Xmx300m Main"), Some(300 * MIB), "past an option's value");
-        assert_eq!(declared("java --add-opens java.base/java.lang=ALL-UNNAMED -Xmx1g -jar a.jar"), Some(1 << 30));
-        assert_eq!(declared("java -XX:MaxHeapSize=524288k -jar app.jar"), Some(512 * MIB));
-        assert_eq!(declared("java -Xmx1073741824 Main"), Some(1 << 30), "no suffix: bytes");
-        assert_eq!(declared("node --max-old-space-size=1536 server.js"), Some(1536 * MIB));
-        assert_eq!(declared("node --max_old_space_size 512 server.js"), Some(512 * MIB));
-        assert_eq!(declared("java -Xmx256m -Xmx1g Main"), Some(1 << 30), "the last one wins");
+        assert_eq!(declared("/usr/bin/java -Xmx460m Service.java"), hard(460 * MIB));
+        assert_eq!(declared("java -Xms64m -Xmx2G -jar app.jar"), hard(2 << 30));
+        assert_eq!(declared("java -cp /opt/lib -Xmx300m Main"), hard(300 * MIB), "past an option's value");
+        assert_eq!(declared("java --add-opens java.base/java.lang=ALL-UNNAMED -Xmx1g -jar a.jar"), hard(1 << 30));
+        assert_eq!(declared("java -XX:MaxHeapSize=524288k -jar app.jar"), hard(512 * MIB));
+        assert_eq!(declared("java -Xmx1073741824 Main"), hard(1 << 30), "no suffix: bytes");
+        assert_eq!(declared("node --max-old-space-size=1536 server.js"), hard(1536 * MIB));
+        assert_eq!(declared("node --max_old_space_size 512 server.js"), hard(512 * MIB));
+        assert_eq!(declared("java -Xmx256m -Xmx1g Main"), hard(1 << 30), "the last one wins");
     }
 
     /// An environment holding `vars`, as the process reader passes it.
@@ -162,48 +236,73 @@ mod tests {
         move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
-    #[test]
-    fn runtimes_read_their_option_variables_in_their_own_order() {
-        let java = [("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8 -Xmx256m"), ("JDK_JAVA_OPTIONS", "-Xmx384m")];
-        assert_eq!(declared_with("/usr/bin/java -jar app.jar", environment(&java[..1])), Some(256 * MIB));
-        assert_eq!(
-            declared_with("java -jar app.jar", environment(&java)),
-            Some(384 * MIB),
-            "the launcher's after the tool's"
-        );
-        assert_eq!(
-            declared_with("java -Xmx1g -jar app.jar", environment(&java)),
-            Some(1 << 30),
-            "the command line after both"
-        );
-        let overriding = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("_JAVA_OPTIONS", "-Xmx2g")];
-        assert_eq!(declared_with("java -Xmx1g Main", environment(&overriding)), Some(2 << 30), "_JAVA_OPTIONS last");
-        let node = [("NODE_OPTIONS", "--require /opt/trace.js --max-old-space-size=768")];
-        assert_eq!(declared_with("/usr/bin/node server.js", environment(&node)), Some(768 * MIB));
-        assert_eq!(declared_with("node --max-old-space-size=512 server.js", environment(&node)), Some(512 * MIB));
+    /// `declared_with` for a process that is not a Go executable.
+    fn not_go<'a>(cmdline: &str, vars: &'a [(&'a str, &'a str)]) -> Option<HeapCeiling> {
+        declared_with(cmdline, environment(vars), || false)
     }
 
     #[test]
-    fn an_inherited_option_variable_is_no_ceiling_for_another_program() {
-        let both = [("NODE_OPTIONS", "--max-old-space-size=768"), ("JAVA_TOOL_OPTIONS", "-Xmx1g")];
+    fn runtimes_read_their_option_variables_in_their_own_order() {
+        let java = [("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8 -Xmx256m"), ("JDK_JAVA_OPTIONS", "-Xmx384m")];
+        assert_eq!(not_go("/usr/bin/java -jar app.jar", &java[..1]), hard(256 * MIB));
+        assert_eq!(not_go("java -jar app.jar", &java), hard(384 * MIB), "the launcher's after the tool's");
+        assert_eq!(not_go("java -Xmx1g -jar app.jar", &java), hard(1 << 30), "the command line after both");
+        let overriding = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("_JAVA_OPTIONS", "-Xmx2g")];
+        assert_eq!(not_go("java -Xmx1g Main", &overriding), hard(2 << 30), "_JAVA_OPTIONS last");
+        let node = [("NODE_OPTIONS", "--require /opt/trace.js --max-old-space-size=768")];
+        assert_eq!(not_go("/usr/bin/node server.js", &node), hard(768 * MIB));
+        assert_eq!(not_go("node --max-old-space-size=512 server.js", &node), hard(512 * MIB));
+    }
+
+    #[test]
+    fn option_variables_are_split_as_the_runtimes_split_them() {
+        let quoted = [("JAVA_TOOL_OPTIONS", r#"-Dbanner="start -Xmx4g now" -Xmx512m '-Dsecret=a b'"#)];
+        assert_eq!(not_go("java Main", &quoted), hard(512 * MIB), "a quoted -Xmx4g is part of another option");
+        let only_quoted = [("NODE_OPTIONS", "--title 'x --max-old-space-size=4096'")];
+        assert_eq!(not_go("node a.js", &only_quoted), None);
+        assert_eq!(option_words("  -a  \"b c\"d '' e"), ["-a", "b cd", "", "e"]);
+        assert_eq!(option_words("-Xmx1g \"unterminated"), ["-Xmx1g", "unterminated"]);
+    }
+
+    #[test]
+    fn an_inherited_variable_is_no_ceiling_for_another_program() {
+        let all =
+            [("NODE_OPTIONS", "--max-old-space-size=768"), ("JAVA_TOOL_OPTIONS", "-Xmx1g"), ("GOMEMLIMIT", "1GiB")];
         for cmdline in ["/bin/sh -c exec node server.js", "python3 worker.py", "/usr/bin/java-wrapper", ""] {
-            assert_eq!(declared_with(cmdline, environment(&both)), None, "{cmdline:?}");
+            assert_eq!(not_go(cmdline, &all), None, "{cmdline:?}");
         }
     }
 
     #[test]
-    fn go_memory_limits_are_read_in_gos_grammar() {
-        let go = |value: &str| declared_with("/usr/local/bin/api --listen :80", environment(&[("GOMEMLIMIT", value)]));
-        assert_eq!(go("1GiB"), Some(1 << 30));
-        assert_eq!(go("750MiB"), Some(750 * MIB));
-        assert_eq!(go("524288KiB"), Some(512 * MIB));
-        assert_eq!(go("1073741824"), Some(1 << 30));
-        assert_eq!(go("1073741824B"), Some(1 << 30));
+    fn a_go_programs_memory_limit_is_read_in_gos_grammar_as_a_soft_ceiling() {
+        let go = |value: &str| {
+            declared_with("/usr/local/bin/api --listen :80", environment(&[("GOMEMLIMIT", value)]), || true)
+                .map(|c| (c.bytes, c.soft))
+        };
+        assert_eq!(go("1GiB"), Some((1 << 30, true)));
+        assert_eq!(go("750MiB"), Some((750 * MIB, true)));
+        assert_eq!(go("524288KiB"), Some((512 * MIB, true)));
+        assert_eq!(go("1073741824"), Some((1 << 30, true)));
+        assert_eq!(go("1073741824B"), Some((1 << 30, true)));
         for not_a_limit in ["off", "0", "9223372036854775807", "1GB", "1.5GiB", "-1", "MiB", "1 GiB", "lots", ""] {
             assert_eq!(go(not_a_limit), None, "{not_a_limit:?}");
         }
         let java_and_go = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("GOMEMLIMIT", "1GiB")];
-        assert_eq!(declared_with("java Main", environment(&java_and_go)), Some(256 * MIB), "the runtime's own first");
+        let asked = std::cell::Cell::new(false);
+        let jvm = declared_with("java Main", environment(&java_and_go), || {
+            asked.set(true);
+            true
+        });
+        assert_eq!(jvm, hard(256 * MIB), "the runtime's own");
+        assert!(!asked.get(), "whether it is Go is asked only where it could matter");
+    }
+
+    #[test]
+    fn a_targets_ceiling_is_soft_where_any_members_is() {
+        let sum = HeapCeiling::hard(MIB).plus(HeapCeiling { bytes: 2 * MIB, soft: true });
+        assert_eq!(sum, Some(HeapCeiling { bytes: 3 * MIB, soft: true }));
+        assert_eq!(HeapCeiling::hard(MIB).plus(HeapCeiling::hard(MIB)), hard(2 * MIB));
+        assert_eq!(HeapCeiling::hard(u64::MAX).plus(HeapCeiling::hard(1)), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Instant};
 
 use serde::Serialize;
 
-use super::container::Container;
+use super::{container::Container, heap_ceiling::HeapCeiling};
 
 /// A process's identity. The kernel reuses pids; (pid, start time) it does not,
 /// so nothing keyed by this is ever mistaken for a later process with the same pid.
@@ -31,7 +31,7 @@ pub struct ProcessInfo {
     /// The heap ceiling its runtime was started with (`-Xmx`, ...), from
     /// `cmdline` and, where /proc was read, the variables of its environment
     /// that runtimes read options from (`model::heap_ceiling`).
-    pub heap_ceiling: Option<u64>,
+    pub heap_ceiling: Option<HeapCeiling>,
 }
 
 impl ProcessInfo {

@@ -21,6 +21,7 @@ use crate::{
     config::{Config, Granularity, Identity},
     model::{
         container::Container,
+        heap_ceiling::HeapCeiling,
         sample::{ProcessId, ProcessInfo, ProcessSample},
         target_key::{TargetKey, TargetKind},
     },
@@ -53,7 +54,7 @@ pub struct Target {
     pub members: Vec<TargetMember>,
     /// The sum of its members' heap ceilings, when every member declares
     /// one (a JVM alone, or a container holding only JVMs).
-    pub heap_ceiling: Option<u64>,
+    pub heap_ceiling: Option<HeapCeiling>,
 }
 
 /// The policy for a key read from a trace of the first format (keys
@@ -171,15 +172,14 @@ pub fn build(processes: &[ProcessSample], config: &Config) -> Vec<Target> {
             cgroup: cgroup.map(str::to_owned),
             limit_cgroup: process.info.cgroup.clone(),
             members: Vec::new(),
-            heap_ceiling: Some(0),
+            heap_ceiling: Some(HeapCeiling::hard(0)),
         });
         if let (Some(common), Some(own)) = (&mut target.limit_cgroup, &process.info.cgroup) {
             common.truncate(common_ancestor_len(common, own));
         }
         let rss = process.counters.rss();
         target.usage_bytes += rss;
-        target.heap_ceiling =
-            target.heap_ceiling.zip(process.info.heap_ceiling).and_then(|(sum, own)| sum.checked_add(own));
+        target.heap_ceiling = target.heap_ceiling.zip(process.info.heap_ceiling).and_then(|(sum, own)| sum.plus(own));
         let matched = target.policy.is_some() && own == target.policy;
         target.members.push(TargetMember { id: process.id, rss, matched });
     }
@@ -221,7 +221,7 @@ pub fn cap(targets: Vec<Target>, max: usize) -> (Vec<Target>, usize) {
         });
         into.usage_bytes += target.usage_bytes;
         // What was folded in may not have declared one.
-        into.heap_ceiling = into.heap_ceiling.zip(target.heap_ceiling).and_then(|(sum, own)| sum.checked_add(own));
+        into.heap_ceiling = into.heap_ceiling.zip(target.heap_ceiling).and_then(|(sum, own)| sum.plus(own));
         // Matched stays true only where the policy it matched is the one
         // of the target it is folded into: another policy's signal is not its.
         let same_policy = into.policy.is_some() && into.policy == target.policy;

@@ -187,7 +187,7 @@ fn a_targets_heap_ceiling_is_its_members_when_every_one_declares_one() {
     let config =
         Config::parse("[[policy]]\nname = \"alone\"\ntarget = \"process\"\nmatch = { cgroup = \"/alone\" }\n").unwrap();
     let ceilings: Vec<(String, Option<u64>)> =
-        build(&processes, &config).iter().map(|t| (t.key.to_string(), t.heap_ceiling.map(|c| c >> 20))).collect();
+        build(&processes, &config).iter().map(|t| (t.key.to_string(), t.heap_ceiling.map(|c| c.bytes >> 20))).collect();
     assert_eq!(
         ceilings,
         [

@@ -4,7 +4,7 @@
 use crate::{
     config::Config,
     engine::{Engine, EngineOptions, Event, Level, Reading, resolve_limit},
-    model::target_key::TargetKey,
+    model::{heap_ceiling::HeapCeiling, target_key::TargetKey},
 };
 
 /// What was measured of one target this interval.
@@ -17,7 +17,7 @@ pub struct Measured {
     /// PSI `some avg10` of its cgroup, in percent, where measured.
     pub pressure: Option<f64>,
     /// The heap ceiling its runtime declared (`model::heap_ceiling`).
-    pub heap_ceiling: Option<u64>,
+    pub heap_ceiling: Option<HeapCeiling>,
 }
 
 pub struct Monitor {

@@ -7,7 +7,7 @@ use crate::{
         EngineOptions, Event,
         planner::{Applied, Decision, assume_success},
     },
-    model::targets::policy_for_key,
+    model::{heap_ceiling::HeapCeiling, targets::policy_for_key},
     pipeline::monitor::{Measured, Monitor},
     trace::{
         v1,
@@ -26,7 +26,7 @@ pub fn events_of_v1(trace: &v1::Trace, config: Config, host_total: u64, options:
             usage_bytes: row.rss_bytes,
             cgroup_limit: row.limit_bytes,
             pressure: None,
-            heap_ceiling: row.heap_ceiling_bytes,
+            heap_ceiling: row.heap_ceiling_bytes.map(HeapCeiling::hard),
         };
         monitor.observe(row.t, &trace.keys[row.key], policies[row.key], measured, &mut events);
     }

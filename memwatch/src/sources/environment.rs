@@ -4,12 +4,14 @@
 //!
 //! An environment holds a service's secrets. Only the values of those
 //! names are kept, and only until the ceiling is read from them
-//! (`ProcFs::info`); nothing of them is logged, recorded or exported. The
-//! read is bounded: an environment past [`MAX_ENVIRONMENT_BYTES`] is read
-//! up to there, and a ceiling declared after it is missed (never one made
-//! up). Reading another user's environment takes `CAP_SYS_PTRACE`, which
-//! the packaged unit grants; without it, nothing is read.
-use std::{io::Read as _, path::Path};
+//! (`ProcFs::info`); nothing of them is logged, recorded or exported (their
+//! `Debug` names them without values). The read is bounded: an environment
+//! past [`MAX_ENVIRONMENT_BYTES`] is read up to there, and an entry the
+//! bound cuts is dropped, so a ceiling after it is missed, never one made
+//! up from a cut value. Reading another user's environment takes
+//! `CAP_SYS_PTRACE`, which the packaged unit grants; without it, nothing is
+//! read.
+use std::io::Read;
 
 use crate::model::heap_ceiling::ENVIRONMENT_NAMES;
 
@@ -17,33 +19,35 @@ use crate::model::heap_ceiling::ENVIRONMENT_NAMES;
 /// unusual process makes the daemon allocate, once.
 pub const MAX_ENVIRONMENT_BYTES: u64 = 256 * 1024;
 
-/// The values of the heap-ceiling variables set in the environment file
-/// at `path` (the first of each name, as `getenv` finds it).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct CeilingVariables(Vec<(&'static str, String)>);
+/// The values of the heap-ceiling variables set in an environment (the
+/// first entry of each name, as `getenv` finds it; `None` where that entry
+/// is not UTF-8, which no runtime would parse as a size either).
+#[derive(Default, PartialEq, Eq)]
+pub struct CeilingVariables(Vec<(&'static str, Option<String>)>);
 
 impl CeilingVariables {
-    pub fn read(path: &Path) -> Self {
+    /// From /proc/PID/environ, opened by the caller (relative to the
+    /// process's own directory, so a reused pid is not read instead).
+    pub fn read(environ: impl Read) -> Self {
         let mut bytes = Vec::new();
-        let Ok(file) = std::fs::File::open(path) else { return Self::default() };
-        if file.take(MAX_ENVIRONMENT_BYTES).read_to_end(&mut bytes).is_err() {
+        if environ.take(MAX_ENVIRONMENT_BYTES).read_to_end(&mut bytes).is_err() {
             return Self::default();
         }
         Self::parse(&bytes)
     }
 
-    /// `NAME=value` entries separated by NUL bytes, as the kernel gives them.
+    /// `NAME=value` entries, each ended by a NUL byte as the kernel gives
+    /// them; what follows the last NUL (an entry the bound cut) is dropped.
     fn parse(bytes: &[u8]) -> Self {
-        let mut found: Vec<(&'static str, String)> = Vec::new();
-        for entry in bytes.split(|&b| b == 0) {
+        let ended = bytes.iter().rposition(|&b| b == 0).map_or(&bytes[..0], |last| &bytes[..last]);
+        let mut found: Vec<(&'static str, Option<String>)> = Vec::new();
+        for entry in ended.split(|&b| b == 0) {
             for name in ENVIRONMENT_NAMES {
                 let Some(value) = entry.strip_prefix(name.as_bytes()).and_then(|rest| rest.strip_prefix(b"=")) else {
                     continue;
                 };
-                if found.iter().all(|(seen, _)| *seen != name)
-                    && let Ok(value) = std::str::from_utf8(value)
-                {
-                    found.push((name, value.to_owned()));
+                if found.iter().all(|(seen, _)| *seen != name) {
+                    found.push((name, std::str::from_utf8(value).ok().map(str::to_owned)));
                 }
             }
         }
@@ -51,7 +55,14 @@ impl CeilingVariables {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl std::fmt::Debug for CeilingVariables {
+    /// The names only: `JAVA_TOOL_OPTIONS` often carries a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
     }
 }
 
@@ -64,31 +75,29 @@ mod tests {
         let environ = b"PATH=/usr/bin\0DB_PASSWORD=hunter2\0GOMEMLIMIT=1GiB\0NODE_OPTIONS=--max-old-space-size=512\0\
                         GOMEMLIMIT=2GiB\0XGOMEMLIMIT=9GiB\0JAVA_TOOL_OPTIONS\0";
         let found = CeilingVariables::parse(environ);
-        assert_eq!(
-            found,
-            CeilingVariables(vec![("GOMEMLIMIT", "1GiB".into()), ("NODE_OPTIONS", "--max-old-space-size=512".into())])
-        );
         assert_eq!(found.get("GOMEMLIMIT"), Some("1GiB"), "the first of a name, as getenv finds it");
+        assert_eq!(found.get("NODE_OPTIONS"), Some("--max-old-space-size=512"));
         assert_eq!(found.get("JAVA_TOOL_OPTIONS"), None, "a name without '=' sets nothing");
         assert_eq!(found.get("DB_PASSWORD"), None);
+        assert_eq!(format!("{found:?}"), r#"["GOMEMLIMIT", "NODE_OPTIONS"]"#, "no value in Debug");
     }
 
     #[test]
-    fn a_missing_or_unreadable_environment_declares_nothing() {
-        assert_eq!(CeilingVariables::read(Path::new("/nonexistent/environ")), CeilingVariables::default());
+    fn a_missing_unreadable_or_cut_environment_declares_nothing_made_up() {
         assert_eq!(CeilingVariables::parse(b""), CeilingVariables::default());
-        assert_eq!(CeilingVariables::parse(b"GOMEMLIMIT=\xff\xfe\0"), CeilingVariables::default(), "not UTF-8");
+        let first_not_utf8 = CeilingVariables::parse(b"GOMEMLIMIT=\xff1GiB\0GOMEMLIMIT=1GiB\0");
+        assert_eq!(first_not_utf8.get("GOMEMLIMIT"), None, "the runtime reads the first, not the second");
+        let cut = CeilingVariables::parse(b"A=b\0GOMEMLIMIT=1024");
+        assert_eq!(cut.get("GOMEMLIMIT"), None, "1024MiB cut to 1024 would be a made-up 1 KiB");
     }
 
     #[test]
     fn the_read_stops_at_its_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("environ");
-        let mut environ = vec![b'x'; MAX_ENVIRONMENT_BYTES as usize];
-        environ.extend_from_slice(b"\0GOMEMLIMIT=1GiB\0");
-        std::fs::write(&path, &environ).unwrap();
-        assert_eq!(CeilingVariables::read(&path).get("GOMEMLIMIT"), None);
-        std::fs::write(&path, b"A=b\0GOMEMLIMIT=1GiB\0").unwrap();
-        assert_eq!(CeilingVariables::read(&path).get("GOMEMLIMIT"), Some("1GiB"));
+        let mut environ = vec![b'x'; MAX_ENVIRONMENT_BYTES as usize - 16];
+        environ.extend_from_slice(b"\0GOMEMLIMIT=1024MiB\0");
+        assert_eq!(CeilingVariables::read(&environ[..]).get("GOMEMLIMIT"), None, "cut by the bound");
+        let far = [vec![b'x'; MAX_ENVIRONMENT_BYTES as usize], b"\0GOMEMLIMIT=1GiB\0".to_vec()].concat();
+        assert_eq!(CeilingVariables::read(&far[..]).get("GOMEMLIMIT"), None, "past the bound");
+        assert_eq!(CeilingVariables::read(&b"A=b\0GOMEMLIMIT=1GiB\0"[..]).get("GOMEMLIMIT"), Some("1GiB"));
     }
 }

@@ -15,7 +15,7 @@ use crate::{
     },
     sources::{
         cgroup_namespace::CgroupNamespace, cgroupfs::unit_from_cgroup, container_names::ContainerNames,
-        environment::CeilingVariables,
+        environment::CeilingVariables, runtime,
     },
 };
 
@@ -150,8 +150,11 @@ impl ProcFs {
             Err(_) => (None, None),
         };
         let mut info = ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit);
-        let variables = CeilingVariables::read(&self.root.join(pid.to_string()).join("environ"));
-        info.heap_ceiling = heap_ceiling::declared_with(&info.cmdline, |name| variables.get(name));
+        // Relative to the process's own directory, as the command line was:
+        // a pid reused since is not read in its place.
+        let variables = process.open_relative("environ").map(CeilingVariables::read).unwrap_or_default();
+        let is_go = || process.open_relative("exe").is_ok_and(runtime::is_go);
+        info.heap_ceiling = heap_ceiling::declared_with(&info.cmdline, |name| variables.get(name), is_go);
         if let Some(container) = info.container.as_mut() {
             self.names.fill(container);
         }
@@ -314,7 +317,8 @@ mod tests {
         let info = procfs.info(4242, &stat.comm);
         assert_eq!(info.cmdline, "/usr/bin/leaky --serve");
         assert_eq!(info.unit.as_deref(), Some("leaky.service"));
-        assert_eq!(info.heap_ceiling, Some(768 << 20), "GOMEMLIMIT, from its environment");
+        // GOMEMLIMIT in its environment, but the fixture's exe is no Go program.
+        assert_eq!(info.heap_ceiling, None);
         assert!(procfs.stat(1).is_none(), "a missing process is None, not an error");
     }
 

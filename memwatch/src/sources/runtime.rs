@@ -134,13 +134,24 @@ fn named(name: &str) -> Option<Runtime> {
     NAMED.iter().find(|(n, _)| *n == name).map(|(_, runtime)| *runtime)
 }
 
+/// Whether the executable `exe` (a process's /proc/PID/exe, opened) was
+/// built by Go's toolchain: its sections say, whatever it is called.
+pub fn is_go(exe: File) -> bool {
+    let cache = ReadCache::new(exe);
+    object::File::parse(&cache).is_ok_and(|elf| has_go_sections(&elf))
+}
+
+fn has_go_sections<'data, R: object::ReadRef<'data>>(elf: &object::File<'data, R>) -> bool {
+    GO_SECTIONS.iter().any(|name| elf.section_by_name(name).is_some())
+}
+
 /// From the ELF file itself: Go's sections, then the exported symbols. Only
 /// the headers, section and dynamic symbol tables are read, not the code.
 fn executable(path: &Path) -> Option<Runtime> {
     let file = File::open(path).ok()?;
     let cache = ReadCache::new(file);
     let elf = object::File::parse(&cache).ok()?;
-    if GO_SECTIONS.iter().any(|name| elf.section_by_name(name).is_some()) {
+    if has_go_sections(&elf) {
         return Some(Runtime::Go);
     }
     elf.dynamic_symbols().filter(|s| !s.is_undefined()).find_map(|symbol| {
@@ -166,6 +177,7 @@ mod tests {
     #[test]
     fn this_test_binary_is_no_runtime_of_the_table() {
         assert_eq!(identify(&ProcFs::default(), std::process::id()), None);
+        assert!(!is_go(File::open("/proc/self/exe").unwrap()), "Rust, not Go");
     }
 }
 
@@ -176,7 +188,14 @@ mod real_binaries {
     /// The binaries of Debian's packages, where installed (the project's
     /// set-up installs nodejs and python3; the runtimes test runs them).
     #[test]
-    fn debian_binaries_are_told_by_their_exports() {
+    fn debian_binaries_are_told_by_their_exports_and_go_by_its_sections() {
+        // Debian's prometheus (a test package) is built by Go.
+        for (path, go) in [("/usr/bin/prometheus", true), ("/usr/bin/python3", false)] {
+            match File::open(path) {
+                Ok(exe) => assert_eq!(is_go(exe), go, "{path}"),
+                Err(_) => eprintln!("SKIPPED {path}: not installed"),
+            }
+        }
         for (path, runtime) in [("/usr/bin/node", Runtime::Node), ("/usr/bin/python3", Runtime::Python)] {
             if !Path::new(path).exists() {
                 eprintln!("SKIPPED {path}: not installed");

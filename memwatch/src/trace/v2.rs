@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! {"memwatch_trace":{"version":2,"host_memory":…,"daemon_pid":…,"interval_s":…}}
-//! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…,"heap_ceiling":…}}   first sight of a process
+//! {"process":{"pid":…,"start_time":…,"comm":…,"cmdline":…,"cgroup":…,"unit":…,"heap_ceiling":{"bytes":…,"soft":…}}}   first sight of a process
 //! {"tick":{"t":…,"rss":[[pid,start_time,bytes],…],"answers":{"limits":{…},"memory":{…},"knobs":{…},"signals":[…]}}}
 //! {"applied":[{"outcome":"ok","detail":"…"},…]}                                  outcomes of the round before
 //! {"request":{"t":…,"target":"cgroup:/…","answers":{…}}}                         POST /health/gc
@@ -27,6 +27,7 @@ use crate::{
     engine::planner::Applied,
     model::{
         cgroup::KnobReading,
+        heap_ceiling::HeapCeiling,
         incident::Outcome,
         runtime::Runtime,
         sample::{Counters, ProcessId, ProcessInfo, ProcessSample},
@@ -92,7 +93,7 @@ struct ProcessLine {
     /// written before memwatch recorded it have none, and replay reads the
     /// command line's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    heap_ceiling: Option<u64>,
+    heap_ceiling: Option<HeapCeiling>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +219,9 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
             Line::MemwatchTrace(_) => return Err(error(n, "a second header line")),
             Line::Process(p) => {
                 let id = ProcessId { pid: p.pid, start_time: p.start_time };
+                if p.heap_ceiling.is_some_and(|c| c.bytes == 0) {
+                    return Err(error(n, "heap_ceiling.bytes is 0: a ceiling must be above 0 (or absent for none)"));
+                }
                 let mut info = ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit);
                 info.heap_ceiling = p.heap_ceiling.or(info.heap_ceiling);
                 infos.insert(id, Arc::new(info));

@@ -101,7 +101,8 @@ fn a_ceiling_the_environment_declared_replays_as_it_was_read() {
     let out = Shared::default();
     let mut recorder = Recorder::new(Box::new(out.clone()), header()).unwrap();
     let mut go = process(20, "api", 100);
-    Arc::make_mut(&mut go.info).heap_ceiling = Some(768 << 20); // GOMEMLIMIT: not on the command line
+    // GOMEMLIMIT: not on the command line.
+    Arc::make_mut(&mut go.info).heap_ceiling = Some(HeapCeiling { bytes: 768 << 20, soft: true });
     let jvm = ProcessSample {
         info: Arc::new(ProcessInfo::new("java".into(), "java -Xmx1g Main".into(), None, None)),
         ..process(21, "java", 50)
@@ -110,8 +111,9 @@ fn a_ceiling_the_environment_declared_replays_as_it_was_read() {
     recorder.finish().unwrap();
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     let Round::Tick { processes, .. } = &parse(&text).unwrap().rounds[0] else { panic!("a tick") };
-    let ceilings: Vec<Option<u64>> = processes.iter().map(|p| p.info.heap_ceiling).collect();
-    assert_eq!(ceilings, [Some(768 << 20), Some(1 << 30), None], "{text}");
+    let ceilings: Vec<Option<HeapCeiling>> = processes.iter().map(|p| p.info.heap_ceiling).collect();
+    let (go, jvm) = (HeapCeiling { bytes: 768 << 20, soft: true }, HeapCeiling::hard(1 << 30));
+    assert_eq!(ceilings, [Some(go), Some(jvm), None], "{text}");
 
     // A recording made before ceilings were recorded: the command line's.
     let old = format!(
@@ -121,7 +123,9 @@ fn a_ceiling_the_environment_declared_replays_as_it_was_read() {
         r#"{"tick":{"t":5.0,"rss":[[21,77,50]]}}"#,
     );
     let Round::Tick { processes, .. } = &parse(&old).unwrap().rounds[0] else { panic!("a tick") };
-    assert_eq!(processes[0].info.heap_ceiling, Some(1 << 30));
+    assert_eq!(processes[0].info.heap_ceiling, Some(HeapCeiling::hard(1 << 30)));
+    let zero = old.replace(r#""unit":null}"#, r#""unit":null,"heap_ceiling":{"bytes":0}}"#);
+    assert!(parse(&zero).unwrap_err().to_string().contains("heap_ceiling.bytes is 0"), "{zero}");
 }
 
 #[test]
