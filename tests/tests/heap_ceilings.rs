@@ -3,8 +3,9 @@
 //! JVM with `JAVA_TOOL_OPTIONS` and `JDK_JAVA_OPTIONS` (the launcher's
 //! wins), each runtime taking the option for real (controls: V8's heap
 //! limit, the JVM's `MaxHeapSize`); Debian's prometheus, a Go program,
-//! with `GOMEMLIMIT` (a soft ceiling); and python3 holding all of those
-//! variables, which it does not read.
+//! with `GOMEMLIMIT` and `GOGC=off` (a soft ceiling) and with `GOMEMLIMIT`
+//! alone (none: its collector keeps its memory to its live data); and
+//! python3 holding all of those variables, which it does not read.
 use std::{collections::HashMap, process::Command, time::Duration};
 
 use memwatch_tests::{
@@ -81,18 +82,27 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     let jvm = Spawned::start("java", &mut jvm);
     let dir = scenario_dir(test);
     std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
-    let mut go = Command::new(PROMETHEUS);
-    go.arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-        .args(["--web.listen-address=127.0.0.1:0", "--log.level=warn"])
-        .env("GOMEMLIMIT", "300MiB");
-    let go = Spawned::start("prometheus", &mut go);
+    let prometheus = |name: &str, gogc: Option<&str>| {
+        let mut go = Command::new(PROMETHEUS);
+        go.arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join(name).display()))
+            .args(["--web.listen-address=127.0.0.1:0", "--log.level=warn"])
+            .env("GOMEMLIMIT", "300MiB")
+            .env_remove("GOGC");
+        if let Some(value) = gogc {
+            go.env("GOGC", value);
+        }
+        Spawned::start(name, &mut go)
+    };
+    let go = prometheus("prometheus-gogc-off", Some("off"));
+    let go_collecting = prometheus("prometheus-gogc-default", None);
     let mut inherited = Command::new("python3");
     inherited
         .args(["-c", "import time; time.sleep(60)"])
         .env("NODE_OPTIONS", "--max-old-space-size=96")
         .env("JAVA_TOOL_OPTIONS", "-Xmx48m")
-        .env("GOMEMLIMIT", "300MiB");
+        .env("GOMEMLIMIT", "300MiB")
+        .env("GOGC", "off");
     let inherited = Spawned::start("python3 with the runtimes' variables", &mut inherited);
     // The JVM starts slower than the others; a recording sees it once it has.
     std::thread::sleep(Duration::from_secs(2));
@@ -111,7 +121,8 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     };
     assert_eq!(ceiling(&node), Some((96 * MIB, false)), "node's NODE_OPTIONS");
     assert_eq!(ceiling(&jvm), Some((64 * MIB, false)), "the JVM's JDK_JAVA_OPTIONS after JAVA_TOOL_OPTIONS");
-    assert_eq!(ceiling(&go), Some((300 * MIB, true)), "a Go program's GOMEMLIMIT, soft");
+    assert_eq!(ceiling(&go), Some((300 * MIB, true)), "a Go program's GOMEMLIMIT under GOGC=off, soft");
+    assert_eq!(ceiling(&go_collecting), None, "GOMEMLIMIT with the collector on");
     assert_eq!(ceiling(&inherited), None, "python3 reads none of them");
     assert!(!recording.contains("--max-old-space-size=96"), "the environment is not recorded");
 }

@@ -57,8 +57,11 @@ pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 /// Go's `GOMEMLIMIT` already counts all of its runtime's memory, and is
 /// soft: a leak goes on past it while the collector works harder. Such a
 /// ceiling allows only [`NON_HEAP_MIN_BYTES`] above it (what the Go runtime
-/// does not count: C libraries, a page-aligned RSS).
-pub const SOFT_CEILING_SHARE: f64 = 0.0;
+/// does not count: C libraries, a page-aligned RSS), and nothing from this
+/// share of the target's limit up: services set `GOMEMLIMIT` close to
+/// their container's limit, and a leak passing it there is the one about
+/// to be killed.
+pub const SOFT_CEILING_LIMIT_SHARE: f64 = 0.9;
 
 /// How far a target may grow: its limit, and the heap ceiling its runtime
 /// declared, if any; and what its trend history adds to its usage (what
@@ -88,8 +91,12 @@ impl Bounds {
     pub fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
         self.heap_ceiling.is_some_and(|ceiling| {
             let bytes = ceiling.bytes as f64;
-            let share = if ceiling.soft { SOFT_CEILING_SHARE } else { NON_HEAP_SHARE };
-            usage_bytes >= bytes && usage_bytes <= bytes * (1.0 + share) + NON_HEAP_MIN_BYTES
+            let top = if ceiling.soft {
+                (bytes + NON_HEAP_MIN_BYTES).min(SOFT_CEILING_LIMIT_SHARE * self.limit_bytes)
+            } else {
+                bytes * (1.0 + NON_HEAP_SHARE) + NON_HEAP_MIN_BYTES
+            };
+            usage_bytes >= bytes && usage_bytes <= top
         })
     }
 }

@@ -320,6 +320,13 @@ fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_i
     assert!(!Bounds::limit(LIMIT).at_heap_ceiling(gib), "no ceiling declared");
     let go = Bounds { heap_ceiling: Some(HeapCeiling { bytes: 1 << 30, soft: true }), ..Bounds::limit(LIMIT) };
     assert!(go.at_heap_ceiling(gib + 64.0 * MIB) && !go.at_heap_ceiling(gib + 65.0 * MIB), "GOMEMLIMIT: soft");
+    // GOMEMLIMIT close to a 1 GiB limit: nothing from 90% of it up is set aside.
+    let soft_at =
+        |mib: u64| Bounds { heap_ceiling: Some(HeapCeiling { bytes: mib << 20, soft: true }), ..Bounds::limit(gib) };
+    assert!((973..1024).all(|mib| !soft_at(973).at_heap_ceiling(f64::from(mib) * MIB)), "a leak about to be killed");
+    assert!(soft_at(900).at_heap_ceiling(910.0 * MIB) && !soft_at(900).at_heap_ceiling(930.0 * MIB));
+    let hard_near = Bounds { heap_ceiling: Some(HeapCeiling::hard(900 << 20)), ..Bounds::limit(gib) };
+    assert!(hard_near.at_heap_ceiling(1000.0 * MIB), "a JVM's heap stops at -Xmx wherever its limit");
 
     // 200 MiB/h from just above a 1 GiB ceiling: within the allowance for the hour.
     let above = |t: f64| 1.05 * gib + 200.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);

@@ -17,9 +17,11 @@
 //!
 //! Environments are inherited by everything a service starts: a JVM's and
 //! Node's option variables count only for a process whose program is
-//! `java` or `node`, and `GOMEMLIMIT` only for a Go executable (a shell of
-//! the same unit holding `NODE_OPTIONS` or `GOMEMLIMIT` has no such heap).
+//! `java` or `node`, and `GOMEMLIMIT` (with `GOGC=off`) only for a Go
+//! executable (a shell of the same unit holding them has no such heap).
 use serde::{Deserialize, Serialize};
+
+use super::option_words;
 
 /// How large a runtime's heap may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,8 +66,8 @@ const VALUE_OPTIONS: &[&str] = &[
 
 /// The variables a runtime reads its heap ceiling from, the only ones
 /// memwatch looks for in a process's environment.
-pub const ENVIRONMENT_NAMES: [&str; 5] =
-    ["GOMEMLIMIT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
+pub const ENVIRONMENT_NAMES: [&str; 6] =
+    ["GOMEMLIMIT", "GOGC", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"];
 
 /// The ceiling declared on `cmdline` (arguments joined by spaces). Only
 /// the runtime's own options count: those before the main class, the
@@ -80,8 +82,11 @@ pub fn declared(cmdline: &str) -> Option<HeapCeiling> {
 /// runtime applies them: a JVM reads `JAVA_TOOL_OPTIONS`, then
 /// `JDK_JAVA_OPTIONS`, then its command line, then `_JAVA_OPTIONS` (the last
 /// word wins); Node reads `NODE_OPTIONS` before its command line; a Go
-/// program (`is_go`, asked only of a process holding `GOMEMLIMIT`) reads
-/// `GOMEMLIMIT`.
+/// program (`is_go`, asked only of a process holding both) whose `GOGC` is
+/// `off` collects only when its memory reaches `GOMEMLIMIT`, so grows to it
+/// whatever its live data, as a JVM grows its heap to `-Xmx`. (With the
+/// collector on, Go's memory follows its live data, and reaching the limit
+/// says what any growth says.)
 pub fn declared_with<'a>(
     cmdline: &str,
     environment: impl Fn(&str) -> Option<&'a str>,
@@ -89,61 +94,28 @@ pub fn declared_with<'a>(
 ) -> Option<HeapCeiling> {
     let mut words = cmdline.split(' ').filter(|w| !w.is_empty());
     let program = words.next().map(|p| p.rsplit('/').next().unwrap_or(p));
-    let in_variable = |name: &str| {
-        let words = option_words(environment(name)?);
+    let in_variable = |name: &str, split: fn(&str) -> Option<Vec<String>>| {
+        let words = split(environment(name)?)?;
         last_in_options(words.iter().map(String::as_str))
     };
     let hard = match program {
         Some("java") => [
-            in_variable("JAVA_TOOL_OPTIONS"),
-            in_variable("JDK_JAVA_OPTIONS"),
+            in_variable("JAVA_TOOL_OPTIONS", option_words::jvm),
+            in_variable("JDK_JAVA_OPTIONS", option_words::jvm),
             last_in_options(words),
-            in_variable("_JAVA_OPTIONS"),
+            in_variable("_JAVA_OPTIONS", option_words::jvm),
         ]
         .into_iter()
         .flatten()
         .next_back(),
-        Some("node" | "nodejs") => last_in_options(words).or_else(|| in_variable("NODE_OPTIONS")),
+        Some("node" | "nodejs") => last_in_options(words).or_else(|| in_variable("NODE_OPTIONS", option_words::node)),
         _ => last_in_options(words),
     };
     if let Some(bytes) = hard {
         return Some(HeapCeiling::hard(bytes));
     }
-    let soft = environment("GOMEMLIMIT").and_then(go_memory_limit)?;
+    let soft = environment("GOMEMLIMIT").and_then(go_memory_limit).filter(|_| environment("GOGC") == Some("off"))?;
     is_go().then_some(HeapCeiling { bytes: soft, soft: true })
-}
-
-/// An option variable's words as the JVM and Node split it: at white
-/// space, except inside single or double quotes, which are removed. A
-/// quoted value holding `-Xmx4g` is part of another option, not a ceiling.
-fn option_words(value: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for c in value.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => word.push(c),
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                in_word = true;
-            }
-            None if c.is_whitespace() => {
-                if std::mem::take(&mut in_word) {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            None => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 /// The last ceiling among a runtime's options, up to the first word that is
@@ -258,16 +230,18 @@ mod tests {
     fn option_variables_are_split_as_the_runtimes_split_them() {
         let quoted = [("JAVA_TOOL_OPTIONS", r#"-Dbanner="start -Xmx4g now" -Xmx512m '-Dsecret=a b'"#)];
         assert_eq!(not_go("java Main", &quoted), hard(512 * MIB), "a quoted -Xmx4g is part of another option");
-        let only_quoted = [("NODE_OPTIONS", "--title 'x --max-old-space-size=4096'")];
+        let only_quoted = [("NODE_OPTIONS", r#"--title="x --max-old-space-size=4096""#)];
         assert_eq!(not_go("node a.js", &only_quoted), None);
-        assert_eq!(option_words("  -a  \"b c\"d '' e"), ["-a", "b cd", "", "e"]);
-        assert_eq!(option_words("-Xmx1g \"unterminated"), ["-Xmx1g", "unterminated"]);
     }
 
     #[test]
     fn an_inherited_variable_is_no_ceiling_for_another_program() {
-        let all =
-            [("NODE_OPTIONS", "--max-old-space-size=768"), ("JAVA_TOOL_OPTIONS", "-Xmx1g"), ("GOMEMLIMIT", "1GiB")];
+        let all = [
+            ("NODE_OPTIONS", "--max-old-space-size=768"),
+            ("JAVA_TOOL_OPTIONS", "-Xmx1g"),
+            ("GOMEMLIMIT", "1GiB"),
+            ("GOGC", "off"),
+        ];
         for cmdline in ["/bin/sh -c exec node server.js", "python3 worker.py", "/usr/bin/java-wrapper", ""] {
             assert_eq!(not_go(cmdline, &all), None, "{cmdline:?}");
         }
@@ -276,8 +250,8 @@ mod tests {
     #[test]
     fn a_go_programs_memory_limit_is_read_in_gos_grammar_as_a_soft_ceiling() {
         let go = |value: &str| {
-            declared_with("/usr/local/bin/api --listen :80", environment(&[("GOMEMLIMIT", value)]), || true)
-                .map(|c| (c.bytes, c.soft))
+            let vars = [("GOMEMLIMIT", value), ("GOGC", "off")];
+            declared_with("/usr/local/bin/api --listen :80", environment(&vars), || true).map(|c| (c.bytes, c.soft))
         };
         assert_eq!(go("1GiB"), Some((1 << 30, true)));
         assert_eq!(go("750MiB"), Some((750 * MIB, true)));
@@ -287,7 +261,10 @@ mod tests {
         for not_a_limit in ["off", "0", "9223372036854775807", "1GB", "1.5GiB", "-1", "MiB", "1 GiB", "lots", ""] {
             assert_eq!(go(not_a_limit), None, "{not_a_limit:?}");
         }
-        let java_and_go = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("GOMEMLIMIT", "1GiB")];
+        let collected = [("GOMEMLIMIT", "1GiB"), ("GOGC", "100")];
+        assert_eq!(declared_with("api", environment(&collected), || true), None, "the collector on: no ceiling");
+        assert_eq!(declared_with("api", environment(&collected[..1]), || true), None, "GOGC's default is 100");
+        let java_and_go = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("GOMEMLIMIT", "1GiB"), ("GOGC", "off")];
         let asked = std::cell::Cell::new(false);
         let jvm = declared_with("java Main", environment(&java_and_go), || {
             asked.set(true);

@@ -6,6 +6,7 @@ pub mod container;
 pub mod delta;
 pub mod heap_ceiling;
 pub mod incident;
+pub mod option_words;
 pub mod runtime;
 pub mod sample;
 pub mod signals;

@@ -20,10 +20,10 @@ use crate::model::heap_ceiling::ENVIRONMENT_NAMES;
 pub const MAX_ENVIRONMENT_BYTES: u64 = 256 * 1024;
 
 /// The values of the heap-ceiling variables set in an environment (the
-/// first entry of each name, as `getenv` finds it; `None` where that entry
-/// is not UTF-8, which no runtime would parse as a size either).
+/// first entry of each name, as `getenv` finds it; bytes that are not
+/// UTF-8 replaced, as no size or option name holds them).
 #[derive(Default, PartialEq, Eq)]
-pub struct CeilingVariables(Vec<(&'static str, Option<String>)>);
+pub struct CeilingVariables(Vec<(&'static str, String)>);
 
 impl CeilingVariables {
     /// From /proc/PID/environ, opened by the caller (relative to the
@@ -40,14 +40,14 @@ impl CeilingVariables {
     /// them; what follows the last NUL (an entry the bound cut) is dropped.
     fn parse(bytes: &[u8]) -> Self {
         let ended = bytes.iter().rposition(|&b| b == 0).map_or(&bytes[..0], |last| &bytes[..last]);
-        let mut found: Vec<(&'static str, Option<String>)> = Vec::new();
+        let mut found: Vec<(&'static str, String)> = Vec::new();
         for entry in ended.split(|&b| b == 0) {
             for name in ENVIRONMENT_NAMES {
                 let Some(value) = entry.strip_prefix(name.as_bytes()).and_then(|rest| rest.strip_prefix(b"=")) else {
                     continue;
                 };
                 if found.iter().all(|(seen, _)| *seen != name) {
-                    found.push((name, std::str::from_utf8(value).ok().map(str::to_owned)));
+                    found.push((name, String::from_utf8_lossy(value).into_owned()));
                 }
             }
         }
@@ -55,7 +55,7 @@ impl CeilingVariables {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_deref())
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -86,7 +86,13 @@ mod tests {
     fn a_missing_unreadable_or_cut_environment_declares_nothing_made_up() {
         assert_eq!(CeilingVariables::parse(b""), CeilingVariables::default());
         let first_not_utf8 = CeilingVariables::parse(b"GOMEMLIMIT=\xff1GiB\0GOMEMLIMIT=1GiB\0");
-        assert_eq!(first_not_utf8.get("GOMEMLIMIT"), None, "the runtime reads the first, not the second");
+        assert_eq!(first_not_utf8.get("GOMEMLIMIT"), Some("\u{fffd}1GiB"), "the first, as the runtime reads it");
+        let latin1 = CeilingVariables::parse(b"JAVA_TOOL_OPTIONS=-Dcity=K\xf6ln -Xmx512m\0");
+        assert_eq!(
+            latin1.get("JAVA_TOOL_OPTIONS"),
+            Some("-Dcity=K\u{fffd}ln -Xmx512m"),
+            "the JVM applies it all the same"
+        );
         let cut = CeilingVariables::parse(b"A=b\0GOMEMLIMIT=1024");
         assert_eq!(cut.get("GOMEMLIMIT"), None, "1024MiB cut to 1024 would be a made-up 1 KiB");
     }

@@ -317,9 +317,19 @@ mod tests {
         let info = procfs.info(4242, &stat.comm);
         assert_eq!(info.cmdline, "/usr/bin/leaky --serve");
         assert_eq!(info.unit.as_deref(), Some("leaky.service"));
-        // GOMEMLIMIT in its environment, but the fixture's exe is no Go program.
+        // GOMEMLIMIT and GOGC=off in its environment, but it has no Go executable.
         assert_eq!(info.heap_ceiling, None);
         assert!(procfs.stat(1).is_none(), "a missing process is None, not an error");
+    }
+
+    #[test]
+    fn a_runtimes_ceiling_is_read_from_its_environment() {
+        // memwatch/tests/fixtures/proc_runtimes: `node server.js` with
+        // NODE_OPTIONS (and Go's variables, which node does not read).
+        let procfs = ProcFs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc_runtimes"));
+        let info = procfs.info(4343, "node");
+        assert_eq!(info.heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(640 << 20)));
+        assert_eq!(info.unit.as_deref(), Some("web.service"));
     }
 
     #[test]
