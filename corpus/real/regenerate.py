@@ -6,7 +6,13 @@ its label into tuning/ or test/ (alternating within each shape, so both
 halves hold every shape).
 
     sudo /usr/bin/python3 corpus/real/regenerate.py --memwatch PATH [--minutes 45]
+    sudo /usr/bin/python3 corpus/real/regenerate.py --memwatch PATH --node-case --minutes 25
     python3 corpus/real/regenerate.py --ceilings-only
+
+--node-case records the issue's Node.js case alone, eight times side by
+side (a cache warming for 10 minutes, then 14 KiB kept per 100 ms
+request, about 500 MB/h, under a 1 GiB limit), into node_case/: how soon
+that one case is reported, over several runs of it rather than one.
 
 --ceilings-only records nothing: it rewrites the committed traces with
 their heap_ceiling_bytes column, read from each workload's command line
@@ -78,6 +84,12 @@ def workloads():
     return w
 
 
+def node_case_workloads():
+    """The issue's Node case, eight times: the leak_after_warmup workload at 14 KiB."""
+    return [("node_case", NODE, ["--cache-mb", "60", "--warm-min", "10", "--leak-after-min", "10"], 1024, 10, 14)
+            for _ in range(8)]
+
+
 def heap_ceiling(argv):
     """The heap ceiling the runtime was started with, in bytes: the -Xmx<N>m
     the JVM workloads here are started with. memwatch reads more forms (and
@@ -107,6 +119,8 @@ def main():
     p.add_argument("--memwatch", help="the memwatch binary to record with")
     p.add_argument("--ceilings-only", action="store_true",
                    help="add heap_ceiling_bytes to the committed traces; record nothing")
+    p.add_argument("--node-case", action="store_true",
+                   help="record the issue's Node case eight times into node_case/ instead")
     p.add_argument("--minutes", type=int, default=45)
     p.add_argument("--raw", default="/tmp/memwatch-real.jsonl", help="where the format-2 recording goes")
     o = p.parse_args()
@@ -118,7 +132,8 @@ def main():
     logs = pathlib.Path(o.raw).with_suffix(".logs")
     logs.mkdir(exist_ok=True)
     running = []
-    for key, (shape, cmd, args, limit, leak_start, kb) in keyed(workloads()):
+    table = node_case_workloads() if o.node_case else workloads()
+    for key, (shape, cmd, args, limit, leak_start, kb) in keyed(table):
         argv = cmd + ["--name", key] + args + (["--leak-kb", str(kb)] if kb else [])
         log = open(logs / f"{key}.log", "w")
         proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
@@ -132,7 +147,7 @@ def main():
     for key, *_, proc, _ in running:
         if proc.returncode not in (None, -signal.SIGKILL):
             print(f"{key} exited early ({proc.returncode}): see {logs / (key + '.log')}", file=sys.stderr)
-    write_corpus(o.raw, running)
+    write_corpus(o.raw, running, halves=("node_case",) if o.node_case else ("tuning", "test"))
 
 
 def add_ceilings():
@@ -150,8 +165,9 @@ def add_ceilings():
             path.write_text("\n".join(out) + "\n")
 
 
-def write_corpus(raw, running):
-    """Format-1 traces and labels from the format-2 recording."""
+def write_corpus(raw, running, halves):
+    """Format-1 traces and labels from the format-2 recording, each shape's
+    workloads alternating between the directories `halves`."""
     by_name = {}
     t0 = None
     series = {}
@@ -171,10 +187,10 @@ def write_corpus(raw, running):
                     if key is not None:
                         series.setdefault(key, []).append((round(tick["t"] - t0), rss))
     counts = {}
-    labels = {half: [] for half in ("tuning", "test")}
+    labels = {half: [] for half in halves}
     for key, shape, argv, limit, leak_start, kb, _, started in running:
         counts[shape] = counts.get(shape, 0) + 1
-        half = "tuning" if counts[shape] % 2 == 1 else "test"
+        half = halves[(counts[shape] - 1) % len(halves)]
         rows = series.get(key, [])
         if not rows:
             print(f"{key}: not in the recording", file=sys.stderr)

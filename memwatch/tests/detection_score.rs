@@ -5,7 +5,9 @@
 //!
 //! The corpora: corpus/ (synthetic, `cargo xtask corpus`), the test half of
 //! corpus/real/ (recorded from real runtimes, `corpus/real/regenerate.py`;
-//! the engine's constants are never tuned on it), and, when `cargo xtask
+//! the engine's constants are never tuned on it), the Node case
+//! recorded eight times (corpus/real/node_case/, `regenerate.py
+//! --node-case`: leaks only, so its figures are its delays), and, when `cargo xtask
 //! score` made one, a synthetic corpus from a seed drawn for that run
 //! (SCORE_FRESH_CORPUS, its seed in SCORE_FRESH_SEED). SCORE_CORPUS scores
 //! one directory alone.
@@ -147,6 +149,11 @@ fn corpora() -> Vec<(String, PathBuf, usize)> {
     let mut corpora = vec![
         ("synthetic (corpus/)".to_owned(), root.join("corpus"), 150),
         ("real runtimes, test half (corpus/real/test/)".to_owned(), root.join("corpus/real/test"), 25),
+        (
+            "real node, the issue's case eight times (corpus/real/node_case/)".to_owned(),
+            root.join("corpus/real/node_case"),
+            8,
+        ),
     ];
     if let Some(dir) = std::env::var_os("SCORE_FRESH_CORPUS") {
         let seed = std::env::var("SCORE_FRESH_SEED").unwrap_or_else(|_| "?".into());

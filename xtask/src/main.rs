@@ -72,7 +72,8 @@ enum Task {
         out: Option<std::path::PathBuf>,
     },
     /// Score the leak detector and the seed's rule on corpus/, the real
-    /// runtimes' test half and a fresh synthetic corpus (prints markdown tables).
+    /// runtimes' test half, the Node case recorded eight times and a
+    /// fresh synthetic corpus (prints markdown tables).
     Score {
         /// Score this corpus directory alone (e.g. a held-out one).
         #[arg(long, conflicts_with = "seed")]
