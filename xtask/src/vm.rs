@@ -128,6 +128,7 @@ const HOST_ONLY: &[(&str, &str)] = &[
     ("node_service", "the Node.js example service, on the host's node"),
     ("service_manager", "the sd_notify protocol against a fake NOTIFY_SOCKET: nothing the VM's kernel changes"),
     ("prometheus_alerts", "Debian's prometheus and promtool, which the VM's initramfs does not hold"),
+    ("heap_ceilings", "real node, java and prometheus from Debian's packages, which the VM's initramfs does not hold"),
 ];
 
 /// Runs every lane, or those whose name contains `only`.
