@@ -23,9 +23,9 @@ use std::{
 
 use memwatch::{
     config::Config,
-    engine::{EngineOptions, EventKind},
+    engine::{EngineOptions, Event, EventKind},
     pipeline::replay::events_of_v1,
-    trace::{self, Trace},
+    trace::{self, Trace, v1},
 };
 
 /// The corpus is replayed as if on a 16 GiB host, so scores do not depend on
@@ -195,6 +195,24 @@ fn the_engine_stays_above_its_floor_on_every_corpus() {
     );
 }
 
+/// A corpus trace: format 1, a row per reading.
+fn corpus_trace(dir: &Path, label: &Label) -> v1::Trace {
+    let Trace::V1(trace) = trace::read(&dir.join(&label.file)).unwrap() else {
+        panic!("{}: a corpus is of format 1", label.file)
+    };
+    trace
+}
+
+/// When the events of `want`'s kind came.
+fn times(events: &[Event], want: fn(&EventKind) -> bool) -> Vec<f64> {
+    events.iter().filter(|e| want(&e.kind)).map(|e| e.t).collect()
+}
+
+/// A delay for the tables.
+fn minutes(delay_min: Option<f64>) -> String {
+    delay_min.map_or("n/a".to_owned(), |m| format!("{m:.1} min"))
+}
+
 /// Replays every trace of one corpus, prints its tables, returns the engine's score.
 fn score(name: &str, dir: &Path, fewest: usize) -> Score {
     let labels = labels(dir);
@@ -203,22 +221,17 @@ fn score(name: &str, dir: &Path, fewest: usize) -> Score {
     let mut samples = 0usize;
     let mut replay_time = std::time::Duration::ZERO;
     for label in &labels {
-        let Trace::V1(trace) = trace::read(&dir.join(&label.file)).unwrap() else {
-            panic!("{}: a corpus is of format 1", label.file)
-        };
+        let trace = corpus_trace(dir, label);
         samples += trace.rows.len();
         let start = Instant::now();
         let events = events_of_v1(&trace, Config::default(), HOST_MEMORY, EngineOptions { seed_rule_events: true });
         replay_time += start.elapsed();
-        let times = |want: fn(&EventKind) -> bool| -> Vec<f64> {
-            events.iter().filter(|e| want(&e.kind)).map(|e| e.t).collect()
-        };
-        let found = times(|k| matches!(k, EventKind::LeakDetected(_)));
+        let found = times(&events, |k| matches!(k, EventKind::LeakDetected(_)));
         if std::env::var_os("SCORE_VERBOSE").is_some() {
             println!("{} {} start={:?} engine={:?}", label.file, label.shape, label.leak_start_s, found);
         }
         engine.add(label, &found);
-        seed.add(label, &times(|k| matches!(k, EventKind::SeedRule { .. })));
+        seed.add(label, &times(&events, |k| matches!(k, EventKind::SeedRule { .. })));
     }
 
     let leaks = engine.leaks;
@@ -226,7 +239,6 @@ fn score(name: &str, dir: &Path, fewest: usize) -> Score {
     println!("| method | precision | recall | median delay | p90 delay | true pos. | false pos. |");
     println!("|---|---|---|---|---|---|---|");
     for (method, s) in [("memwatch engine", &engine), ("seed rule (>5 MB/check over 10 checks)", &seed)] {
-        let minutes = |m: Option<f64>| m.map_or("n/a".to_owned(), |m| format!("{m:.1} min"));
         println!(
             "| {method} | {:.3} | {:.3} | {} | {} | {} | {} |",
             s.precision(),
@@ -275,9 +287,7 @@ fn limits_close_to_the_figures_hurry_leaks_and_not_warm_ups() {
     for half in ["tuning", "test"] {
         let dir = root.join(half);
         for label in labels(&dir).iter().filter(|l| l.shape != "batch_rising") {
-            let Trace::V1(mut trace) = trace::read(&dir.join(&label.file)).unwrap() else {
-                panic!("{}: a corpus is of format 1", label.file)
-            };
+            let mut trace = corpus_trace(&dir, label);
             let limit = if label.leak {
                 let start = label.leak_start_s.expect("leaks have a start");
                 let first = trace.rows.iter().filter(|r| r.t >= start && r.t < start + 120.0).map(|r| r.rss_bytes);
@@ -291,15 +301,13 @@ fn limits_close_to_the_figures_hurry_leaks_and_not_warm_ups() {
                 row.limit_bytes = Some(limit);
             }
             let events = events_of_v1(&trace, Config::default(), HOST_MEMORY, EngineOptions::default());
-            let found: Vec<f64> =
-                events.iter().filter(|e| matches!(e.kind, EventKind::LeakDetected(_))).map(|e| e.t).collect();
+            let found = times(&events, |k| matches!(k, EventKind::LeakDetected(_)));
             if !label.leak && !found.is_empty() {
                 flagged.push(format!("{half}/{}", label.file));
             }
             close.add(label, &found);
         }
     }
-    let minutes = |m: Option<f64>| m.map_or("n/a".to_owned(), |m| format!("{m:.1} min"));
     println!(
         "\nReal corpus, limits close: {} of {} leaks found {LEAK_HOURS_TO_LIMIT} h from their limit, \
          median delay {}, p90 {}; {} false alarms on warm-ups and jobs peaking at {:.0}% of their limit\n",

@@ -247,7 +247,8 @@ impl LeakDetector {
         {
             let confidence = 1.0 - trend::mann_kendall(&scratch.troughs, &mut scratch.values).p_value;
             let intercept = trend::intercept(&scratch.troughs, troughs.slope, &mut scratch.values);
-            let fit = trend::r_squared(&scratch.troughs, intercept, troughs.slope);
+            let sse = trend::line_sse(&scratch.troughs, intercept, troughs.slope);
+            let fit = trend::r_squared(&scratch.troughs, sse);
             let trend = Trend { slope_bytes_per_s: troughs.slope, confidence, fit, window_secs: troughs.span_secs };
             return (Some(trend), true);
         }

@@ -163,7 +163,7 @@ pub fn test(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch
     if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
         return Outcome::NoLeak;
     }
-    let fit = trend::r_squared(points, intercept, slope);
+    let fit = trend::r_squared(points, line);
     Outcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, fit, window_secs })
 }
 
