@@ -81,6 +81,16 @@ impl History {
         self.recent.newest().copied()
     }
 
+    /// The time between the last two readings.
+    pub fn reading_gap(&self) -> Option<f64> {
+        Some(self.recent.back(0)?.t - self.recent.back(1)?.t)
+    }
+
+    /// The lowest raw reading in `(from, to]`, of the five minutes kept.
+    pub fn lowest_recent(&self, from: f64, to: f64) -> Option<f64> {
+        self.recent.iter().filter(|p| p.t > from && p.t <= to).map(|p| p.y).reduce(f64::min)
+    }
+
     /// The lowest reading before `t` of its minute and of the `minutes`
     /// before that: the lower envelope as the leak tests see it, at `t`.
     /// From the raw readings kept (five minutes at 5 s), else the minute

@@ -13,13 +13,8 @@ fn first_verdict(secs: u32, usage: impl Fn(f64) -> f64) -> Option<(f64, Trend)> 
     for i in 0..secs / 5 {
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
-            && let Some(LeakChange::Started(trend)) = detector.evaluate(
-                history.minutes(),
-                t,
-                Bounds::limit(LIMIT),
-                &LeakSettings::DEFAULT,
-                &mut Scratch::default(),
-            )
+            && let Some(LeakChange::Started(trend)) =
+                detector.evaluate(&history, t, Bounds::limit(LIMIT), &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             return Some((t, trend));
         }
@@ -134,10 +129,7 @@ fn disabled_detection_never_reports() {
     for i in 0..1440 {
         let t = f64::from(i) * 5.0;
         if history.push(t, (t * 100_000.0) as u64) {
-            assert_eq!(
-                detector.evaluate(history.minutes(), t, Bounds::limit(LIMIT), &off, &mut Scratch::default()),
-                None
-            );
+            assert_eq!(detector.evaluate(&history, t, Bounds::limit(LIMIT), &off, &mut Scratch::default()), None);
         }
     }
 }
@@ -156,13 +148,8 @@ fn a_new_leak_after_the_end_of_one_is_announced_again_and_only_once() {
             t => 100.0 * MIB + MIB * (t - 3.0 * 3600.0) / 60.0,
         };
         if history.push(t, usage as u64)
-            && let Some(change) = detector.evaluate(
-                history.minutes(),
-                t,
-                Bounds::limit(LIMIT),
-                &LeakSettings::DEFAULT,
-                &mut Scratch::default(),
-            )
+            && let Some(change) =
+                detector.evaluate(&history, t, Bounds::limit(LIMIT), &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push(change);
         }
@@ -187,13 +174,8 @@ fn a_leak_ends_after_the_confirmation_window_without_one() {
         // Leaks 1 MiB/min for 1 h, then the process restarts and stays flat.
         let usage = if t < 3600.0 { 100.0 * MIB + MIB * t / 60.0 } else { 100.0 * MIB };
         if history.push(t, usage as u64)
-            && let Some(change) = detector.evaluate(
-                history.minutes(),
-                t,
-                Bounds::limit(LIMIT),
-                &LeakSettings::DEFAULT,
-                &mut Scratch::default(),
-            )
+            && let Some(change) =
+                detector.evaluate(&history, t, Bounds::limit(LIMIT), &LeakSettings::DEFAULT, &mut Scratch::default())
         {
             changes.push((t, change));
         }
@@ -222,7 +204,7 @@ fn changes_under_a_gib(secs: u32, usage: impl Fn(f64) -> f64) -> Vec<(f64, LeakC
         let t = f64::from(i) * 5.0;
         if history.push(t, usage(t).max(0.0) as u64)
             && let Some(change) = detector.evaluate(
-                history.minutes(),
+                &history,
                 t,
                 Bounds::limit(1024.0 * MIB),
                 &LeakSettings::DEFAULT,
@@ -298,6 +280,48 @@ fn a_fast_leak_close_to_its_limit_is_announced_sooner_than_the_same_leak_far_fro
     assert!(far - near >= 60.0, "at least a minute sooner: {near} s vs {far} s");
 }
 
+#[test]
+fn still_rising_reads_the_last_minute_of_readings_or_the_last_two_readings() {
+    let trend = Trend { slope_bytes_per_s: MIB, confidence: 1.0, fit: 1.0, window_secs: 600.0 };
+    let fed = |every: u32, usage: &dyn Fn(f64) -> f64| {
+        let mut history = History::default();
+        let mut t = 0.0;
+        for i in 0..60 {
+            t = f64::from(i * every);
+            history.push(t, usage(t) as u64);
+        }
+        still_rising(&history, t, &trend)
+    };
+    assert!(fed(5, &|t| t * MIB), "rising at the trend's pace");
+    assert!(!fed(5, &|t| t.min(200.0) * MIB), "flat for its last minutes");
+    assert!(!fed(5, &|t| t * 0.4 * MIB), "rising at less than half the pace");
+    assert!(fed(120, &|t| t * MIB), "one reading every two minutes, rising");
+    assert!(!fed(120, &|t| t.min(6000.0) * MIB), "one reading every two minutes, flat");
+}
+
+#[test]
+fn a_job_that_tops_out_just_under_its_limit_is_not_hurried() {
+    // After 15 quiet minutes on 500 MiB, a job builds 60 MiB a minute for
+    // 8 minutes, to 980 of 1024 MiB, holds it for 3 and frees it. The lower
+    // envelope still rises two minutes into the hold, when the time left
+    // is seconds; the raw readings are flat by then.
+    let job = |t: f64| {
+        let built = match t - 900.0 {
+            s if s < 0.0 => 0.0,
+            s if s < 480.0 => 60.0 * MIB * s / 60.0,
+            s if s < 660.0 => 480.0 * MIB,
+            _ => 0.0,
+        };
+        500.0 * MIB + built + MIB * noise(t)
+    };
+    assert_eq!(changes_under_a_gib(3600, job), []);
+    // The same build going on, a leak: still hurried by its limit.
+    let leak = |t: f64| 500.0 * MIB + 60.0 * MIB * (t - 900.0).max(0.0) / 60.0 + MIB * noise(t);
+    let (far, _) = first_verdict(3600, leak).unwrap();
+    let near = changes_under_a_gib(3600, leak);
+    assert!(matches!(near.first(), Some(&(t, LeakChange::Started(_))) if t <= far - 60.0), "{near:?}, far: {far} s");
+}
+
 /// The first verdict on `usage` (every 5 s for `secs`) with `bounds`.
 fn first_verdict_within(secs: u32, bounds: Bounds, usage: impl Fn(f64) -> f64) -> Option<f64> {
     let mut history = History::default();
@@ -305,8 +329,8 @@ fn first_verdict_within(secs: u32, bounds: Bounds, usage: impl Fn(f64) -> f64) -
     (0..secs / 5).find_map(|i| {
         let t = f64::from(i) * 5.0;
         let closed = history.push(t, usage(t).max(0.0) as u64);
-        let change = closed
-            .then(|| detector.evaluate(history.minutes(), t, bounds, &LeakSettings::DEFAULT, &mut Scratch::default()));
+        let change =
+            closed.then(|| detector.evaluate(&history, t, bounds, &LeakSettings::DEFAULT, &mut Scratch::default()));
         matches!(change, Some(Some(LeakChange::Started(_)))).then_some(t)
     })
 }

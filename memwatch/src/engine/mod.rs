@@ -155,7 +155,7 @@ impl Engine {
         let closed_minute = target.history.push(reading.t, trend_usage);
         if closed_minute {
             match target.leak.evaluate(
-                target.history.minutes(),
+                &target.history,
                 reading.t,
                 leak::Bounds {
                     limit_bytes: limit as f64,
