@@ -36,11 +36,23 @@ pub struct ProcessInfo {
 
 impl ProcessInfo {
     /// Who a process is; the container follows from the cgroup, the heap
-    /// ceiling from the command line (the reader of /proc adds what the
-    /// environment declares).
+    /// ceiling from the command line alone.
     pub fn new(comm: String, cmdline: String, cgroup: Option<String>, unit: Option<String>) -> Self {
-        let container = cgroup.as_deref().and_then(Container::of_cgroup);
         let heap_ceiling = super::heap_ceiling::declared(&cmdline);
+        Self::with_heap_ceiling(comm, cmdline, cgroup, unit, heap_ceiling)
+    }
+
+    /// Who a process is, with the heap ceiling its reader found (the
+    /// reader of /proc adds what the environment declares; a recording
+    /// holds what was found live).
+    pub fn with_heap_ceiling(
+        comm: String,
+        cmdline: String,
+        cgroup: Option<String>,
+        unit: Option<String>,
+        heap_ceiling: Option<HeapCeiling>,
+    ) -> Self {
+        let container = cgroup.as_deref().and_then(Container::of_cgroup);
         Self { comm, cmdline, cgroup, unit, container, heap_ceiling }
     }
 }

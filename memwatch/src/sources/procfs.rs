@@ -149,12 +149,12 @@ impl ProcFs {
             Ok(groups) => cgroup_and_unit(&self.host_paths(groups.0)),
             Err(_) => (None, None),
         };
-        let mut info = ProcessInfo::new(comm.to_owned(), cmdline, cgroup, unit);
         // Relative to the process's own directory, as the command line was:
         // a pid reused since is not read in its place.
         let variables = process.open_relative("environ").map(CeilingVariables::read).unwrap_or_default();
         let is_go = || process.open_relative("exe").is_ok_and(runtime::is_go);
-        info.heap_ceiling = heap_ceiling::declared_with(&info.cmdline, |name| variables.get(name), is_go);
+        let ceiling = heap_ceiling::declared_with(&cmdline, |name| variables.get(name), is_go);
+        let mut info = ProcessInfo::with_heap_ceiling(comm.to_owned(), cmdline, cgroup, unit, ceiling);
         if let Some(container) = info.container.as_mut() {
             self.names.fill(container);
         }

@@ -222,8 +222,12 @@ pub fn parse(text: &str) -> Result<Recording, TraceError> {
                 if p.heap_ceiling.is_some_and(|c| c.bytes == 0) {
                     return Err(error(n, "heap_ceiling.bytes is 0: a ceiling must be above 0 (or absent for none)"));
                 }
-                let mut info = ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit);
-                info.heap_ceiling = p.heap_ceiling.or(info.heap_ceiling);
+                // A line without one (recorded before ceilings were) gets
+                // what its command line declares.
+                let info = match p.heap_ceiling {
+                    Some(ceiling) => ProcessInfo::with_heap_ceiling(p.comm, p.cmdline, p.cgroup, p.unit, Some(ceiling)),
+                    None => ProcessInfo::new(p.comm, p.cmdline, p.cgroup, p.unit),
+                };
                 infos.insert(id, Arc::new(info));
             }
             Line::Tick(tick) => {
