@@ -5,12 +5,20 @@
 //! limit, the JVM's `MaxHeapSize`); Debian's prometheus, a Go program,
 //! with `GOMEMLIMIT` and `GOGC=off` (a soft ceiling) and with `GOMEMLIMIT`
 //! alone (none: its collector keeps its memory to its live data); and
-//! python3 holding all of those variables, which it does not read.
-use std::{collections::HashMap, process::Command, time::Duration};
+//! python3 holding all of those variables, which it does not read. And
+//! the JVM given a share of memory (`-XX:MaxRAMPercentage`) rather than a
+//! size, in a memory cgroup of 1 GiB and outside it (control: the
+//! `MaxHeapSize` HotSpot sized there).
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use memwatch_tests::{
     daemon::scenario_dir,
-    memwatch_binary,
+    memwatch_binary, privileged,
     real::{JAVA, NODE, Spawned, installed},
 };
 
@@ -35,6 +43,18 @@ fn recorded_ceilings(recording: &str) -> HashMap<u32, Option<(u64, bool)>> {
             Some((pid, ceiling))
         })
         .collect()
+}
+
+/// Three seconds of `memwatch record` in procfs mode, as written.
+fn record(dir: &Path) -> String {
+    let out = dir.join("recording.jsonl");
+    let status = Command::new(memwatch_binary())
+        .args(["record", "--mode", "procfs", "--duration", "3", "--interval", "1", "--out"])
+        .arg(&out)
+        .status()
+        .expect("running memwatch record");
+    assert!(status.success(), "memwatch record: {status}");
+    std::fs::read_to_string(&out).expect("the recording")
 }
 
 /// What a command prints on stdout, for the controls.
@@ -107,14 +127,7 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     // The JVM starts slower than the others; a recording sees it once it has.
     std::thread::sleep(Duration::from_secs(2));
 
-    let out = dir.join("recording.jsonl");
-    let status = Command::new(memwatch_binary())
-        .args(["record", "--mode", "procfs", "--duration", "3", "--interval", "1", "--out"])
-        .arg(&out)
-        .status()
-        .expect("running memwatch record");
-    assert!(status.success(), "memwatch record: {status}");
-    let recording = std::fs::read_to_string(&out).expect("the recording");
+    let recording = record(&dir);
     let ceilings = recorded_ceilings(&recording);
     let ceiling = |spawned: &Spawned| {
         *ceilings.get(&spawned.pid()).unwrap_or_else(|| panic!("{} ({}) not recorded", spawned.name, spawned.pid()))
@@ -125,4 +138,103 @@ fn ceilings_in_the_runtimes_environments_are_read_as_the_runtimes_read_them() {
     assert_eq!(ceiling(&go_collecting), None, "GOMEMLIMIT with the collector on");
     assert_eq!(ceiling(&inherited), None, "python3 reads none of them");
     assert!(!recording.contains("--max-old-space-size=96"), "the environment is not recorded");
+}
+
+/// A memory cgroup with a limit (v1's memory hierarchy, as on the
+/// project's build machines, else v2), removed on drop.
+struct LimitedCgroup {
+    dir: PathBuf,
+}
+
+impl LimitedCgroup {
+    /// `None` (with the reason printed, or a panic under CI) where this
+    /// host has no memory controller to limit a group with.
+    fn new(test: &str, bytes: u64) -> Option<Self> {
+        let name = format!("memwatch-test-{test}-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let v2_memory = std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+            .is_ok_and(|controllers| controllers.split_whitespace().any(|c| c == "memory"));
+        let (dir, limit_file) = if v1.join("memory.limit_in_bytes").is_file() {
+            (v1.join(name), "memory.limit_in_bytes")
+        } else if v2_memory {
+            (v2.join(name), "memory.max")
+        } else {
+            let reason = format!("{test}: no memory controller to limit a cgroup with");
+            assert!(std::env::var("CI").is_err(), "{reason}; CI=true, where it must run");
+            eprintln!("SKIPPED {reason}");
+            return None;
+        };
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let group = Self { dir };
+        std::fs::write(group.dir.join(limit_file), bytes.to_string()).expect("setting the cgroup's limit");
+        Some(group)
+    }
+
+    /// `program` with `args`, started inside the group (a shell moves
+    /// itself in, then becomes the program: the pid is the program's).
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo $$ > \"$0\" && exec \"$@\""]).arg(self.dir.join("cgroup.procs")).arg(program);
+        command.args(args);
+        command
+    }
+}
+
+impl Drop for LimitedCgroup {
+    fn drop(&mut self) {
+        // Its processes were killed before it is dropped; their exit may
+        // take a moment to leave the group empty.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The `MaxHeapSize` HotSpot sizes with `command`'s options.
+fn max_heap_size(command: &mut Command) -> u64 {
+    let flags = output(command.args(["-XX:+PrintFlagsFinal", "-version"]));
+    let line = flags.lines().find(|l| l.contains(" MaxHeapSize ")).expect("MaxHeapSize in the JVM's flags");
+    line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("a size in {line:?}"))
+}
+
+#[test]
+fn a_jvms_share_of_memory_is_of_its_cgroups_limit_as_hotspot_reads_it() {
+    let test = "heap_ceilings_share";
+    if !installed(JAVA, test) || !privileged(test) {
+        return;
+    }
+    let Some(group) = LimitedCgroup::new(test, 1 << 30) else { return };
+    let share = "-XX:MaxRAMPercentage=75";
+    // Controls: what HotSpot sizes in the group, and outside it (the
+    // host's memory, or the limit of the cgroup this test runs in).
+    let inside = max_heap_size(&mut group.command(JAVA, &[share]));
+    let outside = max_heap_size(Command::new(JAVA).arg(share));
+    assert_eq!(inside, 768 * MIB, "HotSpot read the group's 1 GiB");
+    assert!(outside > inside, "and more outside it: {outside}");
+
+    let registry = ["-m", "java.rmi/sun.rmi.registry.RegistryImpl", "0"];
+    let limited = Spawned::start(
+        "java in 1 GiB",
+        group.command(JAVA, &[&[share][..], &registry].concat()).env_remove("JAVA_TOOL_OPTIONS"),
+    );
+    let mut host = Command::new(JAVA);
+    host.arg(share).args(registry).env_remove("JAVA_TOOL_OPTIONS");
+    let host = Spawned::start("java outside", &mut host);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let ceilings = recorded_ceilings(&record(&scenario_dir(test)));
+    let ceiling = |spawned: &Spawned| {
+        ceilings
+            .get(&spawned.pid())
+            .unwrap_or_else(|| panic!("{} ({}) not recorded", spawned.name, spawned.pid()))
+            .unwrap_or_else(|| panic!("{}: no ceiling recorded", spawned.name))
+    };
+    // HotSpot rounds its heap up to the heap's alignment (a few MiB).
+    let near = |recorded: (u64, bool), sized: u64| !recorded.1 && recorded.0 <= sized && sized - recorded.0 <= 32 * MIB;
+    assert!(near(ceiling(&limited), inside), "in the group: {:?} against HotSpot's {inside}", ceiling(&limited));
+    assert!(near(ceiling(&host), outside), "outside: {:?} against HotSpot's {outside}", ceiling(&host));
 }

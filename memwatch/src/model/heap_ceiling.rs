@@ -1,8 +1,10 @@
 //! The heap ceiling a runtime was started with, from its command line and
 //! the environment variables it reads its options from: a JVM's `-Xmx` (or
 //! `-XX:MaxHeapSize=`), also in `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and
-//! `_JAVA_OPTIONS`; Node's `--max-old-space-size`, also in `NODE_OPTIONS`;
-//! a Go program's `GOMEMLIMIT`.
+//! `_JAVA_OPTIONS`, or without one the heap HotSpot sizes from the share
+//! of memory it was given there (`-XX:MaxRAMPercentage`, `hotspot`);
+//! Node's `--max-old-space-size`, also in `NODE_OPTIONS`; a Go program's
+//! `GOMEMLIMIT`.
 //!
 //! A runtime grows its heap towards that ceiling as it warms up (a JVM
 //! commits heap it will keep, whether or not the objects in it live), so
@@ -21,7 +23,7 @@
 //! executable (a shell of the same unit holding them has no such heap).
 use serde::{Deserialize, Serialize};
 
-use super::option_words;
+use super::{hotspot, hotspot::MemoryShare, option_words};
 
 /// How large a runtime's heap may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,41 +76,36 @@ pub const ENVIRONMENT_NAMES: [&str; 6] =
 /// `-jar` file or the script (what follows is the program's). The last of
 /// several wins, as it does for the runtimes.
 pub fn declared(cmdline: &str) -> Option<HeapCeiling> {
-    declared_with(cmdline, |_| None, || false)
+    declared_with(cmdline, |_| None, || false, |_| None)
 }
 
 /// The ceiling declared on `cmdline` or in the environment variable
 /// `environment` gives for a name of [`ENVIRONMENT_NAMES`], in the order the
 /// runtime applies them: a JVM reads `JAVA_TOOL_OPTIONS`, then
 /// `JDK_JAVA_OPTIONS`, then its command line, then `_JAVA_OPTIONS` (the last
-/// word wins); Node reads `NODE_OPTIONS` before its command line; a Go
-/// program (`is_go`, asked only of a process holding both) whose `GOGC` is
-/// `off` collects only when its memory reaches `GOMEMLIMIT`, so grows to it
-/// whatever its live data, as a JVM grows its heap to `-Xmx`. (With the
-/// collector on, Go's memory follows its live data, and reaching the limit
-/// says what any growth says.)
+/// word wins), and without a heap size takes the share of memory it was
+/// given (`hotspot::MemoryShare`) of what `memory` says it sees, asked only
+/// then (its cgroup's limit or the host's memory when asked with container
+/// support, the host's without); Node reads `NODE_OPTIONS` before its
+/// command line; a Go program (`is_go`, asked only of a process holding
+/// both) whose `GOGC` is `off` collects only when its memory reaches
+/// `GOMEMLIMIT`, so grows to it whatever its live data, as a JVM grows its
+/// heap to `-Xmx`. (With the collector on, Go's memory follows its live
+/// data, and reaching the limit says what any growth says.)
 pub fn declared_with<'a>(
     cmdline: &str,
     environment: impl Fn(&str) -> Option<&'a str>,
     is_go: impl FnOnce() -> bool,
+    memory: impl FnOnce(bool) -> Option<u64>,
 ) -> Option<HeapCeiling> {
     let mut words = cmdline.split(' ').filter(|w| !w.is_empty());
     let program = words.next().map(|p| p.rsplit('/').next().unwrap_or(p));
-    let in_variable = |name: &str, split: fn(&str) -> Option<Vec<String>>| {
-        let words = split(environment(name)?)?;
-        last_in_options(words.iter().map(String::as_str))
-    };
     let hard = match program {
-        Some("java") => [
-            in_variable("JAVA_TOOL_OPTIONS", option_words::jvm),
-            in_variable("JDK_JAVA_OPTIONS", option_words::jvm),
-            last_in_options(words),
-            in_variable("_JAVA_OPTIONS", option_words::jvm),
-        ]
-        .into_iter()
-        .flatten()
-        .next_back(),
-        Some("node" | "nodejs") => last_in_options(words).or_else(|| in_variable("NODE_OPTIONS", option_words::node)),
+        Some("java") => return jvm(words, environment, memory),
+        Some("node" | "nodejs") => last_in_options(words).or_else(|| {
+            let words = option_words::node(environment("NODE_OPTIONS")?)?;
+            last_in_options(words.iter().map(String::as_str))
+        }),
         _ => last_in_options(words),
     };
     if let Some(bytes) = hard {
@@ -118,10 +115,37 @@ pub fn declared_with<'a>(
     is_go().then_some(HeapCeiling { bytes: soft, soft: true })
 }
 
-/// The last ceiling among a runtime's options, up to the first word that is
-/// not one of them.
-fn last_in_options<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<u64> {
-    let mut ceiling = None;
+/// A JVM's ceiling (see `declared_with`).
+fn jvm<'c, 'e>(
+    command_line: impl Iterator<Item = &'c str>,
+    environment: impl Fn(&str) -> Option<&'e str>,
+    memory: impl FnOnce(bool) -> Option<u64>,
+) -> Option<HeapCeiling> {
+    let variable = |name: &str| environment(name).and_then(option_words::jvm).unwrap_or_default();
+    let (tool, launcher, late) =
+        (variable("JAVA_TOOL_OPTIONS"), variable("JDK_JAVA_OPTIONS"), variable("_JAVA_OPTIONS"));
+    fn words(value: &[String]) -> Vec<&str> {
+        value.iter().map(String::as_str).collect()
+    }
+    let sources = [words(&tool), words(&launcher), command_line.collect(), words(&late)];
+    if let Some(bytes) = sources.iter().filter_map(|source| last_in_options(source.iter().copied())).next_back() {
+        return Some(HeapCeiling::hard(bytes));
+    }
+    let mut share = MemoryShare::default();
+    for source in &sources {
+        each_option(source.iter().copied(), |word, _| share.take(word));
+    }
+    if !share.is_given() {
+        return None;
+    }
+    share.max_heap(memory(share.container_support())?).map(HeapCeiling::hard)
+}
+
+/// Calls `visit` with each of a runtime's own options on `words`, up to
+/// the first word that is not one (the main class, the `-jar` file, the
+/// script), with the words after it so an option can take the next as its
+/// value.
+fn each_option<'a, W: Iterator<Item = &'a str>>(mut words: W, mut visit: impl FnMut(&'a str, &mut W)) {
     while let Some(word) = words.next() {
         if !word.starts_with('-') || word == "-jar" || word == "--" {
             break;
@@ -130,10 +154,18 @@ fn last_in_options<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<u64> 
             words.next();
             continue;
         }
+        visit(word, &mut words);
+    }
+}
+
+/// The last ceiling among a runtime's options.
+fn last_in_options<'a>(words: impl Iterator<Item = &'a str>) -> Option<u64> {
+    let mut ceiling = None;
+    each_option(words, |word, words| {
         let found = if let Some(size) = word.strip_prefix("-Xmx") {
-            jvm_size(size)
+            hotspot::size(size)
         } else if let Some(size) = word.strip_prefix("-XX:MaxHeapSize=") {
-            jvm_size(size)
+            hotspot::size(size)
         } else if let Some(flag) =
             ["--max-old-space-size", "--max_old_space_size"].iter().find(|f| word.starts_with(**f))
         {
@@ -141,17 +173,17 @@ fn last_in_options<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<u64> 
                 "" => words.next().unwrap_or_default(),
                 rest => match rest.strip_prefix('=') {
                     Some(value) => value,
-                    None => continue,
+                    None => return,
                 },
             };
             mib.parse::<u64>().ok().and_then(|m| m.checked_mul(1 << 20))
         } else {
-            continue;
+            return;
         };
         if let Some(bytes) = found.filter(|&b| b > 0) {
             ceiling = Some(bytes);
         }
-    }
+    });
     ceiling
 }
 
@@ -166,18 +198,6 @@ fn go_memory_limit(text: &str) -> Option<u64> {
         return None;
     }
     digits.parse::<u64>().ok()?.checked_mul(1 << shift).filter(|&b| b > 0 && b < i64::MAX as u64)
-}
-
-/// A HotSpot size: digits and an optional k, m, g or t (either case).
-fn jvm_size(text: &str) -> Option<u64> {
-    let (digits, shift) = match text.char_indices().last()? {
-        (i, 'k' | 'K') => (&text[..i], 10),
-        (i, 'm' | 'M') => (&text[..i], 20),
-        (i, 'g' | 'G') => (&text[..i], 30),
-        (i, 't' | 'T') => (&text[..i], 40),
-        _ => (text, 0),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 #[cfg(test)]
@@ -210,7 +230,7 @@ mod tests {
 
     /// `declared_with` for a process that is not a Go executable.
     fn not_go<'a>(cmdline: &str, vars: &'a [(&'a str, &'a str)]) -> Option<HeapCeiling> {
-        declared_with(cmdline, environment(vars), || false)
+        declared_with(cmdline, environment(vars), || false, |_| None)
     }
 
     #[test]
@@ -251,7 +271,8 @@ mod tests {
     fn a_go_programs_memory_limit_is_read_in_gos_grammar_as_a_soft_ceiling() {
         let go = |value: &str| {
             let vars = [("GOMEMLIMIT", value), ("GOGC", "off")];
-            declared_with("/usr/local/bin/api --listen :80", environment(&vars), || true).map(|c| (c.bytes, c.soft))
+            declared_with("/usr/local/bin/api --listen :80", environment(&vars), || true, |_| None)
+                .map(|c| (c.bytes, c.soft))
         };
         assert_eq!(go("1GiB"), Some((1 << 30, true)));
         assert_eq!(go("750MiB"), Some((750 * MIB, true)));
@@ -262,16 +283,59 @@ mod tests {
             assert_eq!(go(not_a_limit), None, "{not_a_limit:?}");
         }
         let collected = [("GOMEMLIMIT", "1GiB"), ("GOGC", "100")];
-        assert_eq!(declared_with("api", environment(&collected), || true), None, "the collector on: no ceiling");
-        assert_eq!(declared_with("api", environment(&collected[..1]), || true), None, "GOGC's default is 100");
+        assert_eq!(
+            declared_with("api", environment(&collected), || true, |_| None),
+            None,
+            "the collector on: no ceiling"
+        );
+        assert_eq!(
+            declared_with("api", environment(&collected[..1]), || true, |_| None),
+            None,
+            "GOGC's default is 100"
+        );
         let java_and_go = [("JAVA_TOOL_OPTIONS", "-Xmx256m"), ("GOMEMLIMIT", "1GiB"), ("GOGC", "off")];
         let asked = std::cell::Cell::new(false);
-        let jvm = declared_with("java Main", environment(&java_and_go), || {
-            asked.set(true);
-            true
-        });
+        let jvm = declared_with(
+            "java Main",
+            environment(&java_and_go),
+            || {
+                asked.set(true);
+                true
+            },
+            |_| None,
+        );
         assert_eq!(jvm, hard(256 * MIB), "the runtime's own");
         assert!(!asked.get(), "whether it is Go is asked only where it could matter");
+    }
+
+    #[test]
+    fn a_jvm_given_a_share_of_memory_has_the_heap_hotspot_sizes_from_it() {
+        /// A JVM in a 1 GiB cgroup on a 16 GiB host.
+        fn jvm(cmdline: &str, vars: &[(&str, &str)]) -> Option<HeapCeiling> {
+            declared_with(
+                cmdline,
+                environment(vars),
+                || false,
+                |container| Some(if container { 1 << 30 } else { 16 << 30 }),
+            )
+        }
+        assert_eq!(jvm("java -XX:MaxRAMPercentage=75 -jar app.jar", &[]), hard(768 * MIB));
+        assert_eq!(jvm("java -jar app.jar", &[("JAVA_TOOL_OPTIONS", "-XX:MaxRAMPercentage=50")]), hard(512 * MIB));
+        assert_eq!(jvm("java -XX:MaxRAMPercentage=75 -XX:-UseContainerSupport Main", &[]), hard(12 << 30));
+        let sized = [("_JAVA_OPTIONS", "-Xmx256m")];
+        assert_eq!(jvm("java -XX:MaxRAMPercentage=75 Main", &sized), hard(256 * MIB), "a size wherever given wins");
+        assert_eq!(jvm("java -Xmx256m -XX:MaxRAMPercentage=75 Main", &[]), hard(256 * MIB));
+        assert_eq!(jvm("java -jar app.jar -XX:MaxRAMPercentage=75", &[]), None, "the program's own argument");
+        assert_eq!(jvm("node -XX:MaxRAMPercentage=75 a.js", &[]), None);
+        assert_eq!(jvm("java -Xms1g -XX:+UseG1GC Main", &[]), None, "HotSpot's default quarter is not declared");
+        let asked = std::cell::Cell::new(false);
+        let memory = |_| {
+            asked.set(true);
+            Some(1 << 30)
+        };
+        assert_eq!(declared_with("java -Xms1g Main", environment(&[]), || false, memory), None);
+        assert!(!asked.get(), "what memory it sees is asked only of a JVM given a share of it");
+        assert_eq!(declared("java -XX:MaxRAMPercentage=75 Main"), None, "a command line alone does not say");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod container;
 pub mod delta;
 pub mod heap_ceiling;
+pub mod hotspot;
 pub mod incident;
 pub mod option_words;
 pub mod runtime;

@@ -14,8 +14,11 @@ use crate::{
         signals::SignalMasks,
     },
     sources::{
-        cgroup_namespace::CgroupNamespace, cgroupfs::unit_from_cgroup, container_names::ContainerNames,
-        environment::CeilingVariables, runtime,
+        cgroup_namespace::CgroupNamespace,
+        cgroupfs::{CgroupFs, unit_from_cgroup},
+        container_names::ContainerNames,
+        environment::CeilingVariables,
+        meminfo, runtime,
     },
 };
 
@@ -153,7 +156,8 @@ impl ProcFs {
         // a pid reused since is not read in its place.
         let variables = process.open_relative("environ").map(CeilingVariables::read).unwrap_or_default();
         let is_go = || process.open_relative("exe").is_ok_and(runtime::is_go);
-        let ceiling = heap_ceiling::declared_with(&cmdline, |name| variables.get(name), is_go);
+        let memory = |container_support: bool| self.memory_seen(cgroup.as_deref().filter(|_| container_support));
+        let ceiling = heap_ceiling::declared_with(&cmdline, |name| variables.get(name), is_go, memory);
         let mut info = ProcessInfo::with_heap_ceiling(comm.to_owned(), cmdline, cgroup, unit, ceiling);
         if let Some(container) = info.container.as_mut() {
             self.names.fill(container);
@@ -161,13 +165,25 @@ impl ProcFs {
         info
     }
 
+    /// The memory a process in `cgroup` sees as its own: the host's, or
+    /// the limit in force on its cgroup where that is smaller.
+    fn memory_seen(&self, cgroup: Option<&str>) -> Option<u64> {
+        let host = meminfo::read(&self.root).ok()?.total;
+        let limit = cgroup.and_then(|cgroup| CgroupFs::new(self.host_root().join("sys/fs/cgroup")).limit(cgroup));
+        Some(limit.map_or(host, |limit| limit.min(host)))
+    }
+
+    /// The root of the host this /proc belongs to.
+    fn host_root(&self) -> &Path {
+        self.root.parent().unwrap_or(Path::new("/"))
+    }
+
     /// The cgroups as the host names them (see `cgroup_namespace`); one
     /// whose path cannot be is left out.
     fn host_paths(&self, groups: Vec<ProcessCGroup>) -> Vec<ProcessCGroup> {
-        let namespace = self.namespace.get_or_init(|| {
-            let host = self.root.parent().unwrap_or(Path::new("/"));
-            CgroupNamespace::discover(&self.root, &host.join("sys/fs/cgroup"))
-        });
+        let namespace = self
+            .namespace
+            .get_or_init(|| CgroupNamespace::discover(&self.root, &self.host_root().join("sys/fs/cgroup")));
         groups
             .into_iter()
             .filter_map(|mut group| {
@@ -330,6 +346,17 @@ mod tests {
         let info = procfs.info(4343, "node");
         assert_eq!(info.heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(640 << 20)));
         assert_eq!(info.unit.as_deref(), Some("web.service"));
+    }
+
+    #[test]
+    fn a_jvms_share_of_memory_is_of_its_cgroups_limit_or_of_the_host() {
+        // 4344 and 4345: `java -XX:MaxRAMPercentage=75 -jar /srv/app.jar`
+        // in api.service (1 GiB limit, on a 2 GiB slice, on a host of
+        // 16303836 kB); 4345 with -XX:-UseContainerSupport.
+        let procfs = ProcFs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc_runtimes"));
+        assert_eq!(procfs.info(4344, "java").heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(768 << 20)));
+        let host = 16_303_836 * 1024;
+        assert_eq!(procfs.info(4345, "java").heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(host / 4 * 3)));
     }
 
     #[test]
