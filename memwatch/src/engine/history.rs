@@ -86,9 +86,12 @@ impl History {
         Some(self.recent.back(0)?.t - self.recent.back(1)?.t)
     }
 
-    /// The lowest raw reading in `(from, to]`, of the five minutes kept.
-    pub fn lowest_recent(&self, from: f64, to: f64) -> Option<f64> {
-        self.recent.iter().filter(|p| p.t > from && p.t <= to).map(|p| p.y).reduce(f64::min)
+    /// The lowest reading in `(from, to]`: of the raw readings kept, and
+    /// of the minute points where those do not reach back so far (60
+    /// readings at a short interval span less than two minutes).
+    pub fn lowest_between(&self, from: f64, to: f64) -> Option<f64> {
+        let within = |p: &&Point| p.t > from && p.t <= to;
+        self.recent.iter().filter(within).chain(self.minutes.iter().filter(within)).map(|p| p.y).reduce(f64::min)
     }
 
     /// The lowest reading before `t` of its minute and of the `minutes`

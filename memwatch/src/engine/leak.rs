@@ -85,6 +85,20 @@ impl Bounds {
         point.y - self.trend_offset
     }
 
+    /// Whether the rise a window of `window_secs` judged in `minutes`
+    /// brought a runtime to its declared heap ceiling: it is
+    /// [`Self::at_heap_ceiling`] now and was below the ceiling when the
+    /// window began. A window that began with the heap already full sees
+    /// the runtime's own memory growing (threads, direct buffers, a native
+    /// leak), which is judged as any growth.
+    pub fn rise_reached_heap_ceiling(&self, minutes: &Ring<Point>, window_secs: f64) -> bool {
+        let (Some(ceiling), Some(newest)) = (self.heap_ceiling, minutes.newest()) else { return false };
+        let start = newest.t - window_secs;
+        let began_below =
+            minutes.iter().find(|p| p.t >= start).is_some_and(|p| self.usage_of(p) < ceiling.bytes as f64);
+        began_below && self.at_heap_ceiling(self.usage_of(newest))
+    }
+
     /// Whether `usage_bytes` is a runtime at its declared heap ceiling: its
     /// heap has grown as far as it may, so the growth that brought it there
     /// was the heap sizing itself, not a leak.
@@ -129,7 +143,7 @@ pub const STILL_RISING_SHARE: f64 = 0.5;
 /// reading and the one before, where readings are further apart).
 pub fn still_rising(history: &History, now: f64, trend: &Trend) -> bool {
     let block = history.reading_gap().map_or(MINUTE_SECS, |gap| gap.max(MINUTE_SECS));
-    let lowest = |to: f64| history.lowest_recent(to - block, to);
+    let lowest = |to: f64| history.lowest_between(to - block, to);
     match (lowest(now), lowest(now - block)) {
         (Some(newer), Some(older)) => newer - older >= STILL_RISING_SHARE * trend.slope_bytes_per_s * block,
         _ => false,
@@ -282,12 +296,13 @@ impl LeakDetector {
             return (Some(trend), true);
         }
         // Growth that brought a runtime to its heap ceiling was its heap
-        // sizing itself; past its allowance, it is judged again. A leak
-        // already reported is not called off for reaching the ceiling: a
-        // heap leak heading for an OutOfMemoryError passes through it.
-        let at_ceiling =
-            self.reported_at.is_none() && minutes.newest().is_some_and(|p| bounds.at_heap_ceiling(bounds.usage_of(p)));
-        (windows.filter(|_| !periodicity.explains_current_rise && !at_ceiling), false)
+        // sizing itself; past its allowance, or once a whole window has
+        // been at the ceiling, it is judged again. A leak already reported
+        // is not called off for reaching the ceiling: a heap leak heading
+        // for an OutOfMemoryError passes through it.
+        let sizing_heap =
+            |trend: &Trend| self.reported_at.is_none() && bounds.rise_reached_heap_ceiling(minutes, trend.window_secs);
+        (windows.filter(|trend| !periodicity.explains_current_rise && !sizing_heap(trend)), false)
     }
 
     /// The longest window that says "leak": the most evidence behind the

@@ -135,10 +135,7 @@ fn jvm<'c, 'e>(
     for source in &sources {
         each_option(source.iter().copied(), |word, _| share.take(word));
     }
-    if !share.is_given() {
-        return None;
-    }
-    share.max_heap(memory(share.container_support())?).map(HeapCeiling::hard)
+    share.max_heap(memory).map(HeapCeiling::hard)
 }
 
 /// Calls `visit` with each of a runtime's own options on `words`, up to

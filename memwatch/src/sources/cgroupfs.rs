@@ -58,6 +58,15 @@ impl CgroupError {
     }
 }
 
+/// The memory limit a JVM in a cgroup sizes its heap from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenLimit {
+    Unlimited,
+    Bytes(u64),
+    /// JDKs differ on which limit they take there.
+    Unsure,
+}
+
 /// Where the cgroup filesystem is mounted.
 #[derive(Debug, Clone)]
 pub struct CgroupFs {
@@ -87,6 +96,21 @@ impl CgroupFs {
     pub fn limit(&self, cgroup: &str) -> Option<u64> {
         let v2 = smallest_on_path(&self.root, cgroup, "memory.max");
         v2.or_else(|| smallest_on_path(&self.root.join("memory"), cgroup, "memory.limit_in_bytes"))
+    }
+
+    /// The limit a JVM in `cgroup` takes for its memory (HotSpot's container
+    /// support), where every JDK takes the same. On v1 the smallest on its
+    /// path, which HotSpot reads as the hierarchical limit. On v2 its own
+    /// `memory.max`: JDKs that predate JDK-8322420 read no ancestor's, so a
+    /// smaller limit on an ancestor leaves it unknown which one a JVM took.
+    pub fn limit_seen_by_jvm(&self, cgroup: &str) -> SeenLimit {
+        let own = self.root.join(cgroup.trim_start_matches('/')).join("memory.max");
+        let seen = match smallest_on_path(&self.root, cgroup, "memory.max") {
+            Some(smallest) if read_limit_file(&own) != Some(smallest) => return SeenLimit::Unsure,
+            Some(smallest) => Some(smallest),
+            None => smallest_on_path(&self.root.join("memory"), cgroup, "memory.limit_in_bytes"),
+        };
+        seen.map_or(SeenLimit::Unlimited, SeenLimit::Bytes)
     }
 
     /// What `cgroup` is charged, how much of that is inactive page cache,

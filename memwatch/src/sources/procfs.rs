@@ -15,7 +15,7 @@ use crate::{
     },
     sources::{
         cgroup_namespace::CgroupNamespace,
-        cgroupfs::{CgroupFs, unit_from_cgroup},
+        cgroupfs::{CgroupFs, SeenLimit, unit_from_cgroup},
         container_names::ContainerNames,
         environment::CeilingVariables,
         meminfo, runtime,
@@ -156,7 +156,7 @@ impl ProcFs {
         // a pid reused since is not read in its place.
         let variables = process.open_relative("environ").map(CeilingVariables::read).unwrap_or_default();
         let is_go = || process.open_relative("exe").is_ok_and(runtime::is_go);
-        let memory = |container_support: bool| self.memory_seen(cgroup.as_deref().filter(|_| container_support));
+        let memory = |container_support: bool| self.memory_seen_by_jvm(cgroup.as_deref().filter(|_| container_support));
         let ceiling = heap_ceiling::declared_with(&cmdline, |name| variables.get(name), is_go, memory);
         let mut info = ProcessInfo::with_heap_ceiling(comm.to_owned(), cmdline, cgroup, unit, ceiling);
         if let Some(container) = info.container.as_mut() {
@@ -165,12 +165,16 @@ impl ProcFs {
         info
     }
 
-    /// The memory a process in `cgroup` sees as its own: the host's, or
-    /// the limit in force on its cgroup where that is smaller.
-    fn memory_seen(&self, cgroup: Option<&str>) -> Option<u64> {
+    /// The memory a JVM in `cgroup` sees as its own: the host's, or its
+    /// cgroup's limit where that is smaller (`None` where it is unknown).
+    fn memory_seen_by_jvm(&self, cgroup: Option<&str>) -> Option<u64> {
         let host = meminfo::read(&self.root).ok()?.total;
-        let limit = cgroup.and_then(|cgroup| CgroupFs::new(self.host_root().join("sys/fs/cgroup")).limit(cgroup));
-        Some(limit.map_or(host, |limit| limit.min(host)))
+        let cgroups = CgroupFs::new(self.host_root().join("sys/fs/cgroup"));
+        match cgroup.map_or(SeenLimit::Unlimited, |cgroup| cgroups.limit_seen_by_jvm(cgroup)) {
+            SeenLimit::Unlimited => Some(host),
+            SeenLimit::Bytes(limit) => Some(limit.min(host)),
+            SeenLimit::Unsure => None,
+        }
     }
 
     /// The root of the host this /proc belongs to.
@@ -350,13 +354,16 @@ mod tests {
 
     #[test]
     fn a_jvms_share_of_memory_is_of_its_cgroups_limit_or_of_the_host() {
-        // 4344 and 4345: `java -XX:MaxRAMPercentage=75 -jar /srv/app.jar`
+        // 4344 to 4346: `java -XX:MaxRAMPercentage=75 -jar /srv/app.jar`
         // in api.service (1 GiB limit, on a 2 GiB slice, on a host of
         // 16303836 kB); 4345 with -XX:-UseContainerSupport.
         let procfs = ProcFs::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc_runtimes"));
         assert_eq!(procfs.info(4344, "java").heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(768 << 20)));
         let host = 16_303_836 * 1024;
         assert_eq!(procfs.info(4345, "java").heap_ceiling, Some(heap_ceiling::HeapCeiling::hard(host / 4 * 3)));
+        // 4346: the same JVM in worker.service, unlimited itself but on the
+        // 2 GiB slice: JDKs differ on which they take, so it declares none.
+        assert_eq!(procfs.info(4346, "java").heap_ceiling, None);
     }
 
     #[test]
