@@ -362,3 +362,44 @@ fn limits_close_add_no_false_alarm_on_shapes_that_top_out() {
     assert_eq!(added, Vec::<&String>::new(), "announced near their limit only; flagged anyway: {flagged_own:?}");
     assert_eq!(close.true_positives, close.leaks, "every leak found");
 }
+
+/// The real corpus's JVMs growing their heap to `-Xmx`, with memory of
+/// their own added over the full heap from the moment it filled, and
+/// their limit where the ceiling is 97% of it: memory settling (30 MiB
+/// more over the first hour, ever slower: metaspace, code cache, allocator
+/// arenas) is set aside as the heap's, a native leak of 200 MiB/h is found
+/// (`leak::Bounds::heap_sizing`).
+#[test]
+fn over_a_full_heap_settling_is_set_aside_and_a_native_leak_is_found() {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/real");
+    let replay = |dir: &Path, label: &Label, added: &dyn Fn(f64) -> f64| {
+        let mut trace = corpus_trace(dir, label);
+        let ceiling = trace.rows[0].heap_ceiling_bytes.expect("the JVMs' traces carry their -Xmx");
+        let filled = trace.rows.iter().find(|r| r.rss_bytes >= ceiling).expect("the heap fills").t;
+        for row in &mut trace.rows {
+            row.rss_bytes += added((row.t - filled).max(0.0)) as u64;
+            row.limit_bytes = Some((ceiling as f64 / 0.97) as u64);
+        }
+        let events = events_of_v1(&trace, Config::default(), HOST_MEMORY, EngineOptions::default());
+        times(&events, |k| matches!(k, EventKind::LeakDetected(_)))
+    };
+    let (mut jvms, mut flagged, mut missed) = (0, Vec::new(), Vec::new());
+    for half in ["tuning", "test"] {
+        let dir = root.join(half);
+        for label in labels(&dir).iter().filter(|l| l.shape == "jvm_heap_to_xmx") {
+            jvms += 1;
+            let settling = |secs: f64| 30.0 * MIB * (1.0 - (-secs / 3600.0).exp());
+            if !replay(&dir, label, &settling).is_empty() {
+                flagged.push(format!("{half}/{}", label.file));
+            }
+            let leaking = |secs: f64| 200.0 * MIB * secs / 3600.0;
+            if replay(&dir, label, &leaking).is_empty() {
+                missed.push(format!("{half}/{}", label.file));
+            }
+        }
+    }
+    assert!(jvms >= 10, "the JVMs of both halves");
+    assert_eq!(flagged, Vec::<String>::new(), "memory settling over a full heap announced");
+    assert_eq!(missed, Vec::<String>::new(), "a native leak over a full heap missed");
+}

@@ -62,6 +62,11 @@ pub const NON_HEAP_MIN_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 /// their container's limit, and a leak passing it there is the one about
 /// to be killed.
 pub const SOFT_CEILING_LIMIT_SHARE: f64 = 0.9;
+/// Over a full heap, a runtime's own memory settles for a while after
+/// its warm-up (metaspace, code cache, allocator arenas: tens of MiB over
+/// an hour); growth that would stay within the allowance for this long is
+/// that, growth that would leave it sooner is judged.
+pub const ALLOWANCE_HORIZON_SECS: f64 = 3600.0;
 
 /// How far a target may grow: its limit, and the heap ceiling its runtime
 /// declared, if any; and what its trend history adds to its usage (what
@@ -85,33 +90,52 @@ impl Bounds {
         point.y - self.trend_offset
     }
 
-    /// Whether the rise a window of `window_secs` judged in `minutes`
-    /// brought a runtime to its declared heap ceiling: it is
-    /// [`Self::at_heap_ceiling`] now and was below the ceiling when the
-    /// window began. A window that began with the heap already full sees
-    /// the runtime's own memory growing (threads, direct buffers, a native
-    /// leak), which is judged as any growth.
-    pub fn rise_reached_heap_ceiling(&self, minutes: &Ring<Point>, window_secs: f64) -> bool {
-        let (Some(ceiling), Some(newest)) = (self.heap_ceiling, minutes.newest()) else { return false };
+    /// Whether the rise `trend` judged over `minutes` is set aside as a
+    /// runtime's heap sizing itself: usage is [`Self::at_heap_ceiling`],
+    /// and either the window began below the ceiling (the rise is the heap
+    /// growing to it) or the trend keeps usage within the allowance for
+    /// [`ALLOWANCE_HORIZON_SECS`] (the runtime's own memory settling over
+    /// a full heap). Growth over a full heap that would leave the allowance
+    /// sooner (threads, direct buffers, a native leak) is judged as any.
+    pub fn heap_sizing(&self, minutes: &Ring<Point>, trend: &Trend) -> bool {
+        let (Some((ceiling, top)), Some(newest)) = (self.heap_allowance(), minutes.newest()) else { return false };
+        let usage = self.usage_of(newest);
+        if !(ceiling..=top).contains(&usage) {
+            return false;
+        }
+        let settling = usage + trend.slope_bytes_per_s * ALLOWANCE_HORIZON_SECS <= top;
+        settling || self.window_began_below(minutes, trend.window_secs, ceiling)
+    }
+
+    /// Whether the first point of the window of `window_secs` that ends at
+    /// the newest minute, as `window::fill` makes it (the lowest of its
+    /// minute and the ones before it in the lower envelope), was below
+    /// `ceiling`.
+    fn window_began_below(&self, minutes: &Ring<Point>, window_secs: f64, ceiling: f64) -> bool {
+        let Some(newest) = minutes.newest() else { return false };
         let start = newest.t - window_secs;
-        let began_below =
-            minutes.iter().find(|p| p.t >= start).is_some_and(|p| self.usage_of(p) < ceiling.bytes as f64);
-        began_below && self.at_heap_ceiling(self.usage_of(newest))
+        let first = minutes.len() - minutes.iter().rev().take_while(|p| p.t > start).count();
+        let from = first.saturating_sub(window::ENVELOPE_MINUTES - 1);
+        (from..=first).filter_map(|i| minutes.get(i)).any(|p| self.usage_of(p) < ceiling)
     }
 
     /// Whether `usage_bytes` is a runtime at its declared heap ceiling: its
-    /// heap has grown as far as it may, so the growth that brought it there
-    /// was the heap sizing itself, not a leak.
+    /// heap has grown as far as it may.
     pub fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
-        self.heap_ceiling.is_some_and(|ceiling| {
-            let bytes = ceiling.bytes as f64;
-            let top = if ceiling.soft {
-                (bytes + NON_HEAP_MIN_BYTES).min(SOFT_CEILING_LIMIT_SHARE * self.limit_bytes)
-            } else {
-                bytes * (1.0 + NON_HEAP_SHARE) + NON_HEAP_MIN_BYTES
-            };
-            usage_bytes >= bytes && usage_bytes <= top
-        })
+        self.heap_allowance().is_some_and(|(ceiling, top)| (ceiling..=top).contains(&usage_bytes))
+    }
+
+    /// Where a runtime at its declared heap ceiling may be: from the
+    /// ceiling up to the allowance above it for its own memory.
+    fn heap_allowance(&self) -> Option<(f64, f64)> {
+        let ceiling = self.heap_ceiling?;
+        let bytes = ceiling.bytes as f64;
+        let top = if ceiling.soft {
+            (bytes + NON_HEAP_MIN_BYTES).min(SOFT_CEILING_LIMIT_SHARE * self.limit_bytes)
+        } else {
+            bytes * (1.0 + NON_HEAP_SHARE) + NON_HEAP_MIN_BYTES
+        };
+        Some((bytes, top))
     }
 }
 
@@ -296,12 +320,11 @@ impl LeakDetector {
             return (Some(trend), true);
         }
         // Growth that brought a runtime to its heap ceiling was its heap
-        // sizing itself; past its allowance, or once a whole window has
-        // been at the ceiling, it is judged again. A leak already reported
+        // sizing itself; growth over a full heap that would soon pass its
+        // allowance, and growth past it, is judged again. A leak already reported
         // is not called off for reaching the ceiling: a heap leak heading
         // for an OutOfMemoryError passes through it.
-        let sizing_heap =
-            |trend: &Trend| self.reported_at.is_none() && bounds.rise_reached_heap_ceiling(minutes, trend.window_secs);
+        let sizing_heap = |trend: &Trend| self.reported_at.is_none() && bounds.heap_sizing(minutes, trend);
         (windows.filter(|trend| !periodicity.explains_current_rise && !sizing_heap(trend)), false)
     }
 

@@ -354,21 +354,36 @@ fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_i
     let hard_near = Bounds { heap_ceiling: Some(HeapCeiling::hard(900 << 20)), ..Bounds::limit(gib) };
     assert!(hard_near.at_heap_ceiling(1000.0 * MIB), "a JVM's heap stops at -Xmx wherever its limit");
 
-    // A window set aside is one whose rise brought usage to the ceiling.
+    // Set aside: the heap's growth to its ceiling, and what settles over a
+    // full heap; judged: growth over it that would soon pass the allowance.
     let mut minutes = Ring::new(60);
     for minute in 0..30 {
         // Up to the ceiling over 15 minutes, then 60 MiB above it.
         let y = if minute < 15 { 0.5 * gib + f64::from(minute) * 0.034 * gib } else { gib + 60.0 * MIB };
         minutes.push(Point { t: f64::from(minute) * 60.0, y });
     }
-    assert!(at.rise_reached_heap_ceiling(&minutes, 20.0 * 60.0), "the window holds the heap's growth");
-    assert!(!at.rise_reached_heap_ceiling(&minutes, 10.0 * 60.0), "the heap was full when the window began");
-    assert!(!Bounds::limit(LIMIT).rise_reached_heap_ceiling(&minutes, 20.0 * 60.0), "no ceiling declared");
-    // 200 MiB/h over a full heap (from just above its 1 GiB ceiling, within
-    // the allowance for the hour): the runtime's own memory growing.
+    let rising = |mib_per_h: f64, window_minutes: f64| Trend {
+        slope_bytes_per_s: mib_per_h * MIB / 3600.0,
+        confidence: 1.0,
+        fit: 1.0,
+        window_secs: window_minutes * 60.0,
+    };
+    assert!(at.heap_sizing(&minutes, &rising(2000.0, 20.0)), "the window holds the heap's growth");
+    assert!(at.heap_sizing(&minutes, &rising(100.0, 10.0)), "settling within the allowance for the hour");
+    assert!(!at.heap_sizing(&minutes, &rising(300.0, 10.0)), "leaving the allowance within the hour");
+    assert!(!Bounds::limit(LIMIT).heap_sizing(&minutes, &rising(100.0, 10.0)), "no ceiling declared");
+    // 200 MiB/h over a full heap (from just above its 1 GiB ceiling): past
+    // the allowance after 80 minutes, found once within an hour of it.
     let above = |t: f64| 1.05 * gib + 200.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
     let found = first_verdict_within(3600, at, above);
-    assert!(found.is_some_and(|t| t < 30.0 * 60.0), "growing over a full heap: {found:?}");
+    assert!(found.is_some_and(|t| t < 40.0 * 60.0), "growing over a full heap: {found:?}");
+    // A JVM's own memory settling over a full heap near its limit: 30 MiB
+    // more over its first hour, ever slower.
+    let near = Bounds { heap_ceiling: Some(HeapCeiling::hard(1 << 30)), ..Bounds::limit(1.2 * gib) };
+    let settling = |t: f64| 1.1 * gib + 30.0 * MIB * (1.0 - (-t / 3600.0).exp()) + 0.3 * MIB * noise(t);
+    assert_eq!(first_verdict_within(3600, near, settling), None, "settling over a full heap");
+    let no_ceiling = Bounds::limit(1.2 * gib);
+    assert!(first_verdict_within(3600, no_ceiling, settling).is_some(), "the same growth, no ceiling");
     // The runtime's own memory growing far past its heap's ceiling.
     let small = Bounds { heap_ceiling: Some(HeapCeiling::hard(100 << 20)), ..Bounds::limit(LIMIT) };
     let native = |t: f64| 400.0 * MIB + 300.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
