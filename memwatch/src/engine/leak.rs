@@ -321,9 +321,9 @@ impl LeakDetector {
         }
         // Growth that brought a runtime to its heap ceiling was its heap
         // sizing itself; growth over a full heap that would soon pass its
-        // allowance, and growth past it, is judged again. A leak already reported
-        // is not called off for reaching the ceiling: a heap leak heading
-        // for an OutOfMemoryError passes through it.
+        // allowance, and growth past it, is judged again. A leak already
+        // reported is not called off for reaching the ceiling: a heap leak
+        // heading for an OutOfMemoryError passes through it.
         let sizing_heap = |trend: &Trend| self.reported_at.is_none() && bounds.heap_sizing(minutes, trend);
         (windows.filter(|trend| !periodicity.explains_current_rise && !sizing_heap(trend)), false)
     }
