@@ -82,6 +82,10 @@ pub struct ReplayArgs {
     /// Needs a trace of format 2 (`record`, `run --record`).
     #[arg(long)]
     pub actions: bool,
+    /// Also print, at every minute the leak detector evaluates a target, what
+    /// each window found and the test that vetoed it (`leak_evaluation` lines).
+    #[arg(long, conflicts_with = "actions")]
+    pub explain: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -29,11 +29,15 @@ pub fn config(data: &[u8]) {
     let _ = Config::parse(&text);
 }
 
-/// Both trace parsers on any text, and what parses through the pipeline.
+/// Both trace parsers on any text, and what parses through the pipeline
+/// to the lines `replay --seed-rule --explain` prints.
 pub fn trace(data: &[u8]) {
     let text = String::from_utf8_lossy(&data[..data.len().min(MAX_TRACE_BYTES)]);
     if let Ok(trace) = v1::parse(&text) {
-        let _ = events_of_v1(&trace, Config::default(), 16 << 30, EngineOptions { seed_rule_events: true });
+        let options = EngineOptions { seed_rule_events: true, leak_evaluations: true };
+        for event in events_of_v1(&trace, Config::default(), 16 << 30, options) {
+            let _ = event.to_json_line();
+        }
     }
     if let Ok(recording) = v2::parse(&text) {
         let _ = run_v2(&recording, Config::default(), 16 << 30, EngineOptions::default());

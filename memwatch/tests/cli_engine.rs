@@ -219,3 +219,84 @@ fn a_jvm_warming_up_to_its_xmx_is_no_leak_because_its_ceiling_is_known() {
     let without = write(dir.path(), "without-ceiling.csv", &stripped);
     assert_eq!(leaks_in(Path::new(&without)).len(), 1, "{stripped:.200}");
 }
+
+/// `memwatch replay --explain` of `trace`: every line, parsed. Its other
+/// lines are exactly those of a plain replay.
+fn explained(trace: &Path) -> Vec<serde_json::Value> {
+    let args = ["replay", "--trace", trace.to_str().unwrap(), "--host-memory", "16GiB"];
+    let plain = memwatch(&args);
+    let out = memwatch(&[&args[..], &["--explain"]].concat());
+    assert!(out.status.success() && plain.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let events: String =
+        stdout.lines().filter(|l| !l.contains(r#""event":"leak_evaluation""#)).map(|l| format!("{l}\n")).collect();
+    assert_eq!(events, text(&plain.stdout));
+    stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect()
+}
+
+fn evaluations(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == "leak_evaluation").collect()
+}
+
+#[test]
+fn replay_explains_which_test_held_the_node_case_back() {
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/real/node_case/node_case-01.csv");
+    let lines = explained(&trace);
+    // An evaluation follows every closed minute.
+    let evaluations = evaluations(&lines);
+    let times: Vec<f64> = evaluations.iter().map(|e| e["t"].as_f64().unwrap()).collect();
+    assert!(times.len() >= 20 && times.windows(2).all(|pair| pair[1] - pair[0] == 60.0), "{times:?}");
+
+    // The leak begins at 600 s. Until it is found, the 10-minute window
+    // holds the cache's warm-up levelling off, then a step of V8's heap
+    // (docs/detection.md, "The fast Node.js leak, looked into").
+    let detected =
+        lines.iter().find(|l| l["event"] == "leak_detected").expect("the leak is found")["t"].as_f64().unwrap();
+    let ten_minute =
+        |e: &serde_json::Value| e["windows"].as_array().unwrap().iter().find(|w| w["window_s"] == 600).cloned();
+    let held_back: Vec<serde_json::Value> = evaluations
+        .iter()
+        .filter(|e| (600.0..detected).contains(&e["t"].as_f64().unwrap()))
+        .filter_map(|e| ten_minute(e))
+        .collect();
+    let said = |what: &str| held_back.iter().any(|w| w["outcome"] == what || w["veto"] == what);
+    assert!(said("levelling_off") && said("step_fits_better"), "{held_back:?}");
+    let step = held_back.iter().find(|w| w["veto"] == "step_fits_better").unwrap();
+    assert!(step["line_to_step"].as_f64().unwrap() >= 0.7, "{step}");
+
+    // It is announced once its verdict has held for the confirmation.
+    let at = |t: f64| *evaluations.iter().find(|e| e["t"].as_f64() == Some(t)).unwrap();
+    let before = at(detected - 60.0);
+    assert_eq!(before["verdict"]["kind"], "leak", "{before}");
+    let held = before["held_for_s"].as_f64().unwrap() + 60.0;
+    assert!(held >= before["confirm_after_s"].as_f64().unwrap(), "{before}");
+    assert_eq!(at(detected)["reported"], true, "{}", at(detected));
+}
+
+#[test]
+fn replay_explains_why_a_rise_was_set_aside() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/examples");
+    let kinds = |trace: &Path| -> Vec<String> {
+        evaluations(&explained(trace)).iter().map(|e| e["verdict"]["kind"].as_str().unwrap().to_owned()).collect()
+    };
+    let first = |kinds: &[String], kind: &str| kinds.iter().position(|k| k == kind);
+    let last = |kinds: &[String], kind: &str| kinds.iter().rposition(|k| k == kind);
+    // A periodic job's first build is a rise like a leak's (not held for
+    // its confirmation); once the job has returned to its baseline, each
+    // build is like the cycles before it.
+    let job = kinds(&examples.join("periodic_job.csv"));
+    assert!(first(&job, "like_earlier_cycles") > last(&job, "leak"), "{job:?}");
+    // Its troughs rising.
+    assert!(kinds(&examples.join("periodic_job_rising.csv")).contains(&"rising_troughs".into()));
+    // A real JVM growing its heap to its -Xmx.
+    let jvm = kinds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/real/test/jvm_heap_to_xmx-10.csv"));
+    assert!(jvm.contains(&"heap_sizing".into()) && !jvm.contains(&"leak".into()), "{jvm:?}");
+}
+
+#[test]
+fn explain_refuses_to_go_with_actions() {
+    let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/examples/periodic_job.csv");
+    let out = memwatch(&["replay", "--trace", trace.to_str().unwrap(), "--explain", "--actions"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}

@@ -225,7 +225,12 @@ fn score(name: &str, dir: &Path, fewest: usize) -> Score {
         let trace = corpus_trace(dir, label);
         samples += trace.rows.len();
         let start = Instant::now();
-        let events = events_of_v1(&trace, Config::default(), HOST_MEMORY, EngineOptions { seed_rule_events: true });
+        let events = events_of_v1(
+            &trace,
+            Config::default(),
+            HOST_MEMORY,
+            EngineOptions { seed_rule_events: true, ..Default::default() },
+        );
         replay_time += start.elapsed();
         let found = times(&events, |k| matches!(k, EventKind::LeakDetected(_)));
         if std::env::var_os("SCORE_VERBOSE").is_some() {

@@ -20,7 +20,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .map_err(|errors| config::ConfigError::Invalid { path: "environment".into(), errors })?,
     };
     let host_memory = args.host_memory;
-    let options = EngineOptions { seed_rule_events: args.seed_rule };
+    let options = EngineOptions { seed_rule_events: args.seed_rule, leak_evaluations: args.explain };
     let lines: Vec<String> = match trace::read(&args.trace)? {
         Trace::V1(_) if args.actions => {
             let message = "format 1 (CSV) holds no processes, knobs or outcomes, so no actions can be \

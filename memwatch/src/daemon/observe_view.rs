@@ -141,7 +141,7 @@ impl Observability {
                 self.leaks.remove(key);
                 format!("{key}: leak ended after {leaked_for_secs:.0}s")
             }
-            EventKind::SeedRule { .. } => return,
+            EventKind::SeedRule { .. } | EventKind::LeakEvaluation(_) => return,
         };
         self.builder.event(at, Some(key.to_string()), message);
     }

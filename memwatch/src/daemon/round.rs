@@ -115,7 +115,7 @@ pub fn log_events(events: &[Event], pipeline: &Pipeline) {
             EventKind::LeakEnded { leaked_for_secs } => {
                 tracing::info!(target_key = %key, %policy, leaked_for = %format!("{leaked_for_secs:.0}s"), "memory leak ended")
             }
-            EventKind::SeedRule { .. } => {}
+            EventKind::SeedRule { .. } | EventKind::LeakEvaluation(_) => {}
         }
     }
 }

@@ -100,7 +100,7 @@ impl Bounds {
     pub fn heap_sizing(&self, minutes: &Ring<Point>, trend: &Trend) -> bool {
         let (Some((ceiling, top)), Some(newest)) = (self.heap_allowance(), minutes.newest()) else { return false };
         let usage = self.usage_of(newest);
-        if !(ceiling..=top).contains(&usage) {
+        if !self.at_heap_ceiling(usage) {
             return false;
         }
         let settling = usage + trend.slope_bytes_per_s * ALLOWANCE_HORIZON_SECS <= top;
@@ -205,6 +205,50 @@ impl Trend {
     }
 }
 
+/// What one evaluation concluded, before any confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Verdict {
+    /// No window says leak, or a longer one overruled it.
+    #[default]
+    None,
+    /// The longest window that says leak.
+    Leak(Trend),
+    /// The troughs of several cycles rise: a leak, confirmed by the cycles.
+    RisingTroughs(Trend),
+    /// A window says leak, but the rise is like the cycles before it.
+    LikeEarlierCycles(Trend),
+    /// A window says leak, but it is a runtime's heap sizing itself.
+    HeapSizing(Trend),
+}
+
+impl Verdict {
+    /// The trend that counts as a leak, and whether it needs no confirmation.
+    fn leak(self) -> (Option<Trend>, bool) {
+        match self {
+            Verdict::Leak(trend) => (Some(trend), false),
+            Verdict::RisingTroughs(trend) => (Some(trend), true),
+            Verdict::None | Verdict::LikeEarlierCycles(_) | Verdict::HeapSizing(_) => (None, false),
+        }
+    }
+}
+
+/// Why the detector said what it said at its last evaluation (`memwatch
+/// replay --explain`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Explanation {
+    /// Each window's outcome, in the order of [`WINDOW_MINUTES`]; `None`
+    /// where the history does not cover it yet. A long window's outcome
+    /// stands until it gains its next point.
+    pub windows: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
+    pub verdict: Verdict,
+    /// How long a leak not yet announced has been the verdict, and how long
+    /// it must be before it is announced.
+    pub held_for_secs: Option<f64>,
+    pub confirm_after_secs: Option<f64>,
+    /// Whether a leak is being reported.
+    pub reported: bool,
+}
+
 /// Announcements of the detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LeakChange {
@@ -222,6 +266,9 @@ pub struct LeakDetector {
     clear_since: Option<f64>,
     /// Each window's last outcome (see `strongest_trend`).
     outcomes: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
+    /// The last evaluation's verdict, and the confirmation it needed.
+    verdict: Verdict,
+    confirm_after_secs: Option<f64>,
 }
 
 /// Working buffers of an evaluation: one set for the whole engine, not one
@@ -244,6 +291,18 @@ impl LeakDetector {
         self.reported_at.map(|at| now - at)
     }
 
+    /// What the evaluation at `now` (the last one) saw and concluded.
+    pub fn explain(&self, now: f64) -> Explanation {
+        let waiting = self.reported_at.is_none();
+        Explanation {
+            windows: self.outcomes,
+            verdict: self.verdict,
+            held_for_secs: self.suspected_since.filter(|_| waiting).map(|since| now - since),
+            confirm_after_secs: self.confirm_after_secs.filter(|_| waiting),
+            reported: !waiting,
+        }
+    }
+
     /// Re-tests the trend after a minute closed at `now`, for a target
     /// with this limit (and this heap ceiling, where its runtime declared one).
     pub fn evaluate(
@@ -256,18 +315,22 @@ impl LeakDetector {
     ) -> Option<LeakChange> {
         let minutes = history.minutes();
         let limit_bytes = bounds.limit_bytes;
-        let (trend, confirmed) =
-            if settings.enabled { self.judge(minutes, bounds, settings, scratch) } else { (None, false) };
+        self.verdict = if settings.enabled { self.judge(minutes, bounds, settings, scratch) } else { Verdict::None };
+        self.confirm_after_secs = None;
+        let (trend, confirmed) = self.verdict.leak();
         match (trend, self.reported_at) {
             (Some(trend), None) => {
                 let since = *self.suspected_since.get_or_insert(now);
                 let usage = minutes.newest().map_or(0.0, |p| bounds.usage_of(p));
-                let needed = if still_rising(history, now, &trend) {
+                let needed = if confirmed {
+                    0.0
+                } else if still_rising(history, now, &trend) {
                     confirmation_secs(settings.confirm_secs, &trend, usage, limit_bytes)
                 } else {
                     settings.confirm_secs
                 };
-                if confirmed || now - since >= needed {
+                self.confirm_after_secs = Some(needed);
+                if now - since >= needed {
                     self.reported_at = Some(now);
                     self.clear_since = None;
                     return Some(LeakChange::Started(trend));
@@ -292,15 +355,15 @@ impl LeakDetector {
         }
     }
 
-    /// This minute's verdict, and whether it is already confirmed: the
-    /// troughs of several cycles rising in a row are, a window is not.
+    /// This minute's verdict: the troughs of several cycles rising in a
+    /// row need no confirmation, a window does.
     fn judge(
         &mut self,
         minutes: &Ring<Point>,
         bounds: Bounds,
         settings: &LeakSettings,
         scratch: &mut Scratch,
-    ) -> (Option<Trend>, bool) {
+    ) -> Verdict {
         // Tested every minute even when the cycles decide, so each window's
         // cached outcome stays current.
         let windows = self.strongest_trend(minutes, settings, scratch);
@@ -317,15 +380,21 @@ impl LeakDetector {
             let sse = trend::line_sse(&scratch.troughs, intercept, troughs.slope);
             let fit = trend::r_squared(&scratch.troughs, sse);
             let trend = Trend { slope_bytes_per_s: troughs.slope, confidence, fit, window_secs: troughs.span_secs };
-            return (Some(trend), true);
+            return Verdict::RisingTroughs(trend);
         }
         // Growth that brought a runtime to its heap ceiling was its heap
         // sizing itself; growth over a full heap that would soon pass its
         // allowance, and growth past it, is judged again. A leak already
         // reported is not called off for reaching the ceiling: a heap leak
         // heading for an OutOfMemoryError passes through it.
-        let sizing_heap = |trend: &Trend| self.reported_at.is_none() && bounds.heap_sizing(minutes, trend);
-        (windows.filter(|trend| !periodicity.explains_current_rise && !sizing_heap(trend)), false)
+        match windows {
+            None => Verdict::None,
+            Some(trend) if periodicity.explains_current_rise => Verdict::LikeEarlierCycles(trend),
+            Some(trend) if self.reported_at.is_none() && bounds.heap_sizing(minutes, &trend) => {
+                Verdict::HeapSizing(trend)
+            }
+            Some(trend) => Verdict::Leak(trend),
+        }
     }
 
     /// The longest window that says "leak": the most evidence behind the
@@ -368,8 +437,8 @@ impl LeakDetector {
                 WindowOutcome::Leak(trend) => verdict = Some(trend),
                 // Levelling off over a longer view overrules every shorter
                 // window inside it, unless the growth sped up again at its end.
-                WindowOutcome::LevellingOff { reaccelerating: false } => verdict = None,
-                WindowOutcome::LevellingOff { reaccelerating: true } | WindowOutcome::NoLeak => {}
+                WindowOutcome::LevellingOff { reaccelerating: false, .. } => verdict = None,
+                WindowOutcome::LevellingOff { reaccelerating: true, .. } | WindowOutcome::NoLeak(_) => {}
             }
         }
         verdict

@@ -76,6 +76,9 @@ pub struct Reading<'a> {
 pub struct EngineOptions {
     /// Also emit `seed_rule` events (the scorer compares the seed with the engine).
     pub seed_rule_events: bool,
+    /// Also emit a `leak_evaluation` event at every minute the leak
+    /// detector evaluates (`memwatch replay --explain`).
+    pub leak_evaluations: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,7 +111,7 @@ impl Engine {
     }
 
     /// Feeds one reading; appends what it caused to `events`, in this order:
-    /// level change, leak change, seed rule.
+    /// level change, leak change, leak evaluation, seed rule.
     pub fn observe(&mut self, reading: &Reading<'_>, settings: &TargetSettings, events: &mut Vec<Event>) {
         let target = match self.targets.get_mut(reading.key) {
             Some(target) => target,
@@ -172,6 +175,9 @@ impl Engine {
                     emit(events, EventKind::LeakEnded { leaked_for_secs });
                 }
                 None => {}
+            }
+            if self.options.leak_evaluations {
+                emit(events, EventKind::LeakEvaluation(Box::new(target.leak.explain(reading.t))));
             }
         }
 

@@ -118,7 +118,7 @@ fn targets_are_independent_and_can_be_forgotten() {
 
 #[test]
 fn the_seed_rule_is_reported_once_per_episode_when_asked() {
-    let mut engine = Engine::new(EngineOptions { seed_rule_events: true });
+    let mut engine = Engine::new(EngineOptions { seed_rule_events: true, ..Default::default() });
     let mut events = Vec::new();
     let settings = TargetSettings::default();
     let mib = 1 << 20;

@@ -101,38 +101,62 @@ pub fn fill(minutes: &Ring<Point>, start: f64, window: &mut Vec<Point>, envelope
 }
 
 /// What one window says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     Leak(Trend),
-    /// Growing, but the last third much slower than before: a curve
-    /// levelling off; `reaccelerating` when it stopped slowing down.
+    /// Growing, but the last third much slower than before, or bending
+    /// down: a curve levelling off; `reaccelerating` when it stopped
+    /// slowing down.
     LevellingOff {
         reaccelerating: bool,
+        /// The late third's slope over the larger of the early third's and
+        /// the whole window's (levelling off below [`MIN_LATE_TO_EARLY`]).
+        late_to_early: f64,
+        /// The bend in standard errors (levelling off below
+        /// -[`MAX_CURVATURE_Z`]); `None` where it cannot be measured.
+        bend_z: Option<f64>,
     },
-    NoLeak,
+    NoLeak(Veto),
+}
+
+/// The test a window that is not a leak failed, with the figure it failed on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Veto {
+    /// Fewer than [`MIN_WINDOW_POINTS`] points.
+    TooFewPoints,
+    /// The slope is not positive.
+    NotRising,
+    /// Rising slower than the policy's minimum rate.
+    BelowMinRate { slope_bytes_per_s: f64 },
+    /// Mann–Kendall's p-value is above [`MAX_P_VALUE`].
+    NotSignificant { p_value: f64 },
+    /// A single step fits about as well as the line: the line's squared
+    /// error over the step's, at least [`LINE_VS_STEP`].
+    StepFitsBetter { line_to_step: f64 },
+    /// Something fell by more than [`MAX_DRAWDOWN_TO_RISE`] of the trend's
+    /// rise: the fall over the rise.
+    LargeFall { fall_to_rise: f64 },
 }
 
 /// The five conditions of the module doc, on one window.
 pub fn test(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch: &mut Vec<f64>) -> Outcome {
     let n = points.len();
     if n < MIN_WINDOW_POINTS {
-        return Outcome::NoLeak;
+        return Outcome::NoLeak(Veto::TooFewPoints);
     }
-    let Some(slope) = trend::theil_sen(points, scratch) else {
-        return Outcome::NoLeak;
+    let Some(slope) = trend::theil_sen(points, scratch).filter(|slope| *slope > 0.0) else {
+        return Outcome::NoLeak(Veto::NotRising);
     };
-    if slope <= 0.0 {
-        return Outcome::NoLeak;
-    }
     // Thirds, but never fewer than 5 points: a slope through 3 points is noise.
     let part = (n / 3).max(5);
     let (Some(early), Some(late)) =
         (trend::theil_sen(&points[..part], scratch), trend::theil_sen(&points[n - part..], scratch))
     else {
-        return Outcome::NoLeak;
+        return Outcome::NoLeak(Veto::TooFewPoints);
     };
-    let bends_down = trend::curvature_z(points).is_some_and(|z| z < -MAX_CURVATURE_Z);
-    if slope > 0.0 && (late < MIN_LATE_TO_EARLY * early.max(slope) || bends_down) {
+    let bend_z = trend::curvature_z(points);
+    let bends_down = bend_z.is_some_and(|z| z < -MAX_CURVATURE_Z);
+    if late < MIN_LATE_TO_EARLY * early.max(slope) || bends_down {
         let middle = trend::theil_sen(&points[n / 3..n - n / 3], scratch).unwrap_or(0.0).max(0.0);
         // A curve slowing down slows by about the same factor from each
         // third to the next; its late third is predicted by the other two.
@@ -142,26 +166,27 @@ pub fn test(points: &[Point], window_secs: f64, settings: &LeakSettings, scratch
         // and noise alone would then pass for growth again.
         let reaccelerating =
             late > REACCELERATION * predicted_late && late - predicted_late >= settings.min_rate_bytes_per_s;
-        return Outcome::LevellingOff { reaccelerating };
+        return Outcome::LevellingOff { reaccelerating, late_to_early: late / early.max(slope), bend_z };
     }
-    if slope < settings.min_rate_bytes_per_s || slope <= 0.0 {
-        return Outcome::NoLeak;
+    if slope < settings.min_rate_bytes_per_s {
+        return Outcome::NoLeak(Veto::BelowMinRate { slope_bytes_per_s: slope });
     }
     let mk = trend::mann_kendall(points, scratch);
     if mk.p_value > MAX_P_VALUE {
-        return Outcome::NoLeak;
+        return Outcome::NoLeak(Veto::NotSignificant { p_value: mk.p_value });
     }
     let intercept = trend::intercept(points, slope, scratch);
     let line = trend::line_sse(points, intercept, slope);
     let Some(step) = trend::best_step_sse(points, 2) else {
-        return Outcome::NoLeak;
+        return Outcome::NoLeak(Veto::TooFewPoints);
     };
     if line >= LINE_VS_STEP * step {
-        return Outcome::NoLeak;
+        return Outcome::NoLeak(Veto::StepFitsBetter { line_to_step: line / step });
     }
-    let span = points[n - 1].t - points[0].t;
-    if max_drawdown(points) > MAX_DRAWDOWN_TO_RISE * slope * span {
-        return Outcome::NoLeak;
+    let rise = slope * (points[n - 1].t - points[0].t);
+    let fall = max_drawdown(points);
+    if fall > MAX_DRAWDOWN_TO_RISE * rise {
+        return Outcome::NoLeak(Veto::LargeFall { fall_to_rise: fall / rise });
     }
     let fit = trend::r_squared(points, line);
     Outcome::Leak(Trend { slope_bytes_per_s: slope, confidence: 1.0 - mk.p_value, fit, window_secs })
@@ -177,3 +202,7 @@ fn max_drawdown(points: &[Point]) -> f64 {
     }
     worst
 }
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;

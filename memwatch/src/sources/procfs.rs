@@ -32,6 +32,8 @@ pub struct ProcFs {
     names: std::sync::Arc<ContainerNames>,
     /// memwatch's cgroup namespace, found on the first process read.
     namespace: std::sync::Arc<std::sync::OnceLock<CgroupNamespace>>,
+    /// The cgroup filesystem of the same host: the limits JVMs size from.
+    cgroups: CgroupFs,
 }
 
 impl Default for ProcFs {
@@ -86,7 +88,8 @@ impl ProcFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let host = root.parent().unwrap_or(Path::new("/")).to_path_buf();
-        Self { root, names: std::sync::Arc::new(ContainerNames::new(host)), namespace: Default::default() }
+        let cgroups = CgroupFs::new(host.join("sys/fs/cgroup"));
+        Self { root, names: std::sync::Arc::new(ContainerNames::new(host)), namespace: Default::default(), cgroups }
     }
 
     pub fn root(&self) -> &Path {
@@ -169,25 +172,17 @@ impl ProcFs {
     /// cgroup's limit where that is smaller (`None` where it is unknown).
     fn memory_seen_by_jvm(&self, cgroup: Option<&str>) -> Option<u64> {
         let host = meminfo::read(&self.root).ok()?.total;
-        let cgroups = CgroupFs::new(self.host_root().join("sys/fs/cgroup"));
-        match cgroup.map_or(SeenLimit::Unlimited, |cgroup| cgroups.limit_seen_by_jvm(cgroup)) {
+        match cgroup.map_or(SeenLimit::Unlimited, |cgroup| self.cgroups.limit_seen_by_jvm(cgroup)) {
             SeenLimit::Unlimited => Some(host),
             SeenLimit::Bytes(limit) => Some(limit.min(host)),
             SeenLimit::Unsure => None,
         }
     }
 
-    /// The root of the host this /proc belongs to.
-    fn host_root(&self) -> &Path {
-        self.root.parent().unwrap_or(Path::new("/"))
-    }
-
     /// The cgroups as the host names them (see `cgroup_namespace`); one
     /// whose path cannot be is left out.
     fn host_paths(&self, groups: Vec<ProcessCGroup>) -> Vec<ProcessCGroup> {
-        let namespace = self
-            .namespace
-            .get_or_init(|| CgroupNamespace::discover(&self.root, &self.host_root().join("sys/fs/cgroup")));
+        let namespace = self.namespace.get_or_init(|| CgroupNamespace::discover(&self.root, self.cgroups.root()));
         groups
             .into_iter()
             .filter_map(|mut group| {

@@ -220,7 +220,7 @@ impl Planner {
                 state.leak = None;
                 state.leak_unhandled = false;
             }
-            EventKind::SeedRule { .. } => {}
+            EventKind::SeedRule { .. } | EventKind::LeakEvaluation(_) => {}
         }
     }
 
