@@ -40,7 +40,10 @@ pub fn trace(data: &[u8]) {
         }
     }
     if let Ok(recording) = v2::parse(&text) {
-        let _ = run_v2(&recording, Config::default(), 16 << 30, EngineOptions::default());
+        let options = EngineOptions { seed_rule_events: true, leak_evaluations: true };
+        for event in run_v2(&recording, Config::default(), 16 << 30, options).events {
+            let _ = event.to_json_line();
+        }
     }
 }
 

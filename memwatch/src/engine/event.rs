@@ -6,9 +6,9 @@
 use serde::Serialize;
 
 use super::{
-    leak::{Explanation, Trend, Verdict, WINDOW_MINUTES},
+    evaluation_line::EvaluationLine,
+    leak::{Explanation, Trend},
     levels::Level,
-    window::{Outcome, Veto},
 };
 use crate::model::target_key::TargetKey;
 
@@ -71,7 +71,7 @@ impl LeakVerdict {
     }
 }
 
-fn round_to(value: f64, decimals: i32) -> f64 {
+pub(super) fn round_to(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     let rounded = (value * scale).round() / scale;
     // -0.0 prints as "-0.0"; nothing here is meaningfully negative zero.
@@ -81,7 +81,7 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 /// Whole-second timestamps (every trace `memwatch record` writes at whole
 /// intervals, and the corpus) print as integers, as they were read; others
 /// keep millisecond precision.
-fn timestamp(t: f64) -> serde_json::Number {
+pub(super) fn timestamp(t: f64) -> serde_json::Number {
     let t = round_to(t, 3);
     if t.fract() == 0.0 && t.abs() < 9.0e15 {
         serde_json::Number::from(t as i64)
@@ -114,127 +114,7 @@ enum Line {
     SeedRule {
         growth_bytes_per_check: f64,
     },
-    LeakEvaluation {
-        verdict: VerdictLine,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        held_for_s: Option<f64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        confirm_after_s: Option<f64>,
-        reported: bool,
-        windows: Vec<WindowLine>,
-    },
-}
-
-/// An evaluation's verdict: what it is, and the trend it rests on.
-#[derive(Serialize)]
-struct VerdictLine {
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window_s: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    slope_bytes_per_s: Option<f64>,
-}
-
-impl From<Verdict> for VerdictLine {
-    fn from(verdict: Verdict) -> Self {
-        let (kind, trend) = match verdict {
-            Verdict::None => ("none", None),
-            Verdict::Leak(trend) => ("leak", Some(trend)),
-            Verdict::RisingTroughs(trend) => ("rising_troughs", Some(trend)),
-            Verdict::LikeEarlierCycles(trend) => ("like_earlier_cycles", Some(trend)),
-            Verdict::HeapSizing(trend) => ("heap_sizing", Some(trend)),
-        };
-        VerdictLine {
-            kind,
-            window_s: trend.map(|t| t.window_secs.round() as u64),
-            slope_bytes_per_s: trend.map(|t| round_to(t.slope_bytes_per_s, 3)),
-        }
-    }
-}
-
-/// One window's outcome: a leak's trend, a levelling off's figures, or the
-/// test it failed and the figure it failed on.
-#[derive(Serialize)]
-struct WindowLine {
-    window_s: u64,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    slope_bytes_per_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    confidence: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fit_r2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    late_to_early: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bend_z: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reaccelerating: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    veto: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p_value: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line_to_step: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fall_to_rise: Option<f64>,
-}
-
-impl WindowLine {
-    fn new(window_minutes: usize, outcome: Outcome) -> Self {
-        let mut line = WindowLine {
-            window_s: window_minutes as u64 * 60,
-            outcome: "",
-            slope_bytes_per_s: None,
-            confidence: None,
-            fit_r2: None,
-            late_to_early: None,
-            bend_z: None,
-            reaccelerating: None,
-            veto: None,
-            p_value: None,
-            line_to_step: None,
-            fall_to_rise: None,
-        };
-        match outcome {
-            Outcome::Leak(trend) => {
-                line.outcome = "leak";
-                line.slope_bytes_per_s = Some(round_to(trend.slope_bytes_per_s, 3));
-                line.confidence = Some(round_to(trend.confidence, 6));
-                line.fit_r2 = Some(round_to(trend.fit, 3));
-            }
-            Outcome::LevellingOff { reaccelerating, late_to_early, bend_z } => {
-                line.outcome = "levelling_off";
-                line.late_to_early = Some(round_to(late_to_early, 3));
-                line.bend_z = bend_z.map(|z| round_to(z, 2));
-                line.reaccelerating = Some(reaccelerating);
-            }
-            Outcome::NoLeak(veto) => {
-                line.outcome = "no_leak";
-                line.veto = Some(match veto {
-                    Veto::TooFewPoints => "too_few_points",
-                    Veto::NotRising => "not_rising",
-                    Veto::BelowMinRate { slope_bytes_per_s } => {
-                        line.slope_bytes_per_s = Some(round_to(slope_bytes_per_s, 3));
-                        "below_min_rate"
-                    }
-                    Veto::NotSignificant { p_value } => {
-                        line.p_value = Some(round_to(p_value, 6));
-                        "not_significant"
-                    }
-                    Veto::StepFitsBetter { line_to_step } => {
-                        line.line_to_step = Some(round_to(line_to_step, 3));
-                        "step_fits_better"
-                    }
-                    Veto::LargeFall { fall_to_rise } => {
-                        line.fall_to_rise = Some(round_to(fall_to_rise, 3));
-                        "large_fall"
-                    }
-                });
-            }
-        }
-        line
-    }
+    LeakEvaluation(EvaluationLine),
 }
 
 #[derive(Serialize)]
@@ -268,17 +148,7 @@ impl Event {
             EventKind::SeedRule { growth_bytes_per_check } => {
                 Line::SeedRule { growth_bytes_per_check: round_to(*growth_bytes_per_check, 0) }
             }
-            EventKind::LeakEvaluation(explanation) => Line::LeakEvaluation {
-                verdict: explanation.verdict.into(),
-                held_for_s: explanation.held_for_secs.map(|s| round_to(s, 1)),
-                confirm_after_s: explanation.confirm_after_secs.map(|s| round_to(s, 1)),
-                reported: explanation.reported,
-                windows: WINDOW_MINUTES
-                    .iter()
-                    .zip(explanation.windows)
-                    .filter_map(|(&minutes, outcome)| Some(WindowLine::new(minutes, outcome?)))
-                    .collect(),
-            },
+            EventKind::LeakEvaluation(explanation) => Line::LeakEvaluation(EvaluationLine::new(explanation, self.t)),
         };
         serde_json::to_string(&Record { t: timestamp(self.t), key: &self.key, line })
             .expect("numbers and strings always serialise")

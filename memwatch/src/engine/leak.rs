@@ -232,21 +232,31 @@ impl Verdict {
     }
 }
 
+/// A window's outcome, and when it was tested: a long window is re-tested
+/// only when it gains a point, and its outcome stands until then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tested {
+    pub outcome: WindowOutcome,
+    pub at: f64,
+}
+
 /// Why the detector said what it said at its last evaluation (`memwatch
 /// replay --explain`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Explanation {
     /// Each window's outcome, in the order of [`WINDOW_MINUTES`]; `None`
-    /// where the history does not cover it yet. A long window's outcome
-    /// stands until it gains its next point.
-    pub windows: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
+    /// where the history does not cover it yet.
+    pub windows: [Option<Tested>; WINDOW_MINUTES.len()],
     pub verdict: Verdict,
-    /// How long a leak not yet announced has been the verdict, and how long
-    /// it must be before it is announced.
+    /// Until a leak is announced, and at the minute it is: how long the
+    /// verdict has been a leak, and how long it had to be.
     pub held_for_secs: Option<f64>,
     pub confirm_after_secs: Option<f64>,
     /// Whether a leak is being reported.
     pub reported: bool,
+    /// How long a reported leak's verdict has been absent (it ends after
+    /// the policy's confirmation).
+    pub clear_for_secs: Option<f64>,
 }
 
 /// Announcements of the detector.
@@ -265,7 +275,7 @@ pub struct LeakDetector {
     reported_at: Option<f64>,
     clear_since: Option<f64>,
     /// Each window's last outcome (see `strongest_trend`).
-    outcomes: [Option<WindowOutcome>; WINDOW_MINUTES.len()],
+    outcomes: [Option<Tested>; WINDOW_MINUTES.len()],
     /// The last evaluation's verdict, and the confirmation it needed.
     verdict: Verdict,
     confirm_after_secs: Option<f64>,
@@ -293,13 +303,14 @@ impl LeakDetector {
 
     /// What the evaluation at `now` (the last one) saw and concluded.
     pub fn explain(&self, now: f64) -> Explanation {
-        let waiting = self.reported_at.is_none();
+        let confirming = self.reported_at.is_none_or(|at| at == now);
         Explanation {
             windows: self.outcomes,
             verdict: self.verdict,
-            held_for_secs: self.suspected_since.filter(|_| waiting).map(|since| now - since),
-            confirm_after_secs: self.confirm_after_secs.filter(|_| waiting),
-            reported: !waiting,
+            held_for_secs: self.suspected_since.filter(|_| confirming).map(|since| now - since),
+            confirm_after_secs: self.confirm_after_secs.filter(|_| confirming),
+            reported: self.reported_at.is_some(),
+            clear_for_secs: self.clear_since.map(|since| now - since),
         }
     }
 
@@ -315,7 +326,8 @@ impl LeakDetector {
     ) -> Option<LeakChange> {
         let minutes = history.minutes();
         let limit_bytes = bounds.limit_bytes;
-        self.verdict = if settings.enabled { self.judge(minutes, bounds, settings, scratch) } else { Verdict::None };
+        self.verdict =
+            if settings.enabled { self.judge(minutes, now, bounds, settings, scratch) } else { Verdict::None };
         self.confirm_after_secs = None;
         let (trend, confirmed) = self.verdict.leak();
         match (trend, self.reported_at) {
@@ -360,13 +372,14 @@ impl LeakDetector {
     fn judge(
         &mut self,
         minutes: &Ring<Point>,
+        now: f64,
         bounds: Bounds,
         settings: &LeakSettings,
         scratch: &mut Scratch,
     ) -> Verdict {
         // Tested every minute even when the cycles decide, so each window's
         // cached outcome stays current.
-        let windows = self.strongest_trend(minutes, settings, scratch);
+        let windows = self.strongest_trend(minutes, now, settings, scratch);
         let periodicity = cycles::read(minutes, bounds.limit_bytes, &mut scratch.troughs, &mut scratch.values);
         // Rising troughs start a leak; once it is reported, troughs still
         // climbing at the minimum rate keep it, so one cycle that kept a
@@ -406,6 +419,7 @@ impl LeakDetector {
     fn strongest_trend(
         &mut self,
         minutes: &Ring<Point>,
+        now: f64,
         settings: &LeakSettings,
         scratch: &mut Scratch,
     ) -> Option<Trend> {
@@ -425,15 +439,16 @@ impl LeakDetector {
             // k minutes; re-testing it in between costs as much and changes
             // little, so its last outcome stands until then.
             let group = window_minutes.div_ceil(MAX_WINDOW_POINTS) as i64;
-            let outcome = match self.outcomes[index] {
-                Some(outcome) if minute.rem_euclid(group) != 0 => outcome,
+            let tested = match self.outcomes[index] {
+                Some(tested) if minute.rem_euclid(group) != 0 => tested,
                 _ => {
                     window::fill(minutes, newest - window_secs, &mut scratch.window, &mut scratch.envelope);
-                    window::test(&scratch.window, window_secs, settings, &mut scratch.values)
+                    let outcome = window::test(&scratch.window, window_secs, settings, &mut scratch.values);
+                    Tested { outcome, at: now }
                 }
             };
-            self.outcomes[index] = Some(outcome);
-            match outcome {
+            self.outcomes[index] = Some(tested);
+            match tested.outcome {
                 WindowOutcome::Leak(trend) => verdict = Some(trend),
                 // Levelling off over a longer view overrules every shorter
                 // window inside it, unless the growth sped up again at its end.

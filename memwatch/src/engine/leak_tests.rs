@@ -389,3 +389,44 @@ fn growth_at_a_runtimes_heap_ceiling_is_its_heap_not_a_leak_and_growth_past_it_i
     let native = |t: f64| 400.0 * MIB + 300.0 * MIB * t / 3600.0 + 2.0 * MIB * noise(t);
     assert!(first_verdict_within(3600, small, native).is_some_and(|t| t < 20.0 * 60.0));
 }
+
+#[test]
+fn the_explanation_follows_the_confirmation_and_dates_each_window_s_test() {
+    // 200 MiB/h on 500 MiB: a leak from the start, held for the policy's
+    // three minutes before it is announced.
+    let rate = 200.0 * MIB / 3600.0;
+    let mut history = History::default();
+    let mut detector = LeakDetector::default();
+    let mut held = Vec::new();
+    let (mut previous_test, mut carried_over) = (None, 0);
+    for i in 0..(45 * 60 / 5) {
+        let t = f64::from(i) * 5.0;
+        if !history.push(t, (500.0 * MIB + rate * t + MIB * noise(t)) as u64) {
+            continue;
+        }
+        let change =
+            detector.evaluate(&history, t, Bounds::limit(LIMIT), &LeakSettings::DEFAULT, &mut Scratch::default());
+        let explained = detector.explain(t);
+        let confirming = !explained.reported || matches!(change, Some(LeakChange::Started(_)));
+        if confirming && matches!(explained.verdict, Verdict::Leak(_)) {
+            held.push((explained.held_for_secs, explained.confirm_after_secs));
+        }
+        assert_eq!(explained.reported, detector.is_leaking());
+        // The 30-minute window (two minutes to a point) is tested when the
+        // history first covers it, then every other minute; its outcome in
+        // between is the one before.
+        if let Some(tested) = explained.windows[2] {
+            let minute = (history.minutes().newest().unwrap().t / 60.0).floor() as i64;
+            let carried = previous_test.filter(|_| minute % 2 != 0);
+            assert_eq!(tested.at, carried.unwrap_or(t), "at {t}");
+            carried_over += usize::from(carried.is_some());
+            previous_test = Some(tested.at);
+        }
+    }
+    assert!(carried_over >= 5, "{carried_over}");
+    assert_eq!(
+        held,
+        [0.0, 60.0, 120.0, 180.0].map(|s| (Some(s), Some(180.0))),
+        "held for 0 to 3 minutes, announced at the third"
+    );
+}

@@ -10,6 +10,7 @@
 //! `limit`), so the engine never reads configuration either. The `planner`
 //! turns its levels and verdicts into decisions, just as purely.
 mod cycles;
+mod evaluation_line;
 mod event;
 pub mod history;
 pub mod leak;

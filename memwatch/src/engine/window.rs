@@ -119,8 +119,10 @@ pub enum Outcome {
     NoLeak(Veto),
 }
 
-/// The test a window that is not a leak failed, with the figure it failed on.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The test a window that is not a leak failed, with the figure it failed
+/// on (serialised as `replay --explain` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(tag = "veto", rename_all = "snake_case")]
 pub enum Veto {
     /// Fewer than [`MIN_WINDOW_POINTS`] points.
     TooFewPoints,
