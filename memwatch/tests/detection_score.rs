@@ -39,13 +39,20 @@ struct Targets {
     median_delay_min: f64,
 }
 
-/// What the engine reaches today on every corpus, with a margin for the
-/// fresh seed's spread (docs/detection.md, "Measured": 0.859-0.924 on
-/// seeds 1-10): falling below it is a regression. It is not [`GOAL`]: the
-/// first build of a timed job and a slow warm-up's first 20 minutes look
-/// like a leak's start, and only waiting longer tells them apart, which
-/// costs delay (docs/detection.md has the measured trade-off).
+/// What the engine reaches today on the committed corpora, with a margin:
+/// falling below it is a regression. It is not [`GOAL`]: the first build
+/// of a timed job and a slow warm-up's first 20 minutes look like a leak's
+/// start, and only waiting longer tells them apart, which costs delay
+/// (docs/detection.md has the measured trade-off).
 const FLOOR: Targets = Targets { precision: 0.82, recall: 0.95, median_delay_min: 16.0 };
+
+/// The floor on a corpus from a fresh seed, wide enough for the spread of
+/// seeds, so the test fails on a regression and not on a draw: over 263
+/// seeds (docs/detection.md, "Measured") precision was 0.842-0.966, recall
+/// 0.976-1, and the median delay 14.0-16.7 minutes. The median of 85
+/// delays jumps from the 14-minute cluster of leaks from the start to the
+/// next one when a seed makes a few of them slower.
+const FRESH_SEED_FLOOR: Targets = Targets { precision: 0.82, recall: 0.95, median_delay_min: 18.0 };
 
 /// Where the engine is going (issue 15): printed beside each score.
 const GOAL: Targets = Targets { precision: 0.95, recall: 0.95, median_delay_min: 10.0 };
@@ -141,24 +148,34 @@ impl Score {
     }
 }
 
-/// The corpora to score: (name, directory, fewest traces it must hold).
-fn corpora() -> Vec<(String, PathBuf, usize)> {
+/// A corpus to score: its name, directory, the fewest traces it must hold,
+/// and the floor the engine must stay above on it.
+struct Corpus {
+    name: String,
+    dir: PathBuf,
+    fewest: usize,
+    floor: &'static Targets,
+}
+
+fn corpora() -> Vec<Corpus> {
+    let corpus = |name: &str, dir: PathBuf, fewest, floor| Corpus { name: name.to_owned(), dir, fewest, floor };
     if let Some(dir) = std::env::var_os("SCORE_CORPUS") {
-        return vec![("SCORE_CORPUS".to_owned(), PathBuf::from(dir), 1)];
+        return vec![corpus("SCORE_CORPUS", PathBuf::from(dir), 1, &FLOOR)];
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut corpora = vec![
-        ("synthetic (corpus/)".to_owned(), root.join("corpus"), 150),
-        ("real runtimes, test half (corpus/real/test/)".to_owned(), root.join("corpus/real/test"), 25),
-        (
-            "real node, the issue's case eight times (corpus/real/node_case/)".to_owned(),
+        corpus("synthetic (corpus/)", root.join("corpus"), 150, &FLOOR),
+        corpus("real runtimes, test half (corpus/real/test/)", root.join("corpus/real/test"), 25, &FLOOR),
+        corpus(
+            "real node, the issue's case eight times (corpus/real/node_case/)",
             root.join("corpus/real/node_case"),
             8,
+            &FLOOR,
         ),
     ];
     if let Some(dir) = std::env::var_os("SCORE_FRESH_CORPUS") {
         let seed = std::env::var("SCORE_FRESH_SEED").unwrap_or_else(|_| "?".into());
-        corpora.push((format!("synthetic, fresh seed {seed}"), PathBuf::from(dir), 150));
+        corpora.push(corpus(&format!("synthetic, fresh seed {seed}"), PathBuf::from(dir), 150, &FRESH_SEED_FLOOR));
     }
     corpora
 }
@@ -166,7 +183,7 @@ fn corpora() -> Vec<(String, PathBuf, usize)> {
 #[test]
 fn the_engine_stays_above_its_floor_on_every_corpus() {
     let mut misses = Vec::new();
-    for (name, dir, fewest) in corpora() {
+    for Corpus { name, dir, fewest, floor } in corpora() {
         let engine = score(&name, &dir, fewest);
         let delay = engine.median_delay_min().unwrap_or(f64::INFINITY);
         let meets = |t: &Targets| {
@@ -179,21 +196,19 @@ fn the_engine_stays_above_its_floor_on_every_corpus() {
             GOAL.recall,
             GOAL.median_delay_min
         );
-        if !meets(&FLOOR) {
+        if !meets(floor) {
             misses.push(format!(
-                "{name}: precision {:.3}, recall {:.3}, median delay {delay:.1} min",
+                "{name}: precision {:.3}, recall {:.3}, median delay {delay:.1} min, below its floor \
+                 (precision >= {}, recall >= {}, median delay < {} min)",
                 engine.precision(),
-                engine.recall()
+                engine.recall(),
+                floor.precision,
+                floor.recall,
+                floor.median_delay_min
             ));
         }
     }
-    assert!(
-        misses.is_empty(),
-        "below the floor (precision >= {}, recall >= {}, median delay < {} min): {misses:?}",
-        FLOOR.precision,
-        FLOOR.recall,
-        FLOOR.median_delay_min
-    );
+    assert!(misses.is_empty(), "{misses:#?}");
 }
 
 /// A corpus trace: format 1, a row per reading.
