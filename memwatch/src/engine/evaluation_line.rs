@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{
-    event::{round_to, timestamp},
+    event::{TrendLine, round_to, timestamp},
     leak::{Explanation, Tested, Trend, Verdict, WINDOW_MINUTES},
     window::{Outcome, Veto},
 };
@@ -38,24 +38,6 @@ impl EvaluationLine {
                 .zip(explanation.windows)
                 .filter_map(|(&minutes, tested)| Some(WindowLine::new(minutes, tested?, t)))
                 .collect(),
-        }
-    }
-}
-
-/// A trend's figures, rounded as `leak_detected` rounds them.
-#[derive(Debug, Serialize)]
-struct TrendLine {
-    slope_bytes_per_s: f64,
-    confidence: f64,
-    fit_r2: f64,
-}
-
-impl From<Trend> for TrendLine {
-    fn from(trend: Trend) -> Self {
-        TrendLine {
-            slope_bytes_per_s: round_to(trend.slope_bytes_per_s, 3),
-            confidence: round_to(trend.confidence, 6),
-            fit_r2: round_to(trend.fit, 3),
         }
     }
 }

@@ -102,9 +102,8 @@ enum Line {
         pressure_some_avg10: Option<f64>,
     },
     LeakDetected {
-        slope_bytes_per_s: f64,
-        confidence: f64,
-        fit_r2: f64,
+        #[serde(flatten)]
+        trend: TrendLine,
         time_to_limit_s: Option<f64>,
         window_s: u64,
     },
@@ -115,6 +114,31 @@ enum Line {
         growth_bytes_per_check: f64,
     },
     LeakEvaluation(EvaluationLine),
+}
+
+/// A trend's figures as every line prints them (`leak_detected`, and the
+/// verdict and windows of `leak_evaluation`).
+#[derive(Debug, Serialize)]
+pub(super) struct TrendLine {
+    slope_bytes_per_s: f64,
+    confidence: f64,
+    fit_r2: f64,
+}
+
+impl TrendLine {
+    fn rounded(slope_bytes_per_s: f64, confidence: f64, fit: f64) -> Self {
+        TrendLine {
+            slope_bytes_per_s: round_to(slope_bytes_per_s, 3),
+            confidence: round_to(confidence, 6),
+            fit_r2: round_to(fit, 3),
+        }
+    }
+}
+
+impl From<Trend> for TrendLine {
+    fn from(trend: Trend) -> Self {
+        TrendLine::rounded(trend.slope_bytes_per_s, trend.confidence, trend.fit)
+    }
 }
 
 #[derive(Serialize)]
@@ -138,9 +162,7 @@ impl Event {
                 pressure_some_avg10: pressure.map(|p| round_to(p, 2)),
             },
             EventKind::LeakDetected(v) => Line::LeakDetected {
-                slope_bytes_per_s: round_to(v.slope_bytes_per_s, 3),
-                confidence: round_to(v.confidence, 6),
-                fit_r2: round_to(v.fit, 3),
+                trend: TrendLine::rounded(v.slope_bytes_per_s, v.confidence, v.fit),
                 time_to_limit_s: v.time_to_limit_s.map(|s| round_to(s, 1)),
                 window_s: v.window_s.round() as u64,
             },

@@ -91,8 +91,8 @@ impl Bounds {
     }
 
     /// Whether the rise `trend` judged over `minutes` is set aside as a
-    /// runtime's heap sizing itself: usage is [`Self::at_heap_ceiling`],
-    /// and either the window began below the ceiling (the rise is the heap
+    /// runtime's heap sizing itself: usage is within the heap allowance
+    /// ([`Self::heap_allowance`]), and either the window began below the ceiling (the rise is the heap
     /// growing to it) or the trend keeps usage within the allowance for
     /// [`ALLOWANCE_HORIZON_SECS`] (the runtime's own memory settling over
     /// a full heap). Growth over a full heap that would leave the allowance
@@ -100,7 +100,7 @@ impl Bounds {
     pub fn heap_sizing(&self, minutes: &Ring<Point>, trend: &Trend) -> bool {
         let (Some((ceiling, top)), Some(newest)) = (self.heap_allowance(), minutes.newest()) else { return false };
         let usage = self.usage_of(newest);
-        if !self.at_heap_ceiling(usage) {
+        if !(ceiling..=top).contains(&usage) {
             return false;
         }
         let settling = usage + trend.slope_bytes_per_s * ALLOWANCE_HORIZON_SECS <= top;
@@ -120,8 +120,10 @@ impl Bounds {
     }
 
     /// Whether `usage_bytes` is a runtime at its declared heap ceiling: its
-    /// heap has grown as far as it may.
-    pub fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
+    /// heap has grown as far as it may. (`heap_sizing` reads the allowance
+    /// itself, for its bounds; the tests pin the allowance through this.)
+    #[cfg(test)]
+    fn at_heap_ceiling(&self, usage_bytes: f64) -> bool {
         self.heap_allowance().is_some_and(|(ceiling, top)| (ceiling..=top).contains(&usage_bytes))
     }
 
