@@ -25,11 +25,42 @@ pub fn wait_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
 }
 
 /// A scratch directory for one scenario (config, state file, incidents, log).
-pub fn scenario_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memwatch-daemon-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("creating the scenario directory");
-    dir
+pub fn scenario_dir(name: &str) -> ScenarioDir {
+    let path = std::env::temp_dir().join(format!("memwatch-daemon-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&path);
+    fs::create_dir_all(&path).expect("creating the scenario directory");
+    ScenarioDir { path }
+}
+
+/// A scenario's directory, removed when the scenario passes and kept (its
+/// path printed) when it fails, so the daemon's log can still be read: a
+/// test run must not leave a directory behind for every scenario it ran.
+pub struct ScenarioDir {
+    path: PathBuf,
+}
+
+impl std::ops::Deref for ScenarioDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ScenarioDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScenarioDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the failed scenario's files in {}", self.path.display());
+        } else if let Err(e) = fs::remove_dir_all(&self.path) {
+            eprintln!("could not remove {}: {e}", self.path.display());
+        }
+    }
 }
 
 /// Writes a scenario's config to `dir`/memwatch.toml (mode 0600, as the
