@@ -6,7 +6,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use memwatch_tests::{Workload, memwatch_binary, privileged};
+use memwatch_tests::{
+    Workload,
+    daemon::{ScenarioDir, scenario_dir},
+    memwatch_binary, privileged,
+};
 
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_alloc-workload");
 const MIB: i64 = 1 << 20;
@@ -73,33 +77,13 @@ fn probe_without_syscall_tracepoints_still_attributes_growth_and_faults() {
 
 /// A copy of the binary that an unprivileged user can execute, wherever the
 /// checkout lives (a clone under /root is not reachable for `nobody`).
-fn world_executable_copy() -> (tempfile_dir::Dir, std::path::PathBuf) {
-    let dir = tempfile_dir::Dir::new();
-    let copy = dir.path.join("memwatch");
+fn world_executable_copy() -> (ScenarioDir, std::path::PathBuf) {
+    let dir = scenario_dir("cli");
+    let copy = dir.join("memwatch");
     std::fs::copy(memwatch_binary(), &copy).unwrap();
-    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, copy)
-}
-
-/// The smallest temporary-directory helper, to keep this crate's dependencies lean.
-mod tempfile_dir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("memwatch-cli-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Self { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 /// Runs `binary args` as an unprivileged user: `nobody` when we are root,
@@ -160,30 +144,38 @@ fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str, timeout
     panic!("stream ended before a line with {needle:?}");
 }
 
-#[test]
-fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("memwatch-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Starts `memwatch run` on a config in `dir` with readings every 0.5 s,
+/// `daemon` (more `[daemon]` keys), its own API socket and no OTLP (a
+/// daemon already running on this host, or another test, must not be
+/// disturbed, nor disturb this one). Returns the config's path, the child
+/// and its stderr's lines.
+fn run_with_stderr(
+    dir: &std::path::Path,
+    daemon: &str,
+    socket: &std::path::Path,
+) -> (std::path::PathBuf, std::process::Child, impl Iterator<Item = String>) {
     let config = dir.join("config.toml");
-    // Its own API socket and no OTLP: a daemon already running on this host
-    // (or another test) must not be disturbed, nor disturb this one.
-    let socket = dir.join("api.sock");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\ninterval_secs = 0.5\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n",
-            socket.display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new(memwatch_binary())
+    let text = format!(
+        "[daemon]\ninterval_secs = 0.5\n{daemon}[api]\nsocket = {:?}\n[otlp]\nenabled = false\n",
+        socket.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = Command::new(memwatch_binary())
         .args(["run", "--config"])
         .arg(&config)
         .env("MEMWATCH_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    (config, child, lines)
+}
+
+#[test]
+fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
+    let dir = scenario_dir("run");
+    let socket = dir.join("api.sock");
+    let (config, mut daemon, mut lines) = run_with_stderr(&dir, "", &socket);
     let banner = wait_for_line(&mut lines, "memwatch started", Duration::from_secs(20));
     let expected_mode = if is_root() { "mode=ebpf" } else { "mode=procfs" };
     assert!(banner.contains(expected_mode), "{banner}");
@@ -204,7 +196,6 @@ fn run_logs_a_banner_and_interval_summaries_and_stops_cleanly_on_sigterm() {
     wait_for_line(&mut lines, "probes detached", Duration::from_secs(10));
     let status = daemon.wait().unwrap();
     assert!(status.success(), "clean exit after SIGTERM: {status}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One incident line as the daemon writes it.
@@ -229,8 +220,7 @@ fn incident_line(target: &str, started: f64, freed: i64) -> String {
 
 #[test]
 fn incidents_prints_the_log_as_a_table_or_json_and_filters_by_time() {
-    let dir = std::env::temp_dir().join(format!("memwatch-incidents-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scenario_dir("incidents");
     let log = dir.join("incidents.jsonl");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     // An old record in the rotated file, a recent one in the live file.
@@ -262,31 +252,13 @@ fn incidents_prints_the_log_as_a_table_or_json_and_filters_by_time() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(65), "{out:?}");
     assert!(stderr.contains("incidents.jsonl:2: malformed incident record"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn status_and_the_health_api_answer_from_the_running_daemon_over_its_socket() {
-    let dir = std::env::temp_dir().join(format!("memwatch-status-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
+    let dir = scenario_dir("status");
     let socket = dir.join("run/api.sock");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\ninterval_secs = 0.5\nmode = \"procfs\"\n[api]\nsocket = {:?}\n[otlp]\nenabled = false\n",
-            socket.display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new(memwatch_binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("MEMWATCH_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let (_config, mut daemon, mut lines) = run_with_stderr(&dir, "mode = \"procfs\"\n", &socket);
     wait_for_line(&mut lines, "API listening", Duration::from_secs(20));
     // The first interval summary: by then the view has had two readings.
     wait_for_line(&mut lines, "tracked=", Duration::from_secs(10));
@@ -313,5 +285,4 @@ fn status_and_the_health_api_answer_from_the_running_daemon_over_its_socket() {
     assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
     assert!(daemon.wait().unwrap().success());
     assert!(!socket.exists(), "the socket outlived the daemon");
-    let _ = std::fs::remove_dir_all(&dir);
 }
