@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry::{KeyValue, metrics::MeterProvider as _};
+use opentelemetry::{
+    KeyValue,
+    metrics::{AsyncInstrumentBuilder, MeterProvider as _},
+};
 use opentelemetry_otlp::{MetricExporter, WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::{
     Resource,
@@ -189,42 +192,30 @@ impl OtlpExporter {
 fn register(meter: &opentelemetry::metrics::Meter, def: &'static MetricDef, frames: FrameCell) {
     match def.kind {
         Kind::Gauge => {
-            meter
-                .f64_observable_gauge(def.name)
-                .with_unit(def.unit)
-                .with_description(def.help)
-                .with_callback(move |observer| {
-                    for series in frames.get().series(def) {
-                        observer.observe(series.value, &attributes(series));
-                    }
-                })
-                .build();
+            observing(meter.f64_observable_gauge(def.name), def, frames, |value| value).build();
         }
         Kind::Counter if def.counts_fractions() => {
-            meter
-                .f64_observable_counter(def.name)
-                .with_unit(def.unit)
-                .with_description(def.help)
-                .with_callback(move |observer| {
-                    for series in frames.get().series(def) {
-                        observer.observe(series.value, &attributes(series));
-                    }
-                })
-                .build();
+            observing(meter.f64_observable_counter(def.name), def, frames, |value| value).build();
         }
         Kind::Counter => {
-            meter
-                .u64_observable_counter(def.name)
-                .with_unit(def.unit)
-                .with_description(def.help)
-                .with_callback(move |observer| {
-                    for series in frames.get().series(def) {
-                        observer.observe(series.value as u64, &attributes(series));
-                    }
-                })
-                .build();
+            observing(meter.u64_observable_counter(def.name), def, frames, |value| value as u64).build();
         }
     }
+}
+
+/// `builder` described by `def`, its callback observing `def`'s series in
+/// the latest frame as `measure` makes them.
+fn observing<'a, I, M: 'static>(
+    builder: AsyncInstrumentBuilder<'a, I, M>,
+    def: &'static MetricDef,
+    frames: FrameCell,
+    measure: fn(f64) -> M,
+) -> AsyncInstrumentBuilder<'a, I, M> {
+    builder.with_unit(def.unit).with_description(def.help).with_callback(move |observer| {
+        for series in frames.get().series(def) {
+            observer.observe(measure(series.value), &attributes(series));
+        }
+    })
 }
 
 /// The host's name for `host.name`.
