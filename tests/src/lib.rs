@@ -13,6 +13,7 @@ pub mod cgroup_v2;
 pub mod daemon;
 pub mod pages;
 pub mod real;
+pub mod workload;
 
 /// Prints one measured figure on its own line. `cargo xtask vm-test` (which
 /// runs the tests with --nocapture) collects the `FIGURE` lines into its

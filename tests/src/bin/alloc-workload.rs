@@ -13,59 +13,16 @@
 //! With `--free-on-sigusr1`, phase 3 waits for SIGUSR1 instead of stdin and
 //! unmaps every step (like a service dropping its caches on the signal), so a
 //! test can measure what a cleanup signal frees.
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 
-const PAGE: usize = 4096;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} wants a number, got {v}")))
-        .unwrap_or(default)
-}
-
-fn say(what: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{what}").and_then(|()| out.flush()).expect("stdout");
-}
+use memwatch_tests::{
+    pages::{map_anonymous_small_pages, no_huge_pages, touch},
+    workload::{arg, block_sigusr1, say},
+};
 
 fn wait_for_go() {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
-}
-
-fn touch(ptr: *mut u8, len: usize) {
-    for offset in (0..len).step_by(PAGE) {
-        // SAFETY: `ptr..ptr+len` is a fresh writable mapping of ours.
-        unsafe { ptr.add(offset).write_volatile(1) };
-    }
-}
-
-fn map_anonymous(len: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping has no preconditions.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(ptr, libc::MAP_FAILED, "mmap of {len} bytes failed");
-    no_huge_pages(ptr.cast(), len);
-    ptr.cast()
-}
-
-/// One fault per 4 KiB page, whatever the kernel's transparent huge page
-/// policy: the tests count faults, and Debian's kernel defaults to THP
-/// "always" (one fault per 2 MiB), where most hosts use "madvise".
-fn no_huge_pages(ptr: *mut u8, len: usize) {
-    // SAFETY: advice on a range of our own mappings; it changes no contents.
-    let ret = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_NOHUGEPAGE) };
-    assert_eq!(ret, 0, "madvise(MADV_NOHUGEPAGE) failed");
 }
 
 /// Grows the program break by `len` bytes; returns the start of the new range.
@@ -91,20 +48,6 @@ fn grow_break(len: usize) -> *mut u8 {
     old as *mut u8
 }
 
-/// Blocks SIGUSR1 so that it stays pending until `wait_for_sigusr1` takes it:
-/// a signal sent early is neither lost nor fatal (its default action).
-fn block_sigusr1() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
-    // we are single-threaded here, so sigprocmask is the whole process's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        assert_eq!(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0, "sigprocmask");
-        set
-    }
-}
-
 fn wait_for_sigusr1(set: &libc::sigset_t) {
     let mut signal = 0;
     // SAFETY: `set` was initialised by block_sigusr1; `signal` is writable.
@@ -126,8 +69,9 @@ fn main() {
     let step = step_mib << 20;
     let mut chunks = Vec::new();
     for _ in 0..mib.div_ceil(step_mib) {
-        let chunk = map_anonymous(step);
-        touch(chunk, step);
+        let chunk = map_anonymous_small_pages(step);
+        // SAFETY: the fresh writable mapping of `step` bytes made above.
+        unsafe { touch(chunk, step) };
         chunks.push(chunk);
         std::thread::sleep(std::time::Duration::from_millis(step_ms as u64));
     }
@@ -135,7 +79,8 @@ fn main() {
         let len = brk_mib << 20;
         let old = grow_break(len);
         no_huge_pages(old, len);
-        touch(old, len);
+        // SAFETY: the `len` bytes the break just grew by are ours to write.
+        unsafe { touch(old, len) };
     }
     // 1 GiB at a fixed address that is not page-aligned: EINVAL, whatever
     // the overcommit policy.

@@ -10,38 +10,12 @@
 //! test to move it into its cgroup) and exits when stdin closes.
 //! `--detached`: starts at once and runs until killed (a service under
 //! systemd, whose stdin is /dev/null).
-use std::{
-    io::{BufRead as _, Write as _},
-    time::Duration,
+use std::{io::BufRead as _, time::Duration};
+
+use memwatch_tests::{
+    pages::map_and_touch,
+    workload::{arg, block_sigusr1, say},
 };
-
-use memwatch_tests::pages::map_and_touch;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} wants a number, got {v}")))
-        .unwrap_or(default)
-}
-
-fn say(what: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{what}").and_then(|()| out.flush()).expect("stdout");
-}
-
-/// SIGUSR1 stays pending until polled: never lost, never fatal.
-fn block_sigusr1() -> libc::sigset_t {
-    // SAFETY: the set is initialised by sigemptyset before use; still
-    // single-threaded, so sigprocmask is the whole process's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        assert_eq!(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0, "sigprocmask");
-        set
-    }
-}
 
 /// Whether a SIGUSR1 is pending (takes it).
 fn sigusr1_pending(set: &libc::sigset_t) -> bool {

@@ -10,23 +10,21 @@
 //! SIGUSR2 and SIGHUP and prints `signal N` for each: a scenario that must
 //! send no signal checks for those lines.
 use std::{
-    io::{BufRead as _, Write as _},
+    io::BufRead as _,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-use memwatch_tests::pages::{PAGE, map_and_touch};
+use memwatch_tests::{
+    pages::{PAGE, map_and_touch},
+    workload::say,
+};
 
 /// One bit per signal caught (signal N: bit N).
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     CAUGHT.fetch_or(1 << signal, Ordering::SeqCst);
-}
-
-fn say(what: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{what}").and_then(|()| out.flush()).expect("stdout");
 }
 
 fn map_file(path: &str) -> (*mut u8, usize) {
