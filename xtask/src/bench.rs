@@ -18,6 +18,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             .args([
                 "build",
                 "--release",
+                "--locked",
                 "-p",
                 "memwatch",
                 "-p",

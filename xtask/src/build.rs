@@ -6,7 +6,9 @@ use crate::{setup, shell};
 pub fn release() -> anyhow::Result<()> {
     setup::build_chain()?;
     shell::run(
-        Command::new("cargo").args(["build", "--release", "-p", "memwatch"]).current_dir(shell::workspace_root()),
+        Command::new("cargo")
+            .args(["build", "--release", "--locked", "-p", "memwatch"])
+            .current_dir(shell::workspace_root()),
     )
 }
 

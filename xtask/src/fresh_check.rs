@@ -32,7 +32,7 @@ pub fn run() -> anyhow::Result<()> {
     shell::run(homes.command("rustup").args(["toolchain", "install"]).current_dir(&root))?;
     // What a new user runs: the README's set-up, then the release build.
     shell::run(homes.command("cargo").args(["xtask", "setup"]).current_dir(&root))?;
-    shell::run(homes.command("cargo").args(["build", "--release", "-p", "memwatch"]).current_dir(&root))?;
+    shell::run(homes.command("cargo").args(["build", "--release", "--locked", "-p", "memwatch"]).current_dir(&root))?;
 
     let listed = shell::output(homes.command("rustup").args(["toolchain", "list"]))?;
     let moving: Vec<&str> = listed.lines().map(str::trim).filter(|l| !l.is_empty() && !is_pinned(l)).collect();

@@ -15,6 +15,7 @@ pub fn run(per_target: Duration) -> anyhow::Result<()> {
     crate::setup::build_chain()?;
     cargo_fuzz()?;
     let root = shell::workspace_root();
+    fuzz_lock_is_complete(&root)?;
     let mut summary = Vec::new();
     for target in TARGETS {
         // A scratch copy: what a run adds stays out of the repository's corpus.
@@ -54,6 +55,31 @@ pub fn run(per_target: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo fuzz` has no `--locked`, and on a lock file that misses a crate
+/// it resolves one of the day's versions and writes it in. Cargo's own
+/// `--locked` check comes first, so that missing crate fails the run by
+/// name instead.
+fn fuzz_lock_is_complete(root: &Path) -> anyhow::Result<()> {
+    let manifest = root.join("fuzz/Cargo.toml");
+    let mut check = Command::new("cargo");
+    check
+        .arg(format!("+{BUILD_TOOLCHAIN}"))
+        .args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
+        .arg(&manifest)
+        .env_remove("RUSTUP_TOOLCHAIN");
+    let out = check.output().with_context(|| format!("starting {}", shell::describe(&check)))?;
+    if !out.status.success() {
+        bail!(
+            "fuzz/Cargo.lock does not pin every crate the fuzz targets build: add them (cargo \
+             +{BUILD_TOOLCHAIN} metadata --format-version 1 --manifest-path {} > /dev/null) and commit it \
+             (xtask's tests check that the crates it shares with Cargo.lock have its versions)\n{}",
+            manifest.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 fn cargo_fuzz() -> anyhow::Result<()> {
     let version = shell::output(Command::new("cargo").args(["fuzz", "--version"])).unwrap_or_default();
     if version.contains(CARGO_FUZZ_VERSION) {
@@ -74,4 +100,35 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("copying {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The (name, version) of every package a Cargo.lock lists.
+    fn packages(lock: &str) -> BTreeSet<(String, String)> {
+        let field = |block: &str, key: &str| {
+            block
+                .lines()
+                .find_map(|line| Some(line.strip_prefix(key)?.strip_prefix(" = \"")?.strip_suffix('"')?.to_owned()))
+        };
+        lock.split("[[package]]")
+            .skip(1)
+            .map(|block| (field(block, "name").expect("a name"), field(block, "version").expect("a version")))
+            .collect()
+    }
+
+    #[test]
+    fn the_fuzz_targets_build_the_crate_versions_the_project_does() {
+        let root = crate::shell::workspace_root();
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let project = packages(&read("Cargo.lock"));
+        let fuzz = packages(&read("fuzz/Cargo.lock"));
+        assert!(fuzz.iter().any(|(name, _)| name == "memwatch"), "a fuzz lock without memwatch: {fuzz:?}");
+        let names: BTreeSet<&str> = project.iter().map(|(name, _)| name.as_str()).collect();
+        let other: Vec<_> =
+            fuzz.iter().filter(|package| names.contains(package.0.as_str()) && !project.contains(*package)).collect();
+        assert!(other.is_empty(), "fuzz/Cargo.lock has other versions than Cargo.lock: {other:?}");
+    }
 }

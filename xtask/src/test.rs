@@ -13,11 +13,20 @@ pub fn all() -> anyhow::Result<()> {
         cmd
     };
     // The CLI tests run the release binary itself.
-    shell::run(&mut cargo(&["build", "--release", "-p", "memwatch"]))?;
+    shell::run(&mut cargo(&["build", "--release", "--locked", "-p", "memwatch"]))?;
     // Unit tests of every crate, then the privileged eBPF integration tests
     // (they skip without root, and fail instead of skipping under CI=true).
-    shell::run(&mut cargo(&["test", "--workspace", "--release", "--no-fail-fast"]))?;
-    shell::run(&mut cargo(&["clippy", "--workspace", "--release", "--all-targets", "--", "-D", "warnings"]))?;
+    shell::run(&mut cargo(&["test", "--workspace", "--release", "--locked", "--no-fail-fast"]))?;
+    shell::run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--release",
+        "--locked",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The detection targets once more, on a synthetic corpus of a fresh seed.
     score(None, None)?;
     // A minute per fuzz target: the config reader, the trace parsers with
@@ -55,7 +64,7 @@ pub fn score(corpus: Option<&std::path::Path>, seed: Option<u64>) -> anyhow::Res
         crate::corpus::generate(Some(seed), Some(dir.clone()))?;
         cmd.env("SCORE_FRESH_CORPUS", dir).env("SCORE_FRESH_SEED", seed.to_string());
     }
-    cmd.args(["test", "--release", "-p", "memwatch", "--test", "detection_score", "--", "--nocapture"])
+    cmd.args(["test", "--release", "--locked", "-p", "memwatch", "--test", "detection_score", "--", "--nocapture"])
         .current_dir(shell::workspace_root());
     shell::run(&mut cmd)
 }

@@ -19,7 +19,7 @@ pub struct Artifacts {
 
 fn cargo(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(args).args(["--release", "--target", MUSL_TARGET]).current_dir(root);
+    cmd.args(args).args(["--release", "--locked", "--target", MUSL_TARGET]).current_dir(root);
     // An empty stand-in object would make every probe test fail confusingly.
     cmd.env_remove("AYA_BUILD_SKIP");
     cmd
