@@ -139,8 +139,8 @@ pub fn read_steps(value: &Value, path: &str, may_signal: bool, problems: &mut Pr
             } else {
                 problems.push(
                     &fields.path_of("signal"),
-                    "signals are sent only by a policy whose match names the service (unit, cgroup, process or \
-                     exe): [defaults] and a policy that matches everything send none",
+                    "signals are sent only by a policy whose match names the service (unit, cgroup, process, \
+                     exe, container or pod_uid): [defaults] and a policy that matches everything send none",
                 );
                 None
             }

@@ -41,8 +41,8 @@ pub const DEFAULT_INTERVAL_SECS: f64 = 5.0;
 pub const DEFAULT_LARGE_MAPPING_BYTES: u64 = 64 << 20;
 /// How many top growers the per-interval summary line names.
 pub const DEFAULT_SUMMARY_TOP: usize = 3;
-/// Targets with a history of their own. Each costs about 5 KiB in the
-/// engine (docs/detection.md); 2000 is far more services than a host runs,
+/// Targets with a history of their own. Each costs about 6 KiB in the
+/// engine (tests/engine_footprint.rs); 2000 is far more services than a host runs,
 /// and caps what a `target = "process"` policy matching everything costs.
 pub const DEFAULT_MAX_TARGETS: usize = 2000;
 /// The seed's cache size (entries) and entry lifetime.
