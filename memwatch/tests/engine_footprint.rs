@@ -1,6 +1,6 @@
 //! What a target costs the engine once its history is full: the figure
 //! behind `daemon.max_targets` (config.toml, README: 2000 targets at about
-//! 10 KiB each). Counted by a global allocator of this test's own, so it
+//! 6 KiB each; this fails above 10 KiB). Counted by a global allocator of this test's own, so it
 //! is the bytes the engine holds, whatever the allocator or the machine.
 use std::{
     alloc::{GlobalAlloc, Layout, System},

@@ -71,8 +71,9 @@ fn fuzz_lock_is_complete(root: &Path) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!(
             "fuzz/Cargo.lock does not pin every crate the fuzz targets build: add them (cargo \
-             +{BUILD_TOOLCHAIN} metadata --format-version 1 --manifest-path {} > /dev/null) and commit it \
-             (xtask's tests check that the crates it shares with Cargo.lock have its versions)\n{}",
+             +{BUILD_TOOLCHAIN} metadata --format-version 1 --manifest-path {} > /dev/null), set any that \
+             `cargo test -p xtask` names to Cargo.lock's version (cargo +{BUILD_TOOLCHAIN} update \
+             --manifest-path fuzz/Cargo.toml -p NAME --precise VERSION), and commit it\n{}",
             manifest.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
