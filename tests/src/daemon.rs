@@ -159,6 +159,17 @@ impl Daemon {
     }
 }
 
+impl Drop for Daemon {
+    /// A scenario that fails half-way must not leave its daemon running,
+    /// watching (and acting on) the host after the test.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The `leaker` helper, its stdout lines read on a thread.
 pub struct Leaker {
     pub child: Child,
