@@ -52,7 +52,7 @@ const MIB: f64 = (1 << 20) as f64;
 /// collected heap, all at their own sizes and paces.
 fn usage(target: usize, t: f64) -> u64 {
     let base = 100.0 * MIB + target as f64 * MIB;
-    let leak = if target % 3 == 0 { t * (5.0 + target as f64 % 7.0) * 1024.0 } else { 0.0 };
+    let leak = if target.is_multiple_of(3) { t * (5.0 + target as f64 % 7.0) * 1024.0 } else { 0.0 };
     let sawtooth = (t % (120.0 + target as f64 % 240.0)) * 2048.0;
     (base + leak + sawtooth) as u64
 }
