@@ -92,10 +92,10 @@ impl Bounds {
 
     /// Whether the rise `trend` judged over `minutes` is set aside as a
     /// runtime's heap sizing itself: usage is within the heap allowance
-    /// ([`Self::heap_allowance`]), and either the window began below the ceiling (the rise is the heap
-    /// growing to it) or the trend keeps usage within the allowance for
-    /// [`ALLOWANCE_HORIZON_SECS`] (the runtime's own memory settling over
-    /// a full heap). Growth over a full heap that would leave the allowance
+    /// ([`Self::heap_allowance`]), and either the window began below the
+    /// ceiling (the rise is the heap growing to it) or the trend keeps
+    /// usage within the allowance for [`ALLOWANCE_HORIZON_SECS`] (the
+    /// runtime's own memory settling over a full heap). Growth over a full heap that would leave the allowance
     /// sooner (threads, direct buffers, a native leak) is judged as any.
     pub fn heap_sizing(&self, minutes: &Ring<Point>, trend: &Trend) -> bool {
         let (Some((ceiling, top)), Some(newest)) = (self.heap_allowance(), minutes.newest()) else { return false };
