@@ -3,7 +3,11 @@
 //! we" was answered by the planner; what is left is "did it work". Failures
 //! become outcomes too: one target's gone cgroup or refused pid never stops
 //! the daemon.
-use std::{collections::HashMap, path::PathBuf, time::Instant};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use rustix::process::Signal;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -72,7 +76,14 @@ pub struct Executor<S> {
     incidents: Option<IncidentLog>,
     /// The directory each lowered cgroup's knob is in, for its restore.
     lowered: HashMap<String, PathBuf>,
+    /// When records no open lowering owns are next put back (`restore_left_over`).
+    next_sweep: Option<Instant>,
 }
+
+/// How often records left over (a lowering systemd may have applied though
+/// it never answered, a restore that failed) are tried again: each try may
+/// wait on a busy systemd, so not every interval.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl<S: Signaller> Executor<S> {
     pub fn new(
@@ -88,7 +99,15 @@ impl<S: Signaller> Executor<S> {
             signaller,
             running: Default::default(),
         };
-        Self { cgroupfs, throttles, passes: Passes::new(runner), readiness, incidents, lowered: HashMap::new() }
+        Self {
+            cgroupfs,
+            throttles,
+            passes: Passes::new(runner),
+            readiness,
+            incidents,
+            lowered: HashMap::new(),
+            next_sweep: None,
+        }
     }
 
     pub fn readiness(&self) -> &Readiness {
@@ -144,7 +163,38 @@ impl<S: Signaller> Executor<S> {
             applied.push(Applied { done_after_s: started.elapsed().as_secs_f64(), ..applied_one });
             rest = &rest[1..];
         }
+        self.restore_left_over(started);
         applied
+    }
+
+    /// Puts back every recorded limit no open lowering owns, at most once
+    /// per [`SWEEP_EVERY`] (from the first time there is one): an episode
+    /// that ended without its limit back must not leave it lowered until
+    /// memwatch stops.
+    fn restore_left_over(&mut self, now: Instant) {
+        let owned: Vec<&PathBuf> = self.lowered.values().collect();
+        let left_over: Vec<PathBuf> =
+            self.throttles.entries().keys().filter(|dir| !owned.contains(dir)).cloned().collect();
+        if left_over.is_empty() {
+            self.next_sweep = None;
+            return;
+        }
+        let due = *self.next_sweep.get_or_insert(now + SWEEP_EVERY);
+        if now < due {
+            return;
+        }
+        self.next_sweep = Some(now + SWEEP_EVERY);
+        for dir in left_over {
+            match self.throttles.restore(&dir) {
+                Ok(Some(Restored::Original(limit))) => {
+                    tracing::warn!(cgroup = %dir.display(), %limit, "memory limit restored (left over by a failed action)");
+                }
+                Ok(_) => {
+                    tracing::info!(cgroup = %dir.display(), "left-over throttle record dropped: the cgroup is gone")
+                }
+                Err(e) => tracing::error!(cgroup = %dir.display(), "could not restore memory limit (will retry): {e}"),
+            }
+        }
     }
 
     fn apply_one(&mut self, decision: &Decision) -> Applied {
@@ -179,6 +229,18 @@ impl<S: Signaller> Executor<S> {
             Err(e) => return failed(&e.into()),
         };
         let bytes = floor_at_usage_now(&cg, bytes);
+        // Held where it is now, a target at its own limit would have that
+        // limit raised: never above what was there before memwatch.
+        let before = match self.throttles.entries().get(cg.dir()) {
+            Some(entry) => Ok(entry.original),
+            None => cg.limit(),
+        };
+        if let Ok(Limit::Bytes(before)) = before
+            && bytes >= before
+        {
+            let detail = format!("{} already {} with usage at it: not raised", cg.knob().file(), human_bytes(before));
+            return (Outcome::Skipped, detail);
+        }
         match self.throttles.throttle(&cg, cgroup, Limit::Bytes(bytes)) {
             Ok(original) => {
                 self.lowered.insert(cgroup.to_owned(), cg.dir().to_path_buf());

@@ -145,8 +145,10 @@ pub(crate) mod tests {
             protected: false,
             freed_bytes: 0,
             levels: vec![],
+            levels_dropped: 0,
             leak: None,
             actions: vec![],
+            actions_dropped: 0,
             timeline: vec![],
         }
     }

@@ -180,6 +180,12 @@ impl<S: Signaller> Worker<S> {
     }
 
     fn apply(&mut self, decision: &Decision, started: Instant) -> Applied {
+        // Once `Passes::stop` has killed the commands under way, the rest
+        // of a pass must not start more, nor signal after every episode
+        // has been closed.
+        if self.runner.running.is_closed() {
+            return Applied::new(Outcome::Skipped, "memwatch stopped before this step ran");
+        }
         let applied = self
             .runner
             .step(&decision.plan)
@@ -227,6 +233,40 @@ mod tests {
         let mut done = passes.take_done().unwrap();
         assert_eq!(done.blocking_recv(), Some(PassDone { pass: 1, results: Vec::new() }));
         passes.stop();
+    }
+
+    #[test]
+    fn at_exit_the_rest_of_a_pass_under_way_is_not_started() {
+        use crate::{
+            engine::planner::{Measure, Plan, Why},
+            model::{incident::ActionKind, target_key::TargetKey},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("second step ran");
+        let exec = |command: String| Decision {
+            t: 0.0,
+            target: TargetKey::from("cgroup:/a.service"),
+            action: ActionKind::Exec,
+            why: Why::Critical,
+            plan: Plan::Exec {
+                argv: vec!["/bin/sh".into(), "-c".into(), command],
+                env: Vec::new(),
+                timeout_ms: 60_000,
+                measure: Measure::default(),
+            },
+            pass: Some(1),
+        };
+        let mut passes = passes();
+        let mut done = passes.take_done().unwrap();
+        let steps = vec![exec("sleep 30".into()), exec(format!("touch '{}'", marker.display()))];
+        passes.start(1, steps, Instant::now());
+        std::thread::sleep(Duration::from_millis(200));
+        // Waits EXIT_WAIT for the stuck first step, then kills it.
+        passes.stop();
+        let results = done.blocking_recv().unwrap().results;
+        assert_eq!(results[1].outcome, Outcome::Skipped, "{results:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!marker.exists(), "a step started after memwatch stopped");
     }
 
     #[test]

@@ -117,7 +117,9 @@ impl ControlHandle {
 pub const REPLY_WITHIN: Duration = Duration::from_secs(20);
 
 /// Cleanup answers waiting for their passes to be re-measured. The daemon
-/// loop never waits: it parks the answer and settles it after each reading.
+/// loop never waits: it parks the answer and settles it after each reading,
+/// and at the earliest deadline (`next_deadline`) where readings are further
+/// apart than the answer may wait.
 #[derive(Default)]
 pub struct PendingCleanups {
     parked: Vec<Parked>,
@@ -173,6 +175,11 @@ impl PendingCleanups {
                 None
             }
         }
+    }
+
+    /// When the first parked answer is due whether re-measured or not.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.parked.iter().map(|p| p.deadline).min()
     }
 
     /// Fills in each waiting pass's freed memory from `measured(target,
@@ -264,10 +271,12 @@ mod tests {
                 assert_eq!(at, 10.0);
                 if key.to_string() == "a" { Measured::Freed(5) } else { Measured::Pending }
             };
+            assert_eq!(pending.next_deadline(), Some(start + REPLY_WITHIN));
             assert_eq!(pending.settle(start, measured).len(), 1, "a");
             assert!(pending.settle(start + REPLY_WITHIN / 2, measured).is_empty(), "b waits");
             let late = pending.settle(start + REPLY_WITHIN, measured);
             assert_eq!(late.len(), 1, "b, out of time");
+            assert_eq!(pending.next_deadline(), None, "nothing left to answer");
         });
         let (a, b, cache) = tokio::join!(
             handle.cleanup(Some("a".into())),

@@ -13,7 +13,7 @@ use std::future::Future;
 use tokio::net::{TcpListener, UnixListener};
 
 pub use routes::{Access, ApiState, router};
-pub use serve::Limits;
+pub use serve::{Limits, MAX_AGE};
 
 /// Serves the Unix socket until `stop` resolves.
 pub async fn serve_unix(

@@ -8,7 +8,10 @@
 //! descriptor forever. Here a connection is accepted only with a permit of
 //! the listener's semaphore, so over the cap clients wait in the kernel's
 //! backlog, costing memwatch no descriptor, and every accepted one ends
-//! within the timeouts.
+//! within the timeouts. hyper has no timeout for writing an answer, so a
+//! client that sends requests and never reads the answers would stall its
+//! connection in a write for good: each connection is also closed at its
+//! `max_age`, and cut off if it has not finished by twice that.
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, serve::Listener};
@@ -27,6 +30,10 @@ const MAX_BODY_BYTES: usize = 64 << 10;
 const MAX_HEADER_BYTES: usize = 16 << 10;
 /// On stop, connections still open get this long to finish their request.
 const DRAIN: Duration = Duration::from_secs(5);
+/// The daemon's `Limits::max_age`: a Prometheus scraping every 15 s
+/// reconnects every few scrapes, and a cleanup asked for (answered within
+/// 30 s) always has its answer delivered.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -36,6 +43,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// To send a request's body.
     pub body_timeout: Duration,
+    /// A connection is closed after this long, once its request in flight
+    /// (if any) is answered; one still unanswered as long again is cut off.
+    pub max_age: Duration,
 }
 
 /// The peer's address, for the TCP listener's refusal logs.
@@ -95,13 +105,18 @@ where
             let stop_requested = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            tokio::select! {
-                result = connection.as_mut() => log_connection_end(result),
-                () = stop_requested => {
-                    connection.as_mut().graceful_shutdown();
-                    if let Ok(result) = tokio::time::timeout(DRAIN, connection.as_mut()).await {
-                        log_connection_end(result);
-                    }
+            let grace = tokio::select! {
+                result = connection.as_mut() => {
+                    log_connection_end(result);
+                    None
+                }
+                () = stop_requested => Some(DRAIN),
+                () = tokio::time::sleep(limits.max_age) => Some(limits.max_age),
+            };
+            if let Some(grace) = grace {
+                connection.as_mut().graceful_shutdown();
+                if let Ok(result) = tokio::time::timeout(grace, connection.as_mut()).await {
+                    log_connection_end(result);
                 }
             }
             drop(permit);

@@ -303,6 +303,7 @@ fn limits() -> super::Limits {
         max_connections: 8,
         header_timeout: std::time::Duration::from_secs(5),
         body_timeout: std::time::Duration::from_secs(5),
+        max_age: super::MAX_AGE,
     }
 }
 
@@ -368,6 +369,7 @@ async fn idle_and_half_sent_connections_are_capped_per_listener_and_closed_at_th
         max_connections: 3,
         header_timeout: std::time::Duration::from_millis(400),
         body_timeout: std::time::Duration::from_secs(1),
+        max_age: super::MAX_AGE,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(super::serve_tcp(listener, state, Token::none(), limits, async {
@@ -400,6 +402,53 @@ async fn idle_and_half_sent_connections_are_capped_per_listener_and_closed_at_th
         let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await;
         assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a stalled connection stayed open");
     }
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("the server stops").unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_gives_its_connection_up_at_its_max_age() {
+    use tokio::io::AsyncWriteExt as _;
+    let listener = listen::bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (state, _) = state(view(&[("a.service", Level::Normal, 10)]));
+    let max_age = std::time::Duration::from_millis(500);
+    let limits = super::Limits {
+        max_connections: 1,
+        header_timeout: std::time::Duration::from_secs(30),
+        body_timeout: std::time::Duration::from_secs(30),
+        max_age,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(super::serve_tcp(listener, state, Token::none(), limits, async {
+        let _ = stopped.await;
+    }));
+    // Thousands of pipelined requests on a small receive window, and not a
+    // byte read back: the answers fill every buffer and the server's write
+    // stalls, with no header or body to wait for.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let requests = "GET /metrics HTTP/1.1\r\nHost: memwatch\r\n\r\n".repeat(5000);
+        let _ = stalled.write_all(requests.as_bytes()).await;
+        stalled
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The only permit is held by the stalled connection until its max age
+    // and grace have passed; then the next client is served.
+    let started = std::time::Instant::now();
+    let (code, _) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), tcp_call(addr, Method::GET, "/health", None))
+            .await
+            .expect("served once the stalled connection was cut off");
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        started.elapsed() >= max_age / 2,
+        "served after {:?}: the stalled connection held nothing",
+        started.elapsed()
+    );
+    drop(writer);
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("the server stops").unwrap();
 }

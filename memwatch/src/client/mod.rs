@@ -3,7 +3,10 @@
 pub mod table;
 pub mod top;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt as _, Empty};
@@ -24,15 +27,27 @@ pub enum ClientError {
     Status { status: StatusCode, body: String },
     #[error("unexpected answer from the daemon: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("the daemon at {path} did not answer within {secs} s (over its connection limit, or stuck)")]
+    Timeout { path: PathBuf, secs: u64 },
 }
+
+/// A daemon answers `/status` at once; one over its connection limit keeps
+/// a client in its backlog, and a stuck one would keep it for good.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Self { socket: socket.into() }
+        Self { socket: socket.into(), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// How long a request may take, from connecting to the answer's end.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
     }
 
     pub fn socket(&self) -> &Path {
@@ -42,6 +57,12 @@ impl Client {
     /// One request on a fresh connection: the CLI asks once per interval,
     /// so keeping a connection alive would buy nothing.
     pub async fn request(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
+        tokio::time::timeout(self.timeout, self.exchange(method, path))
+            .await
+            .map_err(|_| ClientError::Timeout { path: self.socket.clone(), secs: self.timeout.as_secs() })?
+    }
+
+    async fn exchange(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
@@ -64,5 +85,26 @@ impl Client {
 
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Ok(serde_json::from_slice(&self.request(Method::GET, path).await?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_daemon_that_never_answers_is_a_timeout_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stuck.sock");
+        // Accepts, reads nothing, answers nothing.
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(stream, _)| stream) });
+        let client = Client::new(&path).with_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = client.get_json::<serde_json::Value>("/status").await.unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("stuck.sock"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(held);
     }
 }

@@ -9,9 +9,12 @@ use crate::{cli::ClientArgs, client::Client, view::StatusView};
 const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
 /// How long one wait for a key may block the (single) runtime thread.
 const KEY_POLL: Duration = Duration::from_millis(100);
+/// Keys are read between fetches: a daemon slow to answer must not keep
+/// `q` waiting for longer than this.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.socket);
+    let client = Client::new(&args.socket).with_timeout(FETCH_TIMEOUT);
     // Fail before taking over the terminal if the daemon is not there.
     let mut view: StatusView = client.get_json("/status").await?;
     let source = args.socket.display().to_string();

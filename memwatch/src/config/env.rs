@@ -71,7 +71,7 @@ pub fn apply_cache(env: &Env, cache: &mut CacheConfig, problems: &mut Problems) 
         }
     }
     if let Some((name, text)) = lookup(env, CACHE_TTL) {
-        match units::parse_duration_secs(text) {
+        match units::parse_duration_secs(text).and_then(units::at_most_max_duration) {
             Ok(secs) if secs > 0.0 => cache.ttl_secs = secs,
             Ok(_) => problems.push(name, format!("{text:?} must be longer than 0 seconds")),
             Err(message) => problems.push(name, message),

@@ -274,10 +274,7 @@ pub fn read_duration(value: &Value) -> Result<f64, String> {
         Value::String(s) => units::parse_duration_secs(s)?,
         other => return Err(expected("seconds or a string like \"5m\"", other)),
     };
-    if secs > units::MAX_DURATION_SECS {
-        return Err(format!("{secs} seconds is more than {} days", units::MAX_DURATION_SECS / 86_400.0));
-    }
-    Ok(secs)
+    units::at_most_max_duration(secs)
 }
 
 /// One `[[policy]]` entry; `index` is its position, for key paths.

@@ -206,6 +206,14 @@ fn bad_environment_values_name_the_variable() {
     assert!(errors.iter().any(|e| e.starts_with("MEMORY_EMERGENCY_THRESHOLD: 2 must be")), "{errors:#?}");
     assert!(errors.iter().any(|e| e.starts_with("CACHE_TTL: ")), "{errors:#?}");
 
+    // Bounded as the file's `[cache] ttl` is: a longer one made the cache
+    // builder panic at start-up.
+    let errors = Config::parse_with_env("", &env(&[("MEMWATCH_CACHE_TTL", "1e300")])).unwrap_err().0;
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("MEMWATCH_CACHE_TTL: ") && errors[0].contains("365 days"),
+        "{errors:#?}"
+    );
+
     let errors = Config::parse_with_env("", &env(&[("MEMORY_CRITICAL_THRESHOLD", "0.5")])).unwrap_err().0;
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(

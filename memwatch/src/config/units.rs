@@ -52,6 +52,15 @@ pub fn parse_percent(text: &str) -> Option<Result<f64, String>> {
 /// sensible value and far below where converting it could overflow.
 pub const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
 
+/// `secs` if it is at most [`MAX_DURATION_SECS`]: every duration a setting
+/// takes, from the file or the environment, passes through here.
+pub fn at_most_max_duration(secs: f64) -> Result<f64, String> {
+    if secs > MAX_DURATION_SECS {
+        return Err(format!("{secs} seconds is more than {} days", MAX_DURATION_SECS / 86_400.0));
+    }
+    Ok(secs)
+}
+
 /// Seconds from "90", "90s", "30m", "2h" or "1d".
 pub fn parse_duration_secs(text: &str) -> Result<f64, String> {
     let text = text.trim();
@@ -97,5 +106,7 @@ mod tests {
         assert_eq!(parse_duration_secs("2h"), Ok(7200.0));
         assert_eq!(parse_duration_secs("45"), Ok(45.0));
         assert!(parse_duration_secs("soon").is_err());
+        assert_eq!(at_most_max_duration(86_400.0), Ok(86_400.0));
+        assert!(at_most_max_duration(1e300).unwrap_err().contains("more than 365 days"));
     }
 }

@@ -121,8 +121,15 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
     let stall = stall::Stall::from_env();
     let mut failures = RateLimited::new(Duration::from_secs(60));
     loop {
+        let answer_due = observe.next_answer_deadline();
         tokio::select! {
             _ = ticker.tick() => {}
+            // A cleanup answer whose re-measure no reading brings in time
+            // (an interval longer than the answer may wait): sent as it is.
+            () = until(answer_due) => {
+                observe.settle_cleanups(|key, sent_at| daemon.pipeline.planner().measured(key, sent_at));
+                continue;
+            }
             () = tick_if_any(&mut watchdog) => {
                 service.watchdog();
                 continue;
@@ -146,7 +153,11 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
                         daemon.pipeline.set_config(config);
                     }
                     service.ready(daemon.status_line(&collector));
-                    continue;
+                    // Read at once under the new config: until then no
+                    // request may act (`Pipeline::targets_fit_to_act_on`).
+                    if daemon.pipeline.targets_fit_to_act_on() {
+                        continue;
+                    }
                 }
             },
             // A cleanup pass applied off the loop is done: its outcomes.
@@ -202,6 +213,14 @@ async fn tick_if_any(ticker: &mut Option<tokio::time::Interval>) {
         Some(ticker) => {
             ticker.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves at `deadline`; never, without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }

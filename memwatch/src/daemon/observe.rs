@@ -107,6 +107,7 @@ impl Observability {
             max_connections: connections_per_listener(config.api.max_connections, listeners),
             header_timeout: config.api.header_timeout(),
             body_timeout: config.api.body_timeout(),
+            max_age: api::MAX_AGE,
         };
         if let Some(path) = &socket {
             let listener =
@@ -173,6 +174,11 @@ impl Observability {
         if let Some((target, report)) = self.pending.serve(request, controller, Instant::now()) {
             self.record_cleanup(target, &report);
         }
+    }
+
+    /// When a parked cleanup answer is due even without a reading.
+    pub fn next_answer_deadline(&self) -> Option<Instant> {
+        self.pending.next_deadline()
     }
 
     /// After a reading: answers the cleanups whose passes `measured` says

@@ -33,6 +33,8 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     let changed = [
         ("api", running.api != new.api),
         ("otlp", running.otlp != new.otlp),
+        // Unset, the export interval is the sample interval as it was at start.
+        ("otlp.interval_secs", running.otlp == new.otlp && exports_follow_a_new_interval(running, new)),
         ("daemon.mode", running.daemon.mode != new.daemon.mode),
         ("daemon.large_mapping_bytes", running.daemon.large_mapping_bytes != new.daemon.large_mapping_bytes),
         ("daemon.syscall_tracepoints", running.daemon.syscall_tracepoints != new.daemon.syscall_tracepoints),
@@ -42,6 +44,10 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
         ("actions.incident_keep", running.actions.incident_keep != new.actions.incident_keep),
     ];
     changed.into_iter().filter(|(_, changed)| *changed).map(|(key, _)| key).collect()
+}
+
+fn exports_follow_a_new_interval(running: &Config, new: &Config) -> bool {
+    running.otlp.enabled && running.otlp.interval_secs.is_none() && running.daemon.interval() != new.daemon.interval()
 }
 
 /// `new`, with what needs a restart kept at its running value.
@@ -90,7 +96,7 @@ mod tests {
         assert_eq!(config.daemon.interval_secs, 2.0, "live");
         assert_eq!(config.policies.len(), 1, "live");
         assert_eq!(config.api.socket, running.api.socket, "a listener keeps its running value");
-        assert_eq!(restart_needed, ["api"]);
+        assert_eq!(restart_needed, ["api", "otlp.interval_secs"], "exports keep the interval they started with");
 
         let missing = reload(&dir.path().join("gone.toml"), &running);
         assert!(matches!(missing, Reloaded::Rejected { errors } if errors[0].contains("cannot read config file")));

@@ -105,6 +105,13 @@ fn pass_outcome(records: &[ActionRecord]) -> Outcome {
 impl<S: Signaller, F: Facts> Controller for Responder<'_, S, F> {
     fn cleanup(&mut self, target: Option<&str>) -> Result<CleanupReport, ControlError> {
         let pipeline = &self.daemon.pipeline;
+        if !pipeline.targets_fit_to_act_on() {
+            return Err(ControlError::Unavailable(
+                "the configuration was just reloaded and the targets are not judged under it yet; \
+                 ask again after the next reading"
+                    .to_owned(),
+            ));
+        }
         let chosen: Vec<TargetKey> = match target {
             Some(name) => {
                 let key = TargetKey::from(name);

@@ -95,11 +95,10 @@ struct Harness {
     t: f64,
 }
 
-fn config(protect: bool, dry_run: bool, global_dry_run: bool) -> Config {
-    Config::parse(&format!(
+/// The test target's policy.
+fn app_policy(protect: bool, dry_run: bool) -> String {
+    format!(
         r#"
-        [actions]
-        dry_run = {global_dry_run}
         [[policy]]
         name = "app"
         match = {{ cgroup = "{CGROUP}" }}
@@ -113,8 +112,11 @@ fn config(protect: bool, dry_run: bool, global_dry_run: bool) -> Config {
         cooldown = "5s"
         cleanup = [{{ signal = "SIGUSR1" }}]
         "#
-    ))
-    .unwrap()
+    )
+}
+
+fn config(protect: bool, dry_run: bool, global_dry_run: bool) -> Config {
+    Config::parse(&format!("[actions]\ndry_run = {global_dry_run}\n{}", app_policy(protect, dry_run))).unwrap()
 }
 
 fn member(pid: u32, rss_mib: u64) -> (u32, u64) {
@@ -289,6 +291,34 @@ fn a_dry_run_request_reports_would_actions_and_signals_nothing() {
         assert!(h.signals().is_empty(), "no signal in a dry run");
         assert_eq!(h.file("memory.high"), "max");
     }
+}
+
+#[test]
+fn after_a_reload_no_request_acts_until_the_targets_are_judged_under_the_new_config() {
+    let mut h = Harness::new(config(true, false, false));
+    let mut pending = PendingCleanups::default();
+    h.step(30, Level::Normal);
+    // A policy inserted at the top: the protected target's index from the
+    // last reading (0) now names a policy that would signal it.
+    let inserted = Config::parse(&format!(
+        r#"
+        [[policy]]
+        name = "other"
+        match = {{ unit = "other.service" }}
+        [policy.actions]
+        cleanup = [{{ signal = "SIGUSR1" }}]
+        {}"#,
+        app_policy(true, false)
+    ))
+    .unwrap();
+    h.daemon.pipeline.set_config(inserted);
+    let answer = h.request(&mut pending, Some(KEY)).try_recv().unwrap();
+    assert!(matches!(&answer, Err(ControlError::Unavailable(why)) if why.contains("reloaded")), "{answer:?}");
+    assert!(h.signals().is_empty());
+    h.step(30, Level::Normal);
+    let report = answered(&mut h.request(&mut pending, Some(KEY))).unwrap();
+    assert_eq!(report.targets[0].outcome, Outcome::Refused, "still protected: {report:?}");
+    assert!(h.signals().is_empty());
 }
 
 #[test]

@@ -229,9 +229,20 @@ pub struct Incident {
     /// Sum of what the cleanup passes freed.
     pub freed_bytes: i64,
     pub levels: Vec<LevelChange>,
+    /// Level changes older than those listed, not kept (a long episode).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub levels_dropped: usize,
     pub leak: Option<LeakRecord>,
     pub actions: Vec<ActionRecord>,
+    /// Actions older than those listed, not kept (a target held at
+    /// critical for days gets a procedure every cooldown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub actions_dropped: usize,
     pub timeline: Vec<TimelineSample>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Incident {

@@ -70,6 +70,9 @@ pub struct Pipeline {
     /// The last interval's targets, sorted by key: for the view and for
     /// requests between readings.
     targets: Vec<Assessed>,
+    /// A config was loaded since `targets` were judged: their policy indices
+    /// and members' matches are the old config's, not fit to act on.
+    reloaded_since_reading: bool,
 }
 
 impl Pipeline {
@@ -77,7 +80,12 @@ impl Pipeline {
     /// of "NN%" limits); `daemon_pid` is never signalled.
     pub fn new(config: Config, host_total: u64, options: EngineOptions, daemon_pid: u32) -> Self {
         let planner = Planner::new(daemon_pid, config.actions.dry_run);
-        Self { monitor: Monitor::new(config, host_total, options), planner, targets: Vec::new() }
+        Self {
+            monitor: Monitor::new(config, host_total, options),
+            planner,
+            targets: Vec::new(),
+            reloaded_since_reading: false,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -89,6 +97,15 @@ impl Pipeline {
     pub fn set_config(&mut self, config: Config) {
         self.planner.set_global_dry_run(config.actions.dry_run);
         self.monitor.set_config(config);
+        self.reloaded_since_reading = true;
+    }
+
+    /// Whether the last interval's targets were judged under the config in
+    /// force: after a reload, not until the next reading. (A policy added
+    /// at the top shifts every index, so an old target's index would name
+    /// another policy, perhaps one that does not protect it.)
+    pub fn targets_fit_to_act_on(&self) -> bool {
+        !self.reloaded_since_reading
     }
 
     pub fn planner(&self) -> &Planner {
@@ -199,6 +216,7 @@ impl Pipeline {
             }
         }
         self.targets = assessed;
+        self.reloaded_since_reading = false;
         let observed = observe(self.monitor.config(), &self.targets);
         let decisions = self.planner.plan(t, &events, &observed);
         Tick { events, decisions, folded }
@@ -212,6 +230,7 @@ impl Pipeline {
         key: &TargetKey,
         facts: &mut dyn Facts,
     ) -> Option<Result<Vec<Decision>, ActionRecord>> {
+        debug_assert!(self.targets_fit_to_act_on(), "a request on targets of a config since replaced");
         let index = self.targets.binary_search_by(|a| a.key.cmp(key)).ok()?;
         let mut target = self.targets[index].clone();
         self.read_for_acting(&mut target, facts);

@@ -208,6 +208,10 @@ impl ViewBuilder {
     /// derives growth from the previous reading.
     fn finish_targets(&mut self, mut judged: Vec<Judged>, elapsed: f64) -> Vec<TargetView> {
         judged.sort_by(|a, b| b.usage_bytes.cmp(&a.usage_bytes).then(a.name.cmp(&b.name)));
+        // A target's last action is kept while the target is: process targets
+        // and transient scopes come and go with new names all day.
+        let all: HashSet<&str> = judged.iter().map(|j| j.name.as_str()).collect();
+        self.last_actions.retain(|name, _| all.contains(name.as_str()));
         if judged.len() > MAX_TARGETS {
             let rest = judged.split_off(MAX_TARGETS - 1);
             let mut other = Judged {

@@ -28,20 +28,49 @@ const POLL_MS: i32 = 10;
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
 /// The process groups of the commands running now, not yet reaped (so
-/// their group ids cannot have been reused): killed at exit. Shared by the
-/// executor's workers.
+/// their group ids cannot have been reused): killed at exit, after which no
+/// command starts. Shared by the executor's workers.
 #[derive(Debug, Clone, Default)]
-pub struct Running(Arc<Mutex<Vec<u32>>>);
+pub struct Running(Arc<Mutex<Groups>>);
+
+#[derive(Debug, Default)]
+struct Groups {
+    pids: Vec<u32>,
+    closed: bool,
+}
 
 impl Running {
-    /// memwatch is exiting: every command still running is killed with its group.
+    /// memwatch is exiting: every command still running is killed with its
+    /// group, and none starts from now on.
     pub fn kill_all(&self) {
-        for pid in self.lock().iter() {
+        let mut groups = self.lock();
+        groups.closed = true;
+        for pid in &groups.pids {
             kill_group(*pid);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+    /// Whether `kill_all` has run: memwatch is stopping.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Lists `pid`'s group, unless memwatch is stopping (it is then killed).
+    fn admit(&self, pid: u32) -> bool {
+        let mut groups = self.lock();
+        if groups.closed {
+            kill_group(pid);
+            return false;
+        }
+        groups.pids.push(pid);
+        true
+    }
+
+    fn remove(&self, pid: u32) {
+        self.lock().pids.retain(|p| *p != pid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Groups> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -74,6 +103,9 @@ pub fn run(
     let what = argv.join(" ");
     let failed = |detail: String| ActError::Step { what: format!("exec {what}"), detail };
     let (program, args) = argv.split_first().ok_or_else(|| failed("empty command".to_owned()))?;
+    if running.is_closed() {
+        return Err(failed("not run: memwatch is stopping".to_owned()));
+    }
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
@@ -87,7 +119,12 @@ pub fn run(
         .process_group(0)
         .spawn()
         .map_err(|e| failed(format!("could not start: {e}")))?;
-    running.lock().push(child.id());
+    // Spawned while memwatch began stopping: killed before it does anything
+    // (kill_all may have run between the check below and the spawn).
+    if !running.admit(child.id()) {
+        let _ = child.wait();
+        return Err(failed("not run: memwatch is stopping".to_owned()));
+    }
     let mut output = Output::new(child.stdout.take(), child.stderr.take());
     let deadline = Instant::now() + timeout;
     let ended = loop {
@@ -102,7 +139,7 @@ pub fn run(
     // The child is not reaped yet, so its group id is still its own: what
     // it left running in its group goes with it. Then it is reaped.
     kill_group(child.id());
-    running.lock().retain(|pid| *pid != child.id());
+    running.remove(child.id());
     let status = child.wait().map_err(|e| failed(format!("reaping it: {e}")))?;
     ended?;
     let grace = Instant::now() + OUTPUT_GRACE;
@@ -137,9 +174,11 @@ struct Output {
     pipes: Vec<(Box<dyn ReadFd>, Vec<u8>, bool)>,
 }
 
-trait ReadFd: Read + AsRawFd {}
+trait ReadFd: Read + AsRawFd + Send {}
 impl ReadFd for ChildStdout {}
 impl ReadFd for ChildStderr {}
+#[cfg(test)]
+impl ReadFd for std::fs::File {}
 
 impl Output {
     fn new(stdout: Option<ChildStdout>, stderr: Option<ChildStderr>) -> Self {
@@ -160,8 +199,11 @@ impl Output {
         self.pipes.iter().all(|(_, _, closed)| *closed)
     }
 
-    /// Waits up to `ms` for output, then reads what there is.
+    /// Waits up to `ms` for output, then reads what there is for at most
+    /// `ms` more: a command writing faster than it is read must not keep
+    /// the caller from its deadline.
     fn read_for(&mut self, ms: i32) {
+        let until = Instant::now() + Duration::from_millis(ms.unsigned_abs().into());
         let mut fds: Vec<libc::pollfd> = self
             .pipes
             .iter()
@@ -176,7 +218,7 @@ impl Output {
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         let mut buf = [0u8; 4096];
         for (pipe, kept, closed) in self.pipes.iter_mut().filter(|(_, _, closed)| !closed) {
-            loop {
+            while Instant::now() < until {
                 match pipe.read(&mut buf) {
                     Ok(0) => {
                         *closed = true;
@@ -284,6 +326,39 @@ mod tests {
         .unwrap();
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         assert_eq!(done.output, "left");
+    }
+
+    #[test]
+    fn output_that_never_runs_dry_is_read_for_its_time_only() {
+        // /dev/zero is always readable and never ends: a command writing
+        // faster than it is read, at its worst.
+        let endless = std::fs::File::open("/dev/zero").unwrap();
+        let mut output = Output { pipes: vec![(Box::new(endless), Vec::new(), false)] };
+        let (done, returned) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            output.read_for(POLL_MS);
+            let _ = done.send(output.pipes[0].1.len());
+        });
+        let kept = returned.recv_timeout(Duration::from_secs(5)).expect("read_for returned");
+        assert_eq!(kept, KEPT_OUTPUT_BYTES);
+    }
+
+    #[test]
+    fn once_memwatch_is_stopping_no_command_starts() {
+        let running = Running::default();
+        running.kill_all();
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let script = format!("touch {}", marker.display());
+        let err = run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_secs(5), &running).unwrap_err();
+        assert!(err.to_string().contains("memwatch is stopping"), "{err}");
+        assert!(!marker.exists());
+        // Spawned in the gap between the check and kill_all: killed at once.
+        let child = Command::new("/bin/sleep").arg("30").process_group(0).spawn().unwrap();
+        assert!(!running.admit(child.id()));
+        let mut child = child;
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "killed, not run for 30 s: {status:?}");
     }
 
     #[test]

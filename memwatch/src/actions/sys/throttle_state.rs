@@ -49,8 +49,11 @@ pub const DEFAULT_PATH: &str = "/var/lib/memwatch/throttles.json";
 /// like a corrupt one rather than misread.
 const FORMAT_VERSION: u32 = 1;
 
+/// Read whatever version wrote it, and whatever else it holds: a record a
+/// newer (or older) memwatch left is a limit still lowered, and the file's
+/// job is to get it back. Only a file without the fields restoring needs is
+/// set aside.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StateFile {
     version: u32,
     /// The kernel's boot id when written; files from before this field
@@ -63,7 +66,6 @@ struct StateFile {
 
 /// One throttled cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Entry {
     pub knob: Knob,
     /// The limit before memwatch first changed it: what restoring writes back.
@@ -145,7 +147,14 @@ impl Throttles {
             Err(source) => return Err(ActError::Io { op: "reading", path, source }),
         };
         let detail = match serde_json::from_str::<StateFile>(&text) {
-            Ok(file) if file.version == FORMAT_VERSION => {
+            Ok(file) => {
+                if file.version != FORMAT_VERSION {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "throttle state of format version {} (this memwatch writes {FORMAT_VERSION}): its records are restored as read",
+                        file.version
+                    );
+                }
                 let another_boot = matches!((&file.boot_id, &boot_id), (Some(then), Some(now)) if then != now);
                 if !another_boot {
                     return Ok(Self::new(path, boot_id, file.throttles));
@@ -157,7 +166,6 @@ impl Throttles {
                 throttles.dropped_from_another_boot = file.throttles.len();
                 return Ok(throttles);
             }
-            Ok(file) => format!("format version {}, this memwatch reads {FORMAT_VERSION}", file.version),
             Err(e) => e.to_string(),
         };
         let aside = set_aside(&path)?;

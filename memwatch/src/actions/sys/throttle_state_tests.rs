@@ -144,10 +144,19 @@ fn a_corrupt_file_is_set_aside_intact_with_a_clear_error() {
     let names: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "two distinct set-aside files: {names:?}");
     assert!(Throttles::load(&state).unwrap().entries().is_empty(), "then memwatch starts empty");
+}
 
-    fs::write(&state, "{\"version\":99,\"throttles\":{}}").unwrap();
-    let err = Throttles::load(&state).unwrap_err();
-    assert!(err.to_string().contains("version 99"), "{err}");
+#[test]
+fn a_file_another_version_wrote_is_still_restored_from() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("throttles.json");
+    // A newer memwatch's file: another version, a field this one does not know.
+    let newer = "{\"version\":2,\"written_by\":\"memwatch 9\",\"throttles\":{\"/sys/fs/cgroup/web\":\
+                 {\"knob\":\"memory_high\",\"original\":\"max\",\"applied\":\"1048576\",\"since\":1,\"why\":\"x\"}}}";
+    fs::write(&state, newer).unwrap();
+    let throttles = Throttles::load(&state).unwrap();
+    let entry = &throttles.entries()[Path::new("/sys/fs/cgroup/web")];
+    assert_eq!(entry.original, Limit::Max, "its original limit is known, to be put back");
 }
 
 /// A stand-in for systemd: units by name, each with its own cgroup and

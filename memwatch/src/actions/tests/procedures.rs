@@ -1,5 +1,7 @@
 //! The procedures end to end: passes, throttles, emergencies, kills, dry
 //! runs, protection, leaks, shutdown, and what the view is handed.
+use std::time::Duration;
+
 use rustix::process::Signal;
 
 use super::*;
@@ -114,6 +116,20 @@ fn emergency_clamps_holds_not_ready_and_kills_the_largest_grower_when_allowed() 
     let last = h.incidents().pop().unwrap();
     assert_eq!(last.peak_level, Level::Emergency);
     assert!(kinds(&last).contains(&(ActionKind::Ready, Outcome::Ok)));
+}
+
+#[test]
+fn an_emergency_kill_goes_only_to_a_process_the_policy_matched() {
+    let mut s = settings();
+    s.actions.kill = true;
+    let mut h = Harness::new(s, false);
+    // 101 shares the cgroup but the policy did not match it (a sidecar).
+    h.members = vec![member(100, 10), Member { matched: false, ..member(101, 10) }];
+    h.step(20, Level::Normal);
+    h.members[1].rss = 70 * MIB; // the sidecar grows most
+    h.step(25, Level::Emergency);
+    assert!(h.signals().contains(&(100, Signal::TERM)), "{:?}", h.signals());
+    assert!(!h.signals().iter().any(|&(pid, _)| pid == 101), "the sidecar: {:?}", h.signals());
 }
 
 #[test]
@@ -322,4 +338,65 @@ fn a_clamp_never_lands_below_what_the_cgroup_uses_when_it_is_written() {
     h.write_file("memory.current", &(58 * MIB).to_string());
     h.exec.apply(&[clamp(60 * MIB)], Instant::now());
     assert_eq!(h.file("memory.high"), (60 * MIB).to_string(), "the planned value when usage is below it");
+}
+
+#[test]
+fn a_limit_set_before_memwatch_is_never_raised_to_hold_usage_where_it_is() {
+    // The admin's memory.high holds usage just under it; the planned clamp
+    // is under both, the floor at usage would land above the admin's value.
+    let mut h = Harness::new(settings(), false);
+    h.write_file("memory.high", &(80 * MIB).to_string());
+    h.write_file("memory.current", &(80 * MIB - 4096).to_string());
+    let decision = Decision {
+        t: h.t,
+        target: key(),
+        action: ActionKind::Clamp,
+        why: Why::Emergency,
+        plan: Plan::LowerLimit { cgroup: CGROUP.to_owned(), bytes: 79 * MIB, usage: 79 * MIB },
+        pass: None,
+    };
+    let applied = h.exec.apply(&[decision], Instant::now());
+    assert_eq!(applied[0].outcome, Outcome::Skipped, "{applied:?}");
+    assert_eq!(h.file("memory.high"), (80 * MIB).to_string(), "left as the admin set it");
+}
+
+#[test]
+fn a_limit_whose_restore_failed_is_put_back_by_a_later_sweep() {
+    let mut h = Harness::new(settings(), false);
+    h.write_file("memory.current", &(50 * MIB).to_string());
+    let decide =
+        |plan| Decision { t: h.t, target: key(), action: ActionKind::Clamp, why: Why::Emergency, plan, pass: None };
+    let t0 = Instant::now();
+    let lowered =
+        h.exec.apply(&[decide(Plan::LowerLimit { cgroup: CGROUP.to_owned(), bytes: 60 * MIB, usage: 50 * MIB })], t0);
+    assert_eq!(lowered[0].outcome, Outcome::Ok, "{lowered:?}");
+    // The knob cannot be written when the episode ends: the restore fails.
+    let knob = h.root.path().join("app.slice/app.service/memory.high");
+    std::fs::remove_file(&knob).unwrap();
+    std::fs::create_dir(&knob).unwrap();
+    let failed = h.exec.apply(&[decide(Plan::Restore { cgroup: CGROUP.to_owned() })], t0);
+    assert_eq!(failed[0].outcome, Outcome::Failed, "{failed:?}");
+    std::fs::remove_dir(&knob).unwrap();
+    h.write_file("memory.high", &(60 * MIB).to_string());
+    h.exec.apply(&[], t0 + Duration::from_secs(30));
+    assert_eq!(h.file("memory.high"), (60 * MIB).to_string(), "not tried again every interval");
+    h.exec.apply(&[], t0 + Duration::from_secs(61));
+    assert_eq!(h.file("memory.high"), "max", "put back within a minute, with no episode asking");
+}
+
+#[test]
+fn an_episode_held_at_critical_for_long_keeps_its_newest_records_only() {
+    let mut h = Harness::new(settings(), false);
+    h.step(50, Level::Normal);
+    // A procedure every 5 s cooldown, for what would be hours at this pace.
+    for _ in 0..3000 {
+        h.step(92, Level::Critical);
+    }
+    h.step(40, Level::Warning);
+    h.step(40, Level::Normal);
+    let incident = h.incidents().pop().unwrap();
+    assert_eq!(incident.actions.len(), crate::engine::planner::KEPT_RECORDS);
+    assert!(incident.actions_dropped > 0, "{}", incident.actions_dropped);
+    assert_eq!(incident.actions.last().map(|a| a.action), Some(ActionKind::Restore), "the newest are kept");
+    assert_eq!(h.file("memory.high"), "max");
 }

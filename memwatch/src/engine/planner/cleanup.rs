@@ -35,7 +35,7 @@ impl Planner {
     ) {
         self.next_pass += 1;
         let id = self.next_pass;
-        let first = state.episode.as_ref().map_or(0, |e| e.actions.len());
+        let first = state.episode.as_ref().map_or(0, |e| e.actions.next_index());
         let mut count = 0;
         for step in &target.settings.actions.cleanup {
             if let Some((action, plan)) = self.step_plan(state, target, step, pass, dry_run) {
@@ -204,9 +204,10 @@ impl Planner {
         let freed = before as i64 - usage as i64;
         if let Some(episode) = &mut state.episode {
             episode.passes_freed += freed;
-            let range = records.first..(records.first + records.count).min(episode.actions.len());
-            for action in episode.actions[range].iter_mut().filter(|a| a.action == ActionKind::Signal) {
-                action.freed_bytes = Some(freed);
+            for index in records.first..records.first + records.count {
+                if let Some(action) = episode.actions.get_mut(index).filter(|a| a.action == ActionKind::Signal) {
+                    action.freed_bytes = Some(freed);
+                }
             }
         }
         freed

@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-use super::input::Observed;
+use super::{input::Observed, newest::Newest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reason {
@@ -66,9 +66,9 @@ pub(super) struct Episode {
     pub started: f64,
     pub peak_level: Level,
     pub peak_usage: u64,
-    pub levels: Vec<LevelChange>,
+    pub levels: Newest<LevelChange>,
     pub leak: Option<LeakRecord>,
-    pub actions: Vec<ActionRecord>,
+    pub actions: Newest<ActionRecord>,
     /// Each process's RSS when the episode began: the largest grower is
     /// measured against it.
     pub baseline: HashMap<ProcessId, u64>,
@@ -102,7 +102,8 @@ pub(super) struct TargetState {
     pub leak: Option<LeakVerdict>,
     /// A verdict arrived that the policy's `on_leak` has not acted on yet.
     pub leak_unhandled: bool,
-    /// Level changes seen before an episode opened this tick.
+    /// Level changes since the target was last normal, for the episode
+    /// that opens next (if any).
     pub pending_levels: Vec<LevelChange>,
     /// The last re-measured cleanup pass: (signalled at, freed bytes), for
     /// an operator's request waiting on it.
@@ -153,7 +154,7 @@ impl TargetState {
 
     pub fn open_episode(&mut self, target: &Observed<'_>, now: f64, dry_run: bool, protected: bool) {
         let mut episode = new_episode(now, self.level, target, dry_run, protected);
-        episode.levels = std::mem::take(&mut self.pending_levels);
+        episode.levels = std::mem::take(&mut self.pending_levels).into_iter().collect();
         episode.leak = self.leak.map(Into::into);
         // The baseline is best taken before the climb: the oldest reading we
         // have of each process is this one, so growth counts from the
@@ -172,9 +173,9 @@ pub(super) fn new_episode(now: f64, level: Level, target: &Observed<'_>, dry_run
         started: now,
         peak_level: level,
         peak_usage: target.usage_bytes,
-        levels: Vec::new(),
+        levels: Newest::default(),
         leak: None,
-        actions: Vec::new(),
+        actions: Newest::default(),
         baseline: target.members.iter().map(|m| (m.id, m.rss)).collect(),
         throttled: None,
         killed: false,
@@ -185,12 +186,17 @@ pub(super) fn new_episode(now: f64, level: Level, target: &Observed<'_>, dry_run
 }
 
 /// The member that grew most since the episode began (new processes count
-/// from zero); never the daemon, never init.
+/// from zero); never the daemon, never init. Where the target's policy
+/// matched some of its processes, only those: a sidecar sharing the cgroup
+/// of a policy matching `comm = "java"` was not asked about. (Under the
+/// defaults no process is matched, and every one is the defaults'.)
 pub(super) fn largest_grower(state: &TargetState, target: &Observed<'_>, daemon_pid: u32) -> Option<ProcessId> {
     let baseline = state.episode.as_ref().map(|e| &e.baseline);
+    let only_matched = target.members.iter().any(|m| m.matched);
     target
         .members
         .iter()
+        .filter(|m| m.matched || !only_matched)
         .filter(|m| m.id.pid != daemon_pid && m.id.pid > 1)
         .max_by_key(|m| {
             let before = baseline.and_then(|b| b.get(&m.id)).copied().unwrap_or(0);
@@ -242,9 +248,11 @@ impl Closing {
             dry_run: episode.dry_run,
             protected: episode.protected,
             freed_bytes: episode.passes_freed,
-            levels: episode.levels.clone(),
+            levels: episode.levels.iter().cloned().collect(),
+            levels_dropped: episode.levels.dropped(),
             leak: episode.leak,
-            actions: episode.actions.clone(),
+            actions: episode.actions.iter().cloned().collect(),
+            actions_dropped: episode.actions.dropped(),
             timeline: self.timeline.clone(),
         }
     }

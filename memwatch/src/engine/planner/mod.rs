@@ -18,6 +18,7 @@ mod cleanup;
 mod decision;
 mod episode;
 mod input;
+mod newest;
 mod procedure;
 mod round;
 
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use decision::{Decision, Measure, Plan, Why};
 pub use input::{Member, Observed};
+pub use newest::KEPT as KEPT_RECORDS;
 pub use round::{Applied, Performed, Settled, assume_success, signal_result};
 
 use crate::{
@@ -204,7 +206,12 @@ impl Planner {
                 }
                 let change = LevelChange { t: round_ms(event.t), from: *from, to: *to, usage_bytes: *usage_bytes };
                 match &mut state.episode {
-                    Some(episode) => episode.levels.push(change),
+                    Some(episode) => {
+                        episode.levels.push(change);
+                    }
+                    // What led up to an episode starts at the last normal: a
+                    // target going in and out of warning keeps no history.
+                    None if *to == Level::Normal => state.pending_levels.clear(),
                     None => state.pending_levels.push(change),
                 }
             }

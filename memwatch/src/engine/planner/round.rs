@@ -181,8 +181,7 @@ impl Round {
             Plan::Record { outcome, detail } => (*outcome, detail.clone()),
             _ => (Outcome::Failed, "not applied".to_owned()),
         };
-        episode.actions.push(record(t, action, outcome, detail));
-        let index = episode.actions.len() - 1;
+        let index = episode.actions.push(record(t, action, outcome, detail));
         self.decisions.push(Decision { t, target: key.clone(), action, why, plan, pass });
         self.pending.push(Pending { target: key.clone(), context, record: index, undo });
         index
