@@ -167,8 +167,8 @@ impl<S: Signaller> Executor<S> {
         applied
     }
 
-    /// Puts back every recorded limit no open lowering owns, at most once
-    /// per [`SWEEP_EVERY`] (from the first time there is one): an episode
+    /// Puts back every recorded limit no open lowering owns, at the first
+    /// call [`SWEEP_EVERY`] after one is seen, and so on: an episode
     /// that ended without its limit back must not leave it lowered until
     /// memwatch stops.
     fn restore_left_over(&mut self, now: Instant) {

@@ -123,7 +123,8 @@ where
         });
     }
     let _ = stopping.send(true);
-    // Every permit back means every connection is done (or cut off after DRAIN).
+    // Every permit back means every connection is done (or cut off after
+    // DRAIN; one already in its max-age grace keeps it, past this return).
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), permits.acquire_many(all)).await;
 }

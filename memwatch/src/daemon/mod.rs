@@ -153,11 +153,12 @@ pub async fn run(config: Config, options: Options) -> Result<(), DaemonError> {
                         daemon.pipeline.set_config(config);
                     }
                     service.ready(daemon.status_line(&collector));
-                    // Read at once under the new config: until then no
-                    // request may act (`Pipeline::targets_fit_to_act_on`).
-                    if daemon.pipeline.targets_fit_to_act_on() {
-                        continue;
-                    }
+                    // The new config is read with the next reading, on the
+                    // ticker: a reading taken now would count towards the
+                    // levels' hysteresis, which counts readings, and a few
+                    // reloads in a row would end an episode in a second.
+                    // Until then no request acts (`targets_fit_to_act_on`).
+                    continue;
                 }
             },
             // A cleanup pass applied off the loop is done: its outcomes.

@@ -108,7 +108,7 @@ impl<S: Signaller, F: Facts> Controller for Responder<'_, S, F> {
         if !pipeline.targets_fit_to_act_on() {
             return Err(ControlError::Unavailable(
                 "the configuration was just reloaded and the targets are not judged under it yet; \
-                 ask again after the next reading"
+                 ask again after the next reading (daemon.interval_secs)"
                     .to_owned(),
             ));
         }

@@ -199,9 +199,10 @@ impl Output {
         self.pipes.iter().all(|(_, _, closed)| *closed)
     }
 
-    /// Waits up to `ms` for output, then reads what there is for at most
-    /// `ms` more: a command writing faster than it is read must not keep
-    /// the caller from its deadline.
+    /// Waits for output and reads what there is, `ms` in all: a command
+    /// writing faster than it is read must not keep the caller from its
+    /// deadline (stderr may then go unread for this call: the output is
+    /// for people, the deadline is not).
     fn read_for(&mut self, ms: i32) {
         let until = Instant::now() + Duration::from_millis(ms.unsigned_abs().into());
         let mut fds: Vec<libc::pollfd> = self

@@ -45,8 +45,9 @@ use crate::sources::cgroupfs::{Cgroup, CgroupError, Knob, Limit};
 
 pub const DEFAULT_PATH: &str = "/var/lib/memwatch/throttles.json";
 
-/// Bumped on incompatible changes; a file of another version is set aside
-/// like a corrupt one rather than misread.
+/// Bumped on incompatible changes. A file of another version is still read
+/// for what restoring needs (see `StateFile`): set aside, its limits would
+/// stay lowered.
 const FORMAT_VERSION: u32 = 1;
 
 /// Read whatever version wrote it, and whatever else it holds: a record a

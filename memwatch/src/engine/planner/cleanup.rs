@@ -234,7 +234,8 @@ impl Planner {
         let Some(episode) = &mut state.episode else { return Vec::new() };
         let mut performed = Vec::new();
         for (index, applied) in (records.first..records.first + records.count).zip(results) {
-            let Some(r) = episode.actions.get_mut(index) else { break };
+            // A record dropped as the oldest of a long episode has no place left.
+            let Some(r) = episode.actions.get_mut(index) else { continue };
             fill_step(r, applied, crossed_at);
             performed.push(Performed { target: key.clone(), policy: policy.clone(), level, record: r.clone() });
         }

@@ -94,6 +94,33 @@ fn run(planner: &mut Planner, input: &Input, fail: Option<ActionKind>) -> Vec<St
 }
 
 #[test]
+fn an_episode_lists_the_level_changes_since_its_target_was_last_normal() {
+    let input = Input::new();
+    let mut planner = Planner::new(999, false);
+    let mut incidents = Vec::new();
+    let mut t = 0.0;
+    let mut read = |planner: &mut Planner, usage: u64, change: Option<(Level, Level)>| {
+        t += 1.0;
+        let events: Vec<Event> = change.map(|(from, to)| input.level(t, from, to)).into_iter().collect();
+        let decisions = planner.plan(t, &events, &[input.observed(usage)]);
+        incidents.extend(planner.settle(&assume_success(&decisions)).incidents);
+    };
+    // In and out of warning all day: no episode, and nothing kept for one.
+    for _ in 0..50 {
+        read(&mut planner, 85, Some((Level::Normal, Level::Warning)));
+        read(&mut planner, 50, Some((Level::Warning, Level::Normal)));
+    }
+    read(&mut planner, 85, Some((Level::Normal, Level::Warning)));
+    read(&mut planner, 95, Some((Level::Warning, Level::Critical)));
+    read(&mut planner, 10, Some((Level::Critical, Level::Normal)));
+    let levels: Vec<(Level, Level)> = incidents[0].levels.iter().map(|c| (c.from, c.to)).collect();
+    assert_eq!(
+        levels,
+        [(Level::Normal, Level::Warning), (Level::Warning, Level::Critical), (Level::Critical, Level::Normal)]
+    );
+}
+
+#[test]
 fn the_same_inputs_give_the_same_decisions_byte_for_byte() {
     let input = Input::new();
     let first = run(&mut Planner::new(999, false), &input, None);
