@@ -68,11 +68,16 @@ impl Drop for ScenarioDir {
 /// /proc, no summary lines, the state file, incident log and API socket in
 /// `dir`, then `rest`. `[api]` comes last, so `rest` may go on with its keys.
 pub fn write_config(dir: &Path, rest: &str) -> PathBuf {
+    write_config_every(dir, 0.5, rest)
+}
+
+/// `write_config` with readings `interval_secs` apart.
+pub fn write_config_every(dir: &Path, interval_secs: f64, rest: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join("memwatch.toml");
     let text = format!(
         r#"[daemon]
-interval_secs = 0.5
+interval_secs = {interval_secs}
 mode = "procfs"
 summary_top = 0
 [actions]

@@ -66,8 +66,12 @@ cooldown = "3s"
 }
 
 fn write_config(dir: &Path, policies: &str) -> PathBuf {
+    write_config_every(dir, 0.5, policies)
+}
+
+fn write_config_every(dir: &Path, interval_secs: f64, policies: &str) -> PathBuf {
     // Nothing else in the VM is the scenarios' to touch.
-    daemon::write_config(dir, &format!("[defaults]\nprotect = true\n{policies}"))
+    daemon::write_config_every(dir, interval_secs, &format!("[defaults]\nprotect = true\n{policies}"))
 }
 
 fn incidents_of(dir: &Path, name: &str) -> Vec<Incident> {
@@ -461,5 +465,43 @@ fn a_requested_cleanup_signals_the_workload_and_reports_what_it_freed() {
     assert_eq!((pass.action, pass.outcome), (ActionKind::Signal, Outcome::Ok), "{incident:#?}");
     assert_eq!(pass.freed_bytes.map(|f| f.max(0) as u64), Some(freed), "the answer and the record agree");
     assert_eq!(leaker.finish().iter().filter(|l| l.starts_with("signal ")).count(), 1, "one signal, on request");
+    daemon.stop();
+}
+
+#[test]
+fn a_requested_cleanup_is_answered_in_time_when_readings_are_a_minute_apart() {
+    if !available("a_requested_cleanup_is_answered_in_time_when_readings_are_a_minute_apart") {
+        return;
+    }
+    let scenario = "daemon: POST /health/gc, readings 60 s apart";
+    let name = "gcslow";
+    let dir = scenario_dir(name);
+    let group = TestCgroup::new(name);
+    // Running before the daemon starts, so its first reading (the only one
+    // for a minute) sees the target.
+    let mut leaker = Leaker::spawn_in(
+        &group.dir,
+        LEAKER,
+        &["--step-mib", "2", "--step-ms", "20", "--max-mib", "16", "--free-on-signal", "1"],
+    );
+    leaker.start();
+    std::thread::sleep(Duration::from_secs(1));
+    let config = write_config_every(&dir, 60.0, &policy(name, false, "", ""));
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let socket = dir.join("memwatch.sock");
+
+    // The pass is sent at once; its re-measure waits for a reading a minute
+    // away, longer than an answer may wait (20 s) and than the API's 30 s.
+    let t0 = Instant::now();
+    let answer = http(&socket, "POST", &format!("/health/gc?target=cgroup:{}", group.path()));
+    let took = t0.elapsed();
+    let (code, body) = answer.unwrap_or_else(|| panic!("no answer to POST /health/gc:\n{}", daemon.log_text()));
+    figure(scenario, "answered after (ms)", took.as_millis());
+    assert_eq!(code, 200, "not a 504: {body}\n{}", daemon.log_text());
+    let report: serde_json::Value = serde_json::from_str(&body).expect("a JSON report");
+    assert_eq!(report["targets"][0]["measured"], false, "{report}");
+    assert!(report["note"].as_str().is_some_and(|n| n.contains("not re-measured within 20 s")), "{report}");
+    assert!(took >= Duration::from_secs(19) && took < Duration::from_secs(29), "at its deadline: {took:?}");
+    leaker.expect("freed", Duration::from_secs(5));
     daemon.stop();
 }
