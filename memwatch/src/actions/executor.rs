@@ -229,18 +229,6 @@ impl<S: Signaller> Executor<S> {
             Err(e) => return failed(&e.into()),
         };
         let bytes = floor_at_usage_now(&cg, bytes);
-        // Held where it is now, a target at its own limit would have that
-        // limit raised: never above what was there before memwatch.
-        let before = match self.throttles.entries().get(cg.dir()) {
-            Some(entry) => Ok(entry.original),
-            None => cg.limit(),
-        };
-        if let Ok(Limit::Bytes(before)) = before
-            && bytes >= before
-        {
-            let detail = format!("{} already {} with usage at it: not raised", cg.knob().file(), human_bytes(before));
-            return (Outcome::Skipped, detail);
-        }
         match self.throttles.throttle(&cg, cgroup, Limit::Bytes(bytes)) {
             Ok(original) => {
                 self.lowered.insert(cgroup.to_owned(), cg.dir().to_path_buf());

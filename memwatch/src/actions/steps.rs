@@ -156,6 +156,7 @@ pub fn failure(e: &ActError) -> Applied {
     let outcome = match e {
         e if e.is_gone() => Outcome::Gone,
         ActError::Refused { .. } => Outcome::Refused,
+        ActError::WouldRaise { .. } => Outcome::Skipped,
         _ => Outcome::Failed,
     };
     Applied::new(outcome, e.to_string())

@@ -45,6 +45,10 @@ pub enum ActError {
     /// otherwise (a timeout, a broken connection) it may have been.
     #[error("systemd, {what} of {unit}: {detail}")]
     Systemd { unit: String, what: String, detail: String, answered: bool },
+    /// Lowering to `limit` would raise the knob above its value from
+    /// before memwatch (usage already at it): nothing was written.
+    #[error("{file} already {original} with usage at it: not raised to {limit}")]
+    WouldRaise { file: &'static str, original: u64, limit: u64 },
     #[error("{call}({pid}): {source}")]
     Syscall {
         call: &'static str,

@@ -214,6 +214,13 @@ impl Throttles {
                 Entry { knob: cgroup.knob(), original, applied: limit, since: unix_now(), via }
             }
         };
+        // Held where usage is now, a target at its own limit would have that
+        // limit raised: never above what was there before memwatch.
+        if let (Limit::Bytes(original), Limit::Bytes(limit)) = (entry.original, limit)
+            && limit >= original
+        {
+            return Err(ActError::WouldRaise { file: entry.knob.file(), original, limit });
+        }
         let original = entry.original;
         let via = entry.via.clone();
         self.entries.insert(key.clone(), entry);
