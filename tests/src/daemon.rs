@@ -294,6 +294,13 @@ impl Leaker {
 /// One HTTP/1.1 request over the daemon's Unix socket, as `curl
 /// --unix-socket` sends it: (status code, body), or None when the daemon
 /// does not answer. Blocking and dependency-free, for the scenarios' polls.
+/// Waits for the API to answer on `socket`: the banner `Daemon::start` waits
+/// for is logged before the API is listening.
+pub fn wait_for_health(socket: &Path) {
+    let up = wait_until(Duration::from_secs(20), || http(socket, "GET", "/health").map(|_| ()));
+    assert!(up.is_some(), "the API never answered on {}", socket.display());
+}
+
 pub fn http(socket: &Path, method: &str, path: &str) -> Option<(u16, String)> {
     use std::io::Read as _;
     let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;

@@ -13,7 +13,7 @@ use memwatch::{
 };
 use memwatch_tests::{
     cgroup_v2::{TestCgroup, available},
-    daemon::{self, Daemon, Leaker, http, logged_decisions, scenario_dir, wait_until},
+    daemon::{self, Daemon, Leaker, http, logged_decisions, scenario_dir, wait_for_health, wait_until},
     figure,
 };
 
@@ -364,7 +364,11 @@ fn an_emergency_may_kill_the_largest_grower_where_the_policy_allows() {
     });
     let incidents = closed.unwrap_or_else(|| panic!("no episode record after the kill:\n{}", daemon.log_text()));
     let high = group.read("memory.high");
-    let healthy_after = http(&socket, "GET", "/health");
+    // The record is written as the round that closed the episode acts; /health
+    // reads the view, published just after that round: give it a reading.
+    let healthy_after =
+        wait_until(Duration::from_secs(10), || http(&socket, "GET", "/health").filter(|(status, _)| *status == 200))
+            .or_else(|| http(&socket, "GET", "/health"));
     daemon.stop();
 
     let kill = incidents.iter().find(|i| i.kind == IncidentKind::Kill).expect("a kill record");
@@ -489,6 +493,7 @@ fn a_requested_cleanup_is_answered_in_time_when_readings_are_a_minute_apart() {
     let config = write_config_every(&dir, 60.0, &policy(name, false, "", ""));
     let daemon = Daemon::start(&config, &dir.join("daemon.log"));
     let socket = dir.join("memwatch.sock");
+    wait_for_health(&socket);
 
     // The pass is sent at once; its re-measure waits for a reading a minute
     // away, longer than an answer may wait (20 s) and than the API's 30 s.

@@ -11,7 +11,7 @@ use std::{
 };
 
 use memwatch_tests::{
-    daemon::{self, Daemon, http, scenario_dir, wait_until},
+    daemon::{self, Daemon, http, scenario_dir, wait_for_health, wait_until},
     figure, memwatch_binary,
 };
 
@@ -44,11 +44,6 @@ protect = true
         token = token.display()
     );
     daemon::write_config(dir, &rest)
-}
-
-fn wait_for_health(socket: &Path) {
-    let up = wait_until(Duration::from_secs(20), || http(socket, "GET", "/health").map(|_| ()));
-    assert!(up.is_some(), "the API never answered on {}", socket.display());
 }
 
 #[test]
