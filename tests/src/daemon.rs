@@ -126,6 +126,8 @@ impl Daemon {
     /// of its own, say) with its log in `log`, and waits for its banner.
     pub fn start_command(mut command: Command, log: &Path) -> Self {
         let file = fs::OpenOptions::new().create(true).append(true).open(log).expect("opening the daemon log");
+        // A restarted daemon appends to its predecessor's log: only its own banner counts.
+        let before = file.metadata().map_or(0, |m| m.len() as usize);
         let child = command
             .env("MEMWATCH_LOG", "info")
             .stdin(Stdio::null())
@@ -138,7 +140,7 @@ impl Daemon {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("memwatch run exited at start-up ({status}):\n{}", daemon.log_text());
             }
-            daemon.log_text().contains("memwatch started").then_some(())
+            daemon.log_text().get(before..).is_some_and(|own| own.contains("memwatch started")).then_some(())
         });
         assert!(started.is_some(), "no banner from memwatch run in 30 s:\n{}", daemon.log_text());
         daemon
@@ -291,9 +293,6 @@ impl Leaker {
     }
 }
 
-/// One HTTP/1.1 request over the daemon's Unix socket, as `curl
-/// --unix-socket` sends it: (status code, body), or None when the daemon
-/// does not answer. Blocking and dependency-free, for the scenarios' polls.
 /// Waits for the API to answer on `socket`: the banner `Daemon::start` waits
 /// for is logged before the API is listening.
 pub fn wait_for_health(socket: &Path) {
@@ -301,6 +300,9 @@ pub fn wait_for_health(socket: &Path) {
     assert!(up.is_some(), "the API never answered on {}", socket.display());
 }
 
+/// One HTTP/1.1 request over the daemon's Unix socket, as `curl
+/// --unix-socket` sends it: (status code, body), or None when the daemon
+/// does not answer. Blocking and dependency-free, for the scenarios' polls.
 pub fn http(socket: &Path, method: &str, path: &str) -> Option<(u16, String)> {
     use std::io::Read as _;
     let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;

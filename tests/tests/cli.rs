@@ -260,7 +260,8 @@ fn status_and_the_health_api_answer_from_the_running_daemon_over_its_socket() {
     let socket = dir.join("run/api.sock");
     let (_config, mut daemon, mut lines) = run_with_stderr(&dir, "mode = \"procfs\"\n", &socket);
     wait_for_line(&mut lines, "API listening", Duration::from_secs(20));
-    // The first interval summary: by then the view has had two readings.
+    // The first interval summary, logged as the second reading is judged: the
+    // start-up reading's view is published by then.
     wait_for_line(&mut lines, "tracked=", Duration::from_secs(10));
 
     let out = Command::new(memwatch_binary()).args(["status", "--socket"]).arg(&socket).output().unwrap();

@@ -116,12 +116,14 @@ scenario_throttle_unit() {
     figure "the unit's drop-ins" "$dropins"
     check "as a runtime drop-in under /run" bash -c "grep -ls MemoryHigh= $dropins | grep -q '^/run/'"
     check "the state file records the unit and the way" state_names $unit
-    check "the journal entry carries its fields" grep -q '^ *ACTION=throttle$' \
-        <(journalctl -u memwatch -o verbose --no-pager --since "@$t")
+    # Logged once systemd has answered, so just after the property changed.
+    check "the journal entry carries its fields" wait_for 5 bash -c \
+        "journalctl -u memwatch -o verbose --no-pager --since @$t | grep -q '^ *ACTION=throttle\$'"
     check "MemoryHigh back to infinity after recovery" wait_for 90 high_is mw-leak1 infinity
     figure "lowered -> restored (ms)" $(($(now_ms) - t0))
     check "memory.high too" [ "$(cat /sys/fs/cgroup/system.slice/$unit/memory.high)" = max ]
-    check "the state file forgets it" bash -c "! grep -qs $unit /var/lib/memwatch/throttles.json"
+    # Written once systemd has answered the restore, so just after the property changed.
+    check "the state file forgets it" wait_for 5 bash -c "! grep -qs $unit /var/lib/memwatch/throttles.json"
     systemctl stop mw-leak1
 }
 
@@ -173,7 +175,7 @@ EOF
     check "the loop stalls" wait_for 30 journal_has "$t" "the monitoring loop stalls now"
     check "while the process lives on: the API still answers" timeout 3 memwatch status >/dev/null
     check "systemd's watchdog fires" wait_for 60 journal_has "$t" "Watchdog timeout"
-    check "on the stalled process" journal_has "$t" "Killing process $pid"
+    check "on the stalled process" wait_for 5 journal_has "$t" "Killing process $pid"
     figure "active -> watchdog timeout (ms; stall at 5000, WatchdogSec=4s)" $(($(now_ms) - t0))
     check "and restarts it" wait_for 30 restarts_above "$restarts"
 }
